@@ -1,0 +1,28 @@
+"""One exception type per exit code; the CLI turns them into a one-line message."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHANGES = 1  # --check found changes / verify found missing spans
+EXIT_BAD_INPUT = 2
+EXIT_PARTIAL = 3
+
+
+class OtelizeError(Exception):
+    """A user-facing error: printed as one line, mapped to an exit code."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class BadInput(OtelizeError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class RuleError(BadInput):
+    """A rule or profile file failed validation. The message names file and key."""
+
+
+class EditConflict(OtelizeError):
+    """Two edits overlap. This is a bug in a worker, never silently merged."""
+
+    exit_code = EXIT_BAD_INPUT
