@@ -1,0 +1,55 @@
+"""The project model: what `discover` found at the root. Read-only after discovery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of the app with its full mounted path."""
+
+    method: str  # GET, POST, ..., ALL, USE
+    path: str  # full path, e.g. /api/orders/:id
+    file: str  # file where the route is registered (relative, posix)
+    line: int  # 1-based
+    handler: str  # a readable handler name: "ordersController.getOrder", "<anonymous>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "file": self.file, "line": self.line, "handler": self.handler}
+
+
+@dataclass
+class Project:
+    root: Path  # absolute, resolved
+    package_json: dict[str, Any]
+    package_json_bytes: bytes
+    tsconfig: dict[str, Any]  # merged compilerOptions (after `extends`)
+    files: list[str]  # source files, posix paths relative to root, sorted
+    module: str  # "commonjs" | "esm"
+    express_range: str  # the version range from package.json, e.g. "4.21.2"
+    express_major: int | None
+    src_dir: str  # e.g. "src" (tsconfig rootDir, or the folder of the entry)
+    out_dir: str | None  # tsconfig outDir, relative
+    base_url: str | None  # tsconfig baseUrl, relative ("" = root)
+    paths: dict[str, list[str]] = field(default_factory=dict)  # tsconfig compilerOptions.paths
+    lockfiles: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) seen during discovery
+
+    @property
+    def name(self) -> str:
+        return str(self.package_json.get("name") or self.root.name)
+
+    @property
+    def version(self) -> str:
+        return str(self.package_json.get("version") or "0.0.0")
+
+    @property
+    def package_manager(self) -> str:
+        order = {"pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn", "bun.lockb": "bun", "bun.lock": "bun", "package-lock.json": "npm"}
+        for lock, pm in order.items():
+            if lock in self.lockfiles:
+                return pm
+        return "npm"

@@ -1,0 +1,1 @@
+"""The seven workers. Each turns one planned task into a WorkerResult (pure data)."""
