@@ -1,0 +1,32 @@
+"""Shared fixtures: the sample Express app, installed and built once per session."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nodeutil import npm_install
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def sample_app_dir() -> Path:
+    return REPO_ROOT / "sample-app"
+
+
+@pytest.fixture(scope="session")
+def built_sample_app(sample_app_dir: Path) -> Path:
+    """sample-app with node_modules installed and dist/ built (npm run build)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not available")
+    npm_install(sample_app_dir)
+    proc = subprocess.run(
+        ["npm", "run", "build"], cwd=sample_app_dir, capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"npm run build failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return sample_app_dir
