@@ -1,0 +1,130 @@
+"""The dependency worker: add the pinned OpenTelemetry packages to package.json.
+
+Versions come from ``rules/otel-packages.yaml`` only. A package the project
+already depends on (in ``dependencies`` or ``devDependencies``, at any version)
+is left alone and reported as a :class:`Skip`: otelize never downgrades or
+changes a version the user chose.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import yaml
+
+from otelize import jsonedit
+from otelize.edits import Skip, WorkerResult
+from otelize.errors import BadInput, RuleError
+from otelize.resources import data_dir
+from otelize.workers.base import Task, WorkerContext
+
+WORKER = "dependency"
+PACKAGES_FILE = "otel-packages.yaml"
+PACKAGE_JSON = "package.json"
+PROTOCOLS = ("http/protobuf", "grpc", "console")
+
+
+@cache
+def load_packages() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """``(packages, profiles)`` from rules/otel-packages.yaml, validated."""
+    path = data_dir("rules") / PACKAGES_FILE
+    try:
+        doc = yaml.safe_load(path.read_bytes())
+    except yaml.YAMLError as exc:
+        raise RuleError(f"rules/{PACKAGES_FILE}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise RuleError(f"rules/{PACKAGES_FILE}: expected a mapping at the top level")
+    packages = doc.get("packages")
+    if not isinstance(packages, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in packages.items()
+    ):
+        raise RuleError(f"rules/{PACKAGES_FILE}: key 'packages' must map package names to version strings")
+    profiles = doc.get("profiles")
+    if not isinstance(profiles, dict):
+        raise RuleError(f"rules/{PACKAGES_FILE}: key 'profiles' must be a mapping")
+    result: dict[str, tuple[str, ...]] = {}
+    for name, members in profiles.items():
+        if not isinstance(members, list):
+            raise RuleError(f"rules/{PACKAGES_FILE}: key 'profiles.{name}' must be a list")
+        for member in members:
+            if member not in packages:
+                raise RuleError(f"rules/{PACKAGES_FILE}: key 'profiles.{name}' names unknown package {member!r}")
+        result[str(name)] = tuple(members)
+    for needed in ("base", "esm", *PROTOCOLS):
+        if needed not in result:
+            raise RuleError(f"rules/{PACKAGES_FILE}: key 'profiles.{needed}' is missing")
+    return dict(packages), result
+
+
+def protocol(settings: dict[str, Any]) -> str:
+    """The exporter protocol setting: http/protobuf (default), grpc or console."""
+    value = settings.get("protocol") or "http/protobuf"
+    if value not in PROTOCOLS:
+        raise BadInput(f"unknown protocol {value!r} (expected one of: {', '.join(PROTOCOLS)})")
+    return str(value)
+
+
+def wanted_packages(settings: dict[str, Any], module: str) -> dict[str, str]:
+    """The packages (name -> pinned version) a project with these settings needs."""
+    packages, profiles = load_packages()
+    names = list(profiles["base"]) + list(profiles[protocol(settings)])
+    if module == "esm":
+        names += profiles["esm"]
+    return {name: packages[name] for name in sorted(set(names))}
+
+
+def _declared(root: jsonedit.Node, section: str) -> dict[str, str]:
+    member = root.get(section)
+    if member is None or member.value.kind != "object":
+        return {}
+    return {m.key: str(m.value.value) for m in member.value.members}
+
+
+def run(ctx: WorkerContext, task: Task) -> WorkerResult:
+    result = WorkerResult(worker=WORKER)
+    data = ctx.project.package_json_bytes
+    root = jsonedit.parse(data, PACKAGE_JSON)
+    if root.kind != "object":
+        raise BadInput(f"{PACKAGE_JSON}: the top-level value must be an object")
+
+    present = {**_declared(root, "devDependencies"), **_declared(root, "dependencies")}
+    to_add: dict[str, str] = {}
+    for name, version in wanted_packages(ctx.settings, ctx.project.module).items():
+        if name in present:
+            if present[name] != version:
+                result.skips.append(
+                    Skip(
+                        PACKAGE_JSON,
+                        0,
+                        name,
+                        f"already depends on {name}@{present[name]} (otelize pins {version})",
+                        WORKER,
+                    )
+                )
+            continue
+        to_add[name] = version
+    if not to_add:
+        return result
+
+    style = jsonedit.detect_style(data, root)
+    encoded = [(name, jsonedit.encode(version)) for name, version in to_add.items()]
+    deps = root.get("dependencies")
+    if deps is not None and deps.value.kind != "object":
+        raise BadInput(f"{PACKAGE_JSON}: 'dependencies' must be an object")
+    if deps is not None:
+        result.edits += jsonedit.insert_members(PACKAGE_JSON, data, deps.value, encoded, style, WORKER)
+    else:
+        if not root.members:
+            level = style.indent  # the root becomes multi-line too
+        elif jsonedit.is_multiline(data, root):
+            level = jsonedit.line_indent(data, root.members[0].key_start)
+        else:
+            level = b""
+        value = jsonedit.render_object(encoded, level, style)
+        # After "scripts" when present, else at the end.
+        result.edits += jsonedit.insert_members(
+            PACKAGE_JSON, data, root, [("dependencies", value)], style, WORKER, after="scripts"
+        )
+    result.packages.update(to_add)
+    return result
