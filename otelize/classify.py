@@ -1,0 +1,133 @@
+"""classify: give each file and each function a category, with provenance.
+
+File rules decide a file's category; function rules may refine a function
+(e.g. tag the error-handling middleware). Rules that use graph relations see
+the categories of the previous round; we iterate to a fixed point (bounded),
+so the result does not depend on file order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from otelize.facts import FileFacts, FunctionFact
+from otelize.graph import AppGraph, sym_id
+from otelize.parse import ParsedFile
+from otelize.ruleset import MatchContext, Rule, RuleSet, matches
+
+MAX_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class Decision:
+    category: str
+    rules: tuple[str, ...]  # ids of the rules that decided it (winner first)
+    options: tuple[tuple[str, Any], ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
+
+
+OTHER = Decision("other", ())
+
+
+@dataclass
+class Classification:
+    files: dict[str, Decision] = field(default_factory=dict)
+    functions: dict[tuple[str, str], Decision] = field(default_factory=dict)  # (file, qualname)
+
+    def file(self, path: str) -> Decision:
+        return self.files.get(path, OTHER)
+
+    def function(self, path: str, qualname: str) -> Decision:
+        return self.functions.get((path, qualname), self.file(path))
+
+
+def _decide(rules: list[Rule], ctx: MatchContext) -> Decision | None:
+    """Highest priority wins; other matching rules of the same category agree."""
+    hits = [r for r in rules if matches(r.match, ctx)]
+    if not hits:
+        return None
+    winner = hits[0]  # rules are sorted by (-priority, id)
+    agreeing = [r.id for r in hits[1:] if r.category == winner.category]
+    options: dict[str, Any] = {}
+    for r in reversed([winner] + [h for h in hits[1:] if h.category == winner.category]):
+        options.update(r.options)
+    tags = sorted({t for r in hits if r.category == winner.category for t in r.tags})
+    return Decision(winner.category, (winner.id, *agreeing), tuple(sorted(options.items())), tuple(tags))
+
+
+def classify(
+    ruleset: RuleSet,
+    parsed: dict[str, ParsedFile],
+    facts: dict[str, FileFacts],
+    graph: AppGraph,
+) -> Classification:
+    file_rules = [r for r in ruleset.rules if r.scope == "file"]
+    fn_rules = [r for r in ruleset.rules if r.scope == "function"]
+    g = graph.graph
+    route_handlers = {v for u, v, k in g.edges(data="kind") if k == "handles"}
+    result = Classification()
+
+    def categories_of(symbols: set[str]) -> set[str]:
+        out = set()
+        for s in symbols:
+            data = g.nodes.get(s, {})
+            if data.get("kind") == "route":
+                out.add("http")
+            elif data.get("kind") == "symbol":
+                out.add(result.function(data["file"], data["qualname"]).category)
+        return out
+
+    def graph_fn(path: str):  # noqa: ANN202
+        def rel(relation: str, qualname: str) -> set[str]:
+            if qualname:
+                nodes = [sym_id(path, qualname)]
+            else:
+                nodes = [sym_id(path, fn.qualname) for fn in facts[path].functions if fn.kind != "signature"]
+            found: set[str] = set()
+            for n in nodes:
+                if n not in g:
+                    continue
+                if relation == "calls":
+                    found |= categories_of({v for v in g.successors(n) if g.edges[n, v]["kind"] == "calls"})
+                elif relation == "called_from":
+                    found |= categories_of({u for u in g.predecessors(n) if g.edges[u, n]["kind"] in ("calls", "handles")})
+            found.discard("other")
+            if not qualname:
+                found.discard(result.file(path).category)  # a file's calls to itself say nothing
+            return found
+
+        return rel
+
+    def handles(path: str):  # noqa: ANN202
+        def check(qualname: str) -> bool:
+            if qualname:
+                return sym_id(path, qualname) in route_handlers
+            return any(sym_id(path, fn.qualname) in route_handlers for fn in facts[path].functions)
+
+        return check
+
+    for _ in range(MAX_ROUNDS):
+        files: dict[str, Decision] = {}
+        functions: dict[tuple[str, str], Decision] = {}
+        for path in sorted(facts):
+            ctx = MatchContext(path, facts[path], parsed[path], None, graph_fn(path), handles(path))
+            files[path] = _decide(file_rules, ctx) or OTHER
+            for fn in facts[path].functions:
+                if fn.kind == "signature":
+                    continue
+                fctx = MatchContext(path, facts[path], parsed[path], fn, graph_fn(path), handles(path))
+                d = _decide(fn_rules, fctx)
+                if d is not None:
+                    functions[(path, fn.qualname)] = d
+        if files == result.files and functions == result.functions:
+            break
+        result.files, result.functions = files, functions
+    return result
+
+
+def is_public(fn: FunctionFact) -> bool:
+    return not fn.is_private and not fn.name.startswith("_")

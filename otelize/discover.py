@@ -1,0 +1,230 @@
+"""discover: find the project's package.json, tsconfig and source files.
+
+Walks the root in sorted order, honours .gitignore files (with pathspec's
+git-exact semantics), and always skips node_modules, build and coverage
+output, declaration files, and symlinks that leave the root or loop.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from otelize.errors import BadInput
+from otelize.jsonc import loads_json, loads_jsonc
+from otelize.project import Project
+
+SOURCE_SUFFIXES = (".ts", ".tsx", ".mts", ".cts")
+ALWAYS_SKIP_DIRS = {"node_modules", ".git", "dist", "build", "coverage", ".nyc_output", ".otelize-cache"}
+LOCKFILES = ("bun.lock", "bun.lockb", "package-lock.json", "pnpm-lock.yaml", "yarn.lock")
+
+
+def load_project(root: str | os.PathLike[str]) -> Project:
+    """Discover the project at `root`. Raises BadInput for anything unusable."""
+    root_path = Path(root)
+    if not root_path.exists():
+        raise BadInput(f"{root}: no such directory")
+    if not root_path.is_dir():
+        raise BadInput(f"{root}: not a directory")
+    if not os.access(root_path, os.R_OK | os.X_OK):
+        raise BadInput(f"{root}: directory is not readable")
+    root_path = root_path.resolve()
+
+    pkg_file = root_path / "package.json"
+    if not pkg_file.is_file():
+        raise BadInput(f"{root}: no package.json found (otelize needs the root of a Node.js app)")
+    pkg_bytes = _read(pkg_file, "package.json")
+    pkg = loads_json(pkg_bytes, "package.json")
+    if not isinstance(pkg, dict):
+        raise BadInput("package.json: top level must be a JSON object")
+
+    express_range = _dependency_range(pkg, "express")
+    if express_range is None:
+        raise BadInput(f"{root}: not an Express app (package.json does not depend on express)")
+
+    tsconfig = _load_tsconfig(root_path, root_path / "tsconfig.json")
+    options = tsconfig.get("compilerOptions", {}) if isinstance(tsconfig.get("compilerOptions"), dict) else {}
+
+    out_dir = _rel_option(root_path, options.get("outDir"))
+    root_dir = _rel_option(root_path, options.get("rootDir"))
+    base_url = _rel_option(root_path, options.get("baseUrl"))
+    paths = options.get("paths") if isinstance(options.get("paths"), dict) else {}
+
+    module = _module_system(pkg, options)
+    files, skipped = _walk(root_path, out_dir)
+    src_dir = root_dir if root_dir is not None else ("src" if any(f.startswith("src/") for f in files) else "")
+
+    return Project(
+        root=root_path,
+        package_json=pkg,
+        package_json_bytes=pkg_bytes,
+        tsconfig=options,
+        files=files,
+        module=module,
+        express_range=express_range,
+        express_major=_major(express_range),
+        src_dir=src_dir,
+        out_dir=out_dir,
+        base_url=base_url,
+        paths={str(k): [str(x) for x in v] for k, v in sorted(paths.items()) if isinstance(v, list)},
+        lockfiles=[name for name in LOCKFILES if (root_path / name).is_file()],
+        skipped=skipped,
+    )
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{what}: cannot read ({exc.strerror})") from None
+
+
+def _dependency_range(pkg: dict[str, Any], name: str) -> str | None:
+    for section in ("dependencies", "devDependencies", "peerDependencies", "optionalDependencies"):
+        deps = pkg.get(section)
+        if isinstance(deps, dict) and name in deps:
+            return str(deps[name])
+    return None
+
+
+def _major(version_range: str) -> int | None:
+    m = re.search(r"(\d+)", version_range)
+    return int(m.group(1)) if m else None
+
+
+def _load_tsconfig(root: Path, path: Path, seen: frozenset[Path] = frozenset()) -> dict[str, Any]:
+    """Load tsconfig.json following `extends` (relative files only; package
+    presets in node_modules are read when present). Child options win."""
+    if not path.is_file():
+        return {}
+    if path in seen:
+        raise BadInput(f"{_display(root, path)}: `extends` cycle")
+    data = loads_jsonc(_read(path, _display(root, path)), _display(root, path))
+    if not isinstance(data, dict):
+        raise BadInput(f"{_display(root, path)}: top level must be an object")
+    base: dict[str, Any] = {}
+    extends = data.get("extends")
+    for ext in [extends] if isinstance(extends, str) else (extends or []):
+        if not isinstance(ext, str):
+            continue
+        if ext.startswith("."):
+            target = (path.parent / ext).resolve()
+        else:
+            target = root / "node_modules" / ext
+        if target.is_dir():
+            target = target / "tsconfig.json"
+        elif not target.suffix:
+            target = target.with_suffix(".json")
+        parent = _load_tsconfig(root, target, seen | {path})
+        # paths in the parent are relative to the parent's folder
+        popts = dict(parent.get("compilerOptions", {}))
+        for key in ("outDir", "rootDir", "baseUrl"):
+            if isinstance(popts.get(key), str):
+                popts[key] = str((target.parent / popts[key]).resolve())
+        base = {**base, **parent, "compilerOptions": {**base.get("compilerOptions", {}), **popts}}
+    options = dict(data.get("compilerOptions") or {})
+    for key in ("outDir", "rootDir", "baseUrl"):
+        if isinstance(options.get(key), str):
+            options[key] = str((path.parent / options[key]).resolve())
+    return {**base, **data, "compilerOptions": {**base.get("compilerOptions", {}), **options}}
+
+
+def _display(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _rel_option(root: Path, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        rel = Path(value).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
+    return "" if rel == "." else rel
+
+
+def _module_system(pkg: dict[str, Any], options: dict[str, Any]) -> str:
+    if pkg.get("type") == "module":
+        return "esm"
+    module = str(options.get("module", "")).lower()
+    if module in ("es2015", "es2020", "es2022", "esnext", "es6"):
+        return "esm"
+    return "commonjs"
+
+
+def _walk(root: Path, out_dir: str | None) -> tuple[list[str], list[tuple[str, str]]]:
+    """Sorted walk. Returns (source files, skipped (path, reason))."""
+    files: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    skip_dirs = {out_dir} if out_dir else set()
+    seen_real: set[str] = set()
+
+    def walk(directory: Path, rel: str, specs: list[tuple[str, pathspec.PathSpec]]) -> None:
+        real = os.path.realpath(directory)
+        if real in seen_real:
+            skipped.append((rel or ".", "symlink loop"))
+            return
+        seen_real.add(real)
+        ignore_file = directory / ".gitignore"
+        if ignore_file.is_file():
+            try:
+                lines = ignore_file.read_text("utf-8", errors="replace").splitlines()
+                specs = specs + [(rel, pathspec.GitIgnoreSpec.from_lines(lines))]
+            except OSError:
+                pass
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append((rel or ".", f"unreadable directory ({exc.strerror})"))
+            return
+        for entry in entries:
+            child_rel = posixpath.join(rel, entry.name) if rel else entry.name
+            try:
+                is_link = entry.is_symlink()
+                if is_link:
+                    target = os.path.realpath(entry.path)
+                    if not _inside(str(root), target):
+                        skipped.append((child_rel, "symlink points outside the root"))
+                        continue
+                    if not os.path.exists(target):
+                        skipped.append((child_rel, "broken symlink"))
+                        continue
+                is_dir = entry.is_dir()
+            except OSError as exc:
+                skipped.append((child_rel, f"unreadable ({exc.strerror})"))
+                continue
+            if _ignored(specs, child_rel, is_dir):
+                continue
+            if is_dir:
+                if entry.name in ALWAYS_SKIP_DIRS or child_rel in skip_dirs:
+                    continue
+                walk(Path(entry.path), child_rel, specs)
+            elif entry.name.endswith(SOURCE_SUFFIXES) and not _is_declaration(entry.name):
+                files.append(child_rel)
+
+    walk(root, "", [])
+    return sorted(files), skipped
+
+
+def _is_declaration(name: str) -> bool:
+    return bool(re.search(r"\.d\.[mc]?ts$", name)) or name.endswith(".d.tsx")
+
+
+def _inside(root: str, target: str) -> bool:
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _ignored(specs: list[tuple[str, pathspec.PathSpec]], rel: str, is_dir: bool) -> bool:
+    for base, spec in specs:
+        sub = rel[len(base) + 1 :] if base else rel
+        if spec.match_file(sub + "/" if is_dir else sub):
+            return True
+    return False

@@ -1,0 +1,750 @@
+"""facts: per-file, read-only extraction of imports, exports, functions,
+classes, calls and Express registrations.
+
+Facts hold no tree-sitter nodes (only byte ranges and lines), so they can be
+computed in worker processes and merged deterministically. Hot paths use one
+tree-sitter query per file rather than a Python-level walk of every node.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+from tree_sitter import Node
+
+from otelize.parse import ParsedFile, captures, line_of, query, text
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete", "all", "options", "head")
+REGISTRATION_METHODS = HTTP_METHODS + ("use",)
+
+FUNCTION_KINDS = (
+    "function_declaration",
+    "generator_function_declaration",
+    "function_expression",
+    "generator_function",
+    "arrow_function",
+    "method_definition",
+    "method_signature",
+    "abstract_method_signature",
+    "function_signature",
+)
+
+_QUERY = """
+(import_statement) @import
+(export_statement) @export
+(function_declaration) @function
+(generator_function_declaration) @function
+(function_signature) @function
+(function_expression) @function
+(generator_function) @function
+(arrow_function) @function
+(method_definition) @function
+(method_signature) @function
+(abstract_method_signature) @function
+(class_declaration) @class
+(abstract_class_declaration) @class
+(call_expression) @call
+(new_expression) @call
+(variable_declarator) @var
+"""
+
+
+@dataclass(frozen=True)
+class ImportFact:
+    module: str
+    kind: str  # esm | import-equals | require | dynamic
+    line: int
+    start: int
+    end: int  # byte range of the whole statement (esm / import-equals), else of the call
+    default: str | None = None
+    namespace: str | None = None
+    names: tuple[tuple[str, str], ...] = ()  # (local, imported)
+    type_only: bool = False
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # identifier, or the pattern text
+    text: str
+
+
+@dataclass
+class FunctionFact:
+    name: str
+    qualname: str  # "OrderService.createOrder", "createApp", "default"
+    kind: str  # function | method | arrow | property-arrow | function-expression | signature
+    line: int
+    start: int
+    end: int
+    class_name: str | None = None
+    is_async: bool = False
+    is_generator: bool = False
+    is_static: bool = False
+    accessor: str | None = None  # "get" | "set"
+    is_constructor: bool = False
+    is_abstract: bool = False
+    is_signature: bool = False  # overload signature or abstract: no body
+    is_private: bool = False
+    exported: bool = False
+    params: tuple[Param, ...] = ()
+    body_start: int | None = None  # statement_block range, when the body is a block
+    body_end: int | None = None
+    expression_body: bool = False
+    node_type: str = ""
+
+    @property
+    def has_body(self) -> bool:
+        return self.body_start is not None or self.expression_body
+
+
+@dataclass
+class ClassFact:
+    name: str
+    line: int
+    start: int
+    end: int
+    exported: bool = False
+    abstract: bool = False
+    superclass: str | None = None
+    field_types: dict[str, str] = field(default_factory=dict)  # this.<field> -> class/type name
+
+
+@dataclass(frozen=True)
+class CallFact:
+    caller: str  # qualname of the innermost enclosing function, or "<module>"
+    chain: tuple[str, ...]  # ("this","db","query"), ("userService","getUser"), ("fetch",)
+    line: int
+    is_new: bool = False
+
+
+@dataclass(frozen=True)
+class HandlerRef:
+    kind: str  # identifier | member | inline
+    name: str  # "getUser", "ordersController.getOrder", "<anonymous>"
+    line: int
+    params: int = 0  # arity, for inline handlers
+
+
+@dataclass(frozen=True)
+class RouteReg:
+    owner: str  # the app/router variable
+    method: str  # GET, POST, ..., USE
+    path: str | None  # literal path, or None (use() without path)
+    handlers: tuple[HandlerRef, ...]
+    line: int
+
+
+@dataclass
+class FileFacts:
+    path: str
+    imports: list[ImportFact] = field(default_factory=list)
+    exports: dict[str, str] = field(default_factory=dict)  # exported name -> local name ("default" too)
+    reexports: list[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=list)  # (module, (exported, local)) ; () = star
+    functions: list[FunctionFact] = field(default_factory=list)
+    classes: list[ClassFact] = field(default_factory=list)
+    calls: list[CallFact] = field(default_factory=list)
+    instances: dict[str, str] = field(default_factory=dict)  # module-level var -> class name (`new X()`)
+    objects: dict[str, list[str]] = field(default_factory=dict)  # module-level object literal var -> method names
+    apps: list[str] = field(default_factory=list)  # variables holding express()
+    routers: list[str] = field(default_factory=list)  # variables holding Router()
+    routes: list[RouteReg] = field(default_factory=list)
+    listen_line: int | None = None
+    express_imported: bool = False
+    markers: list[str] = field(default_factory=list)  # "generated", "ignore-file"
+    ignore_lines: list[int] = field(default_factory=list)  # lines holding `// otelize-ignore`
+    has_fetch: bool = False
+
+    def function(self, qualname: str) -> FunctionFact | None:
+        for fn in self.functions:
+            if fn.qualname == qualname:
+                return fn
+        return None
+
+    @property
+    def imported_modules(self) -> list[str]:
+        return sorted({imp.module for imp in self.imports})
+
+
+def extract(parsed: ParsedFile) -> FileFacts:
+    facts = FileFacts(parsed.path)
+    root = parsed.root
+    caps = captures(query(_QUERY, parsed.tsx), root)
+    _markers(parsed, facts)
+
+    for node in caps.get("import", []):
+        _import_statement(node, facts)
+    for node in caps.get("class", []):
+        facts.classes.append(_class(node))
+    facts.classes.sort(key=lambda c: c.start)
+
+    functions = [fn for node in caps.get("function", []) if (fn := _function(node, facts)) is not None]
+    functions.sort(key=lambda f: (f.start, -f.end))
+    facts.functions = functions
+    starts = [f.start for f in functions]
+
+    express_names = _express_locals(facts)
+    for node in caps.get("var", []):
+        _variable(node, facts, express_names)
+    for node in caps.get("export", []):
+        _export(node, facts)
+
+    for node in sorted(caps.get("call", []), key=lambda n: n.start_byte):
+        _call(node, facts, functions, starts, express_names)
+    _dedupe(facts)
+    return facts
+
+
+# --- markers ---------------------------------------------------------------
+
+_GENERATED = re.compile(rb"@generated|DO NOT EDIT", re.I)
+
+
+def _markers(parsed: ParsedFile, facts: FileFacts) -> None:
+    head = parsed.source[:2048]
+    if _GENERATED.search(head) and not head.lstrip(b"\xef\xbb\xbf").startswith(b"// Generated by otelize."):
+        facts.markers.append("generated")
+    if b"otelize-ignore-file" in head:
+        facts.markers.append("ignore-file")
+    if b"otelize-ignore" in parsed.source:
+        for i, line in enumerate(parsed.source.split(b"\n"), start=1):
+            stripped = line.strip()
+            if stripped.startswith(b"//") and stripped[2:].strip() == b"otelize-ignore":
+                facts.ignore_lines.append(i)
+
+
+# --- imports / exports -----------------------------------------------------
+
+
+def _string_value(node: Node | None) -> str | None:
+    if node is None or node.type not in ("string", "template_string"):
+        return None
+    if node.type == "template_string" and any(c.type == "template_substitution" for c in node.children):
+        return None
+    raw = text(node)
+    return raw[1:-1] if len(raw) >= 2 else None
+
+
+def _import_statement(node: Node, facts: FileFacts) -> None:
+    source = node.child_by_field_name("source")
+    type_only = any(c.type == "type" for c in node.children)
+    for child in node.named_children:
+        if child.type == "import_require_clause":
+            ident = next((c for c in child.named_children if c.type == "identifier"), None)
+            src = next((c for c in child.named_children if c.type == "string"), None)
+            module = _string_value(src)
+            if module is not None:
+                facts.imports.append(
+                    ImportFact(module, "import-equals", line_of(node), node.start_byte, node.end_byte, default=text(ident) or None)
+                )
+            return
+    module = _string_value(source)
+    if module is None:
+        return
+    default = namespace = None
+    names: list[tuple[str, str]] = []
+    clause = next((c for c in node.named_children if c.type == "import_clause"), None)
+    if clause is not None:
+        for part in clause.named_children:
+            if part.type == "identifier":
+                default = text(part)
+            elif part.type == "namespace_import":
+                ident = next((c for c in part.named_children if c.type == "identifier"), None)
+                namespace = text(ident)
+            elif part.type == "named_imports":
+                for spec in part.named_children:
+                    if spec.type != "import_specifier":
+                        continue
+                    name = spec.child_by_field_name("name")
+                    alias = spec.child_by_field_name("alias")
+                    names.append((text(alias or name), text(name)))
+    facts.imports.append(
+        ImportFact(module, "esm", line_of(node), node.start_byte, node.end_byte, default, namespace, tuple(names), type_only)
+    )
+
+
+def _export(node: Node, facts: FileFacts) -> None:
+    is_default = any(c.type == "default" for c in node.children)
+    source = _string_value(node.child_by_field_name("source"))
+    decl = node.child_by_field_name("declaration")
+    value = node.child_by_field_name("value")
+    if source is not None:
+        clause = next((c for c in node.named_children if c.type == "export_clause"), None)
+        pairs: list[tuple[str, str]] = []
+        if clause is not None:
+            for spec in clause.named_children:
+                name = spec.child_by_field_name("name")
+                alias = spec.child_by_field_name("alias")
+                pairs.append((text(alias or name), text(name)))
+        facts.reexports.append((source, tuple(pairs)))
+        return
+    if decl is not None:
+        names: list[str] = []
+        if decl.type in ("lexical_declaration", "variable_declaration"):
+            for d in decl.named_children:
+                if d.type == "variable_declarator":
+                    names.append(text(d.child_by_field_name("name")))
+        else:
+            name = decl.child_by_field_name("name")
+            names.append(text(name) if name is not None else "default")
+        for name in names:
+            facts.exports["default" if is_default else name] = name
+            _mark_exported(facts, name)
+        return
+    if is_default and value is not None:
+        local = text(value) if value.type == "identifier" else "default"
+        facts.exports["default"] = local
+        _mark_exported(facts, local)
+        return
+    clause = next((c for c in node.named_children if c.type == "export_clause"), None)
+    if clause is not None:
+        for spec in clause.named_children:
+            name = spec.child_by_field_name("name")
+            alias = spec.child_by_field_name("alias")
+            facts.exports[text(alias or name)] = text(name)
+            _mark_exported(facts, text(name))
+
+
+def _mark_exported(facts: FileFacts, name: str) -> None:
+    for cls in facts.classes:
+        if cls.name == name:
+            cls.exported = True
+    for fn in facts.functions:
+        if fn.class_name is None and fn.name == name:
+            fn.exported = True
+        elif fn.class_name == name:
+            fn.exported = True
+
+
+# --- classes and functions -------------------------------------------------
+
+
+def _class(node: Node) -> ClassFact:
+    name_node = node.child_by_field_name("name")
+    fact = ClassFact(
+        name=text(name_node) or "default",
+        line=line_of(node),
+        start=node.start_byte,
+        end=node.end_byte,
+        abstract=node.type == "abstract_class_declaration",
+        exported=node.parent is not None and node.parent.type == "export_statement",
+    )
+    for child in node.named_children:
+        if child.type == "class_heritage":
+            for ext in child.named_children:
+                if ext.type == "extends_clause":
+                    val = ext.child_by_field_name("value") or (ext.named_children[0] if ext.named_children else None)
+                    fact.superclass = text(val) or None
+    body = node.child_by_field_name("body")
+    if body is None:
+        return fact
+    for member in body.named_children:
+        if member.type == "public_field_definition":
+            fname = text(member.child_by_field_name("name"))
+            type_name = _type_name(member.child_by_field_name("type"))
+            value = member.child_by_field_name("value")
+            if value is not None and value.type == "new_expression":
+                type_name = text(value.child_by_field_name("constructor")) or type_name
+            if fname and type_name:
+                fact.field_types[fname] = type_name
+        elif member.type == "method_definition" and text(member.child_by_field_name("name")) == "constructor":
+            params = member.child_by_field_name("parameters")
+            param_types: dict[str, str] = {}
+            for p in params.named_children if params is not None else []:
+                pname = p.child_by_field_name("pattern")
+                ptype = _type_name(p.child_by_field_name("type"))
+                if pname is None or pname.type != "identifier" or not ptype:
+                    continue
+                param_types[text(pname)] = ptype
+                if any(c.type in ("accessibility_modifier", "readonly") for c in p.children):
+                    fact.field_types[text(pname)] = ptype
+            body_block = member.child_by_field_name("body")
+            if body_block is not None:
+                for stmt in body_block.named_children:
+                    expr = stmt.named_children[0] if stmt.type == "expression_statement" and stmt.named_children else None
+                    if expr is None or expr.type != "assignment_expression":
+                        continue
+                    left, right = expr.child_by_field_name("left"), expr.child_by_field_name("right")
+                    if left is None or right is None or left.type != "member_expression":
+                        continue
+                    obj = left.child_by_field_name("object")
+                    if obj is None or obj.type != "this":
+                        continue
+                    fname = text(left.child_by_field_name("property"))
+                    if right.type == "new_expression":
+                        fact.field_types[fname] = text(right.child_by_field_name("constructor"))
+                    elif right.type == "identifier" and text(right) in param_types:
+                        fact.field_types[fname] = param_types[text(right)]
+                    elif right.type == "binary_expression" or right.type == "identifier":
+                        # `this.db = db ?? defaultDb` etc.: remember the identifier for instance lookup
+                        ident = right if right.type == "identifier" else right.child_by_field_name("left")
+                        if ident is not None and ident.type == "identifier":
+                            fact.field_types.setdefault(fname, "@" + text(ident))
+    return fact
+
+
+def _type_name(type_ann: Node | None) -> str | None:
+    if type_ann is None:
+        return None
+    node = type_ann.named_children[0] if type_ann.type == "type_annotation" and type_ann.named_children else type_ann
+    if node.type == "generic_type":
+        node = node.named_children[0]
+    if node.type in ("type_identifier", "nested_type_identifier"):
+        return text(node)
+    return None
+
+
+def _has_token(node: Node, token: str) -> bool:
+    return any(c.type == token for c in node.children)
+
+
+def _params(node: Node) -> tuple[Param, ...]:
+    params = node.child_by_field_name("parameters")
+    if params is None:
+        single = node.child_by_field_name("parameter")
+        return (Param(text(single), text(single)),) if single is not None else ()
+    out = []
+    for p in params.named_children:
+        if p.type not in ("required_parameter", "optional_parameter"):
+            continue
+        pattern = p.child_by_field_name("pattern")
+        if pattern is not None and pattern.type == "this":
+            continue  # an explicit `this:` parameter is not a runtime parameter
+        name = text(pattern) if pattern is not None and pattern.type == "identifier" else text(pattern)
+        out.append(Param(name, text(p)))
+    return tuple(out)
+
+
+def _object_owner(obj: Node | None) -> str | None:
+    """`ctrl` for a member of `const ctrl = { ... }` (also through `as const`)."""
+    node = obj.parent if obj is not None else None
+    while node is not None and node.type in ("as_expression", "satisfies_expression", "parenthesized_expression"):
+        node = node.parent
+    if node is not None and node.type == "variable_declarator":
+        return text(node.child_by_field_name("name")) or None
+    return None
+
+
+def _enclosing_class(node: Node) -> Node | None:
+    parent = node.parent
+    if parent is not None and parent.type == "class_body":
+        return parent.parent
+    return None
+
+
+def _function(node: Node, facts: FileFacts) -> FunctionFact | None:
+    kind_map = {
+        "function_declaration": "function",
+        "generator_function_declaration": "function",
+        "function_signature": "signature",
+        "function_expression": "function-expression",
+        "generator_function": "function-expression",
+        "arrow_function": "arrow",
+        "method_definition": "method",
+        "method_signature": "signature",
+        "abstract_method_signature": "signature",
+    }
+    kind = kind_map[node.type]
+    parent = node.parent
+    class_node = None
+    name_node = node.child_by_field_name("name")
+    name = text(name_node)
+    exported = False
+    is_private = False
+
+    if node.type in ("method_definition", "method_signature", "abstract_method_signature"):
+        class_node = _enclosing_class(node)
+        if class_node is None:  # an object-literal method: `const ctrl = { async m() {} }`
+            kind = "object-method"
+            owner = _object_owner(parent)
+            if owner:
+                name = f"{owner}.{name}"
+        is_private = name.startswith("#") or any(
+            c.type == "accessibility_modifier" and text(c) in ("private", "protected") for c in node.children
+        )
+    elif node.type in ("arrow_function", "function_expression", "generator_function"):
+        if parent is not None and parent.type == "variable_declarator":
+            name = text(parent.child_by_field_name("name"))
+            decl = parent.parent
+            exported = decl is not None and decl.parent is not None and decl.parent.type == "export_statement"
+        elif parent is not None and parent.type == "public_field_definition":
+            class_node = _enclosing_class(parent)
+            name = text(parent.child_by_field_name("name"))
+            kind = "property-arrow"
+            is_private = name.startswith("#") or any(
+                c.type == "accessibility_modifier" and text(c) in ("private", "protected") for c in parent.children
+            )
+        elif parent is not None and parent.type == "pair":
+            name = text(parent.child_by_field_name("key"))
+            kind = "object-method"
+            owner = _object_owner(parent.parent)
+            if owner:
+                name = f"{owner}.{name}"
+        elif parent is not None and parent.type == "export_statement":
+            name = name or "default"
+            exported = True
+        elif not name:
+            name = f"<anonymous>@{line_of(node)}"
+    else:
+        if parent is not None and parent.type == "export_statement":
+            exported = True
+            if not name:
+                name = "default"
+    if node.type == "function_declaration" and parent is not None and parent.type == "export_statement":
+        exported = True
+
+    class_name = None
+    if class_node is not None:
+        class_name = text(class_node.child_by_field_name("name")) or "default"
+        exported = class_node.parent is not None and class_node.parent.type == "export_statement"
+
+    # nested functions get a path-like qualname so that names stay unique and stable
+    qual = f"{class_name}.{name}" if class_name else name
+    body = node.child_by_field_name("body")
+    is_signature = node.type in ("method_signature", "abstract_method_signature", "function_signature") or body is None
+    fact = FunctionFact(
+        name=name,
+        qualname=qual,
+        kind=kind,
+        line=line_of(node),
+        start=node.start_byte,
+        end=node.end_byte,
+        class_name=class_name,
+        is_async=_has_token(node, "async"),
+        is_generator=_has_token(node, "*") or node.type in ("generator_function_declaration", "generator_function"),
+        is_static=_has_token(node, "static") or (parent is not None and parent.type == "public_field_definition" and _has_token(parent, "static")),
+        accessor="get" if _has_token(node, "get") else ("set" if _has_token(node, "set") else None),
+        is_constructor=name == "constructor" and class_name is not None,
+        is_abstract=node.type == "abstract_method_signature",
+        is_signature=is_signature,
+        is_private=is_private,
+        exported=exported,
+        params=_params(node),
+        node_type=node.type,
+    )
+    if body is not None and body.type == "statement_block":
+        fact.body_start, fact.body_end = body.start_byte, body.end_byte
+    elif body is not None:
+        fact.expression_body = True
+    return fact
+
+
+# --- variables, express ----------------------------------------------------
+
+
+def _express_locals(facts: FileFacts) -> dict[str, set[str]]:
+    """Local names bound to express: {"express": {...}, "Router": {...}}."""
+    out: dict[str, set[str]] = {"express": set(), "Router": set()}
+    for imp in facts.imports:
+        if imp.module != "express":
+            continue
+        facts.express_imported = True
+        for local in (imp.default, imp.namespace):
+            if local:
+                out["express"].add(local)
+        for local, imported in imp.names:
+            if imported == "Router":
+                out["Router"].add(local)
+            if imported == "default":
+                out["express"].add(local)
+    return out
+
+
+def _is_express_call(node: Node | None, names: dict[str, set[str]]) -> str | None:
+    """'app' for express(), 'router' for Router()/express.Router()."""
+    if node is None or node.type != "call_expression":
+        return None
+    fn = node.child_by_field_name("function")
+    if fn is None:
+        return None
+    if fn.type == "identifier":
+        if text(fn) in names["express"]:
+            return "app"
+        if text(fn) in names["Router"]:
+            return "router"
+    if fn.type == "member_expression":
+        obj, prop = fn.child_by_field_name("object"), fn.child_by_field_name("property")
+        if obj is not None and text(obj) in names["express"] and text(prop) == "Router":
+            return "router"
+    return None
+
+
+def _variable(node: Node, facts: FileFacts, express_names: dict[str, set[str]]) -> None:
+    name_node = node.child_by_field_name("name")
+    value = node.child_by_field_name("value")
+    if name_node is None or name_node.type != "identifier" or value is None:
+        return
+    name = text(name_node)
+    while value.type in ("as_expression", "satisfies_expression", "non_null_expression", "parenthesized_expression"):
+        value = value.named_children[0]
+    # require('x') imports
+    if value.type == "call_expression" and text(value.child_by_field_name("function")) == "require":
+        args = value.child_by_field_name("arguments")
+        module = _string_value(args.named_children[0]) if args is not None and args.named_children else None
+        if module is not None:
+            facts.imports.append(ImportFact(module, "require", line_of(node), value.start_byte, value.end_byte, default=name))
+            if module == "express":
+                facts.express_imported = True
+                express_names["express"].add(name)
+        return
+    kind = _is_express_call(value, express_names)
+    if kind == "app":
+        facts.apps.append(name)
+        return
+    if kind == "router":
+        facts.routers.append(name)
+        return
+    top_level = _is_module_level(node)
+    if value.type == "new_expression" and top_level:
+        facts.instances[name] = text(value.child_by_field_name("constructor"))
+    elif value.type == "object" and top_level:
+        methods = []
+        for prop in value.named_children:
+            if prop.type == "method_definition":
+                methods.append(text(prop.child_by_field_name("name")))
+            elif prop.type == "pair":
+                methods.append(text(prop.child_by_field_name("key")))
+        facts.objects[name] = methods
+
+
+def _is_module_level(node: Node) -> bool:
+    decl = node.parent
+    if decl is None:
+        return False
+    holder = decl.parent
+    if holder is not None and holder.type == "export_statement":
+        holder = holder.parent
+    return holder is not None and holder.type == "program"
+
+
+def _chain(node: Node | None) -> tuple[str, ...] | None:
+    parts: list[str] = []
+    while node is not None:
+        if node.type == "member_expression":
+            parts.append(text(node.child_by_field_name("property")))
+            node = node.child_by_field_name("object")
+        elif node.type in ("identifier", "this", "super"):
+            parts.append(text(node))
+            return tuple(reversed(parts))
+        elif node.type in ("non_null_expression", "await_expression"):
+            # tree-sitter parses `await a.f<T>()` as call(await(a.f), <T>, ())
+            node = node.named_children[0] if node.named_children else None
+        else:
+            return None
+    return None
+
+
+def _call(
+    node: Node,
+    facts: FileFacts,
+    functions: list[FunctionFact],
+    starts: list[int],
+    express_names: dict[str, set[str]],
+) -> None:
+    is_new = node.type == "new_expression"
+    callee = node.child_by_field_name("constructor" if is_new else "function")
+    if callee is None:
+        return
+    if not is_new and callee.type == "import":  # dynamic import('x')
+        args = node.child_by_field_name("arguments")
+        module = _string_value(args.named_children[0]) if args is not None and args.named_children else None
+        if module is not None:
+            facts.imports.append(ImportFact(module, "dynamic", line_of(node), node.start_byte, node.end_byte))
+        return
+    chain = _chain(callee)
+    if chain is not None:
+        caller = _innermost(functions, starts, node.start_byte)
+        facts.calls.append(CallFact(caller.qualname if caller else "<module>", chain, line_of(node), is_new))
+        if chain == ("fetch",) or chain == ("globalThis", "fetch"):
+            facts.has_fetch = True
+        if len(chain) == 2 and chain[1] == "listen" and chain[0] in facts.apps:
+            facts.listen_line = line_of(node)
+    if is_new:
+        return
+    # Express registrations: app.get(...), router.use(...), router.route('/x').get(...).post(...)
+    if callee.type == "member_expression":
+        method = text(callee.child_by_field_name("property"))
+        obj = callee.child_by_field_name("object")
+        if method in REGISTRATION_METHODS and obj is not None:
+            owner, path_prefix = _route_owner(obj, facts)
+            if owner is not None:
+                args = node.child_by_field_name("arguments")
+                arg_nodes = [a for a in (args.named_children if args is not None else []) if a.type != "comment"]
+                path = path_prefix
+                if arg_nodes and _string_value(arg_nodes[0]) is not None and path_prefix is None:
+                    path = _string_value(arg_nodes[0])
+                    arg_nodes = arg_nodes[1:]
+                handlers = tuple(h for a in arg_nodes if (h := _handler(a)) is not None)
+                facts.routes.append(RouteReg(owner, method.upper(), path, handlers, line_of(node)))
+
+
+def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
+    """The app/router a registration is made on, and the path of a `.route('/x')` chain."""
+    if obj.type == "identifier" and (text(obj) in facts.apps or text(obj) in facts.routers):
+        return text(obj), None
+    # router.route('/x').get(...).post(...)
+    node = obj
+    while node is not None and node.type == "call_expression":
+        fn = node.child_by_field_name("function")
+        if fn is None or fn.type != "member_expression":
+            return None, None
+        prop = text(fn.child_by_field_name("property"))
+        inner = fn.child_by_field_name("object")
+        if prop == "route" and inner is not None and inner.type == "identifier" and (
+            text(inner) in facts.apps or text(inner) in facts.routers
+        ):
+            args = node.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
+            return text(inner), _string_value(first)
+        node = inner
+    return None, None
+
+
+def _handler(node: Node) -> HandlerRef | None:
+    if node.type == "identifier":
+        return HandlerRef("identifier", text(node), line_of(node))
+    if node.type == "member_expression":
+        chain = _chain(node)
+        return HandlerRef("member", ".".join(chain) if chain else text(node), line_of(node))
+    if node.type in ("arrow_function", "function_expression", "function"):
+        params = node.child_by_field_name("parameters")
+        arity = len([p for p in params.named_children if p.type != "comment"]) if params is not None else 1
+        return HandlerRef("inline", "<anonymous>", line_of(node), arity)
+    if node.type == "call_expression":  # asyncHandler(fn), wrap(controller.method)
+        args = node.child_by_field_name("arguments")
+        inner = args.named_children[0] if args is not None and args.named_children else None
+        wrapped = _handler(inner) if inner is not None else None
+        if wrapped is not None:
+            return wrapped
+        return HandlerRef("call", text(node.child_by_field_name("function")), line_of(node))
+    return None
+
+
+def _innermost(functions: list[FunctionFact], starts: list[int], pos: int) -> FunctionFact | None:
+    """The innermost function whose range contains pos (functions sorted by start)."""
+    i = bisect.bisect_right(starts, pos) - 1
+    best = None
+    while i >= 0:
+        fn = functions[i]
+        if fn.start <= pos < fn.end:
+            if best is None or fn.start >= best.start:
+                best = fn
+                # named (non-anonymous) enclosing function is what we want for the graph
+                if not fn.name.startswith("<anonymous>"):
+                    return fn
+        i -= 1
+    return best
+
+
+def _dedupe(facts: FileFacts) -> None:
+    facts.imports.sort(key=lambda i: (i.line, i.start, i.module))
+    # make nested / duplicate qualnames unique and stable: second `x` becomes `x#2`
+    seen: dict[str, int] = {}
+    for fn in facts.functions:
+        if fn.kind == "signature":
+            continue
+        n = seen.get(fn.qualname, 0) + 1
+        seen[fn.qualname] = n
+        if n > 1:
+            fn.qualname = f"{fn.qualname}#{n}"

@@ -1,0 +1,103 @@
+"""parse: tree-sitter-typescript over bytes (tsx grammar for .tsx)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+import tree_sitter_typescript as tst
+from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
+
+BOM = b"\xef\xbb\xbf"
+
+
+@cache
+def language(tsx: bool = False) -> Language:
+    return Language(tst.language_tsx() if tsx else tst.language_typescript())
+
+
+@cache
+def _parser(tsx: bool) -> Parser:
+    return Parser(language(tsx))
+
+
+@cache
+def query(source: str, tsx: bool = False) -> Query:
+    """A compiled tree-sitter query (cached per grammar)."""
+    return Query(language(tsx), source)
+
+
+def captures(q: Query, node: Node) -> dict[str, list[Node]]:
+    return QueryCursor(q).captures(node)
+
+
+def matches(q: Query, node: Node) -> list[tuple[int, dict[str, list[Node]]]]:
+    return QueryCursor(q).matches(node)
+
+
+def is_tsx(path: str) -> bool:
+    return path.endswith(".tsx")
+
+
+@dataclass
+class ParsedFile:
+    path: str  # relative posix path
+    source: bytes
+    tree: Tree
+    tsx: bool
+    errors: list[tuple[int, int, str]] = field(default_factory=list)  # (line, column, "ERROR"|"MISSING x")
+    problem: str | None = None  # a reason this file must not be edited (binary, non-UTF-8, ...)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.problem is None
+
+    @property
+    def root(self) -> Node:
+        return self.tree.root_node
+
+
+def parse_source(path: str, source: bytes) -> ParsedFile:
+    tsx = is_tsx(path)
+    problem = None
+    if b"\x00" in source:
+        problem = "binary content (NUL bytes)"
+    else:
+        try:
+            source.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem = f"not valid UTF-8 (byte {exc.start})"
+    tree = _parser(tsx).parse(source)
+    parsed = ParsedFile(path, source, tree, tsx, problem=problem)
+    if tree.root_node.has_error:
+        parsed.errors = syntax_errors(tree.root_node)
+    return parsed
+
+
+def syntax_errors(root: Node) -> list[tuple[int, int, str]]:
+    """All ERROR and MISSING nodes, in source order. Only walked when has_error."""
+    found: list[tuple[int, int, str]] = []
+    cursor = root.walk()
+    stack = [root]
+    del cursor
+    while stack:
+        node = stack.pop()
+        if not node.has_error and not node.is_missing:
+            continue
+        if node.is_error:
+            found.append((node.start_point[0] + 1, node.start_point[1] + 1, "ERROR"))
+        elif node.is_missing:
+            found.append((node.start_point[0] + 1, node.start_point[1] + 1, f"MISSING {node.type}"))
+        stack.extend(reversed(node.children))
+    found.sort()
+    return found
+
+
+def text(node: Node | None) -> str:
+    if node is None or node.text is None:
+        return ""
+    return node.text.decode("utf-8", errors="replace")
+
+
+def line_of(node: Node) -> int:
+    return node.start_point[0] + 1

@@ -1,0 +1,60 @@
+"""plan: the orchestrator's task DAG (networkx), ordered deterministically.
+
+`dependency` and `config` come first; then one task per (worker, file) for
+the http, service, database, cache and external-api workers, each depending
+on `config`. The number and kind of tasks follow from what was classified.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from otelize.classify import Classification
+from otelize.facts import FileFacts
+from otelize.workers.base import Task
+
+WORKERS = ("dependency", "config", "http", "service", "database", "cache", "external-api")
+CATEGORY_WORKER = {"service": "service", "database": "database", "cache": "cache", "external-api": "external-api"}
+
+
+def build_plan(
+    facts: dict[str, FileFacts],
+    classification: Classification,
+    entry: str | None,
+    editable: set[str],
+    disabled_workers: frozenset[str] = frozenset(),
+) -> list[Task]:
+    """Tasks in a deterministic topological order."""
+    dag: nx.DiGraph = nx.DiGraph()
+    tasks: dict[str, Task] = {}
+
+    def add(task: Task) -> None:
+        if task.worker in disabled_workers:
+            return
+        tasks[task.id] = task
+        dag.add_node(task.id)
+        for dep in task.depends_on:
+            if dep in tasks:
+                dag.add_edge(dep, task.id)
+
+    add(Task("dependency", "dependency", ("package.json",)))
+    add(Task("config", "config", tuple(f for f in [entry] if f), ("dependency",)))
+    base = ("config",) if "config" in tasks else ()
+    for path in sorted(facts):
+        if path not in editable:
+            continue
+        decision = classification.file(path)
+        worker = CATEGORY_WORKER.get(decision.category)
+        if worker is not None:
+            add(Task(f"{worker}:{path}", worker, (path,), base, decision.options))
+        handlers = [
+            fn.qualname
+            for fn in facts[path].functions
+            if "error-handler" in classification.function(path, fn.qualname).tags
+        ]
+        if handlers:
+            add(Task(f"http:{path}", "http", (path,), base, (("error_handlers", tuple(handlers)),)))
+
+    rank = {w: i for i, w in enumerate(WORKERS)}
+    order = nx.lexicographical_topological_sort(dag, key=lambda tid: (rank[tasks[tid].worker], tid))
+    return [tasks[tid] for tid in order]
