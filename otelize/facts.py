@@ -676,7 +676,9 @@ def _call(
                     path = _string_value(arg_nodes[0])
                     arg_nodes = arg_nodes[1:]
                 handlers = tuple(h for a in arg_nodes if (h := _handler(a)) is not None)
-                facts.routes.append(RouteReg(owner, method.upper(), path, handlers, line_of(node)))
+                # the line of `.get` / `.post`, not of the start of a `router.route('/x')...` chain
+                line = line_of(callee.child_by_field_name("property") or node)
+                facts.routes.append(RouteReg(owner, method.upper(), path, handlers, line))
 
 
 def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
