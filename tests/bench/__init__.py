@@ -1,0 +1,1 @@
+"""Benchmarks and synthetic-app generation (not collected by the default pytest run)."""
