@@ -1,0 +1,198 @@
+"""The config worker: generated tracing.ts / otel.ts, and how tracing gets loaded first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from otelize.edits import ImportRequest, apply_edits
+from otelize.project import Project, Route
+from otelize.render import render
+from otelize.workers import config
+from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext
+
+TASK = Task(id="config", worker="config")
+PKG = b'{\n  "name": "shop-api",\n  "version": "1.2.3",\n  "scripts": {\n    "start": "node dist/index.js"\n  }\n}\n'
+
+
+def make_ctx(
+    tmp_path: Path,
+    module: str = "commonjs",
+    package_json: bytes = PKG,
+    routes: list[Route] | None = None,
+    entry: str | None = "src/index.ts",
+    src_dir: str = "src",
+    out_dir: str | None = "dist",
+    **settings: object,
+) -> WorkerContext:
+    (tmp_path / "package.json").write_bytes(package_json)
+    project = Project(
+        root=tmp_path,
+        package_json=json.loads(package_json),
+        package_json_bytes=package_json,
+        tsconfig={},
+        files=[],
+        module=module,
+        express_range="4.21.2",
+        express_major=4,
+        src_dir=src_dir,
+        out_dir=out_dir,
+        base_url=None,
+    )
+    return WorkerContext(project, {}, {}, None, routes or [], entry, dict(settings))  # type: ignore[arg-type]
+
+
+def write_new_files(tmp_path: Path, result: config.WorkerResult) -> None:
+    for new in result.new_files:
+        target = tmp_path / new.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(new.content)
+
+
+ROUTES = [
+    Route("GET", "/readyz", "src/app.ts", 9, "<anonymous>"),
+    Route("GET", "/health", "src/app.ts", 8, "<anonymous>"),
+    Route("GET", "/health", "src/other.ts", 3, "<anonymous>"),
+    Route("POST", "/ping", "src/app.ts", 10, "<anonymous>"),
+    Route("GET", "/api/health", "src/app.ts", 11, "<anonymous>"),
+    Route("GET", "/api/orders/:id", "src/orders.ts", 4, "orders.get"),
+]
+
+
+def test_generates_both_files_with_header(tmp_path: Path) -> None:
+    result = config.run(make_ctx(tmp_path), TASK)
+    files = {f.path: f.content for f in result.new_files}
+    assert sorted(files) == ["src/otel.ts", "src/tracing.ts"]
+    for content in files.values():
+        assert content.startswith(GENERATED_HEADER)
+        assert b"\r" not in content and content.endswith(b"\n")
+        assert str(tmp_path).encode() not in content
+    assert result.spans == []
+    tracing = files["src/tracing.ts"]
+    assert b"process.env['OTEL_SERVICE_NAME'] || 'shop-api'" in tracing
+    assert b"[ATTR_SERVICE_VERSION]: '1.2.3'" in tracing
+    assert b"new OTLPTraceExporter()" in tracing
+    assert b"@opentelemetry/exporter-trace-otlp-proto" in tracing
+    assert b"'@opentelemetry/instrumentation-fs': { enabled: false }" in tracing
+    assert b"import.meta" not in tracing
+
+
+def test_helper_imports_only_the_api(tmp_path: Path) -> None:
+    helper = config.render_helper()
+    imports = [line for line in helper.split(b"\n") if line.startswith(b"import ")]
+    assert imports and all(line.endswith(b"from '@opentelemetry/api';") for line in imports)
+    for name in (b"withSpan<T>", b"withClientSpan<T>", b"withCacheReadSpan<T>", b"recordActiveSpanError("):
+        assert b"export function " + name in helper
+
+
+def test_render_is_deterministic(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, routes=ROUTES)
+    assert config.render_tracing(ctx) == config.render_tracing(ctx)
+    assert config.render_helper() == config.render_helper()
+    shuffled = make_ctx(tmp_path, routes=list(reversed(ROUTES)))
+    assert config.render_tracing(shuffled) == config.render_tracing(ctx)
+
+
+def test_strict_undefined() -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        render("tracing.ts.j2", generated_header="//")
+
+
+def test_health_routes_in_hook(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, routes=ROUTES)
+    assert config.health_paths(ctx) == ["/health", "/readyz"]
+    tracing = config.render_tracing(ctx)
+    assert b"new Set<string>(['/health', '/readyz'])" in tracing
+    assert b"ignoreIncomingRequestHook" in tracing
+    assert b"indexOf('?')" in tracing  # query strings are stripped
+
+
+def test_no_health_routes_no_hook(tmp_path: Path) -> None:
+    tracing = config.render_tracing(make_ctx(tmp_path, routes=ROUTES[-2:]))
+    assert b"ignoreIncomingRequestHook" not in tracing
+
+
+@pytest.mark.parametrize(
+    ("protocol", "present", "absent"),
+    [
+        ("grpc", b"@opentelemetry/exporter-trace-otlp-grpc", b"otlp-proto"),
+        ("console", b"new tracing.ConsoleSpanExporter()", b"OTLPTraceExporter"),
+    ],
+)
+def test_protocols(tmp_path: Path, protocol: str, present: bytes, absent: bytes) -> None:
+    tracing = config.render_tracing(make_ctx(tmp_path, protocol=protocol))
+    assert present in tracing and absent not in tracing
+
+
+def test_commonjs_requests_side_effect_import(tmp_path: Path) -> None:
+    result = config.run(make_ctx(tmp_path), TASK)
+    assert result.imports == [ImportRequest("src/index.ts", "./tracing", (), True, "config")]
+    assert result.edits == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "src_dir", "specifier"),
+    [
+        ("src/index.ts", "src", "./tracing"),
+        ("src/server/main.ts", "src", "../tracing"),
+        ("index.ts", "", "./tracing"),
+        ("index.ts", "src", "./src/tracing"),
+    ],
+)
+def test_import_specifier(tmp_path: Path, entry: str, src_dir: str, specifier: str) -> None:
+    ctx = make_ctx(tmp_path, entry=entry, src_dir=src_dir)
+    assert config.run(ctx, TASK).imports[0].module == specifier
+
+
+def test_user_files_are_never_clobbered(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "tracing.ts").write_bytes(b"// my own tracing\n")
+    result = config.run(make_ctx(tmp_path), TASK)
+    assert [f.path for f in result.new_files] == ["src/otel.ts"]
+    assert [(s.file, s.worker) for s in result.skips] == [("src/tracing.ts", "config")]
+
+
+def test_second_run_is_a_no_op_and_old_versions_are_regenerated(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    write_new_files(tmp_path, config.run(ctx, TASK))
+    assert config.run(ctx, TASK).new_files == []
+    (tmp_path / "src" / "otel.ts").write_bytes(GENERATED_HEADER + b"// old version\n")
+    assert [f.path for f in config.run(ctx, TASK).new_files] == ["src/otel.ts"]
+
+
+def test_esm_start_script(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, module="esm")
+    result = config.run(ctx, TASK)
+    assert result.imports == []
+    out = apply_edits(PKG, result.edits)
+    assert json.loads(out)["scripts"]["start"] == "node --import ./dist/tracing.js dist/index.js"
+    assert out.replace(b"--import ./dist/tracing.js ", b"") == PKG
+    assert result.notes and "--import ./dist/tracing.js" in result.notes[0]
+    tracing = {f.path: f.content for f in result.new_files}["src/tracing.ts"]
+    assert b"register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);" in tracing
+    # Second run: the flag is there, nothing changes.
+    write_new_files(tmp_path, result)
+    again = config.run(make_ctx(tmp_path, module="esm", package_json=out), TASK)
+    assert again.edits == [] and again.new_files == [] and again.notes == []
+
+
+@pytest.mark.parametrize(
+    "package_json",
+    [
+        b'{"name": "x"}',
+        b'{"name": "x", "scripts": {"start": "ts-node src/index.ts"}}',
+    ],
+)
+def test_esm_start_script_skips(tmp_path: Path, package_json: bytes) -> None:
+    result = config.run(make_ctx(tmp_path, module="esm", package_json=package_json), TASK)
+    assert result.edits == []
+    assert [s.symbol for s in result.skips] == ["scripts.start"]
+
+
+def test_esm_without_out_dir(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, module="esm", out_dir=None)
+    out = apply_edits(PKG, config.run(ctx, TASK).edits)
+    assert json.loads(out)["scripts"]["start"] == "node --import ./src/tracing.js dist/index.js"
