@@ -149,6 +149,7 @@ class FileFacts:
     objects: dict[str, list[str]] = field(default_factory=dict)  # module-level object literal var -> method names
     apps: list[str] = field(default_factory=list)  # variables holding express()
     routers: list[str] = field(default_factory=list)  # variables holding Router()
+    aliases: dict[str, str] = field(default_factory=dict)  # `const apiRouter = router` -> {"apiRouter": "router"}
     routes: list[RouteReg] = field(default_factory=list)
     listen_line: int | None = None
     express_imported: bool = False
@@ -173,7 +174,8 @@ def extract(parsed: ParsedFile) -> FileFacts:
     caps = captures(query(_QUERY, parsed.tsx), root)
     _markers(parsed, facts)
 
-    for node in caps.get("import", []):
+    # QueryCursor.captures does not return a capture's nodes in source order
+    for node in sorted(caps.get("import", []), key=lambda n: n.start_byte):
         _import_statement(node, facts)
     for node in caps.get("class", []):
         facts.classes.append(_class(node))
@@ -185,9 +187,9 @@ def extract(parsed: ParsedFile) -> FileFacts:
     starts = [f.start for f in functions]
 
     express_names = _express_locals(facts)
-    for node in caps.get("var", []):
+    for node in sorted(caps.get("var", []), key=lambda n: n.start_byte):
         _variable(node, facts, express_names)
-    for node in caps.get("export", []):
+    for node in sorted(caps.get("export", []), key=lambda n: n.start_byte):
         _export(node, facts)
 
     for node in sorted(caps.get("call", []), key=lambda n: n.start_byte):
@@ -595,6 +597,9 @@ def _variable(node: Node, facts: FileFacts, express_names: dict[str, set[str]]) 
     if kind == "router":
         facts.routers.append(name)
         return
+    if value.type == "identifier" and (text(value) in facts.apps or text(value) in facts.routers):
+        facts.aliases[name] = facts.aliases.get(text(value), text(value))
+        return
     top_level = _is_module_level(node)
     if value.type == "new_expression" and top_level:
         facts.instances[name] = text(value.child_by_field_name("constructor"))
@@ -683,6 +688,8 @@ def _call(
 
 def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
     """The app/router a registration is made on, and the path of a `.route('/x')` chain."""
+    if obj.type == "identifier" and text(obj) in facts.aliases:
+        return facts.aliases[text(obj)], None
     if obj.type == "identifier" and (text(obj) in facts.apps or text(obj) in facts.routers):
         return text(obj), None
     # router.route('/x').get(...).post(...)

@@ -266,6 +266,7 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
         tfile, tname = loc
         if tname == "default":
             tname = facts[tfile].exports.get("default", "default")
+        tname = facts[tfile].aliases.get(tname, tname)
         if tname in facts[tfile].routers or tname in facts[tfile].apps:
             return tfile, tname
         return None
