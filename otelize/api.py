@@ -71,3 +71,100 @@ def analyze(root: str | Path, rule_dirs: list[Path] | None = None, settings: dic
         facts, classification, graph.entry, analysis.editable, frozenset(settings.get("disabled_workers", ()))
     )
     return analysis
+
+
+# --- instrument -----------------------------------------------------------------
+
+WORKER_MODULES = {
+    "dependency": "otelize.workers.dependency",
+    "config": "otelize.workers.config",
+    "http": "otelize.workers.http",
+    "service": "otelize.workers.service",
+    "database": "otelize.workers.database",
+    "cache": "otelize.workers.cache",
+    "external-api": "otelize.workers.external_api",
+}
+
+
+@dataclass
+class InstrumentResult:
+    analysis: Analysis
+    synthesis: Any  # otelize.synthesize.Synthesis
+    written: bool = False
+    out_dir: Path | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.synthesis.changes)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.analysis.unparsable or self.synthesis.reverted)
+
+
+def worker_context(analysis: Analysis) -> Any:
+    from otelize.workers.base import WorkerContext
+
+    return WorkerContext(
+        project=analysis.project,
+        parsed=analysis.parsed,
+        facts=analysis.facts,
+        classification=analysis.classification,
+        routes=analysis.graph.routes,
+        entry=analysis.entry,
+        settings=analysis.settings,
+    )
+
+
+def run_workers(analysis: Analysis) -> list[Any]:
+    """Run every planned task in plan order. Workers return values only."""
+    import importlib
+
+    ctx = worker_context(analysis)
+    return [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks]
+
+
+def instrument(
+    root: str | Path,
+    *,
+    write: bool = True,
+    out_dir: str | Path | None = None,
+    rule_dirs: list[Path] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> InstrumentResult:
+    """Plan, run the workers, synthesize. Writes in place, to `out_dir`, or not at all."""
+    from otelize.synthesize import synthesize, write_changes
+
+    analysis = analyze(root, rule_dirs=rule_dirs, settings=settings)
+    results = run_workers(analysis)
+    syn = synthesize(analysis.project.root, analysis.parsed, results)
+    result = InstrumentResult(analysis, syn)
+    if out_dir is not None:
+        target = copy_project(analysis.project.root, Path(out_dir))
+        write_changes(target, {p: new for p, (_, new) in syn.changes.items()})
+        result.written, result.out_dir = True, target
+    elif write and syn.changes:
+        write_changes(analysis.project.root, {p: new for p, (_, new) in syn.changes.items()})
+        result.written = True
+    return result
+
+
+COPY_IGNORE = ("node_modules", ".git", ".otelize-cache")
+
+
+def copy_project(src: Path, dest: Path) -> Path:
+    """Copy the project for `--out` (without node_modules and .git)."""
+    import shutil
+
+    from otelize.errors import BadInput
+
+    dest = dest.resolve()
+    if dest == src or str(dest).startswith(str(src) + "/"):
+        raise BadInput(f"{dest}: --out must not be inside the project")
+    if dest.exists() and any(dest.iterdir()):
+        raise BadInput(f"{dest}: --out directory exists and is not empty")
+    try:
+        shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(*COPY_IGNORE), dirs_exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{dest}: cannot copy the project ({exc.strerror})") from None
+    return dest

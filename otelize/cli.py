@@ -110,3 +110,7 @@ def graph(path: Path, rule_dirs: tuple[Path, ...], fmt: str) -> None:
 
 def main() -> None:
     cli(prog_name="otelize")
+
+
+# Commands defined in their own modules register on `cli` when imported.
+from otelize import cli_instrument  # noqa: E402,F401

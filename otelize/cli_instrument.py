@@ -1,0 +1,54 @@
+"""`otelize instrument`: thin — options in, api.instrument, report out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from otelize.cli import cli, project_argument, reports_errors, rules_option
+from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL, BadInput
+
+INSTRUMENT_EPILOG = """\b
+Examples:
+  otelize instrument ./my-app                 # write in place
+  otelize instrument ./my-app --diff          # show the diff, write nothing
+  otelize instrument ./my-app --check         # CI / pre-commit: exit 1 if anything would change
+  otelize instrument ./my-app --out build/app --report report.md
+\b
+Exit codes: 0 done or nothing to do, 1 --check found changes,
+2 bad input, 3 partial (some files unparsable and left untouched).
+"""
+
+
+@cli.command(epilog=INSTRUMENT_EPILOG)
+@project_argument
+@rules_option
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff and write nothing.")
+@click.option("--check", is_flag=True, help="Exit 1 if anything would change; write nothing.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), metavar="DIR", help="Write an instrumented copy to DIR.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path), metavar="FILE", help="Write a report (.json or .md).")
+@reports_errors
+def instrument(
+    path: Path, rule_dirs: tuple[Path, ...], show_diff: bool, check: bool, out_dir: Path | None, report_file: Path | None
+) -> None:
+    """Add OpenTelemetry packages, the SDK bootstrap and spans to the app."""
+    from otelize import report
+    from otelize.api import instrument as run
+
+    if sum(bool(x) for x in (show_diff, check, out_dir)) > 1:
+        raise BadInput("--diff, --check and --out are mutually exclusive")
+    if report_file is not None and report_file.suffix not in (".json", ".md"):
+        raise BadInput(f"{report_file}: --report must end in .json or .md")
+    mode = "diff" if show_diff else "check" if check else "out" if out_dir else "write"
+    result = run(path, write=mode == "write", out_dir=out_dir, rule_dirs=list(rule_dirs) or None)
+    if show_diff:
+        click.echo(report.unified_diff(result), nl=False)
+    if report_file is not None:
+        text = report.render_json(result) if report_file.suffix == ".json" else report.render_markdown(result)
+        report_file.write_text(text, encoding="utf-8")
+    click.echo(report.summary(result, mode=mode), err=True)
+    if check and result.changed:
+        sys.exit(EXIT_CHANGES)
+    sys.exit(EXIT_PARTIAL if result.partial else EXIT_OK)

@@ -1,0 +1,116 @@
+"""The import step: turn every worker's import requests into one edit per file.
+
+Workers never edit import blocks themselves (LibCST's AddImportsVisitor
+idea). This step respects the file's existing imports, quote style,
+semicolons and line endings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tree_sitter import Node
+
+from otelize.edits import Edit, ImportRequest, Skip
+from otelize.parse import ParsedFile, text
+from otelize.wrap import detect_style, ts_string
+
+WORKER = "imports"
+
+
+def _source_of(stmt: Node) -> str | None:
+    src = stmt.child_by_field_name("source")
+    if src is None or src.type != "string":
+        return None
+    return text(src)[1:-1]
+
+
+def _top_statements(pf: ParsedFile) -> list[Node]:
+    return [c for c in pf.root.named_children if c.type not in ("comment", "hash_bang_line")]
+
+
+def _line_start(src: bytes, pos: int) -> int:
+    return src.rfind(b"\n", 0, pos) + 1
+
+
+def _line_end(src: bytes, pos: int) -> int:
+    nl = src.find(b"\n", pos)
+    return len(src) if nl < 0 else nl + 1
+
+
+def import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Edit], list[Skip]]:
+    style = detect_style(pf)
+    src = pf.source
+    semi = ";" if style.semicolons else ""
+    stmts = _top_statements(pf)
+    imports = [s for s in stmts if s.type == "import_statement"]
+    edits: list[Edit] = []
+    skips: list[Skip] = []
+
+    side_effects = sorted({r.module for r in requests if r.side_effect})
+    named: dict[str, set[str]] = defaultdict(set)
+    for r in requests:
+        if not r.side_effect:
+            named[r.module].update(r.names)
+
+    for module in side_effects:
+        first = stmts[0] if stmts else None
+        if first is not None and first.type == "import_statement" and _source_of(first) == module:
+            continue
+        if any(_source_of(s) == module for s in imports):
+            skips.append(Skip(pf.path, 1, module, f"`import {module}` exists but is not the first statement; move it to the top", WORKER))
+            continue
+        line = f"import {ts_string(module, style.quote)}{semi}".encode() + style.newline
+        at = _line_start(src, first.start_byte) if first is not None else len(src)
+        if first is None and src and not src.endswith(b"\n"):
+            line = style.newline + line
+        edits.append(Edit.insert(pf.path, at, line, WORKER))
+
+    new_lines: list[bytes] = []
+    for module in sorted(named):
+        wanted = named[module]
+        existing = [s for s in imports if _source_of(s) == module and not any(c.type == "type" for c in s.children)]
+        have: set[str] = set()
+        for s in existing:
+            for spec in _specifiers(s):
+                have.add(text(spec.child_by_field_name("alias") or spec.child_by_field_name("name")))
+        missing = sorted(wanted - have)
+        if not missing:
+            continue
+        target = next((s for s in existing if _named_imports(s) is not None), None)
+        if target is not None:
+            braces = _named_imports(target)
+            names = sorted({text(sp) for sp in _specifiers(target)} | set(missing))
+            edits.append(Edit.replace(pf.path, braces.start_byte, braces.end_byte, ("{ " + ", ".join(names) + " }").encode(), WORKER))
+            continue
+        new_lines.append(f"import {{ {', '.join(missing)} }} from {ts_string(module, style.quote)}{semi}".encode() + style.newline)
+
+    if new_lines:
+        if imports:
+            at = _line_end(src, imports[-1].end_byte)
+            block = b"".join(new_lines)
+            if at == len(src) and not src.endswith(b"\n"):
+                block = style.newline + block
+        else:
+            first = stmts[0] if stmts else None
+            at = _line_start(src, first.start_byte) if first is not None else len(src)
+            block = b"".join(new_lines)
+        # a side-effect import inserted at the same point must come first
+        merged = [e for e in edits if e.start == at and e.end == at]
+        if merged:
+            edits = [e for e in edits if e not in merged]
+            block = b"".join(e.text for e in merged) + block
+        edits.append(Edit.insert(pf.path, at, block, WORKER))
+    return edits, skips
+
+
+def _named_imports(stmt: Node) -> Node | None:
+    clause = next((c for c in stmt.named_children if c.type == "import_clause"), None)
+    if clause is None:
+        return None
+    return next((c for c in clause.named_children if c.type == "named_imports"), None)
+
+
+def _specifiers(stmt: Node) -> list[Node]:
+    braces = _named_imports(stmt)
+    return [c for c in braces.named_children if c.type == "import_specifier"] if braces is not None else []

@@ -1,0 +1,127 @@
+"""The instrument report: JSON for tools, Markdown for reviewers, a short human summary."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from otelize.api import InstrumentResult
+
+NEXT_STEPS = {
+    "npm": ("npm install", "npm run build", "npm test"),
+    "pnpm": ("pnpm install", "pnpm run build", "pnpm test"),
+    "yarn": ("yarn install", "yarn build", "yarn test"),
+    "bun": ("bun install", "bun run build", "bun test"),
+}
+
+
+def to_json(result: InstrumentResult) -> dict[str, Any]:
+    syn, analysis = result.synthesis, result.analysis
+    return {
+        "app": {
+            "name": analysis.project.name,
+            "entry": analysis.entry,
+            "module": analysis.project.module,
+            "express": analysis.project.express_major,
+            "package_manager": analysis.project.package_manager,
+        },
+        "spans": [s.to_dict() for s in syn.spans],
+        "skipped": [
+            {"file": s.file, "line": s.line, "symbol": s.symbol, "reason": s.reason, "worker": s.worker} for s in syn.skips
+        ],
+        "files": {"created": syn.created, "modified": syn.modified},
+        "packages": dict(sorted(syn.packages.items())),
+        "reverted": [{"file": f, "reason": r} for f, r in syn.reverted],
+        "unparsable": [{"file": f, "reason": r} for f, r in analysis.unparsable],
+        "notes": syn.notes,
+    }
+
+
+def render_json(result: InstrumentResult) -> str:
+    return json.dumps(to_json(result), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def render_markdown(result: InstrumentResult) -> str:
+    data = to_json(result)
+    app = data["app"]
+    lines = [f"# otelize report: {app['name']}", ""]
+    spans = data["spans"]
+    by_worker: dict[str, int] = {}
+    for s in spans:
+        by_worker[s["worker"]] = by_worker.get(s["worker"], 0) + 1
+    summary = ", ".join(f"{n} {w}" for w, n in sorted(by_worker.items())) or "none"
+    lines += [
+        f"otelize added OpenTelemetry tracing to **{app['name']}** (entry `{app['entry']}`, {app['module']}, "
+        f"Express {app['express']}).",
+        "",
+        f"- **{len(spans)} spans** ({summary})",
+        f"- **{len(data['files']['created'])} files created**, **{len(data['files']['modified'])} modified**",
+        f"- **{len(data['packages'])} packages** added to package.json",
+        f"- **{len(data['skipped'])} functions skipped** (reasons below)",
+        "",
+    ]
+    if data["unparsable"] or data["reverted"]:
+        lines += ["## Needs attention", ""]
+        for item in data["unparsable"]:
+            lines.append(f"- `{item['file']}`: not parsed, left untouched ({item['reason']})")
+        for item in data["reverted"]:
+            lines.append(f"- `{item['file']}`: reverted ({item['reason']})")
+        lines.append("")
+    if spans:
+        lines += ["## Spans", "", "| span | kind | worker | where | attributes |", "|---|---|---|---|---|"]
+        for s in spans:
+            attrs = ", ".join(f"`{k}`" for k in s["attributes"] if not k.startswith("code."))
+            lines.append(f"| `{s['name']}` | {s['kind']} | {s['worker']} | `{s['file']}:{s['line']}` | {attrs} |")
+        lines.append("")
+    if data["packages"]:
+        lines += ["## Packages", ""]
+        lines += [f"- `{name}@{version}`" for name, version in data["packages"].items()]
+        lines.append("")
+    if data["skipped"]:
+        lines += ["## Skipped", "", "| where | symbol | reason |", "|---|---|---|"]
+        for s in data["skipped"]:
+            lines.append(f"| `{s['file']}:{s['line']}` | `{s['symbol']}` | {s['reason']} |")
+        lines.append("")
+    if data["notes"]:
+        lines += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
+    install, build, test = NEXT_STEPS.get(app["package_manager"], NEXT_STEPS["npm"])
+    lines += [
+        "## Next steps",
+        "",
+        f"1. `{install}` to fetch the OpenTelemetry packages.",
+        f"2. `{build}` and `{test}`: the app's behaviour is unchanged.",
+        "3. Point `OTEL_EXPORTER_OTLP_ENDPOINT` at your collector, or run `otelize verify` to see the spans.",
+        "4. `otelize strip` removes everything otelize added.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def summary(result: InstrumentResult, *, mode: str) -> str:
+    syn = result.synthesis
+    verb = {"write": "instrumented", "check": "would change", "diff": "would change", "out": "wrote"}[mode]
+    parts = [
+        f"otelize: {verb} {len(syn.changes)} file(s): {len(syn.created)} created, {len(syn.modified)} modified; "
+        f"{len(syn.spans)} spans, {len(syn.skips)} skipped, {len(syn.packages)} packages added"
+    ]
+    if result.out_dir is not None:
+        parts.append(f"otelize: instrumented copy in {result.out_dir}")
+    for f, r in result.analysis.unparsable:
+        parts.append(f"otelize: warning: {f}: left untouched: {r}")
+    for f, r in syn.reverted:
+        parts.append(f"otelize: warning: {f}: reverted: {r}")
+    if not syn.changes:
+        parts = ["otelize: nothing to do (already instrumented)"] + parts[1:]
+    return "\n".join(parts)
+
+
+def unified_diff(result: InstrumentResult) -> str:
+    out: list[str] = []
+    for path, (old, new) in sorted(result.synthesis.changes.items()):
+        a = (old or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
+        b = new.decode("utf-8", errors="replace").splitlines(keepends=True)
+        out.extend(
+            difflib.unified_diff(a, b, fromfile="/dev/null" if old is None else f"a/{path}", tofile=f"b/{path}")
+        )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)

@@ -1,0 +1,203 @@
+"""synthesize: merge the workers' edits, apply, validate, and write atomically.
+
+- edits are merged per file and sorted; overlaps raise EditConflict naming both workers;
+- one splice per file;
+- every changed TypeScript file is reparsed: a file that parsed cleanly before
+  and has ERROR/MISSING nodes after is reverted and reported;
+- writing is all-or-nothing: every target is checked writable first, content
+  goes to temp files in the same folder, then each is renamed into place; if a
+  rename fails, the files already replaced are restored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from otelize.edits import Edit, PlannedSpan, Skip, WorkerResult, apply_edits
+from otelize.errors import BadInput, OtelizeError
+from otelize.imports import import_edits
+from otelize.parse import ParsedFile, parse_source
+
+
+@dataclass
+class Synthesis:
+    changes: dict[str, tuple[bytes | None, bytes]] = field(default_factory=dict)  # path -> (old, new)
+    deletions: dict[str, bytes] = field(default_factory=dict)  # path -> old content (strip)
+    reverted: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    spans: list[PlannedSpan] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    packages: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def created(self) -> list[str]:
+        return sorted(p for p, (old, _) in self.changes.items() if old is None)
+
+    @property
+    def modified(self) -> list[str]:
+        return sorted(p for p, (old, _) in self.changes.items() if old is not None)
+
+
+def synthesize(root: Path, parsed: dict[str, ParsedFile], results: list[WorkerResult]) -> Synthesis:
+    syn = Synthesis()
+    edits: dict[str, list[Edit]] = defaultdict(list)
+    requests = defaultdict(list)
+    spans_by_file: dict[str, list[PlannedSpan]] = defaultdict(list)
+    for res in results:
+        for e in res.edits:
+            edits[e.file].append(e)
+        for r in res.imports:
+            requests[r.file].append(r)
+        for s in res.spans:
+            spans_by_file[s.file].append(s)
+        syn.skips += res.skips
+        syn.packages.update(res.packages)
+        syn.notes += res.notes
+    for path in sorted(requests):
+        pf = parsed.get(path)
+        if pf is None:
+            continue
+        more, skips = import_edits(pf, requests[path])
+        edits[path] += more
+        syn.skips += skips
+
+    for path in sorted(edits):
+        if not edits[path]:
+            continue
+        old = parsed[path].source if path in parsed else _read(root / path)
+        new = apply_edits(old, edits[path])
+        if new == old:
+            continue
+        problem = _validate(path, old, new, parsed.get(path))
+        if problem is not None:
+            syn.reverted.append((path, problem))
+            spans_by_file.pop(path, None)
+            continue
+        syn.changes[path] = (old, new)
+
+    for res in results:
+        for nf in res.new_files:
+            target = root / nf.path
+            old = _read(target) if target.exists() else None
+            if old != nf.content:
+                syn.changes[nf.path] = (old, nf.content)
+
+    for path in sorted(spans_by_file):
+        syn.spans += spans_by_file[path]
+    syn.spans.sort(key=lambda s: (s.file, s.line, s.name))
+    syn.skips.sort(key=lambda s: (s.file, s.line, s.symbol, s.reason))
+    return syn
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{path.name}: cannot read ({exc.strerror})") from None
+
+
+def _validate(path: str, old: bytes, new: bytes, before: ParsedFile | None) -> str | None:
+    if path.endswith(".json"):
+        try:
+            json.loads(new.decode("utf-8-sig"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return f"edit produced invalid JSON ({exc})"
+        return None
+    after = parse_source(path, new)
+    was_ok = before.ok if before is not None else parse_source(path, old).ok
+    if was_ok and not after.ok:
+        line, col, kind = after.errors[0] if after.errors else (0, 0, after.problem or "?")
+        return f"edit introduced a syntax error ({kind} at line {line} column {col}); file left unchanged"
+    return None
+
+
+# --- writing ------------------------------------------------------------------
+
+
+class WriteError(OtelizeError):
+    exit_code = 2
+
+
+def _safe_target(root: Path, rel: str) -> Path:
+    target = (root / rel)
+    resolved_parent = target.parent.resolve()
+    root_real = root.resolve()
+    if not (resolved_parent == root_real or str(resolved_parent).startswith(str(root_real) + os.sep)):
+        raise WriteError(f"{rel}: refusing to write outside the project root")
+    if target.is_symlink():
+        real = target.resolve()
+        if not str(real).startswith(str(root_real) + os.sep):
+            raise WriteError(f"{rel}: refusing to write through a symlink that leaves the project root")
+    return target
+
+
+def write_changes(root: Path, changes: dict[str, bytes | None]) -> None:
+    """Write {path: content or None (delete)} under root, all-or-nothing."""
+    targets = {rel: _safe_target(root, rel) for rel in sorted(changes)}
+    # 1. check everything first: nothing is written if any target is not writable
+    for rel, target in targets.items():
+        if target.exists():
+            if not os.access(target, os.W_OK):
+                raise WriteError(f"{rel}: file is read-only; nothing was written")
+        parent = target.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise WriteError(f"{rel}: folder is not writable; nothing was written")
+    # 2. stage every file as a temp file beside its target
+    staged: dict[str, str] = {}
+    try:
+        for rel, target in targets.items():
+            content = changes[rel]
+            if content is None:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".otelize-", suffix=".tmp", dir=target.parent)
+            staged[rel] = tmp
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if target.exists():
+                os.chmod(tmp, target.stat().st_mode & 0o7777)
+            else:
+                os.chmod(tmp, 0o644)
+    except OSError as exc:
+        for tmp in staged.values():
+            _unlink(tmp)
+        raise WriteError(f"cannot write ({exc.strerror}); nothing was written") from None
+    # 3. rename into place; on failure restore what was already replaced
+    done: list[tuple[Path, bytes | None]] = []
+    try:
+        for rel, target in targets.items():
+            previous = target.read_bytes() if target.exists() else None
+            if changes[rel] is None:
+                if target.exists():
+                    target.unlink()
+            else:
+                os.replace(staged.pop(rel), target)
+            done.append((target, previous))
+    except OSError as exc:
+        for target, previous in reversed(done):
+            try:
+                if previous is None:
+                    target.unlink()
+                else:
+                    target.write_bytes(previous)
+            except OSError:
+                pass
+        for tmp in staged.values():
+            _unlink(tmp)
+        raise WriteError(f"write interrupted ({exc.strerror}); every file was restored") from None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

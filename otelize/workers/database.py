@@ -1,0 +1,88 @@
+"""Database worker: CLIENT spans around the database wrapper's operations.
+
+Attributes follow the current semantic conventions: `db.system.name` (from the
+driver imported, or the rule's default), `db.operation.name`,
+`db.collection.name` (a literal table name in SQL, or the wrapper's
+table/collection parameter) and `db.query.text` only for literal SQL.
+"""
+
+from __future__ import annotations
+
+import re
+
+from otelize.edits import WorkerResult
+from otelize.facts import FileFacts, FunctionFact
+from otelize.parse import ParsedFile, captures, query, text
+from otelize.workers.base import Task, WorkerContext
+from otelize.workers.spans import make_spec, style_of, wrap_file
+from otelize.wrap import ts_string
+
+# method-name prefix -> operation, for wrappers whose SQL is not literal
+OPERATION_BY_NAME = (
+    (r"^(find|get|select|query|list|search|count|fetch|load|read|exists)", "SELECT"),
+    (r"^(insert|create|add|save|store)", "INSERT"),
+    (r"^(update|set|patch|modify|increment|decrement|upsert)", "UPDATE"),
+    (r"^(delete|remove|del|destroy|purge)", "DELETE"),
+)
+COLLECTION_PARAMS = ("table", "tableName", "collection", "collectionName", "model", "entity")
+_SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|UPSERT|MERGE|REPLACE)\b", re.I)
+_SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+[\"`]?([A-Za-z_][\w.]*)", re.I)
+_STRINGS = "[(string) (template_string)] @s"
+
+
+def db_system(facts: FileFacts, options: dict) -> str:
+    by_import = options.get("db_system_by_import") or {}
+    for imp in facts.imports:
+        root = imp.module if imp.module in by_import else imp.module.split("/")[0]
+        if root in by_import:
+            return str(by_import[root])
+    return str(options.get("db_system", options.get("db_system_default", "other_sql")))
+
+
+def operation_for(name: str) -> str | None:
+    for pattern, op in OPERATION_BY_NAME:
+        if re.search(pattern, name, re.I):
+            return op
+    return None
+
+
+def literal_sql(pf: ParsedFile, fn: FunctionFact) -> str | None:
+    node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
+    for s in captures(query(_STRINGS, pf.tsx), node).get("s", []):
+        if s.type == "template_string" and any(c.type == "template_substitution" for c in s.children):
+            continue
+        value = text(s)[1:-1]
+        if _SQL.match(value):
+            return value
+    return None
+
+
+def run(ctx: WorkerContext, task: Task) -> WorkerResult:
+    (path,) = task.files
+    style = style_of(ctx, path)
+    pf, facts = ctx.parsed[path], ctx.facts[path]
+    options = dict(task.options)
+    system = db_system(facts, options)
+
+    def choose(fn: FunctionFact):  # noqa: ANN202
+        q = style.quote
+        extra: list[tuple[str, str, object]] = [("db.system.name", ts_string(system, q), system)]
+        sql = literal_sql(pf, fn)
+        op = None
+        if sql is not None:
+            op = _SQL.match(sql).group(1).upper()
+            extra.append(("db.query.text", ts_string(" ".join(sql.split()), q), " ".join(sql.split())))
+            table = _SQL_TABLE.search(sql)
+            if table:
+                extra.append(("db.collection.name", ts_string(table.group(1), q), table.group(1)))
+        else:
+            op = operation_for(fn.name)
+            param = next((p.name for p in fn.params if p.name in COLLECTION_PARAMS), None)
+            if param is not None:
+                extra.append(("db.collection.name", param, f"<{param}>"))
+        if op is None:
+            op = fn.name
+        extra.append(("db.operation.name", ts_string(op, q), op))
+        return make_spec(ctx, path, fn, style, "CLIENT", "withClientSpan", extra)
+
+    return wrap_file(ctx, task, choose)

@@ -1,0 +1,79 @@
+"""External-API worker: CLIENT spans around outbound calls of in-house API clients.
+
+The span is the logical operation (`PaymentAPI.charge`); the auto-instrumented
+http/undici client span nests under it, so nothing is doubled. Attributes:
+`server.address` (and `server.port` when explicit) from a literal base URL, and
+`http.request.method` when the method's body names one literally.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from otelize.edits import WorkerResult
+from otelize.facts import FunctionFact
+from otelize.parse import ParsedFile, captures, query, text
+from otelize.workers.base import Task, WorkerContext
+from otelize.workers.spans import make_spec, style_of, wrap_file
+from otelize.wrap import ts_string
+
+_URL = """((string (string_fragment) @url) (#match? @url "^https?://"))"""
+_METHOD_PROP = """(pair key: (property_identifier) @k (#eq? @k "method") value: (string (string_fragment) @m))"""
+_VERB_CALL = """(call_expression function: (member_expression
+  object: [(identifier) (member_expression)] @client
+  property: (property_identifier) @verb
+  (#match? @client "(?i)(axios|http|client|got|ky|request|superagent|api)$")
+  (#match? @verb "^(get|post|put|patch|delete|head)$")))"""
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def base_urls(pf: ParsedFile) -> list[tuple[int, int, str]]:
+    """(start, end, url) of literal http(s) URLs in the file."""
+    return [(n.start_byte, n.end_byte, text(n)) for n in captures(query(_URL, pf.tsx), pf.root).get("url", [])]
+
+
+def request_method(pf: ParsedFile, fn: FunctionFact) -> str | None:
+    node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
+    caps = captures(query(_METHOD_PROP, pf.tsx), node)
+    for m in caps.get("m", []):
+        if text(m).upper() in HTTP_METHODS:
+            return text(m).upper()
+    for v in captures(query(_VERB_CALL, pf.tsx), node).get("verb", []):
+        return text(v).upper()
+    return None
+
+
+def run(ctx: WorkerContext, task: Task) -> WorkerResult:
+    (path,) = task.files
+    style = style_of(ctx, path)
+    pf, facts = ctx.parsed[path], ctx.facts[path]
+    urls = base_urls(pf)
+    options = dict(task.options)
+
+    def url_for(fn: FunctionFact) -> str | None:
+        if options.get("server_address"):
+            return str(options["server_address"])
+        cls = next((c for c in facts.classes if c.name == fn.class_name), None)
+        if cls is not None:
+            inside = [u for s, e, u in urls if cls.start <= s < cls.end]
+            if inside:
+                return inside[0]
+        outside = [u for s, e, u in urls if not any(c.start <= s < c.end for c in facts.classes)]
+        return outside[0] if len(set(outside)) == 1 else None
+
+    def choose(fn: FunctionFact):  # noqa: ANN202
+        q = style.quote
+        extra: list[tuple[str, str, object]] = []
+        url = url_for(fn)
+        if url is not None:
+            parts = urlsplit(url if "://" in url else "https://" + url)
+            if parts.hostname:
+                extra.append(("server.address", ts_string(parts.hostname, q), parts.hostname))
+            if parts.port:
+                extra.append(("server.port", str(parts.port), parts.port))
+        method = request_method(pf, fn)
+        if method:
+            extra.append(("http.request.method", ts_string(method, q), method))
+        return make_spec(ctx, path, fn, style, "CLIENT", "withClientSpan", extra)
+
+    return wrap_file(ctx, task, choose)

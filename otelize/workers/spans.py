@@ -1,0 +1,184 @@
+"""Shared machinery of the span workers (service, database, cache, external-api).
+
+Each span worker decides *which* functions of its file get a span, the span's
+name, kind and attributes; this module decides *whether* a function can be
+wrapped safely and produces the edit, the import request and the report entries.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from otelize.edits import Edit, ImportRequest, PlannedSpan, Skip, WorkerResult
+from otelize.facts import FileFacts, FunctionFact
+from otelize.parse import ParsedFile, captures, query
+from otelize.wrap import CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, wrap_interior
+from otelize.workers.base import Task, WorkerContext
+
+_MANUAL_SPAN = """
+(call_expression function: (member_expression property: (property_identifier) @p
+  (#match? @p "^(startActiveSpan|startSpan)$")))
+"""
+_CALLS = "[(call_expression) (new_expression) (await_expression)] @c"
+
+
+@dataclass(frozen=True)
+class SpanSpec:
+    """What a worker wants for one function."""
+
+    name: str
+    kind: str  # INTERNAL | CLIENT
+    helper: str  # withSpan | withClientSpan | withCacheReadSpan
+    attributes: tuple[tuple[str, str], ...]  # key -> TypeScript expression
+    report_attributes: tuple[tuple[str, object], ...]  # key -> value for the report (literal or "<param>")
+
+
+def candidates(facts: FileFacts) -> list[FunctionFact]:
+    """Top-level functions, exported arrow consts, and class members, in source order."""
+    out = []
+    for fn in facts.functions:
+        if fn.kind in ("method", "property-arrow", "signature"):
+            out.append(fn)
+        elif fn.kind in ("function", "arrow", "function-expression") and fn.exported:
+            out.append(fn)
+        elif fn.kind == "function" and not fn.exported and fn.class_name is None:
+            out.append(fn)
+    return out
+
+
+def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | None:
+    """None when the function may be wrapped, else the skip reason."""
+    if fn.line - 1 in facts.ignore_lines:
+        return "ignored by comment"
+    if fn.is_signature:
+        return "abstract method" if fn.is_abstract else "overload signature (only the implementation is wrapped)"
+    if fn.is_constructor:
+        return "constructor"
+    if fn.accessor:
+        return f"{fn.accessor}ter"
+    if fn.is_generator:
+        return "async generator" if fn.is_async else "generator"
+    if fn.is_private or fn.name.startswith("_") or fn.name.startswith("#"):
+        return "private member"
+    if fn.kind == "function" and not fn.exported and fn.class_name is None:
+        return "module-internal helper (not exported)"
+    if fn.expression_body or fn.body_start is None:
+        return "one-expression arrow function (trivial helper)"
+    node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
+    if node is None or node.type != "statement_block":
+        return "body not found"
+    stmts = [c for c in node.named_children if c.type != "comment"]
+    if not stmts:
+        return "empty body"
+    if len(stmts) == 1 and stmts[0].type == "return_statement" and not captures(query(_CALLS, pf.tsx), stmts[0]):
+        return "one-expression helper (trivial)"
+    if captures(query(_MANUAL_SPAN, pf.tsx), node):
+        return "already instrumented manually (startActiveSpan)"
+    return None
+
+
+def helper_specifier(ctx: WorkerContext, file: str) -> str:
+    rel = posixpath.relpath(ctx.helper_path, posixpath.dirname(file) or ".")
+    rel = rel[: -len(".ts")]
+    if not rel.startswith("."):
+        rel = "./" + rel
+    if ctx.project.module == "esm":
+        rel += ".js"
+    return rel
+
+
+def wrap_file(
+    ctx: WorkerContext,
+    task: Task,
+    choose: Callable[[FunctionFact], SpanSpec | str | None],
+    functions: Iterable[FunctionFact] | None = None,
+) -> WorkerResult:
+    """Wrap every chosen function of the task's file.
+
+    `choose` returns a SpanSpec to wrap, a string to skip with that reason, or
+    None to leave the function alone silently (not this worker's business).
+    """
+    result = WorkerResult(task.worker)
+    (path,) = task.files
+    pf = ctx.parsed[path]
+    facts = ctx.facts[path]
+    style = detect_style(pf)
+    helpers: set[str] = set()
+    for fn in functions if functions is not None else candidates(facts):
+        reason = eligibility(fn, pf, facts)
+        if reason is not None:
+            result.skips.append(Skip(path, fn.line, fn.qualname, reason, task.worker))
+            continue
+        spec = choose(fn)
+        if spec is None:
+            continue
+        if isinstance(spec, str):
+            result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
+            continue
+        planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
+        body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
+        if find_wrapper(pf, body) is not None:
+            result.spans.append(planned)  # already instrumented by otelize: nothing to do
+            helpers.add(spec.helper)
+            continue
+        hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
+        start, end = fn.body_start + 1, fn.body_end - 1
+        try:
+            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), style.indent_unit)
+        except CannotWrap as exc:
+            result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
+            continue
+        result.edits.append(Edit.replace(path, start, end, new, task.worker))
+        result.spans.append(planned)
+        helpers.add(spec.helper)
+    if helpers:
+        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), tuple(sorted(helpers)), False, task.worker))
+    return result
+
+
+def code_attributes(ctx: WorkerContext, path: str, fn: FunctionFact, quote: str) -> list[tuple[str, str, object]]:
+    """(key, ts expression, report value) for code.function.name and code.file.path."""
+    from otelize.wrap import ts_string
+
+    qual = span_base_name(fn, path)
+    return [
+        ("code.function.name", ts_string(qual, quote), qual),
+        ("code.file.path", ts_string(path, quote), path),
+    ]
+
+
+def span_base_name(fn: FunctionFact, path: str) -> str:
+    """`OrderService.createOrder`, `createOrder`, or the file stem for anonymous defaults."""
+    if fn.name in ("default",) or fn.name.startswith("<anonymous>"):
+        stem = posixpath.basename(path).split(".", 1)[0]
+        return f"{stem}.default"
+    if fn.class_name:
+        return f"{fn.class_name}.{fn.name}"
+    return fn.name
+
+
+def make_spec(
+    ctx: WorkerContext,
+    path: str,
+    fn: FunctionFact,
+    style: Style,
+    kind: str,
+    helper: str,
+    extra: list[tuple[str, str, object]],
+    name: str | None = None,
+) -> SpanSpec:
+    attrs = code_attributes(ctx, path, fn, style.quote) + extra
+    attrs.sort(key=lambda a: a[0])
+    return SpanSpec(
+        name or span_base_name(fn, path),
+        kind,
+        helper,
+        tuple((k, expr) for k, expr, _ in attrs),
+        tuple((k, val) for k, _, val in attrs),
+    )
+
+
+def style_of(ctx: WorkerContext, path: str) -> Style:
+    return detect_style(ctx.parsed[path])

@@ -1,0 +1,261 @@
+"""How a span wraps a function body, and how to take it off again.
+
+    async createOrder(input: CreateOrderInput): Promise<Order> {
+      return withSpan('OrderService.createOrder', { ... }, async () => {
+        ...the original statements, one indent deeper...
+      });
+    }
+
+The original lines reappear unchanged except for one added indent unit;
+lines that start inside a multi-line template literal or string are never
+touched. `wrap_interior` is a pure function of the original body and the
+header, and `unwrap_interior` inverts it exactly: strip re-wraps its result
+and compares bytes, so user edits to instrumented code are detected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tree_sitter import Node
+
+from otelize.facts import FunctionFact
+from otelize.parse import ParsedFile, captures, query, text
+
+HELPERS = ("withSpan", "withClientSpan", "withCacheReadSpan")
+FOOTER = b"});"
+
+_MULTILINE_LITERALS = "[(template_string) (string)] @s"
+
+
+@dataclass(frozen=True)
+class Style:
+    newline: bytes  # b"\n" or b"\r\n"
+    quote: str  # "'" or '"'
+    semicolons: bool
+    indent_unit: bytes  # b"  ", b"    " or b"\t"
+
+
+def detect_style(pf: ParsedFile) -> Style:
+    src = pf.source
+    newline = b"\r\n" if src.count(b"\r\n") * 2 > src.count(b"\n") else b"\n"
+    singles = len(re.findall(rb"(?m)(?:from|import|require\() ?'", src))
+    doubles = len(re.findall(rb'(?m)(?:from|import|require\() ?"', src))
+    if singles == doubles:
+        singles, doubles = src.count(b"'"), src.count(b'"')
+    quote = '"' if doubles > singles else "'"
+    imports = re.findall(rb"(?m)^import [^\n]*?(;?)\r?$", src)
+    semicolons = True if not imports else sum(1 for s in imports if s) * 2 >= len(imports)
+    return Style(newline, quote, semicolons, _indent_unit(src))
+
+
+def _indent_unit(src: bytes) -> bytes:
+    tabs = len(re.findall(rb"(?m)^\t+\S", src))
+    widths = [len(m) for m in re.findall(rb"(?m)^( +)\S", src)]
+    if tabs > len(widths):
+        return b"\t"
+    if not widths:
+        return b"  "
+    from collections import Counter
+
+    deltas: Counter[int] = Counter()
+    prev = 0
+    for w in widths:
+        if w > prev:
+            deltas[w - prev] += 1
+        prev = w
+    best = min((d for d, c in deltas.items() if c == max(deltas.values())), default=2)
+    return b" " * (best if best in (2, 3, 4, 8) else 2)
+
+
+def ts_string(value: str, quote: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("\n", "\\n")
+    return f"{quote}{escaped}{quote}"
+
+
+def header(helper: str, name: str, attributes: list[tuple[str, str]], is_async: bool, quote: str) -> bytes:
+    """`return withSpan('Name', { 'k': v, ... }, async () => {`.
+
+    `attributes` values are TypeScript expressions (already quoted when literal).
+    """
+    attrs = ", ".join(f"{ts_string(k, quote)}: {v}" for k, v in attributes)
+    obj = f"{{ {attrs} }}" if attrs else "{}"
+    arrow = "async () => {" if is_async else "() => {"
+    return f"return {helper}({ts_string(name, quote)}, {obj}, {arrow}".encode("utf-8")
+
+
+def literal_spans(pf: ParsedFile, start: int, end: int) -> list[tuple[int, int]]:
+    """Byte ranges of string/template literals that span lines, inside [start, end)."""
+    node = pf.root.descendant_for_byte_range(start, end) or pf.root
+    out = []
+    for n in captures(query(_MULTILINE_LITERALS, pf.tsx), node).get("s", []):
+        if n.start_byte >= start and n.end_byte <= end and n.start_point[0] != n.end_point[0]:
+            out.append((n.start_byte, n.end_byte))
+    return sorted(out)
+
+
+def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
+    return any(s < pos < e for s, e in spans)
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.splitlines(keepends=True)
+
+
+def _leading_ws(line: bytes) -> bytes:
+    return line[: len(line) - len(line.lstrip(b" \t"))]
+
+
+class CannotWrap(Exception):
+    """The body has a shape we refuse to rewrite; the message is the skip reason."""
+
+
+def wrap_interior(interior: bytes, base: int, hdr: bytes, literals: list[tuple[int, int]], default_unit: bytes) -> bytes:
+    """Wrap the bytes between a body's `{` and `}`. `base` is the file offset of interior[0]."""
+    if b"\n" not in interior:
+        if not interior.strip():
+            raise CannotWrap("empty body")
+        return b" " + hdr + interior + FOOTER + b" "
+    first_nl = interior.index(b"\n")
+    last_nl = interior.rindex(b"\n")
+    head = interior[: first_nl + 1]
+    tail = interior[last_nl + 1 :]
+    middle = interior[first_nl + 1 : last_nl + 1]
+    if tail.strip():
+        raise CannotWrap("closing brace shares a line with code")
+    if not middle.strip():
+        raise CannotWrap("empty body")
+    nl = b"\r\n" if head.endswith(b"\r\n") else b"\n"
+    ind, unit = _indents(middle, tail, default_unit)
+    out = bytearray(head + ind + hdr + nl)
+    pos = base + first_nl + 1
+    for line in _lines(middle):
+        if line.strip() and not _inside(pos, literals):
+            out += unit
+        out += line
+        pos += len(line)
+    out += ind + FOOTER + nl + tail
+    return bytes(out)
+
+
+def _indents(middle: bytes, tail: bytes, default_unit: bytes) -> tuple[bytes, bytes]:
+    first = next(line for line in _lines(middle) if line.strip())
+    ind = _leading_ws(first)
+    unit = ind[len(tail) :] if ind.startswith(tail) and len(ind) > len(tail) else default_unit
+    return ind, unit
+
+
+@dataclass(frozen=True)
+class Wrapped:
+    """An instrumented body recognised by its AST shape."""
+
+    helper: str
+    name: str
+    header: bytes  # the exact header bytes in the file
+    original: bytes | None  # the interior before wrapping, or None when user edits make it unrecoverable
+    reason: str = ""
+
+
+def find_wrapper(pf: ParsedFile, body: Node) -> Node | None:
+    """The `return withSpan(...)` call when it is the body's only statement."""
+    stmts = [c for c in body.named_children if c.type != "comment"]
+    if len(stmts) != 1 or stmts[0].type != "return_statement":
+        return None
+    expr = stmts[0].named_children[0] if stmts[0].named_children else None
+    if expr is None or expr.type != "call_expression":
+        return None
+    fn = expr.child_by_field_name("function")
+    if fn is None or fn.type != "identifier" or text(fn) not in HELPERS:
+        return None
+    args = expr.child_by_field_name("arguments")
+    parts = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+    if len(parts) != 3 or parts[0].type != "string" or parts[1].type != "object" or parts[2].type != "arrow_function":
+        return None
+    inner = parts[2].child_by_field_name("body")
+    if inner is None or inner.type != "statement_block":
+        return None
+    return expr
+
+
+def unwrap_interior(pf: ParsedFile, body: Node, default_unit: bytes) -> Wrapped | None:
+    """Recover the original interior of an instrumented body (None if not ours)."""
+    call = find_wrapper(pf, body)
+    if call is None:
+        return None
+    src = pf.source
+    args = call.child_by_field_name("arguments")
+    parts = [a for a in args.named_children if a.type != "comment"]
+    helper = text(call.child_by_field_name("function"))
+    name = text(parts[0])[1:-1]
+    inner = parts[2].child_by_field_name("body")
+    ret = call.parent
+    start, end = body.start_byte + 1, body.end_byte - 1
+    interior = src[start:end]
+    hdr = src[ret.start_byte : inner.start_byte + 1]
+    literals = literal_spans(pf, start, end)
+    candidate = _unwrap(interior, start, hdr, src[inner.start_byte + 1 : inner.end_byte - 1], inner.start_byte + 1, literals, default_unit)
+    if candidate is None or wrap_interior_safe(candidate, start, hdr, pf, default_unit) != interior:
+        return Wrapped(helper, name, hdr, None, "instrumentation was edited by hand")
+    return Wrapped(helper, name, hdr, candidate)
+
+
+def wrap_interior_safe(interior: bytes, base: int, hdr: bytes, pf: ParsedFile, default_unit: bytes) -> bytes | None:
+    """Re-wrap a candidate original for verification (literal spans recomputed on the candidate)."""
+    from otelize.parse import parse_source
+
+    prefix = b"function __otelize_probe() {"
+    probe = parse_source(pf.path, prefix + interior + b"}")
+    shift = base - len(prefix)
+    lits = [(s + shift, e + shift) for s, e in literal_spans(probe, 0, len(probe.source))]
+    try:
+        return wrap_interior(interior, base, hdr, lits, default_unit)
+    except CannotWrap:
+        return None
+
+
+def _unwrap(
+    interior: bytes,
+    base: int,
+    hdr: bytes,
+    inner: bytes,
+    inner_base: int,
+    literals: list[tuple[int, int]],
+    default_unit: bytes,
+) -> bytes | None:
+    if b"\n" not in interior:
+        # ` HDR<inner>}); `
+        if interior.startswith(b" " + hdr) and interior.endswith(FOOTER + b" "):
+            return interior[1 + len(hdr) : -(len(FOOTER) + 1)]
+        return None
+    first_nl = interior.index(b"\n")
+    last_nl = interior.rindex(b"\n")
+    head = interior[: first_nl + 1]
+    tail = interior[last_nl + 1 :]
+    # inner = nl + indented middle + ind  (between the arrow's braces)
+    if b"\n" not in inner:
+        return None
+    inner_first = inner.index(b"\n")
+    inner_last = inner.rindex(b"\n")
+    if inner[:inner_first].strip():
+        return None
+    indented = inner[inner_first + 1 : inner_last + 1]
+    pos = inner_base + inner_first + 1
+    lines = _lines(indented)
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        return None
+    ind_line = interior[first_nl + 1 :].split(b"\n", 1)[0]
+    ind = _leading_ws(ind_line)
+    unit = ind[len(tail) :] if ind.startswith(tail) and len(ind) > len(tail) else default_unit
+    out = bytearray(head)
+    for line in lines:
+        if line.strip() and not _inside(pos, literals):
+            if not line.startswith(unit):
+                return None
+            out += line[len(unit) :]
+        else:
+            out += line
+        pos += len(line)
+    out += tail
+    return bytes(out)
