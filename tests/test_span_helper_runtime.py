@@ -1,0 +1,180 @@
+"""The generated span helper and SDK bootstrap, type-checked by tsc and run on Node.
+
+tests/node/otel-helper/ is a small npm project pinned to the same OTel
+versions as rules/otel-packages.yaml (plus sdk-trace-base/-node for the
+in-memory exporter). Each test renders the templates into a temporary folder
+whose node_modules links to that project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodeutil import npm_install
+from otelize.project import Project, Route
+from otelize.workers import config, dependency
+from otelize.workers.base import WorkerContext
+
+pytestmark = pytest.mark.node
+
+HELPER_PROJECT = Path(__file__).resolve().parent / "node" / "otel-helper"
+
+STRICT = {
+    "target": "ES2022",
+    "strict": True,
+    "noUnusedLocals": True,
+    "noUnusedParameters": True,
+    "noImplicitReturns": True,
+    "noUncheckedIndexedAccess": True,
+    "exactOptionalPropertyTypes": True,
+    "noPropertyAccessFromIndexSignature": True,
+    "isolatedModules": True,
+    "rootDir": "src",
+    "outDir": "dist",
+    "types": ["node"],
+}
+FLAVOURS = {
+    "commonjs": ({"type": "commonjs"}, {"module": "commonjs", "moduleResolution": "node10"}),
+    "esm": ({"type": "module"}, {"module": "nodenext", "moduleResolution": "nodenext", "verbatimModuleSyntax": True}),
+}
+SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 0, 2
+STATUS_UNSET, STATUS_ERROR = 0, 2
+
+
+@pytest.fixture(scope="module")
+def helper_modules() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not available")
+    npm_install(HELPER_PROJECT)
+    return HELPER_PROJECT / "node_modules"
+
+
+def make_project(tmp: Path, modules: Path, flavour: str, protocol: str = "http/protobuf") -> Path:
+    package, compiler = FLAVOURS[flavour]
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "node_modules").symlink_to(modules, target_is_directory=True)
+    (tmp / "package.json").write_text(json.dumps({"name": "helper-test", "private": True, **package}))
+    (tmp / "tsconfig.json").write_text(json.dumps({"compilerOptions": {**STRICT, **compiler}, "include": ["src"]}))
+    pkg = b'{"name": "helper-test", "version": "1.0.0"}'
+    project = Project(tmp, json.loads(pkg), pkg, {}, [], "esm" if flavour == "esm" else "commonjs",
+                      "4.21.2", 4, "src", "dist", None)
+    routes = [Route("GET", "/healthz", "src/app.ts", 1, "<anonymous>")]
+    ctx = WorkerContext(project, {}, {}, None, routes, "src/index.ts", {"protocol": protocol})  # type: ignore[arg-type]
+    (tmp / "src").mkdir()
+    (tmp / "src" / "tracing.ts").write_bytes(config.render_tracing(ctx))
+    (tmp / "src" / "otel.ts").write_bytes(config.render_helper())
+    return tmp
+
+
+def tsc(project: Path, *args: str) -> None:
+    proc = subprocess.run(
+        ["node", str(project / "node_modules" / "typescript" / "bin" / "tsc"), "-p", str(project), *args],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, f"tsc failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_pins_match_the_rules_file() -> None:
+    pins, _ = dependency.load_packages()
+    declared = json.loads((HELPER_PROJECT / "package.json").read_text())["dependencies"]
+    assert {k: v for k, v in declared.items() if k in pins} == pins
+
+
+@pytest.mark.parametrize(("flavour", "protocol"), [("commonjs", "http/protobuf"), ("commonjs", "grpc"), ("esm", "console")])
+def test_generated_files_type_check(tmp_path: Path, helper_modules: Path, flavour: str, protocol: str) -> None:
+    tsc(make_project(tmp_path, helper_modules, flavour, protocol), "--noEmit")
+
+
+def run_checks(tmp_path: Path, helper_modules: Path, *flags: str) -> dict[str, Any]:
+    project = make_project(tmp_path, helper_modules, "commonjs")
+    (project / "src" / "tracing.ts").unlink()  # the runtime checks register their own provider
+    tsc(project)
+    proc = subprocess.run(
+        ["node", str(HELPER_PROJECT / "check-helper.js"), str(project / "dist" / "otel.js"), *flags],
+        capture_output=True, text=True, timeout=60, cwd=project,
+        env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory: pytest.TempPathFactory, helper_modules: Path) -> dict[str, Any]:
+    return run_checks(tmp_path_factory.mktemp("with-sdk"), helper_modules)
+
+
+def spans_by_name(checks: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {span["name"]: span for span in checks["spans"]}
+
+
+def test_values_and_errors_pass_through(checks: dict[str, Any]) -> None:
+    assert checks["sameValue"] is True
+    assert checks["sameError"] is True
+    assert checks["samePromise"] is True
+    assert checks["asyncValue"] == "late"
+    assert checks["sameRejection"] is True
+    assert checks["unhandledRejections"] == 0
+
+
+def test_success_leaves_status_unset(checks: dict[str, Any]) -> None:
+    span = spans_by_name(checks)["sync.ok"]
+    assert span["status"]["code"] == STATUS_UNSET
+    assert span["kind"] == SPAN_KIND_INTERNAL
+    assert span["attributes"] == {"x.y": "z"}
+    assert span["events"] == []
+
+
+@pytest.mark.parametrize(("name", "error_type", "message"), [("sync.throw", "NotFoundError", "missing"),
+                                                            ("async.reject", "TypeError", "bad")])
+def test_errors_mark_the_span(checks: dict[str, Any], name: str, error_type: str, message: str) -> None:
+    span = spans_by_name(checks)[name]
+    assert span["status"] == {"code": STATUS_ERROR, "message": message}
+    assert span["attributes"]["error.type"] == error_type
+    assert [e["name"] for e in span["events"]] == ["exception"]
+    assert span["events"][0]["attributes"]["exception.message"] == message
+
+
+def test_promise_span_ends_after_settling(checks: dict[str, Any]) -> None:
+    span = spans_by_name(checks)["async.ok"]
+    assert span["kind"] == SPAN_KIND_CLIENT
+    assert checks["endedBeforeResolve"] is False
+    assert int(span["durationNanos"]) >= 25_000_000  # the 30 ms timer
+
+
+def test_cache_hit(checks: dict[str, Any]) -> None:
+    spans = spans_by_name(checks)
+    assert spans["cache.miss"]["attributes"] == {"cache.hit": False}
+    assert spans["cache.null"]["attributes"] == {"cache.hit": False}
+    assert spans["cache.hit"]["attributes"] == {"cache.hit": True}
+    assert spans["cache.hit"]["kind"] == SPAN_KIND_CLIENT
+
+
+def test_nesting(checks: dict[str, Any]) -> None:
+    spans = spans_by_name(checks)
+    assert spans["inner"]["parentSpanId"] == spans["outer"]["spanId"]
+    assert spans["inner.async"]["parentSpanId"] == spans["outer.async"]["spanId"]
+    assert spans["outer"]["parentSpanId"] is None
+
+
+def test_record_active_span_error(checks: dict[str, Any]) -> None:
+    spans = spans_by_name(checks)
+    assert spans["handler"]["status"] == {"code": STATUS_ERROR, "message": "r"}
+    assert spans["handler"]["attributes"] == {"error.type": "RangeError"}
+    assert spans["handler.string"]["attributes"] == {"error.type": "_OTHER"}
+    assert spans["handler.string"]["status"]["message"] == "plain string"
+
+
+def test_without_sdk(tmp_path: Path, helper_modules: Path) -> None:
+    result = run_checks(tmp_path, helper_modules, "--no-sdk")
+    assert result["spans"] == []
+    for key in ("sameValue", "sameError", "samePromise", "sameRejection"):
+        assert result[key] is True
+    assert result["asyncValue"] == "late" and result["cacheHitValue"] == "v"
+    assert result["unhandledRejections"] == 0
