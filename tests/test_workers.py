@@ -1,0 +1,550 @@
+"""One before/after test per worker, all through tests/transform.py.
+
+The helper also asserts, for every case, that each changed file reparses
+cleanly and that a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from otelize.report import to_json
+from otelize.workers.base import GENERATED_HEADER
+from transform import ENTRY, assert_transform, default_package_json, run_transform, run_transform_result, source
+
+OTEL_PACKAGES = {
+    "@opentelemetry/api": "1.9.0",
+    "@opentelemetry/auto-instrumentations-node": "0.81.2",
+    "@opentelemetry/exporter-trace-otlp-proto": "0.223.0",
+    "@opentelemetry/resources": "2.12.0",
+    "@opentelemetry/sdk-node": "0.223.0",
+    "@opentelemetry/semantic-conventions": "1.45.0",
+}
+
+
+def spans_of(result, worker: str) -> dict[str, dict]:  # noqa: ANN001
+    return {s["name"]: s for s in to_json(result)["spans"] if s["worker"] == worker}
+
+
+# --- service -----------------------------------------------------------------------
+
+SERVICE_BEFORE = """
+    export class OrderService {
+      private readonly items = new Map<string, number>();
+
+      constructor(private readonly prefix: string) {}
+
+      async createOrder(id: string): Promise<string> {
+        const key = `${this.prefix}:${id}`;
+        this.items.set(key, 1);
+        return key;
+      }
+
+      count(): number {
+        let n = 0;
+        for (const v of this.items.values()) {
+          n += v;
+        }
+        return n;
+      }
+
+      get size(): number {
+        return this.items.size;
+      }
+
+      *keys(): Generator<string> {
+        yield* this.items.keys();
+      }
+
+      find(id: number): string;
+      find(id: string): string;
+      find(id: string | number): string {
+        const key = String(id);
+        return `${this.prefix}:${key}`;
+      }
+
+      private secret(): number {
+        const n = 1;
+        return n + 1;
+      }
+
+      _internal(): number {
+        const n = 2;
+        return n * 2;
+      }
+    }
+
+    export function totalOf(values: number[]): number {
+      let sum = 0;
+      for (const v of values) {
+        sum += v;
+      }
+      return sum;
+    }
+
+    function localHelper(values: number[]): number {
+      const first = values[0];
+      return first ?? 0;
+    }
+"""
+
+SERVICE_AFTER = """
+    import { withSpan } from '../otel';
+    export class OrderService {
+      private readonly items = new Map<string, number>();
+
+      constructor(private readonly prefix: string) {}
+
+      async createOrder(id: string): Promise<string> {
+        return withSpan('OrderService.createOrder', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.createOrder' }, async () => {
+          const key = `${this.prefix}:${id}`;
+          this.items.set(key, 1);
+          return key;
+        });
+      }
+
+      count(): number {
+        return withSpan('OrderService.count', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.count' }, () => {
+          let n = 0;
+          for (const v of this.items.values()) {
+            n += v;
+          }
+          return n;
+        });
+      }
+
+      get size(): number {
+        return this.items.size;
+      }
+
+      *keys(): Generator<string> {
+        yield* this.items.keys();
+      }
+
+      find(id: number): string;
+      find(id: string): string;
+      find(id: string | number): string {
+        return withSpan('OrderService.find', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.find' }, () => {
+          const key = String(id);
+          return `${this.prefix}:${key}`;
+        });
+      }
+
+      private secret(): number {
+        const n = 1;
+        return n + 1;
+      }
+
+      _internal(): number {
+        const n = 2;
+        return n * 2;
+      }
+    }
+
+    export function totalOf(values: number[]): number {
+      return withSpan('totalOf', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'totalOf' }, () => {
+        let sum = 0;
+        for (const v of values) {
+          sum += v;
+        }
+        return sum;
+      });
+    }
+
+    function localHelper(values: number[]): number {
+      const first = values[0];
+      return first ?? 0;
+    }
+"""
+
+
+def test_service_worker_wraps_public_methods_and_exported_functions(tmp_path: Path) -> None:
+    path = "src/services/orderService.ts"
+    result = assert_transform(tmp_path, {path: SERVICE_BEFORE}, {path: SERVICE_AFTER})
+
+    spans = spans_of(result, "service")
+    assert sorted(spans) == ["OrderService.count", "OrderService.createOrder", "OrderService.find", "totalOf"]
+    assert {s["kind"] for s in spans.values()} == {"INTERNAL"}
+    assert spans["OrderService.createOrder"]["line"] == 6
+    assert spans["OrderService.createOrder"]["attributes"] == {
+        "code.file.path": path,
+        "code.function.name": "OrderService.createOrder",
+    }
+
+    skipped = {(s["symbol"], s["line"], s["reason"]) for s in to_json(result)["skipped"] if s["file"] == path}
+    assert skipped == {
+        ("OrderService.constructor", 4, "constructor"),
+        ("OrderService.size", 20, "getter"),
+        ("OrderService.keys", 24, "generator"),
+        ("OrderService.find", 28, "overload signature (only the implementation is wrapped)"),
+        ("OrderService.find", 29, "overload signature (only the implementation is wrapped)"),
+        ("OrderService.secret", 35, "private member"),
+        ("OrderService._internal", 40, "private member"),
+        ("localHelper", 54, "module-internal helper (not exported)"),
+    }
+
+
+def test_service_worker_keeps_async_arrow_for_async_functions_only(tmp_path: Path) -> None:
+    changed = run_transform(
+        tmp_path,
+        {
+            "src/services/mathService.ts": """
+                export async function slow(n: number): Promise<number> {
+                  const doubled = n * 2;
+                  return doubled;
+                }
+
+                export function fast(n: number): number {
+                  const doubled = n * 2;
+                  return doubled;
+                }
+            """
+        },
+    )
+    text = changed["src/services/mathService.ts"].decode()
+    assert "return withSpan('slow', { 'code.file.path': 'src/services/mathService.ts', 'code.function.name': 'slow' }, async () => {" in text
+    assert "return withSpan('fast', { 'code.file.path': 'src/services/mathService.ts', 'code.function.name': 'fast' }, () => {" in text
+
+
+# --- database ----------------------------------------------------------------------
+
+
+def test_database_worker_pg_literal_sql(tmp_path: Path) -> None:
+    path = "src/db/orderRepository.ts"
+    before = """
+        import { Pool } from 'pg';
+
+        const pool = new Pool();
+
+        export class OrderRepository {
+          async findOrder(id: string): Promise<unknown> {
+            const result = await pool.query('SELECT * FROM orders WHERE id = $1', [id]);
+            return result.rows[0];
+          }
+
+          async insertOrder(total: number): Promise<void> {
+            await pool.query(`INSERT INTO
+              order_lines (total) VALUES ($1)`, [total]);
+          }
+        }
+    """
+    after = """
+        import { Pool } from 'pg';
+        import { withClientSpan } from '../otel';
+
+        const pool = new Pool();
+
+        export class OrderRepository {
+          async findOrder(id: string): Promise<unknown> {
+            return withClientSpan('OrderRepository.findOrder', { 'code.file.path': 'src/db/orderRepository.ts', 'code.function.name': 'OrderRepository.findOrder', 'db.collection.name': 'orders', 'db.operation.name': 'SELECT', 'db.query.text': 'SELECT * FROM orders WHERE id = $1', 'db.system.name': 'postgresql' }, async () => {
+              const result = await pool.query('SELECT * FROM orders WHERE id = $1', [id]);
+              return result.rows[0];
+            });
+          }
+
+          async insertOrder(total: number): Promise<void> {
+            return withClientSpan('OrderRepository.insertOrder', { 'code.file.path': 'src/db/orderRepository.ts', 'code.function.name': 'OrderRepository.insertOrder', 'db.collection.name': 'order_lines', 'db.operation.name': 'INSERT', 'db.query.text': 'INSERT INTO order_lines (total) VALUES ($1)', 'db.system.name': 'postgresql' }, async () => {
+              await pool.query(`INSERT INTO
+              order_lines (total) VALUES ($1)`, [total]);
+            });
+          }
+        }
+    """
+    result = assert_transform(tmp_path, {path: before}, {path: after}, default_package_json(pg="8.13.1"))
+    spans = spans_of(result, "database")
+    assert {s["kind"] for s in spans.values()} == {"CLIENT"}
+    assert spans["OrderRepository.findOrder"]["attributes"]["db.system.name"] == "postgresql"
+    assert spans["OrderRepository.insertOrder"]["attributes"]["db.query.text"] == "INSERT INTO order_lines (total) VALUES ($1)"
+
+
+def test_database_worker_in_house_wrapper_uses_table_parameter(tmp_path: Path) -> None:
+    path = "src/utils/database.ts"
+    before = """
+        export class Database {
+          private readonly rows = new Map<string, unknown>();
+
+          async findById(table: string, id: string): Promise<unknown> {
+            const row = this.rows.get(`${table}:${id}`);
+            return row;
+          }
+
+          async remove(table: string, id: string): Promise<boolean> {
+            const deleted = this.rows.delete(`${table}:${id}`);
+            return deleted;
+          }
+        }
+    """
+    after = """
+        import { withClientSpan } from '../otel';
+        export class Database {
+          private readonly rows = new Map<string, unknown>();
+
+          async findById(table: string, id: string): Promise<unknown> {
+            return withClientSpan('Database.findById', { 'code.file.path': 'src/utils/database.ts', 'code.function.name': 'Database.findById', 'db.collection.name': table, 'db.operation.name': 'SELECT', 'db.system.name': 'other_sql' }, async () => {
+              const row = this.rows.get(`${table}:${id}`);
+              return row;
+            });
+          }
+
+          async remove(table: string, id: string): Promise<boolean> {
+            return withClientSpan('Database.remove', { 'code.file.path': 'src/utils/database.ts', 'code.function.name': 'Database.remove', 'db.collection.name': table, 'db.operation.name': 'DELETE', 'db.system.name': 'other_sql' }, async () => {
+              const deleted = this.rows.delete(`${table}:${id}`);
+              return deleted;
+            });
+          }
+        }
+    """
+    result = assert_transform(tmp_path, {path: before}, {path: after})
+    attrs = spans_of(result, "database")["Database.findById"]["attributes"]
+    assert attrs["db.collection.name"] == "<table>"  # a parameter, not a literal
+    assert "db.query.text" not in attrs
+
+
+# --- cache -------------------------------------------------------------------------
+
+
+def test_cache_worker_ioredis(tmp_path: Path) -> None:
+    path = "src/cache/redisCache.ts"
+    before = """
+        import Redis from 'ioredis';
+
+        const redis = new Redis();
+
+        export class RedisCache {
+          async get(key: string): Promise<string | null> {
+            const value = await redis.get(key);
+            return value;
+          }
+
+          async set(key: string, value: string): Promise<void> {
+            await redis.set(key, value);
+          }
+
+          async del(key: string): Promise<number> {
+            const n = await redis.del(key);
+            return n;
+          }
+        }
+    """
+    after = """
+        import Redis from 'ioredis';
+        import { withCacheReadSpan, withClientSpan } from '../otel';
+
+        const redis = new Redis();
+
+        export class RedisCache {
+          async get(key: string): Promise<string | null> {
+            return withCacheReadSpan('RedisCache.get', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.get', 'db.operation.name': 'GET', 'db.system.name': 'redis' }, async () => {
+              const value = await redis.get(key);
+              return value;
+            });
+          }
+
+          async set(key: string, value: string): Promise<void> {
+            return withClientSpan('RedisCache.set', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.set', 'db.operation.name': 'SET', 'db.system.name': 'redis' }, async () => {
+              await redis.set(key, value);
+            });
+          }
+
+          async del(key: string): Promise<number> {
+            return withClientSpan('RedisCache.del', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.del', 'db.operation.name': 'DEL', 'db.system.name': 'redis' }, async () => {
+              const n = await redis.del(key);
+              return n;
+            });
+          }
+        }
+    """
+    result = assert_transform(tmp_path, {path: before}, {path: after}, default_package_json(ioredis="5.4.1"))
+    spans = spans_of(result, "cache")
+    assert sorted(spans) == ["RedisCache.del", "RedisCache.get", "RedisCache.set"]
+    assert {s["attributes"]["db.system.name"] for s in spans.values()} == {"redis"}
+
+
+# --- external API ------------------------------------------------------------------
+
+
+def test_external_api_worker_literal_base_url_and_method(tmp_path: Path) -> None:
+    path = "src/clients/paymentClient.ts"
+    before = """
+        export class PaymentClient {
+          private readonly baseUrl = 'https://api.payments.example.com:8443/v1';
+
+          async charge(amount: number): Promise<unknown> {
+            const res = await fetch(`${this.baseUrl}/charges`, {
+              method: 'POST',
+              body: JSON.stringify({ amount }),
+            });
+            return res.json();
+          }
+
+          async status(id: string): Promise<unknown> {
+            const res = await fetch(`${this.baseUrl}/charges/${id}`);
+            return res.json();
+          }
+        }
+    """
+    after = """
+        import { withClientSpan } from '../otel';
+        export class PaymentClient {
+          private readonly baseUrl = 'https://api.payments.example.com:8443/v1';
+
+          async charge(amount: number): Promise<unknown> {
+            return withClientSpan('PaymentClient.charge', { 'code.file.path': 'src/clients/paymentClient.ts', 'code.function.name': 'PaymentClient.charge', 'http.request.method': 'POST', 'server.address': 'api.payments.example.com', 'server.port': 8443 }, async () => {
+              const res = await fetch(`${this.baseUrl}/charges`, {
+                method: 'POST',
+                body: JSON.stringify({ amount }),
+              });
+              return res.json();
+            });
+          }
+
+          async status(id: string): Promise<unknown> {
+            return withClientSpan('PaymentClient.status', { 'code.file.path': 'src/clients/paymentClient.ts', 'code.function.name': 'PaymentClient.status', 'server.address': 'api.payments.example.com', 'server.port': 8443 }, async () => {
+              const res = await fetch(`${this.baseUrl}/charges/${id}`);
+              return res.json();
+            });
+          }
+        }
+    """
+    result = assert_transform(tmp_path, {path: before}, {path: after})
+    spans = spans_of(result, "external-api")
+    assert spans["PaymentClient.charge"]["attributes"]["server.address"] == "api.payments.example.com"
+    assert spans["PaymentClient.charge"]["attributes"]["http.request.method"] == "POST"
+    assert "http.request.method" not in spans["PaymentClient.status"]["attributes"]
+
+
+# --- http --------------------------------------------------------------------------
+
+
+def test_http_worker_records_errors_in_error_middleware_only(tmp_path: Path) -> None:
+    router = """
+        import { Router } from 'express';
+
+        export const ordersRouter = Router();
+
+        ordersRouter.get('/orders', (req, res) => {
+          const orders: string[] = [];
+          res.json(orders);
+        });
+
+        export function listHandler(req: unknown, res: { json(v: unknown): void }): void {
+          const rows: string[] = [];
+          res.json(rows);
+        }
+    """
+    handler_before = """
+        import type { NextFunction, Request, Response } from 'express';
+
+        export function errorHandler(err: Error, req: Request, res: Response, next: NextFunction): void {
+          res.status(500).json({ error: err.message });
+        }
+    """
+    handler_after = """
+        import type { NextFunction, Request, Response } from 'express';
+        import { recordActiveSpanError } from '../otel';
+
+        export function errorHandler(err: Error, req: Request, res: Response, next: NextFunction): void {
+          recordActiveSpanError(err);
+          res.status(500).json({ error: err.message });
+        }
+    """
+    entry = """
+        import express from 'express';
+        import { ordersRouter } from './routes/orders';
+        import { errorHandler } from './middleware/errorHandler';
+
+        const app = express();
+        app.use(ordersRouter);
+        app.use(errorHandler);
+        app.listen(3000);
+    """
+    files = {"src/routes/orders.ts": router, "src/middleware/errorHandler.ts": handler_before, ENTRY: entry}
+    result = assert_transform(
+        tmp_path,
+        files,
+        {"src/middleware/errorHandler.ts": handler_after, ENTRY: b"import './tracing';\n" + source(entry)},
+    )
+    # no span per route handler: Express spans come from the auto-instrumentation
+    assert [s for s in to_json(result)["spans"] if s["file"] == "src/routes/orders.ts"] == []
+    assert [s for s in to_json(result)["spans"] if s["worker"] == "http"] == []
+
+
+def test_http_worker_keeps_an_existing_record_call(tmp_path: Path) -> None:
+    handler = """
+        import type { NextFunction, Request, Response } from 'express';
+        import { recordActiveSpanError } from '../otel';
+
+        export function onError(error: Error, req: Request, res: Response, next: NextFunction): void {
+          recordActiveSpanError(error);
+          res.status(500).end();
+        }
+    """
+    changed = run_transform(tmp_path, {"src/middleware/errors.ts": handler})
+    assert "src/middleware/errors.ts" not in changed
+
+
+# --- dependency --------------------------------------------------------------------
+
+
+def test_dependency_worker_inserts_packages_in_sorted_position(tmp_path: Path) -> None:
+    pkg = (
+        b'{\n  "name": "tiny-app",\n  "version": "1.0.0",\n  "dependencies": {\n'
+        b'    "@aws-sdk/client-s3": "3.600.0",\n    "@types/never": "1.0.0",\n'
+        b'    "express": "4.22.3",\n    "zod": "3.23.8"\n  }\n}\n'
+    )
+    changed, result = run_transform_result(tmp_path, {}, pkg)
+    expected = (
+        b'{\n  "name": "tiny-app",\n  "version": "1.0.0",\n  "dependencies": {\n'
+        b'    "@aws-sdk/client-s3": "3.600.0",\n'
+        b'    "@opentelemetry/api": "1.9.0",\n'
+        b'    "@opentelemetry/auto-instrumentations-node": "0.81.2",\n'
+        b'    "@opentelemetry/exporter-trace-otlp-proto": "0.223.0",\n'
+        b'    "@opentelemetry/resources": "2.12.0",\n'
+        b'    "@opentelemetry/sdk-node": "0.223.0",\n'
+        b'    "@opentelemetry/semantic-conventions": "1.45.0",\n'
+        b'    "@types/never": "1.0.0",\n'
+        b'    "express": "4.22.3",\n    "zod": "3.23.8"\n  }\n}\n'
+    )
+    assert changed["package.json"] == expected
+    assert to_json(result)["packages"] == OTEL_PACKAGES
+
+
+# --- config ------------------------------------------------------------------------
+
+
+def test_config_worker_creates_files_and_imports_tracing_first(tmp_path: Path) -> None:
+    entry = """
+        // The shop API.
+        import express from 'express';
+        import { helper } from './helper';
+
+        const app = express();
+        app.get('/', (req, res) => {
+          res.send(helper());
+        });
+        app.listen(3000);
+    """
+    changed, result = run_transform_result(
+        tmp_path, {ENTRY: entry, "src/helper.ts": "export const helper = (): string => 'hi';\n"}
+    )
+    assert sorted(to_json(result)["files"]["created"]) == ["src/otel.ts", "src/tracing.ts"]
+    for created in ("src/otel.ts", "src/tracing.ts"):
+        assert changed[created].startswith(GENERATED_HEADER)
+    new_entry = changed[ENTRY].decode()
+    assert new_entry == (
+        "// The shop API.\n"
+        "import './tracing';\n"
+        "import express from 'express';\n"
+        "import { helper } from './helper';\n"
+        "\n"
+        "const app = express();\n"
+        "app.get('/', (req, res) => {\n"
+        "  res.send(helper());\n"
+        "});\n"
+        "app.listen(3000);\n"
+    )
+    assert new_entry.count("./tracing") == 1
+    pkg = json.loads(changed["package.json"])
+    assert {k: v for k, v in pkg["dependencies"].items() if k.startswith("@opentelemetry/")} == OTEL_PACKAGES
+    assert "src/helper.ts" not in changed
