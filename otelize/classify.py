@@ -75,9 +75,9 @@ def classify(
         out = set()
         for s in symbols:
             data = g.nodes.get(s, {})
-            if data.get("kind") == "route":
-                out.add("http")
-            elif data.get("kind") == "symbol":
+            if data.get("kind") == "route" or s in route_handlers:
+                out.add("http")  # a route handler is http wherever it is defined (e.g. inline in index.ts)
+            if data.get("kind") == "symbol":
                 out.add(result.function(data["file"], data["qualname"]).category)
         return out
 

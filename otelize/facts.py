@@ -575,21 +575,30 @@ def _is_express_call(node: Node | None, names: dict[str, set[str]]) -> str | Non
 def _variable(node: Node, facts: FileFacts, express_names: dict[str, set[str]]) -> None:
     name_node = node.child_by_field_name("name")
     value = node.child_by_field_name("value")
-    if name_node is None or name_node.type != "identifier" or value is None:
+    if name_node is None or value is None:
         return
-    name = text(name_node)
     while value.type in ("as_expression", "satisfies_expression", "non_null_expression", "parenthesized_expression"):
         value = value.named_children[0]
-    # require('x') imports
+    # require('x') imports: `const x = require('x')`, `const { a, b: c } = require('x')`
     if value.type == "call_expression" and text(value.child_by_field_name("function")) == "require":
         args = value.child_by_field_name("arguments")
         module = _string_value(args.named_children[0]) if args is not None and args.named_children else None
-        if module is not None:
-            facts.imports.append(ImportFact(module, "require", line_of(node), value.start_byte, value.end_byte, default=name))
-            if module == "express":
-                facts.express_imported = True
-                express_names["express"].add(name)
+        if module is None or name_node.type not in ("identifier", "object_pattern"):
+            return
+        default = text(name_node) if name_node.type == "identifier" else None
+        names = _require_names(name_node) if name_node.type == "object_pattern" else ()
+        facts.imports.append(
+            ImportFact(module, "require", line_of(node), value.start_byte, value.end_byte, default=default, names=names)
+        )
+        if module == "express":
+            facts.express_imported = True
+            if default:
+                express_names["express"].add(default)
+            express_names["Router"].update(local for local, imported in names if imported == "Router")
         return
+    if name_node.type != "identifier":
+        return
+    name = text(name_node)
     kind = _is_express_call(value, express_names)
     if kind == "app":
         facts.apps.append(name)
@@ -611,6 +620,19 @@ def _variable(node: Node, facts: FileFacts, express_names: dict[str, set[str]]) 
             elif prop.type == "pair":
                 methods.append(text(prop.child_by_field_name("key")))
         facts.objects[name] = methods
+
+
+def _require_names(pattern: Node) -> tuple[tuple[str, str], ...]:
+    """(local, imported) pairs of `const { a, b: c } = require('x')`."""
+    out = []
+    for child in pattern.named_children:
+        if child.type == "shorthand_property_identifier_pattern":
+            out.append((text(child), text(child)))
+        elif child.type == "pair_pattern":
+            key, value = child.child_by_field_name("key"), child.child_by_field_name("value")
+            if value is not None and value.type == "identifier":
+                out.append((text(value), text(key)))
+    return tuple(out)
 
 
 def _is_module_level(node: Node) -> bool:
