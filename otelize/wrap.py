@@ -124,6 +124,10 @@ def wrap_interior(interior: bytes, base: int, hdr: bytes, literals: list[tuple[i
     middle = interior[first_nl + 1 : last_nl + 1]
     if tail.strip():
         raise CannotWrap("closing brace shares a line with code")
+    if not _only_comments(head):
+        # the code would stay outside the span, and the next run would not
+        # recognise the wrapper (it is no longer the body's only statement)
+        raise CannotWrap("opening brace shares a line with code")
     if not middle.strip():
         raise CannotWrap("empty body")
     nl = b"\r\n" if head.endswith(b"\r\n") else b"\n"
@@ -137,6 +141,14 @@ def wrap_interior(interior: bytes, base: int, hdr: bytes, literals: list[tuple[i
         pos += len(line)
     out += ind + FOOTER + nl + tail
     return bytes(out)
+
+
+def _only_comments(line: bytes) -> bool:
+    """Whether `line` (the rest of the opening brace's line) holds only comments."""
+    rest = line.strip()
+    while rest.startswith(b"/*") and b"*/" in rest:
+        rest = rest[rest.index(b"*/") + 2 :].strip()
+    return not rest or rest.startswith(b"//")
 
 
 def _indents(middle: bytes, tail: bytes, default_unit: bytes) -> tuple[bytes, bytes]:

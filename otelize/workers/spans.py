@@ -8,12 +8,12 @@ wrapped safely and produces the edit, the import request and the report entries.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 from otelize.edits import Edit, ImportRequest, PlannedSpan, Skip, WorkerResult
 from otelize.facts import FileFacts, FunctionFact
-from otelize.parse import ParsedFile, captures, query
+from otelize.parse import ParsedFile, captures, query, text
 from otelize.wrap import CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, wrap_interior
 from otelize.workers.base import Task, WorkerContext
 
@@ -119,8 +119,11 @@ def wrap_file(
             continue
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
         body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
-        if find_wrapper(pf, body) is not None:
-            result.spans.append(planned)  # already instrumented by otelize: nothing to do
+        existing = find_wrapper(pf, body)
+        if existing is not None:
+            # already instrumented: nothing to do; report the span name the code really uses
+            name = text(next(a for a in existing.child_by_field_name("arguments").named_children if a.type != "comment"))
+            result.spans.append(replace(planned, name=name[1:-1]))
             helpers.add(spec.helper)
             continue
         hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
