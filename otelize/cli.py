@@ -114,3 +114,4 @@ def main() -> None:
 
 # Commands defined in their own modules register on `cli` when imported.
 from otelize import cli_instrument  # noqa: E402,F401
+from otelize import cli_verify  # noqa: E402,F401

@@ -30,3 +30,22 @@ def built_sample_app(sample_app_dir: Path) -> Path:
     if proc.returncode != 0:
         pytest.fail(f"npm run build failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return sample_app_dir
+
+
+@pytest.fixture(scope="session")
+def instrumented_sample_app(sample_app_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of sample-app instrumented by otelize (`--out`), installed and built."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not available")
+    from nodeutil import npm_install_cached
+
+    from otelize.api import instrument
+
+    out = tmp_path_factory.mktemp("instrumented") / "shop-api"
+    result = instrument(sample_app_dir, out_dir=out)
+    assert result.synthesis.changes, "instrument made no changes to the pristine sample-app"
+    npm_install_cached(out)
+    proc = subprocess.run(["npm", "run", "build"], cwd=out, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        pytest.fail(f"npm run build of the instrumented app failed:\n{proc.stdout}\n{proc.stderr}")
+    return out

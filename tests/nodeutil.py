@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -142,3 +143,40 @@ def run_node_app(
             yield f"http://127.0.0.1:{port}"
         finally:
             _stop(proc)
+
+
+NODE_MODULES_CACHE = Path(os.environ.get("OTELIZE_TEST_CACHE", Path.home() / ".cache" / "otelize-tests"))
+
+
+def npm_install_cached(app_dir: os.PathLike[str] | str) -> None:
+    """`npm install` for a generated/instrumented copy whose lockfile is stale.
+
+    node_modules is cached per sha256 of package.json (hard-linked copies), so
+    the suite pays for the OpenTelemetry install once per dependency set.
+    """
+    import hashlib
+
+    app = Path(app_dir)
+    key = hashlib.sha256((app / "package.json").read_bytes()).hexdigest()[:16]
+    cached = NODE_MODULES_CACHE / f"node_modules-{key}"
+    target = app / "node_modules"
+    if target.exists():
+        shutil.rmtree(target)
+    if (cached / ".complete").exists():
+        subprocess.run(["cp", "-al", str(cached / "node_modules"), str(target)], check=True)
+        return
+    proc = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefer-offline"],
+        cwd=app, capture_output=True, text=True, timeout=600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"npm install failed in {app} (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    tmp = NODE_MODULES_CACHE / f".tmp-{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    subprocess.run(["cp", "-al", str(target), str(tmp / "node_modules")], check=True)
+    (tmp / ".complete").write_text("ok")
+    try:
+        os.rename(tmp, cached)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race

@@ -1,0 +1,50 @@
+"""`otelize verify`: thin — options in, otelize.verify, table out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from otelize.cli import cli, project_argument, reports_errors
+from otelize.errors import EXIT_CHANGES, EXIT_OK
+
+VERIFY_EPILOG = """\b
+Examples:
+  otelize verify ./my-app                          # run `npm test`, compare spans with the plan
+  otelize verify ./my-app --requests smoke.yaml    # start the app, send the requests
+  otelize verify ./my-app --tree --format json
+\b
+Exit codes: 0 every planned span was observed, 1 some were not, 2 bad input.
+"""
+
+
+@cli.command(epilog=VERIFY_EPILOG)
+@project_argument
+@click.option("--command", "command", metavar="CMD", help="Command to run instead of `npm test` (or `npm start` with --requests).")
+@click.option("--requests", "requests_file", type=click.Path(path_type=Path, exists=True), metavar="FILE",
+              help="YAML list of HTTP requests; otelize starts the app itself and sends them.")
+@click.option("--preload/--no-preload", default=None,
+              help="Preload the built tracing bootstrap through NODE_OPTIONS (default: only for ESM apps).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--tree", is_flag=True, help="Also print the received trace trees.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for the command.")
+@reports_errors
+def verify(path: Path, command: str | None, requests_file: Path | None, preload: bool | None, fmt: str, tree: bool, timeout: float) -> None:
+    """Run the app against an embedded OTLP receiver and check the spans it emits."""
+    from otelize import verify as v
+
+    result = v.verify(path, command=command, requests_file=requests_file, preload=preload, timeout=timeout)
+    if fmt == "json":
+        data = result.to_dict()
+        if tree:
+            data["trees"] = v.render_trees(result)
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(v.render_table(result), nl=False)
+        if tree:
+            click.echo("")
+            click.echo(v.render_trees(result), nl=False)
+    sys.exit(EXIT_OK if result.ok else EXIT_CHANGES)
