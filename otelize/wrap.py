@@ -29,6 +29,9 @@ FOOTER = b"});"
 _MULTILINE_LITERALS = "[(template_string) (string)] @s"
 
 
+_SEMICOLON_STATEMENTS = ("import_statement", "lexical_declaration", "variable_declaration", "expression_statement")
+
+
 @dataclass(frozen=True)
 class Style:
     newline: bytes  # b"\n" or b"\r\n"
@@ -45,8 +48,10 @@ def detect_style(pf: ParsedFile) -> Style:
     if singles == doubles:
         singles, doubles = src.count(b"'"), src.count(b'"')
     quote = '"' if doubles > singles else "'"
-    imports = re.findall(rb"(?m)^import [^\n]*?(;?)\r?$", src)
-    semicolons = True if not imports else sum(1 for s in imports if s) * 2 >= len(imports)
+    # from the statements themselves: a regex over lines misreads multi-line imports
+    stmts = [c for c in pf.root.named_children if c.type in _SEMICOLON_STATEMENTS]
+    imports = [c for c in stmts if c.type == "import_statement"] or stmts
+    semicolons = True if not imports else sum(1 for c in imports if src[c.end_byte - 1 : c.end_byte] == b";") * 2 >= len(imports)
     return Style(newline, quote, semicolons, _indent_unit(src))
 
 

@@ -1,0 +1,184 @@
+"""The import step: one import edit per file, in the file's own style."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from otelize.edits import ImportRequest, apply_edits
+from otelize.imports import import_edits
+from otelize.parse import parse_source
+from transform import ENTRY, run_transform, source
+
+PATH = "src/services/a.ts"
+
+
+def named(*names: str, module: str = "../otel", worker: str = "service") -> ImportRequest:
+    return ImportRequest(PATH, module, names, False, worker)
+
+
+def side_effect(module: str = "./tracing") -> ImportRequest:
+    return ImportRequest(PATH, module, (), True, "config")
+
+
+def add_imports(src: str | bytes, requests: list[ImportRequest]) -> tuple[bytes, list]:
+    pf = parse_source(PATH, source(src))
+    edits, skips = import_edits(pf, requests)
+    assert len(edits) <= 2  # at most one insertion and one merge per file
+    out = apply_edits(pf.source, edits)
+    assert parse_source(PATH, out).ok
+    return out, skips
+
+
+def test_names_are_merged_into_an_existing_import() -> None:
+    out, skips = add_imports(
+        """
+        import { a } from '../otel';
+        import x from 'y';
+
+        x(a);
+        """,
+        [named("withSpan"), named("withClientSpan", worker="database"), named("a")],
+    )
+    assert out == source(
+        """
+        import { a, withClientSpan, withSpan } from '../otel';
+        import x from 'y';
+
+        x(a);
+        """
+    )
+    assert skips == []
+
+
+def test_nothing_to_add_makes_no_edit() -> None:
+    pf = parse_source(PATH, b"import { withSpan } from '../otel';\nwithSpan('a', {}, () => 1);\n")
+    assert import_edits(pf, [named("withSpan")]) == ([], [])
+
+
+def test_type_only_import_is_not_merged_into() -> None:
+    out, _ = add_imports("import type { Attributes } from '../otel';\nconst a = 1;\n", [named("withSpan")])
+    assert out == b"import type { Attributes } from '../otel';\nimport { withSpan } from '../otel';\nconst a = 1;\n"
+
+
+def test_new_import_goes_after_the_last_import_line() -> None:
+    out, _ = add_imports(
+        """
+        // header comment
+        import express from 'express';
+        import {
+          a,
+          b,
+        } from './z';
+
+        const q = a + b;
+        """,
+        [named("withSpan")],
+    )
+    assert out == source(
+        """
+        // header comment
+        import express from 'express';
+        import {
+          a,
+          b,
+        } from './z';
+        import { withSpan } from '../otel';
+
+        const q = a + b;
+        """
+    )
+
+
+def test_import_after_last_import_without_trailing_newline() -> None:
+    out, _ = add_imports(b"import x from 'y';", [named("withSpan")])
+    assert out == b"import x from 'y';\nimport { withSpan } from '../otel';\n"
+
+
+def test_no_imports_goes_at_the_first_statement() -> None:
+    out, _ = add_imports(
+        """
+        // Licensed under MIT.
+
+        export const q = 1;
+        """,
+        [named("withSpan")],
+    )
+    assert out == b"// Licensed under MIT.\n\nimport { withSpan } from '../otel';\nexport const q = 1;\n"
+
+
+def test_side_effect_import_becomes_first_statement_after_shebang_and_comments() -> None:
+    out, skips = add_imports(
+        """
+        #!/usr/bin/env node
+        // the entry point
+        import express from 'express';
+
+        express();
+        """,
+        [side_effect(), named("withSpan")],
+    )
+    assert out == source(
+        """
+        #!/usr/bin/env node
+        // the entry point
+        import './tracing';
+        import express from 'express';
+        import { withSpan } from '../otel';
+
+        express();
+        """
+    )
+    assert skips == []
+
+
+def test_side_effect_and_named_import_in_a_file_without_imports() -> None:
+    out, _ = add_imports("const q = 1;\n", [side_effect(), named("withSpan")])
+    assert out == b"import './tracing';\nimport { withSpan } from '../otel';\nconst q = 1;\n"
+
+
+def test_side_effect_import_already_first_is_not_duplicated() -> None:
+    pf = parse_source(PATH, b"// entry\nimport './tracing';\nimport x from 'y';\n")
+    assert import_edits(pf, [side_effect(), side_effect()]) == ([], [])
+
+
+def test_side_effect_import_not_first_is_reported_not_duplicated() -> None:
+    pf = parse_source(PATH, b"import x from 'y';\nimport './tracing';\n")
+    edits, skips = import_edits(pf, [side_effect()])
+    assert edits == []
+    assert len(skips) == 1 and "not the first statement" in skips[0].reason
+
+
+def test_double_quotes_and_no_semicolons_are_respected() -> None:
+    out, _ = add_imports('import x from "y"\n\nconst a = x\n', [side_effect(), named("withSpan")])
+    assert out == b'import "./tracing"\nimport x from "y"\nimport { withSpan } from "../otel"\n\nconst a = x\n'
+
+
+def test_semicolon_style_of_multiline_imports() -> None:
+    semi, _ = add_imports("import {\n  a,\n} from 'z';\nconst q = a;\n", [named("withSpan")])
+    assert semi == b"import {\n  a,\n} from 'z';\nimport { withSpan } from '../otel';\nconst q = a;\n"
+    bare, _ = add_imports("import {\n  a,\n} from 'z'\nconst q = a\n", [named("withSpan")])
+    assert bare == b"import {\n  a,\n} from 'z'\nimport { withSpan } from '../otel'\nconst q = a\n"
+
+
+def test_crlf_file_gets_crlf_imports() -> None:
+    out, _ = add_imports(b"import x from 'y';\r\n\r\nx();\r\n", [side_effect(), named("withSpan")])
+    assert out == b"import './tracing';\r\nimport x from 'y';\r\nimport { withSpan } from '../otel';\r\n\r\nx();\r\n"
+    assert out.count(b"\n") == out.count(b"\r\n")
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("import express from 'express';\nconst app = express();\napp.listen(1);\n", "import './tracing';\nimport express from 'express';\nconst app = express();\napp.listen(1);\n"),
+        ('import express from "express"\nconst app = express()\napp.listen(1)\n', 'import "./tracing"\nimport express from "express"\nconst app = express()\napp.listen(1)\n'),
+        (
+            "#!/usr/bin/env node\n/* entry */\nimport express from 'express';\nconst app = express();\napp.listen(1);\n",
+            "#!/usr/bin/env node\n/* entry */\nimport './tracing';\nimport express from 'express';\nconst app = express();\napp.listen(1);\n",
+        ),
+    ],
+)
+def test_entry_gets_tracing_import_first_end_to_end(tmp_path: Path, entry: str, expected: str) -> None:
+    changed = run_transform(tmp_path, {ENTRY: entry.encode()})
+    assert changed[ENTRY].decode() == expected
