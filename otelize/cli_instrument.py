@@ -52,3 +52,36 @@ def instrument(
     if check and result.changed:
         sys.exit(EXIT_CHANGES)
     sys.exit(EXIT_PARTIAL if result.partial else EXIT_OK)
+
+
+STRIP_EPILOG = """\b
+Examples:
+  otelize strip ./my-app           # remove everything otelize added
+  otelize strip ./my-app --diff    # show what would be removed
+\b
+Instrumentation edited by hand since is left alone and reported.
+Exit codes: 0 done or nothing to do, 1 --check found instrumentation, 2 bad input.
+"""
+
+
+@cli.command(epilog=STRIP_EPILOG)
+@project_argument
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff and write nothing.")
+@click.option("--check", is_flag=True, help="Exit 1 if anything would be removed; write nothing.")
+@reports_errors
+def strip(path: Path, show_diff: bool, check: bool) -> None:
+    """Remove exactly what otelize added: spans, imports, generated files, packages."""
+    from otelize import report
+    from otelize.strip import strip as run
+
+    result = run(path, write=not (show_diff or check))
+    if show_diff:
+        changes = {p: (old, new if new is not None else b"") for p, (old, new) in result.changes.items()}
+        click.echo(report.diff_changes(changes), nl=False)
+    for skip in result.kept:
+        click.echo(f"otelize: kept {skip.file}:{skip.line} {skip.symbol}: {skip.reason}", err=True)
+    verb = "would change" if (show_diff or check) else "stripped"
+    click.echo(f"otelize: {verb} {len(result.changes)} file(s); {len(result.kept)} left alone", err=True)
+    if check and result.changed:
+        sys.exit(EXIT_CHANGES)
+    sys.exit(EXIT_OK)

@@ -117,8 +117,12 @@ def summary(result: InstrumentResult, *, mode: str) -> str:
 
 
 def unified_diff(result: InstrumentResult) -> str:
+    return diff_changes(result.synthesis.changes)
+
+
+def diff_changes(changes: dict[str, tuple[bytes | None, bytes]]) -> str:
     out: list[str] = []
-    for path, (old, new) in sorted(result.synthesis.changes.items()):
+    for path, (old, new) in sorted(changes.items()):
         a = (old or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
         b = new.decode("utf-8", errors="replace").splitlines(keepends=True)
         out.extend(

@@ -106,8 +106,11 @@ def wrap_file(
     facts = ctx.facts[path]
     style = detect_style(pf)
     helpers: set[str] = set()
+    wrapped: list[tuple[int, int]] = []
     for fn in functions if functions is not None else candidates(facts):
         reason = eligibility(fn, pf, facts)
+        if reason is None and any(s <= fn.start < e for s, e in wrapped):
+            reason = "nested inside a function that is already wrapped"
         if reason is not None:
             result.skips.append(Skip(path, fn.line, fn.qualname, reason, task.worker))
             continue
@@ -134,6 +137,7 @@ def wrap_file(
             result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
             continue
         result.edits.append(Edit.replace(path, start, end, new, task.worker))
+        wrapped.append((fn.start, fn.end))
         result.spans.append(planned)
         helpers.add(spec.helper)
     if helpers:

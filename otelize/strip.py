@@ -1,0 +1,213 @@
+"""strip: remove exactly what otelize added, byte for byte.
+
+- span wrappers: each is unwrapped and the result re-wrapped and compared with
+  the file; a wrapper edited by hand is left alone and reported;
+- `recordActiveSpanError(err);` lines in error handlers;
+- imports of the span helper and the entry point's `import './tracing'`;
+- the generated files (only while they are unchanged);
+- package.json entries at exactly the pinned versions, and the ESM `--import`.
+
+Manual code that is not otelize's is never touched: recognition is by AST shape
+and exact bytes, not by name alone.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from otelize import jsonedit
+from otelize.edits import Edit, Skip, apply_edits
+from otelize.parse import ParsedFile, captures, parse_source, query, text
+from otelize.wrap import detect_style, unwrap_interior
+from otelize.workers.base import GENERATED_HEADER, HELPER_MODULE, TRACING_MODULE
+
+WORKER = "strip"
+_RECORD_QUERY = """(expression_statement (call_expression function: (identifier) @f
+  (#eq? @f "recordActiveSpanError"))) @stmt"""
+
+
+@dataclass
+class StripResult:
+    changes: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)  # path -> (old, new or None = delete)
+    kept: list[Skip] = field(default_factory=list)  # instrumentation left alone, with the reason
+    unwrapped: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def _line_bounds(src: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """The full line(s) of [start, end) when nothing else shares them."""
+    ls = src.rfind(b"\n", 0, start) + 1
+    le = src.find(b"\n", end)
+    le = len(src) if le < 0 else le + 1
+    if src[ls:start].strip() or src[end:le].strip():
+        return None
+    return ls, le
+
+
+def _module_spec_targets(path: str, src_dir: str) -> set[str]:
+    """Specifiers (as otelize writes them) of the helper and tracing modules, seen from `path`."""
+    out = set()
+    for module in (HELPER_MODULE, TRACING_MODULE):
+        target = posixpath.join(src_dir, module) if src_dir else module
+        rel = posixpath.relpath(target, posixpath.dirname(path) or ".")[: -len(".ts")]
+        rel = rel if rel.startswith(".") else "./" + rel
+        out |= {rel, rel + ".js"}
+    return out
+
+
+def strip_source(pf: ParsedFile, src_dir: str, function_ranges: list[tuple[int, int, int, str, int]]) -> tuple[list[Edit], list[Skip]]:
+    """Edits that remove otelize's additions from one TypeScript file.
+
+    `function_ranges` are (body_start, body_end, line, qualname, fn_start) of every function with a block body.
+    """
+    edits: list[Edit] = []
+    kept: list[Skip] = []
+    src = pf.source
+    unit = detect_style(pf).indent_unit
+    taken: list[tuple[int, int]] = []
+    for body_start, body_end, line, qualname, fn_start in sorted(function_ranges):
+        if any(s <= body_start < e for s, e in taken):
+            continue  # nested in a wrapper being removed: its bytes come back with the outer one
+        body = pf.root.descendant_for_byte_range(body_start, body_end)
+        if body is None or body.type != "statement_block":
+            continue
+        wrapped = unwrap_interior(pf, body, unit)
+        if wrapped is None:
+            continue
+        if wrapped.original is None:
+            kept.append(Skip(pf.path, line, qualname, wrapped.reason, WORKER))
+            continue
+        edits.append(Edit.replace(pf.path, body_start + 1, body_end - 1, wrapped.original, WORKER))
+        taken.append((body_start, body_end))
+
+    for stmt in captures(query(_RECORD_QUERY, pf.tsx), pf.root).get("stmt", []):
+        if any(s <= stmt.start_byte < e for s, e in taken):
+            continue
+        bounds = _line_bounds(src, stmt.start_byte, stmt.end_byte)
+        if bounds is not None:
+            edits.append(Edit.delete(pf.path, bounds[0], bounds[1], WORKER))
+        elif src[stmt.start_byte - 2 : stmt.start_byte] == b"{ ":
+            edits.append(Edit.delete(pf.path, stmt.start_byte - 1, stmt.end_byte, WORKER))
+        else:
+            kept.append(Skip(pf.path, stmt.start_point[0] + 1, "recordActiveSpanError", "shares a line with other code", WORKER))
+
+    specs = _module_spec_targets(pf.path, src_dir)
+    for node in pf.root.named_children:
+        if node.type != "import_statement":
+            continue
+        source = node.child_by_field_name("source")
+        if source is None or text(source)[1:-1] not in specs:
+            continue
+        bounds = _line_bounds(src, node.start_byte, node.end_byte)
+        if bounds is None:
+            kept.append(Skip(pf.path, node.start_point[0] + 1, text(source), "import shares a line with other code", WORKER))
+            continue
+        edits.append(Edit.delete(pf.path, bounds[0], bounds[1], WORKER))
+    return edits, kept
+
+
+def strip_package_json(data: bytes, pins: dict[str, str], tracing_flag: str | None) -> list[Edit]:
+    root = jsonedit.parse(data, "package.json")
+    edits: list[Edit] = []
+    deps = root.get("dependencies")
+    if deps is not None and deps.value.kind == "object":
+        members = deps.value.members
+        ours = [m.key in pins and m.value.kind == "string" and m.value.value == pins[m.key] for m in members]
+        if members and all(ours):
+            edits += _remove_run(root.members, root.members.index(deps), root.members.index(deps))
+        else:
+            i = 0
+            while i < len(members):
+                if not ours[i]:
+                    i += 1
+                    continue
+                j = i
+                while j + 1 < len(members) and ours[j + 1]:
+                    j += 1
+                edits += _remove_run(members, i, j)
+                i = j + 1
+    scripts = root.get("scripts")
+    start = scripts.value.get("start") if scripts is not None and scripts.value.kind == "object" else None
+    if tracing_flag and start is not None and start.value.kind == "string":
+        command = str(start.value.value)
+        if command.startswith(f"node {tracing_flag} "):
+            edits.append(jsonedit.replace_string("package.json", start.value, "node " + command[len(f"node {tracing_flag} ") :], WORKER))
+    return edits
+
+
+def _remove_run(members: tuple, i: int, j: int) -> list[Edit]:  # noqa: ANN001
+    """Delete members[i..j] the way insert_members added them."""
+    if j < len(members) - 1:
+        return [Edit.delete("package.json", members[i].key_start, members[j + 1].key_start, WORKER)]
+    if i > 0:
+        return [Edit.delete("package.json", members[i - 1].value.end, members[j].value.end, WORKER)]
+    return []  # the whole object: left as is (an empty object would not round-trip)
+
+
+def strip(root: str | Path, *, write: bool = True) -> StripResult:
+    from otelize.api import analyze
+    from otelize.synthesize import write_changes
+    from otelize.workers import config as config_worker
+    from otelize.workers.dependency import load_packages
+
+    analysis = analyze(root)
+    project = analysis.project
+    result = StripResult()
+    edits: dict[str, list[Edit]] = defaultdict(list)
+    for path in sorted(analysis.parsed):
+        pf = analysis.parsed[path]
+        if not pf.ok or path not in analysis.facts:
+            continue
+        if pf.source.startswith(GENERATED_HEADER):
+            continue
+        ranges = [
+            (fn.body_start, fn.body_end, fn.line, fn.qualname, fn.start)
+            for fn in analysis.facts[path].functions
+            if fn.body_start is not None
+        ]
+        more, kept = strip_source(pf, project.src_dir, ranges)
+        edits[path] += more
+        result.kept += kept
+        result.unwrapped += sum(1 for e in more if e.end - e.start > 0 and e.text)
+
+    from otelize.api import worker_context
+
+    ctx = worker_context(analysis)
+    generated = {ctx.tracing_path: config_worker.render_tracing(ctx), ctx.helper_path: config_worker.render_helper()}
+    for path, expected in sorted(generated.items()):
+        target = project.root / path
+        if not target.is_file():
+            continue
+        current = target.read_bytes()
+        if not current.startswith(GENERATED_HEADER):
+            continue
+        if current != expected:
+            result.kept.append(Skip(path, 1, path, "generated file was edited since; left in place", WORKER))
+            continue
+        result.changes[path] = (current, None)
+
+    pins, _ = load_packages()
+    flag = f"--import {config_worker.tracing_js_path(ctx)}" if project.module == "esm" else None
+    edits["package.json"] += strip_package_json(project.package_json_bytes, pins, flag)
+
+    for path in sorted(edits):
+        if not edits[path]:
+            continue
+        old = analysis.parsed[path].source if path in analysis.parsed else project.package_json_bytes
+        new = apply_edits(old, edits[path])
+        if new == old:
+            continue
+        if path.endswith((".ts", ".tsx", ".mts", ".cts")) and not parse_source(path, new).ok:
+            result.kept.append(Skip(path, 1, path, "removing instrumentation would break the syntax; left as is", WORKER))
+            continue
+        result.changes[path] = (old, new)
+    result.kept.sort(key=lambda s: (s.file, s.line, s.symbol))
+    if write and result.changes:
+        write_changes(project.root, {p: new for p, (_, new) in result.changes.items()})
+    return result
