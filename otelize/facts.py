@@ -152,6 +152,7 @@ class FileFacts:
     aliases: dict[str, str] = field(default_factory=dict)  # `const apiRouter = router` -> {"apiRouter": "router"}
     routes: list[RouteReg] = field(default_factory=list)
     listen_line: int | None = None
+    servers: list[str] = field(default_factory=list)  # `const app = createApp()` (from ./x) / `http.createServer(app)`
     express_imported: bool = False
     markers: list[str] = field(default_factory=list)  # "generated", "ignore-file"
     ignore_lines: list[int] = field(default_factory=list)  # lines holding `// otelize-ignore`
@@ -610,6 +611,8 @@ def _variable(node: Node, facts: FileFacts, express_names: dict[str, set[str]]) 
         facts.aliases[name] = facts.aliases.get(text(value), text(value))
         return
     top_level = _is_module_level(node)
+    if top_level and _is_server_factory_call(value, facts):
+        facts.servers.append(name)
     if value.type == "new_expression" and top_level:
         facts.instances[name] = text(value.child_by_field_name("constructor"))
     elif value.type == "object" and top_level:
@@ -620,6 +623,28 @@ def _variable(node: Node, facts: FileFacts, express_names: dict[str, set[str]]) 
             elif prop.type == "pair":
                 methods.append(text(prop.child_by_field_name("key")))
         facts.objects[name] = methods
+
+
+def _is_server_factory_call(value: Node, facts: FileFacts) -> bool:
+    """`createApp()` imported from a project module, or `http.createServer(...)`: what
+    `x.listen()` is called on when the app is built in a helper (server.ts / index.ts)."""
+    if value.type == "await_expression" and value.named_children:
+        value = value.named_children[0]
+    if value.type != "call_expression":
+        return False
+    chain = _chain(value.child_by_field_name("function"))
+    if not chain:
+        return False
+    http_modules = ("http", "https", "node:http", "node:https", "http2", "node:http2")
+    for imp in facts.imports:
+        bound = {imp.default, imp.namespace} | {local for local, _ in imp.names}
+        if chain[0] not in bound:
+            continue
+        if imp.module in http_modules:
+            args = value.child_by_field_name("arguments")
+            return chain[-1] in ("createServer", "createSecureServer") and bool(args and args.named_children)
+        return imp.module.startswith(".") and len(chain) <= 2
+    return False
 
 
 def _require_names(pattern: Node) -> tuple[tuple[str, str], ...]:
@@ -685,7 +710,7 @@ def _call(
         facts.calls.append(CallFact(caller.qualname if caller else "<module>", chain, line_of(node), is_new))
         if chain == ("fetch",) or chain == ("globalThis", "fetch"):
             facts.has_fetch = True
-        if len(chain) == 2 and chain[1] == "listen" and chain[0] in facts.apps:
+        if len(chain) == 2 and chain[1] == "listen" and (chain[0] in facts.apps or chain[0] in facts.servers):
             facts.listen_line = line_of(node)
     if is_new:
         return
