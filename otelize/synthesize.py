@@ -180,7 +180,8 @@ def write_changes(root: Path, changes: dict[str, bytes | None]) -> None:
                 if target.exists():
                     target.unlink()
             else:
-                os.replace(staged.pop(rel), target)
+                os.replace(staged[rel], target)
+                del staged[rel]  # only once renamed: a failed rename leaves it to the cleanup below
             done.append((target, previous))
     except OSError as exc:
         for target, previous in reversed(done):
