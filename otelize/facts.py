@@ -269,6 +269,12 @@ def _import_statement(node: Node, facts: FileFacts) -> None:
 
 def _export(node: Node, facts: FileFacts) -> None:
     is_default = any(c.type == "default" for c in node.children)
+    if any(c.type == "=" for c in node.children):  # `export = router` (what `import x = require()` gets)
+        ident = next((c for c in node.named_children if c.type == "identifier"), None)
+        if ident is not None:
+            facts.exports["="] = text(ident)
+            _mark_exported(facts, text(ident))
+        return
     source = _string_value(node.child_by_field_name("source"))
     decl = node.child_by_field_name("declaration")
     value = node.child_by_field_name("value")

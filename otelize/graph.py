@@ -266,6 +266,8 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
         tfile, tname = loc
         if tname == "default":
             tname = facts[tfile].exports.get("default", "default")
+        elif tname == "*":  # `import x = require('./r')` / `require('./r')` of a module that does `export = router`
+            tname = facts[tfile].exports.get("=", "*")
         tname = facts[tfile].aliases.get(tname, tname)
         if tname in facts[tfile].routers or tname in facts[tfile].apps:
             return tfile, tname
