@@ -45,9 +45,22 @@ class Classification:
         return self.functions.get((path, qualname), self.file(path))
 
 
-def _decide(rules: list[Rule], ctx: MatchContext) -> Decision | None:
-    """Highest priority wins; other matching rules of the same category agree."""
-    hits = [r for r in rules if matches(r.match, ctx)]
+def _decide(rules: list[Rule], ctx: MatchContext, memo: dict[str, bool] | None = None) -> Decision | None:
+    """Highest priority wins; other matching rules of the same category agree.
+
+    `memo` caches the result of rules that do not use graph relations: only
+    graph rules can change between classification rounds.
+    """
+    hits = []
+    for r in rules:
+        if memo is not None and not r.uses_graph:
+            hit = memo.get(r.id)
+            if hit is None:
+                hit = memo[r.id] = matches(r.match, ctx)
+        else:
+            hit = matches(r.match, ctx)
+        if hit:
+            hits.append(r)
     if not hits:
         return None
     winner = hits[0]  # rules are sorted by (-priority, id)
@@ -110,12 +123,18 @@ def classify(
 
         return check
 
-    for _ in range(MAX_ROUNDS):
+    file_memo: dict[str, dict[str, bool]] = {path: {} for path in facts}
+    fn_static = not any(r.uses_graph for r in fn_rules)
+    functions: dict[tuple[str, str], Decision] = {}
+    for round_no in range(MAX_ROUNDS):
         files: dict[str, Decision] = {}
-        functions: dict[tuple[str, str], Decision] = {}
+        if round_no == 0 or not fn_static:
+            functions = {}
         for path in sorted(facts):
             ctx = MatchContext(path, facts[path], parsed[path], None, graph_fn(path), handles(path))
-            files[path] = _decide(file_rules, ctx) or OTHER
+            files[path] = _decide(file_rules, ctx, file_memo[path]) or OTHER
+            if round_no > 0 and fn_static:
+                continue
             for fn in facts[path].functions:
                 if fn.kind == "signature":
                     continue
