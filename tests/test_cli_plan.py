@@ -187,6 +187,7 @@ def test_graph_dot_parses_as_digraph() -> None:
 def _project(
     tmp_path: Path, package_json: str | None = '{"dependencies": {"express": "^4.19.0"}}', files: dict[str, str] | None = None
 ) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     if package_json is not None:
         (tmp_path / "package.json").write_text(package_json)
     for name, text in (files or {}).items():
@@ -230,6 +231,33 @@ def test_bad_rule_dir_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert err == "otelize: error: my-rules/x.yaml: key `category`: must be one of " + ", ".join(
         ["entrypoint", "http", "middleware", "service", "database", "cache", "external-api", "other"]
     ) + "\n"
+
+
+def test_rules_readme_worked_example(tmp_path: Path) -> None:
+    """rules/README.md: an in-house mailer.ts becomes external-api with server_address."""
+    root = _project(
+        tmp_path / "app",
+        files={
+            "src/notify/mailer.ts": "import net from 'node:net';\n\nexport class Mailer {\n"
+            "  async send(to: string): Promise<void> {\n    net.connect(587, 'localhost').end(to);\n  }\n}\n",
+        },
+    )
+    rules = tmp_path / "otelize-rules"
+    rules.mkdir()
+    (rules / "mailer.yaml").write_text(
+        "id: mailer\ncategory: external-api\nscope: file\npriority: 80\n"
+        "match:\n  all:\n    - path: \"**/mailer.ts\"\n    - class: \"^Mailer$\"\n"
+        "options:\n  server_address: smtp.example.com\ntags: [smtp]\n"
+    )
+    data = json.loads(run("plan", str(root), "--format", "json")[1])
+    assert data["files"] == [{"path": "src/notify/mailer.ts", "category": "other", "rules": []}]
+    code, out, err = run("plan", str(root), "--rules", str(rules), "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["files"] == [{"path": "src/notify/mailer.ts", "category": "external-api", "rules": ["mailer"]}]
+    task = next(t for t in data["tasks"] if t["worker"] == "external-api")
+    assert task["files"] == ["src/notify/mailer.ts"]
+    assert task["options"] == {"server_address": "smtp.example.com"}
 
 
 def test_bad_input_via_real_subprocess(tmp_path: Path) -> None:
