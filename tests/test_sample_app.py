@@ -159,6 +159,46 @@ def test_http_contract(built_sample_app: Path) -> None:
         assert status == 201 and second["id"] != created["id"]
         assert second["trackingNumber"] != created["trackingNumber"]
 
+        # orders for a user: listed (and the same answer once cached), 400 without userId
+        status, listed = c.get("/api/orders?userId=u1")
+        assert status == 200 and isinstance(listed, list), listed
+        assert all(o["userId"] == "u1" for o in listed)
+        mine = {o["id"]: o for o in listed}
+        assert created["id"] in mine and second["id"] not in mine
+        assert mine[created["id"]]["status"] == "confirmed"
+        assert mine[created["id"]]["trackingNumber"] == created["trackingNumber"]
+        assert c.get("/api/orders?userId=u1") == (200, listed)
+        assert_error(*c.get("/api/orders"), 400)
+        assert_error(*c.get("/api/orders?userId="), 400)
+        assert_error(*c.get("/api/orders?userId=u404"), 404)
+
+        # tracking
+        assert c.get(f"/api/orders/{created['id']}/tracking") == (
+            200,
+            {"orderId": created["id"], "trackingNumber": created["trackingNumber"], "status": "label_created"},
+        )
+        assert_error(*c.get("/api/orders/o404/tracking"), 404)
+
+        # cancel: refunds, gives the stock back, 409 on repeat, 404 unknown
+        p1_before = c.available("p1")
+        status, to_cancel = c.post("/api/orders", order(items=[{"productId": "p1", "quantity": 5}]))
+        assert status == 201, to_cancel
+        assert c.available("p1") == p1_before - 5
+        status, cancelled = c.post(f"/api/orders/{to_cancel['id']}/cancel")
+        assert status == 200, cancelled
+        assert cancelled["id"] == to_cancel["id"] and cancelled["status"] == "cancelled"
+        assert cancelled["total"] == to_cancel["total"]
+        assert c.available("p1") == p1_before
+        assert c.get(f"/api/orders/{to_cancel['id']}")[1]["status"] == "cancelled"
+        status, listed = c.get("/api/orders?userId=u1")
+        assert {o["id"]: o["status"] for o in listed}[to_cancel["id"]] == "cancelled"  # cache was invalidated
+        assert_error(*c.get(f"/api/orders/{to_cancel['id']}/tracking"), 404)
+        assert_error(*c.post(f"/api/orders/{to_cancel['id']}/cancel"), 409)
+        assert c.available("p1") == p1_before
+        assert_error(*c.post("/api/orders/o404/cancel"), 404)
+        # the first order is untouched
+        assert c.get(f"/api/orders/{created['id']}")[1]["status"] == "confirmed"
+
 
 def test_npm_test_passes(built_sample_app: Path) -> None:
     proc = subprocess.run(

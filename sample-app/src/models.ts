@@ -39,8 +39,25 @@ export interface Order {
   total: number;
   status: OrderStatus;
   paymentId: string;
+  shipmentId: string;
   trackingNumber: string;
   createdAt: string;
+}
+
+/** Local record of a carrier shipment; deleted when its order is cancelled. */
+export interface ShipmentRecord {
+  id: string;
+  orderRef: string; // the payment id the shipment was booked against
+  userId: string;
+  carrier: string;
+  trackingNumber: string;
+  createdAt: string;
+}
+
+export interface OrderTracking {
+  orderId: string;
+  trackingNumber: string;
+  status: string;
 }
 
 export interface Row {

@@ -275,3 +275,88 @@ describe('orders', () => {
     assert.equal(await available('p2'), p2Before);
   });
 });
+
+describe('order lifecycle', () => {
+  const placeOrder = async (items = [{ productId: 'p1', quantity: 2 }], userId = 'u1') => {
+    const res = await post('/api/orders', { userId, items, paymentToken: 'tok_visa' });
+    assert.equal(res.status, 201);
+    return res.body;
+  };
+
+  test('GET /api/orders?userId= lists the user\'s orders', async () => {
+    const created = await placeOrder();
+    const res = await get('/api/orders?userId=u1');
+    assert.equal(res.status, 200);
+    assert.ok(Array.isArray(res.body));
+    assert.ok(res.body.every((o) => o.userId === 'u1'));
+    const listed = res.body.find((o) => o.id === created.id);
+    assert.ok(listed, `order ${created.id} missing from ${JSON.stringify(res.body)}`);
+    assert.equal(listed.status, 'confirmed');
+    assert.equal(listed.total, created.total);
+    assert.equal(listed.trackingNumber, created.trackingNumber);
+
+    const cached = await get('/api/orders?userId=u1');
+    assert.equal(cached.status, 200);
+    assert.deepEqual(cached.body, res.body);
+
+    const missing = await get('/api/orders');
+    assert.equal(missing.status, 400);
+    assertErrorBody(missing.body);
+    const unknown = await get('/api/orders?userId=u404');
+    assert.equal(unknown.status, 404);
+    assertErrorBody(unknown.body);
+  });
+
+  test('GET /api/orders/:id/tracking', async () => {
+    const created = await placeOrder();
+    const res = await get(`/api/orders/${created.id}/tracking`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { orderId: created.id, trackingNumber: created.trackingNumber, status: 'label_created' });
+    const missing = await get('/api/orders/o404/tracking');
+    assert.equal(missing.status, 404);
+    assertErrorBody(missing.body);
+  });
+
+  test('POST /api/orders/:id/cancel refunds, restores stock, and is 409 on repeat', async () => {
+    const p1Before = await available('p1');
+    const p2Before = await available('p2');
+    const created = await placeOrder([{ productId: 'p1', quantity: 4 }, { productId: 'p2', quantity: 1 }]);
+    assert.equal(await available('p1'), p1Before - 4);
+    assert.equal(await available('p2'), p2Before - 1);
+    await get('/api/orders?userId=u1'); // warm the per-user cache
+
+    const res = await post(`/api/orders/${created.id}/cancel`);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.id, created.id);
+    assert.equal(res.body.status, 'cancelled');
+    assert.equal(res.body.total, created.total);
+    assert.equal(await available('p1'), p1Before);
+    assert.equal(await available('p2'), p2Before);
+
+    const fetched = await get(`/api/orders/${created.id}`);
+    assert.equal(fetched.status, 200);
+    assert.equal(fetched.body.status, 'cancelled');
+    const listed = await get('/api/orders?userId=u1');
+    assert.equal(listed.body.find((o) => o.id === created.id)?.status, 'cancelled');
+    const tracking = await get(`/api/orders/${created.id}/tracking`);
+    assert.equal(tracking.status, 404);
+    assertErrorBody(tracking.body);
+
+    const again = await post(`/api/orders/${created.id}/cancel`);
+    assert.equal(again.status, 409);
+    assertErrorBody(again.body);
+    assert.equal(await available('p1'), p1Before);
+
+    const unknown = await post('/api/orders/o404/cancel');
+    assert.equal(unknown.status, 404);
+    assertErrorBody(unknown.body);
+  });
+
+  test('concurrent cancels refund once', async () => {
+    const p1Before = await available('p1');
+    const created = await placeOrder([{ productId: 'p1', quantity: 1 }], 'u2');
+    const results = await Promise.all([1, 2, 3].map(() => post(`/api/orders/${created.id}/cancel`)));
+    assert.deepEqual(results.map((r) => r.status).sort(), [200, 409, 409]);
+    assert.equal(await available('p1'), p1Before);
+  });
+});

@@ -17,5 +17,7 @@ router
   .get(ordersController.listOrders);
 
 router.get('/:id', ordersController.getOrder);
+router.get('/:id/tracking', ordersController.getTracking);
+router.post('/:id/cancel', ordersController.cancelOrder);
 
 export default router;

@@ -25,6 +25,23 @@ export const ordersController = {
     }
   },
 
+  async cancelOrder(req: Request<{ id: string }>, res: Response, next: NextFunction): Promise<void> {
+    try {
+      const order = await orderService.cancelOrder(req.params.id);
+      res.json(toOrderResponse(order));
+    } catch (err) {
+      next(err);
+    }
+  },
+
+  async getTracking(req: Request<{ id: string }>, res: Response, next: NextFunction): Promise<void> {
+    try {
+      res.json(await orderService.getTracking(req.params.id));
+    } catch (err) {
+      next(err);
+    }
+  },
+
   async listOrders(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
       const userId = typeof req.query.userId === 'string' ? req.query.userId : '';

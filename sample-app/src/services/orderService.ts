@@ -2,7 +2,7 @@ import { Cache, cache } from '../utils/cache';
 import { Database, db } from '../utils/database';
 import { ShippingAPI, shippingAPI } from '../utils/externalAPI';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
-import type { Order, OrderItem } from '../models';
+import type { Order, OrderItem, OrderTracking, ShipmentRecord } from '../models';
 import { InventoryService, inventoryService } from './inventoryService';
 import { PaymentService, paymentService } from './paymentService';
 import { ProductService, productService } from './productService';
@@ -82,6 +82,9 @@ export class OrderService {
     private readonly shipping: ShippingAPI,
   ) {}
 
+  /** Ids of orders whose cancellation is in flight (guards against double refunds). */
+  private readonly cancelling = new Set<string>();
+
   /**
    * Validates, reserves stock, charges, ships and persists an order. Any
    * failure after a reservation releases every reserved item before the
@@ -110,22 +113,36 @@ export class OrderService {
       });
 
       let order: Order;
+      let shipmentId: string | undefined;
       try {
         const shipment = await this.shipping.createShipment({
           orderRef: charge.id,
           userId: user.id,
           items: lines.map(({ productId, quantity }) => ({ productId, quantity })),
         });
+        const createdAt = new Date().toISOString();
+        const record = await this.db.insert<ShipmentRecord>('shipments', {
+          orderRef: charge.id,
+          userId: user.id,
+          carrier: shipment.carrier,
+          trackingNumber: shipment.trackingNumber,
+          createdAt,
+        });
+        shipmentId = record.id;
         order = await this.db.insert<Order>('orders', {
           userId: user.id,
           items: lines,
           total,
           status: 'confirmed',
           paymentId: charge.id,
+          shipmentId: record.id,
           trackingNumber: shipment.trackingNumber,
-          createdAt: new Date().toISOString(),
+          createdAt,
         });
       } catch (err) {
+        if (shipmentId !== undefined) {
+          await this.db.delete('shipments', shipmentId);
+        }
         await this.payments.refund(charge.id);
         throw err;
       }
@@ -156,6 +173,49 @@ export class OrderService {
     const orders = await this.db.query<Order>('orders', (order) => order.userId === userId);
     await this.cache.set(key, orders, USER_ORDERS_TTL_SECONDS);
     return orders;
+  }
+
+  /**
+   * Cancels a confirmed order: refunds the charge, releases the stock of
+   * every item, deletes the shipment record and marks the order cancelled.
+   * A second cancellation (or one racing an in-flight cancel) is a conflict.
+   */
+  async cancelOrder(id: string): Promise<Order> {
+    if (this.cancelling.has(id)) {
+      throw new ConflictError(`order ${id} is already being cancelled`);
+    }
+    this.cancelling.add(id);
+    try {
+      const order = await this.getOrder(id);
+      if (order.status === 'cancelled') {
+        throw new ConflictError(`order ${id} is already cancelled`);
+      }
+      await this.payments.refund(order.paymentId);
+      await this.releaseReservations(order.items);
+      await this.db.delete('shipments', order.shipmentId);
+      const cancelled = await this.db.update<Order>('orders', id, { status: 'cancelled' });
+      if (cancelled === undefined) {
+        throw new NotFoundError('order', id);
+      }
+      await this.invalidateCaches(order.userId);
+      return cancelled;
+    } finally {
+      this.cancelling.delete(id);
+    }
+  }
+
+  /** Current carrier status of the order's shipment; 404 once the order is cancelled. */
+  async getTracking(id: string): Promise<OrderTracking> {
+    const order = await this.getOrder(id);
+    const record = await this.db.findById<ShipmentRecord>('shipments', order.shipmentId);
+    if (record === undefined) {
+      throw new NotFoundError('shipment for order', id);
+    }
+    const shipment = await this.shipping.getTracking(record.trackingNumber);
+    if (shipment === undefined) {
+      throw new NotFoundError('shipment for order', id);
+    }
+    return { orderId: order.id, trackingNumber: shipment.trackingNumber, status: shipment.status };
   }
 
   private async checkAvailability(productId: string, quantity: number): Promise<void> {
