@@ -151,12 +151,15 @@ def write_changes(root: Path, changes: dict[str, bytes | None]) -> None:
             raise WriteError(f"{rel}: folder is not writable; nothing was written")
     # 2. stage every file as a temp file beside its target
     staged: dict[str, str] = {}
+    made_dirs: list[Path] = []  # folders created for new files, removed again on failure
     try:
         for rel, target in targets.items():
             content = changes[rel]
             if content is None:
                 continue
+            missing = [d for d in [target.parent, *target.parent.parents] if not d.exists()]
             target.parent.mkdir(parents=True, exist_ok=True)
+            made_dirs += reversed(missing)
             fd, tmp = tempfile.mkstemp(prefix=".otelize-", suffix=".tmp", dir=target.parent)
             staged[rel] = tmp
             with os.fdopen(fd, "wb") as fh:
@@ -167,9 +170,12 @@ def write_changes(root: Path, changes: dict[str, bytes | None]) -> None:
                 os.chmod(tmp, target.stat().st_mode & 0o7777)
             else:
                 os.chmod(tmp, 0o644)
-    except OSError as exc:
+    except BaseException as exc:  # also Ctrl-C: never leave temp files or new folders behind
         for tmp in staged.values():
             _unlink(tmp)
+        _rmdirs(made_dirs)
+        if not isinstance(exc, OSError):
+            raise
         raise WriteError(f"cannot write ({exc.strerror}); nothing was written") from None
     # 3. rename into place; on failure restore what was already replaced
     done: list[tuple[Path, bytes | None]] = []
@@ -183,7 +189,7 @@ def write_changes(root: Path, changes: dict[str, bytes | None]) -> None:
                 os.replace(staged[rel], target)
                 del staged[rel]  # only once renamed: a failed rename leaves it to the cleanup below
             done.append((target, previous))
-    except OSError as exc:
+    except BaseException as exc:  # also Ctrl-C: no target is left changed while another is not
         for target, previous in reversed(done):
             try:
                 if previous is None:
@@ -194,7 +200,19 @@ def write_changes(root: Path, changes: dict[str, bytes | None]) -> None:
                 pass
         for tmp in staged.values():
             _unlink(tmp)
+        _rmdirs(made_dirs)
+        if not isinstance(exc, OSError):
+            raise
         raise WriteError(f"write interrupted ({exc.strerror}); every file was restored") from None
+
+
+def _rmdirs(dirs: list[Path]) -> None:
+    """Remove folders write_changes created (deepest first), if they are empty again."""
+    for d in reversed(dirs):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 def _unlink(path: str) -> None:
