@@ -12,7 +12,6 @@ from typing import Iterator
 
 import pytest
 
-import otelize.api as api
 import otelize.synthesize as synthesize_mod
 from otelize.api import instrument
 from otelize.edits import Edit, PlannedSpan, WorkerResult
@@ -20,6 +19,7 @@ from otelize.errors import EditConflict
 from otelize.parse import parse_source
 from otelize.report import to_json
 from otelize.synthesize import WriteError, synthesize, write_changes
+from otelize.workers import service
 from transform import snapshot_tree, write_project
 
 A = "src/a.ts"
@@ -70,15 +70,15 @@ def test_invalid_json_edit_is_reverted(tmp_path: Path) -> None:
 def test_instrument_reverts_a_broken_file_and_still_writes_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "app"
     write_project(root, {"src/services/aService.ts": A_SRC, "src/services/bService.ts": B_SRC})
-    real = api.run_workers
+    real = service.run
 
-    def with_a_broken_edit(analysis):  # noqa: ANN001, ANN202
-        results = real(analysis)
-        pf = analysis.parsed["src/services/aService.ts"]
-        results.append(WorkerResult("broken", edits=[Edit.insert(pf.path, len(pf.source), b"}}\n", "broken")]))
-        return results
+    def with_a_broken_edit(ctx, task):  # noqa: ANN001, ANN202
+        result = real(ctx, task)
+        if task.files == ("src/services/aService.ts",):
+            result.edits.append(Edit.insert(task.files[0], len(A_SRC), b"}}\n", "service"))
+        return result
 
-    monkeypatch.setattr(api, "run_workers", with_a_broken_edit)
+    monkeypatch.setattr(service, "run", with_a_broken_edit)
     result = instrument(root)
     report = to_json(result)
     assert [r["file"] for r in report["reverted"]] == ["src/services/aService.ts"]
@@ -104,15 +104,15 @@ def test_conflict_in_instrument_writes_nothing(tmp_path: Path, monkeypatch: pyte
     root = tmp_path / "app"
     write_project(root, {"src/services/aService.ts": A_SRC})
     before = snapshot_tree(root)
-    real = api.run_workers
+    real = service.run
 
-    def with_a_conflict(analysis):  # noqa: ANN001, ANN202
-        results = real(analysis)
+    def with_a_conflict(ctx, task):  # noqa: ANN001, ANN202
+        result = real(ctx, task)
         body = A_SRC.index(b"{") + 1
-        results.append(WorkerResult("cache", edits=[Edit.replace("src/services/aService.ts", body, body + 3, b"", "cache")]))
-        return results
+        result.edits.append(Edit.replace(task.files[0], body, body + 3, b"", "cache"))
+        return result
 
-    monkeypatch.setattr(api, "run_workers", with_a_conflict)
+    monkeypatch.setattr(service, "run", with_a_conflict)
     with pytest.raises(EditConflict) as info:
         instrument(root)
     assert "service" in str(info.value) and "cache" in str(info.value)
