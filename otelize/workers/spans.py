@@ -84,9 +84,16 @@ def helper_specifier(ctx: WorkerContext, file: str) -> str:
     rel = rel[: -len(".ts")]
     if not rel.startswith("."):
         rel = "./" + rel
-    if ctx.project.module == "esm":
-        rel += ".js"
+    if ctx.project.module == "esm" or file.endswith(".mts"):
+        rel += ".js"  # ES-module resolution needs the extension (an .mts file is ESM in any project)
     return rel
+
+
+def module_mismatch(ctx: WorkerContext, file: str) -> str | None:
+    """Why `file` cannot import the span helper at all (None when it can)."""
+    if file.endswith(".cts") and ctx.project.module == "esm":
+        return "CommonJS file (.cts) in an ES-module project: it cannot require() the ES-module span helper"
+    return None
 
 
 def wrap_file(
@@ -107,8 +114,11 @@ def wrap_file(
     style = detect_style(pf)
     helpers: set[str] = set()
     wrapped: list[tuple[int, int]] = []
+    mismatch = module_mismatch(ctx, path)
     for fn in functions if functions is not None else candidates(facts):
         reason = eligibility(fn, pf, facts)
+        if reason is None and mismatch is not None:
+            reason = mismatch
         if reason is None and any(s <= fn.start < e for s, e in wrapped):
             reason = "nested inside a function that is already wrapped"
         if reason is not None:
