@@ -8,9 +8,9 @@ from typing import Any
 
 from otelize.classify import Classification, classify
 from otelize.discover import load_project
-from otelize.facts import FileFacts, extract
+from otelize.facts import FileFacts
 from otelize.graph import AppGraph, build_graph
-from otelize.parse import ParsedFile, parse_source
+from otelize.parse import ParsedFile
 from otelize.project import Project
 from otelize.ruleset import RuleSet, load_rules
 from otelize.workers.base import Task
@@ -27,6 +27,7 @@ class Analysis:
     tasks: list[Task]
     unparsable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     settings: dict[str, Any] = field(default_factory=dict)
+    jobs: int = 1
 
     @property
     def entry(self) -> str | None:
@@ -37,36 +38,49 @@ class Analysis:
         return {p for p, pf in self.parsed.items() if pf.ok and not {"generated", "ignore-file"} & set(self.facts[p].markers)}
 
 
-def read_sources(project: Project) -> tuple[dict[str, ParsedFile], list[tuple[str, str]]]:
-    parsed: dict[str, ParsedFile] = {}
+def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
+    sources: list[tuple[str, bytes]] = []
     problems: list[tuple[str, str]] = []
     for path in project.files:
         try:
-            data = (project.root / path).read_bytes()
+            sources.append((path, (project.root / path).read_bytes()))
         except OSError as exc:
             problems.append((path, f"unreadable ({exc.strerror})"))
-            continue
-        pf = parse_source(path, data)
-        parsed[path] = pf
-        if pf.problem:
-            problems.append((path, pf.problem))
-        elif pf.errors:
-            line, col, kind = pf.errors[0]
-            problems.append((path, f"syntax error at line {line} column {col} ({kind})"))
-    return parsed, problems
+    return sources, problems
 
 
-def analyze(root: str | Path, rule_dirs: list[Path] | None = None, settings: dict[str, Any] | None = None) -> Analysis:
+def analyze(
+    root: str | Path,
+    rule_dirs: list[Path] | None = None,
+    settings: dict[str, Any] | None = None,
+    jobs: int | None = None,
+) -> Analysis:
+    """discover → parse → facts → graph → classify → plan.
+
+    Per-file work (parse, facts, tree-based rules) runs in `jobs` processes
+    (default: all cores for large projects, in-process for small ones).
+    """
+    from otelize.pipeline import default_jobs, scan_files
     from otelize.plan import build_plan
 
     settings = dict(settings or {})
     project = load_project(root)
     rules = load_rules(rule_dirs)
-    parsed, problems = read_sources(project)
-    facts = {path: extract(pf) for path, pf in parsed.items() if pf.problem is None}
+    sources, problems = read_sources(project)
+    jobs = jobs if jobs is not None else settings.get("jobs") or default_jobs(len(sources))
+    parsed, scans = scan_files(sources, rules, jobs)
+    for scan in scans:
+        if scan.problem:
+            problems.append((scan.path, scan.problem))
+        elif scan.errors:
+            line, col, kind = scan.errors[0]
+            problems.append((scan.path, f"syntax error at line {line} column {col} ({kind})"))
+    problems.sort()
+    facts = {s.path: s.facts for s in scans if s.facts is not None}
+    static = {s.path: s.static for s in scans if s.static is not None}
     graph = build_graph(project, facts)
-    classification = classify(rules, {p: parsed[p] for p in facts}, facts, graph)
-    analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings)
+    classification = classify(rules, {p: parsed[p] for p in facts}, facts, graph, static)
+    analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings, jobs)
     analysis.tasks = build_plan(
         facts, classification, graph.entry, analysis.editable, frozenset(settings.get("disabled_workers", ()))
     )
@@ -75,15 +89,7 @@ def analyze(root: str | Path, rule_dirs: list[Path] | None = None, settings: dic
 
 # --- instrument -----------------------------------------------------------------
 
-WORKER_MODULES = {
-    "dependency": "otelize.workers.dependency",
-    "config": "otelize.workers.config",
-    "http": "otelize.workers.http",
-    "service": "otelize.workers.service",
-    "database": "otelize.workers.database",
-    "cache": "otelize.workers.cache",
-    "external-api": "otelize.workers.external_api",
-}
+from otelize.pipeline import WORKER_MODULES  # noqa: E402  (re-exported)
 
 
 @dataclass
@@ -116,12 +122,71 @@ def worker_context(analysis: Analysis) -> Any:
     )
 
 
+MAIN_WORKERS = ("dependency", "config")  # cross-file workers, run in this process
+
+
 def run_workers(analysis: Analysis) -> list[Any]:
-    """Run every planned task in plan order. Workers return values only."""
+    """Run every planned task in plan order, in this process. Workers return values only."""
     import importlib
 
     ctx = worker_context(analysis)
     return [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks]
+
+
+def synthesize_plan(analysis: Analysis) -> Any:
+    """Run the plan: cross-file workers here, per-file workers (and each file's
+    import step, splice and reparse) in `analysis.jobs` processes; merge in path order."""
+    import importlib
+
+    from otelize.edits import WorkerResult
+    from otelize.pipeline import EditJob, edit_files
+    from otelize.synthesize import merge, synthesize
+
+    ctx = worker_context(analysis)
+    main_results = [
+        importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks if t.worker in MAIN_WORKERS
+    ]
+    per_file: dict[str, list[Task]] = {}
+    for t in analysis.tasks:
+        if t.worker not in MAIN_WORKERS:
+            per_file.setdefault(t.files[0], []).append(t)
+    # main-process results aimed at source files (the tracing import) travel with that file's job
+    extra: dict[str, list[WorkerResult]] = {}
+    kept: list[WorkerResult] = []
+    for res in main_results:
+        for_files: dict[str, WorkerResult] = {}
+        for imp in res.imports:
+            if imp.file in analysis.facts:
+                for_files.setdefault(imp.file, WorkerResult(res.worker)).imports.append(imp)
+        for e in res.edits:
+            if e.file in analysis.facts:
+                for_files.setdefault(e.file, WorkerResult(res.worker)).edits.append(e)
+        for path, part in for_files.items():
+            extra.setdefault(path, []).append(part)
+        rest = WorkerResult(res.worker, [e for e in res.edits if e.file not in analysis.facts], res.new_files,
+                            [i for i in res.imports if i.file not in analysis.facts], res.spans, res.skips, res.packages, res.notes)
+        kept.append(rest)
+    jobs_list = [
+        EditJob(
+            path,
+            analysis.parsed[path].source,
+            analysis.parsed[path].errors,
+            analysis.facts[path],
+            per_file.get(path, []),
+            extra.get(path, []),
+            analysis.parsed[path] if analysis.jobs <= 1 else None,
+        )
+        for path in sorted(set(per_file) | set(extra))
+        if path in analysis.editable
+    ]
+    state = {
+        "project": analysis.project,
+        "entry": analysis.entry,
+        "settings": analysis.settings,
+        "root": str(analysis.project.root),
+    }
+    parts = edit_files(jobs_list, analysis.jobs, state)
+    return merge([synthesize(analysis.project.root, {}, kept)] + parts)
 
 
 def instrument(
@@ -131,13 +196,13 @@ def instrument(
     out_dir: str | Path | None = None,
     rule_dirs: list[Path] | None = None,
     settings: dict[str, Any] | None = None,
+    jobs: int | None = None,
 ) -> InstrumentResult:
     """Plan, run the workers, synthesize. Writes in place, to `out_dir`, or not at all."""
-    from otelize.synthesize import synthesize, write_changes
+    from otelize.synthesize import write_changes
 
-    analysis = analyze(root, rule_dirs=rule_dirs, settings=settings)
-    results = run_workers(analysis)
-    syn = synthesize(analysis.project.root, analysis.parsed, results)
+    analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs)
+    syn = synthesize_plan(analysis)
     result = InstrumentResult(analysis, syn)
     if out_dir is not None:
         target = copy_project(analysis.project.root, Path(out_dir))

@@ -77,7 +77,9 @@ def classify(
     parsed: dict[str, ParsedFile],
     facts: dict[str, FileFacts],
     graph: AppGraph,
+    static: dict[str, FileStatic] | None = None,
 ) -> Classification:
+    """`static` holds per-file results computed where the tree was (see `scan_static`)."""
     file_rules = [r for r in ruleset.rules if r.scope == "file"]
     fn_rules = [r for r in ruleset.rules if r.scope == "function"]
     g = graph.graph
@@ -123,17 +125,22 @@ def classify(
 
         return check
 
-    file_memo: dict[str, dict[str, bool]] = {path: {} for path in facts}
+    file_memo: dict[str, dict[str, bool]] = {path: dict(static[path].memo) if static and path in static else {} for path in facts}
     fn_static = not any(r.uses_graph for r in fn_rules)
     functions: dict[tuple[str, str], Decision] = {}
+    if static is not None and fn_static:
+        for path in sorted(static):
+            for qual, decision in static[path].functions:
+                functions[(path, qual)] = decision
     for round_no in range(MAX_ROUNDS):
         files: dict[str, Decision] = {}
-        if round_no == 0 or not fn_static:
+        precomputed = static is not None and fn_static
+        if (round_no == 0 and not precomputed) or not fn_static:
             functions = {}
         for path in sorted(facts):
             ctx = MatchContext(path, facts[path], parsed[path], None, graph_fn(path), handles(path))
             files[path] = _decide(file_rules, ctx, file_memo[path]) or OTHER
-            if round_no > 0 and fn_static:
+            if (round_no > 0 or precomputed) and fn_static:
                 continue
             for fn in facts[path].functions:
                 if fn.kind == "signature":
@@ -146,6 +153,29 @@ def classify(
             break
         result.files, result.functions = files, functions
     return result
+
+
+@dataclass(frozen=True)
+class FileStatic:
+    """Rule results that need the file's tree but not the graph (computed in a worker process)."""
+
+    memo: tuple[tuple[str, bool], ...]  # file rule id -> matched (rules without graph relations)
+    functions: tuple[tuple[str, Decision], ...]  # function qualname -> decision (function rules)
+
+
+def scan_static(ruleset: RuleSet, path: str, facts: FileFacts, parsed: ParsedFile) -> FileStatic:
+    ctx = MatchContext(path, facts, parsed)
+    memo = tuple((r.id, matches(r.match, ctx)) for r in ruleset.rules if r.scope == "file" and not r.uses_graph)
+    fn_rules = [r for r in ruleset.rules if r.scope == "function"]
+    decisions = []
+    if fn_rules and not any(r.uses_graph for r in fn_rules):
+        for fn in facts.functions:
+            if fn.kind == "signature":
+                continue
+            d = _decide(fn_rules, MatchContext(path, facts, parsed, fn))
+            if d is not None:
+                decisions.append((fn.qualname, d))
+    return FileStatic(memo, tuple(decisions))
 
 
 def is_public(fn: FunctionFact) -> bool:

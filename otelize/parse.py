@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cache
 
 import tree_sitter_typescript as tst
@@ -39,14 +38,37 @@ def is_tsx(path: str) -> bool:
     return path.endswith(".tsx")
 
 
-@dataclass
 class ParsedFile:
-    path: str  # relative posix path
-    source: bytes
-    tree: Tree
-    tsx: bool
-    errors: list[tuple[int, int, str]] = field(default_factory=list)  # (line, column, "ERROR"|"MISSING x")
-    problem: str | None = None  # a reason this file must not be edited (binary, non-UTF-8, ...)
+    """A source file as bytes, with its tree-sitter tree.
+
+    The tree is built on first use: files analysed in a worker process come
+    back with their errors known, and are re-parsed in this process only if
+    something here needs the tree.
+    """
+
+    __slots__ = ("path", "source", "tsx", "errors", "problem", "_tree")
+
+    def __init__(
+        self,
+        path: str,
+        source: bytes,
+        tree: Tree | None = None,
+        tsx: bool | None = None,
+        errors: list[tuple[int, int, str]] | None = None,
+        problem: str | None = None,
+    ) -> None:
+        self.path = path  # relative posix path
+        self.source = source
+        self.tsx = is_tsx(path) if tsx is None else tsx
+        self.errors = errors if errors is not None else []  # (line, column, "ERROR"|"MISSING x")
+        self.problem = problem  # a reason this file must not be edited (binary, non-UTF-8, ...)
+        self._tree = tree
+
+    @property
+    def tree(self) -> Tree:
+        if self._tree is None:
+            self._tree = _parser(self.tsx).parse(self.source)
+        return self._tree
 
     @property
     def ok(self) -> bool:
@@ -57,18 +79,20 @@ class ParsedFile:
         return self.tree.root_node
 
 
+def source_problem(source: bytes) -> str | None:
+    if b"\x00" in source:
+        return "binary content (NUL bytes)"
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte {exc.start})"
+    return None
+
+
 def parse_source(path: str, source: bytes) -> ParsedFile:
     tsx = is_tsx(path)
-    problem = None
-    if b"\x00" in source:
-        problem = "binary content (NUL bytes)"
-    else:
-        try:
-            source.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problem = f"not valid UTF-8 (byte {exc.start})"
     tree = _parser(tsx).parse(source)
-    parsed = ParsedFile(path, source, tree, tsx, problem=problem)
+    parsed = ParsedFile(path, source, tree, tsx, problem=source_problem(source))
     if tree.root_node.has_error:
         parsed.errors = syntax_errors(tree.root_node)
     return parsed

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otelize.edits import Edit, PlannedSpan, Skip, WorkerResult, apply_edits
-from otelize.errors import BadInput, OtelizeError
+from otelize.errors import BadInput, EditConflict, OtelizeError
 from otelize.imports import import_edits
 from otelize.parse import ParsedFile, parse_source
 
@@ -92,6 +92,28 @@ def synthesize(root: Path, parsed: dict[str, ParsedFile], results: list[WorkerRe
     syn.spans.sort(key=lambda s: (s.file, s.line, s.name))
     syn.skips.sort(key=lambda s: (s.file, s.line, s.symbol, s.reason))
     return syn
+
+
+def merge(parts: list[Synthesis]) -> Synthesis:
+    """Combine per-file syntheses deterministically (sorted, whatever the order of parts)."""
+    out = Synthesis()
+    for part in parts:
+        for path, change in part.changes.items():
+            if path in out.changes:
+                raise EditConflict(f"{path}: changed by two independent jobs")
+            out.changes[path] = change
+        out.deletions.update(part.deletions)
+        out.reverted += part.reverted
+        out.spans += part.spans
+        out.skips += part.skips
+        out.packages.update(part.packages)
+        out.notes += part.notes
+    out.changes = dict(sorted(out.changes.items()))
+    out.reverted.sort()
+    out.spans.sort(key=lambda s: (s.file, s.line, s.name))
+    out.skips.sort(key=lambda s: (s.file, s.line, s.symbol, s.reason))
+    out.packages = dict(sorted(out.packages.items()))
+    return out
 
 
 def _read(path: Path) -> bytes:

@@ -1,0 +1,150 @@
+"""Per-file work, run in parallel processes with a deterministic merge.
+
+Two pure per-file functions carry everything that needs a file's tree:
+
+- `scan_file`: parse, extract facts, and evaluate the rules that need the
+  tree but not the graph;
+- `edit_file`: run the file's worker tasks, the import step, the splice and
+  the reparse check.
+
+The orchestrator (`otelize.api`) does the cross-file work in between (graph,
+graph rules, plan). `run_map` maps a function over the files either in this
+process or in a pool of forked processes; results are merged in sorted path
+order, so the output is byte-identical with and without parallelism.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from otelize.classify import FileStatic, scan_static
+from otelize.edits import WorkerResult
+from otelize.facts import FileFacts, extract
+from otelize.parse import ParsedFile, parse_source
+from otelize.ruleset import RuleSet
+
+PARALLEL_MIN_FILES = 96  # below this, a pool costs more than it saves
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKER_MODULES = {
+    "dependency": "otelize.workers.dependency",
+    "config": "otelize.workers.config",
+    "http": "otelize.workers.http",
+    "service": "otelize.workers.service",
+    "database": "otelize.workers.database",
+    "cache": "otelize.workers.cache",
+    "external-api": "otelize.workers.external_api",
+}
+
+_STATE: dict[str, Any] = {}  # per-process read-only state, set by the pool initializer
+
+
+def default_jobs(n_files: int) -> int:
+    if n_files < PARALLEL_MIN_FILES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _init(state: dict[str, Any]) -> None:
+    _STATE.clear()
+    _STATE.update(state)
+
+
+def run_map(fn: Callable[[T], R], items: list[T], jobs: int, state: dict[str, Any]) -> list[R]:
+    """`[fn(x) for x in items]`, in a pool of `jobs` forked processes when jobs > 1."""
+    if jobs <= 1 or len(items) < 2:
+        _init(state)
+        return [fn(item) for item in items]
+    ctx = multiprocessing.get_context("fork")
+    chunk = max(1, len(items) // (jobs * 8))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(state,)) as pool:
+        return list(pool.map(fn, items, chunksize=chunk))
+
+
+# --- phase 1: scan ----------------------------------------------------------------
+
+
+@dataclass
+class Scan:
+    path: str
+    errors: list[tuple[int, int, str]]
+    problem: str | None
+    facts: FileFacts | None
+    static: FileStatic | None
+
+
+def scan_file(item: tuple[str, bytes]) -> Scan:
+    path, data = item
+    pf = parse_source(path, data)
+    if pf.problem is not None:
+        return Scan(path, pf.errors, pf.problem, None, None)
+    facts = extract(pf)
+    rules: RuleSet = _STATE["rules"]
+    return Scan(path, pf.errors, None, facts, scan_static(rules, path, facts, pf))
+
+
+def scan_files(sources: list[tuple[str, bytes]], rules: RuleSet, jobs: int) -> tuple[dict[str, ParsedFile], list[Scan]]:
+    """Scan every file; return lazily-parsed files (trees only where already built) and scans."""
+    if jobs <= 1:
+        # in-process: keep the trees we build instead of parsing twice
+        _init({"rules": rules})
+        parsed: dict[str, ParsedFile] = {}
+        scans = []
+        for path, data in sources:
+            pf = parse_source(path, data)
+            parsed[path] = pf
+            if pf.problem is not None:
+                scans.append(Scan(path, pf.errors, pf.problem, None, None))
+                continue
+            facts = extract(pf)
+            scans.append(Scan(path, pf.errors, None, facts, scan_static(rules, path, facts, pf)))
+        return parsed, scans
+    scans = run_map(scan_file, sources, jobs, {"rules": rules})
+    data = dict(sources)
+    parsed = {s.path: ParsedFile(s.path, data[s.path], errors=s.errors, problem=s.problem) for s in scans}
+    return parsed, scans
+
+
+# --- phase 2: edit ----------------------------------------------------------------
+
+
+@dataclass
+class EditJob:
+    path: str
+    source: bytes
+    errors: list[tuple[int, int, str]]
+    facts: FileFacts
+    tasks: list[Any]  # Task
+    extra: list[WorkerResult]  # results of main-process workers that target this file (e.g. the tracing import)
+    parsed: ParsedFile | None = None  # in-process runs reuse the tree already built
+
+
+def edit_file(job: EditJob) -> Any:
+    """Run the file's worker tasks and synthesize the file. Returns a Synthesis for this file."""
+    from otelize.synthesize import synthesize
+    from otelize.workers.base import WorkerContext
+
+    pf = job.parsed or ParsedFile(job.path, job.source, errors=job.errors)
+    ctx = WorkerContext(
+        project=_STATE["project"],
+        parsed={job.path: pf},
+        facts={job.path: job.facts},
+        classification=None,  # type: ignore[arg-type]  # per-file workers read their task's options
+        routes=[],
+        entry=_STATE["entry"],
+        settings=_STATE["settings"],
+    )
+    results = [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in job.tasks] + job.extra
+    return synthesize(Path(_STATE["root"]), {job.path: pf}, results)
+
+
+def edit_files(jobs_list: list[EditJob], jobs: int, state: dict[str, Any]) -> list[Any]:
+    return run_map(edit_file, jobs_list, jobs, state)
+
