@@ -29,9 +29,9 @@ ORDER_DECLINED = {"userId": "u2", "items": [{"productId": "p2", "quantity": 1}],
 # (method, path, body, expected status, expected http.route or None when not traced)
 CONTRACT = [
     ("GET", "/health", None, 200, None),
-    ("POST", "/api/users", {"name": "Ada", "email": "ada@example.com"}, 201, "/api/users"),
-    ("POST", "/api/users", {"name": "Ada"}, 400, "/api/users"),
-    ("POST", "/api/users", {"name": "Ada 2", "email": "ada@example.com"}, 409, "/api/users"),
+    ("POST", "/api/users", {"name": "Grace", "email": "grace@example.org"}, 201, "/api/users"),
+    ("POST", "/api/users", {"name": "Grace"}, 400, "/api/users"),
+    ("POST", "/api/users", {"name": "Grace 2", "email": "grace@example.org"}, 409, "/api/users"),
     ("GET", "/api/users/u1", None, 200, "/api/users/:id"),
     ("GET", "/api/users/nope", None, 404, "/api/users/:id"),
     ("GET", "/api/products?q=desk", None, 200, "/api/products"),
