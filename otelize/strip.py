@@ -25,6 +25,9 @@ from otelize.wrap import detect_style, unwrap_interior
 from otelize.workers.base import GENERATED_HEADER, HELPER_MODULE, TRACING_MODULE
 
 WORKER = "strip"
+_HELPER_CALLS = """(call_expression function: (identifier) @f
+  (#match? @f "^(withSpan|withClientSpan|withCacheReadSpan|recordActiveSpanError)$"))"""
+HELPER_STILL_USED = "the span helper is still used by instrumentation left in place"
 _RECORD_QUERY = """(expression_statement (call_expression function: (identifier) @f
   (#eq? @f "recordActiveSpanError"))) @stmt"""
 
@@ -97,7 +100,22 @@ def strip_source(pf: ParsedFile, src_dir: str, function_ranges: list[tuple[int, 
         else:
             kept.append(Skip(pf.path, stmt.start_point[0] + 1, "recordActiveSpanError", "shares a line with other code", WORKER))
 
+    # helper calls that survive this strip: a kept wrapper, or one the user reshaped
+    # (e.g. a statement added after it) that is no longer recognised as otelize's
     specs = _module_spec_targets(pf.path, src_dir)
+    ours = _helper_imports(pf, specs)  # names bound by otelize's helper import in this file
+    removed = taken + [(e.start, e.end) for e in edits if not e.text]
+    kept_lines = {k.line for k in kept}
+    survivors = [
+        c for c in captures(query(_HELPER_CALLS, pf.tsx), pf.root).get("f", [])
+        if text(c) in ours and not any(s <= c.start_byte < e for s, e in removed)
+    ]
+    for call in survivors:
+        fn = _enclosing_function(function_ranges, call.start_byte)
+        if fn is not None and fn[2] not in kept_lines and text(call) != "recordActiveSpanError":
+            kept.append(Skip(pf.path, fn[2], fn[3], "otelize wrapper edited by hand (no longer its body's only statement)", WORKER))
+            kept_lines.add(fn[2])
+
     for node in pf.root.named_children:
         if node.type != "import_statement":
             continue
@@ -105,11 +123,34 @@ def strip_source(pf: ParsedFile, src_dir: str, function_ranges: list[tuple[int, 
         if source is None or text(source)[1:-1] not in specs:
             continue
         bounds = _line_bounds(src, node.start_byte, node.end_byte)
+        if survivors and _imports_helper(node):
+            kept.append(Skip(pf.path, node.start_point[0] + 1, text(source), HELPER_STILL_USED, WORKER))
+            continue
         if bounds is None:
             kept.append(Skip(pf.path, node.start_point[0] + 1, text(source), "import shares a line with other code", WORKER))
             continue
         edits.append(Edit.delete(pf.path, bounds[0], bounds[1], WORKER))
     return edits, kept
+
+
+def _enclosing_function(function_ranges: list[tuple[int, int, int, str, int]], pos: int) -> tuple[int, int, int, str, int] | None:
+    """The innermost function whose body holds `pos`."""
+    around = [r for r in function_ranges if r[0] <= pos < r[1]]
+    return max(around, key=lambda r: r[0]) if around else None
+
+
+def _imports_helper(node) -> bool:  # noqa: ANN001
+    """Whether an import statement binds one of the span helpers (not `import './tracing'`)."""
+    return any(n.type == "import_clause" for n in node.named_children)
+
+
+def _helper_imports(pf: ParsedFile, specs: set[str]) -> set[str]:
+    names: set[str] = set()
+    for node in pf.root.named_children:
+        source = node.child_by_field_name("source") if node.type == "import_statement" else None
+        if source is not None and text(source)[1:-1] in specs:
+            names |= {text(n) for n in captures(query("(import_specifier name: (identifier) @n)", pf.tsx), node).get("n", [])}
+    return names
 
 
 def strip_package_json(data: bytes, pins: dict[str, str], tracing_flag: str | None) -> list[Edit]:
@@ -180,6 +221,9 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
 
     ctx = worker_context(analysis)
     generated = {ctx.tracing_path: config_worker.render_tracing(ctx), ctx.helper_path: config_worker.render_helper()}
+    helper_needed = any(k.reason == HELPER_STILL_USED for k in result.kept)
+    if helper_needed:  # kept instrumentation still imports it (and it imports @opentelemetry/api)
+        generated.pop(ctx.helper_path)
     for path, expected in sorted(generated.items()):
         target = project.root / path
         if not target.is_file():
@@ -193,6 +237,8 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
         result.changes[path] = (current, None)
 
     pins, _ = load_packages()
+    if helper_needed:
+        pins = {k: v for k, v in pins.items() if k != "@opentelemetry/api"}
     flag = f"--import {config_worker.tracing_js_path(ctx)}" if project.module == "esm" else None
     edits["package.json"] += strip_package_json(project.package_json_bytes, pins, flag)
 

@@ -397,3 +397,56 @@ def test_analysis_of_every_fixture_is_clean() -> None:
         analysis = analyze(SHAPES / case)
         assert analysis.unparsable == [], case
         assert analysis.entry is not None, case
+
+
+# --- types are preserved: the real tsc over every instrumented fixture -------------------
+
+HELPER_PROJECT = Path(__file__).resolve().parent / "node" / "otel-helper"
+TYPECHECK_OPTIONS = {
+    "target": "ES2022",
+    "module": "nodenext",
+    "moduleResolution": "nodenext",
+    "strict": True,
+    "experimentalDecorators": True,
+    "jsx": "preserve",
+    "noEmit": True,
+    "types": ["node"],
+    "skipLibCheck": False,
+}
+
+
+@pytest.mark.node
+def test_instrumented_fixtures_type_check(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Type predicates, `asserts`, `this:` parameters, generics, overloads, abstract
+    classes, decorators, JSX, .mts/.cts and ESM: the wrapper keeps every type intact.
+
+    Only the fixtures' service code and the generated helper are checked (the
+    entry points import express, whose types the helper project does not have)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not available")
+    from nodeutil import npm_install
+
+    npm_install(HELPER_PROJECT)
+    project = tmp_path_factory.mktemp("typecheck")
+    (project / "node_modules").symlink_to(HELPER_PROJECT / "node_modules", target_is_directory=True)
+    (project / "package.json").write_text(json.dumps({"name": "shapes-typecheck", "private": True}))
+    files = []
+    for case in CASES:
+        run_ = instrumented(case, tmp_path_factory)
+        for path, data in run_.after.items():
+            keep = path == "package.json" or path in ("src/otel.ts", "src/jsx.d.ts") or (
+                path.startswith("src/services/") and path.endswith(SOURCE_SUFFIXES))
+            if not keep:
+                continue
+            target = project / "cases" / case / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            if path != "package.json":
+                files.append(f"cases/{case}/{path}")
+        assert f"cases/{case}/src/otel.ts" in files, case
+    (project / "tsconfig.json").write_text(json.dumps({"compilerOptions": TYPECHECK_OPTIONS, "files": sorted(files)}, indent=2))
+    proc = subprocess.run(
+        ["node", str(HELPER_PROJECT / "node_modules" / "typescript" / "bin" / "tsc"), "-p", str(project)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, f"tsc found errors:\n{proc.stdout}\n{proc.stderr}"

@@ -1,0 +1,313 @@
+"""`otelize strip`: removes exactly what otelize added, byte for byte.
+
+- strip(instrument(x)) == x for every file of the sample-app and of every
+  shape fixture (whole trees: package.json, the deleted generated files);
+- instrumentation edited by hand is left alone and reported, the rest is stripped;
+- manual spans are never touched;
+- the CLI's exit codes;
+- a hypothesis property over generated TypeScript function shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from otelize.api import instrument
+from otelize.parse import parse_source
+from otelize.strip import HELPER_STILL_USED, strip
+from test_shapes import CASES, prepare, tree
+
+SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample-app"
+IGNORE = shutil.ignore_patterns("node_modules", "dist", ".git")
+
+
+def sample_app_copy(dest: Path) -> Path:
+    shutil.copytree(SAMPLE_APP, dest, ignore=IGNORE)
+    return dest
+
+
+def assert_round_trip(root: Path) -> None:
+    before = tree(root)
+    result = instrument(root)
+    assert result.synthesis.changes, "nothing was instrumented"
+    instrumented = tree(root)
+    assert instrumented != before
+    stripped = strip(root)
+    assert stripped.kept == [], stripped.kept
+    after = tree(root)
+    assert sorted(after) == sorted(before), "files added or left behind"
+    for path in before:
+        assert after[path] == before[path], path
+    # and stripping again is a no-op
+    assert not strip(root, write=False).changed
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_strip_of_instrument_is_identity_for_every_fixture(tmp_path: Path, case: str) -> None:
+    assert_round_trip(prepare(case, tmp_path / case))
+
+
+def test_strip_of_instrument_is_identity_for_the_sample_app(tmp_path: Path) -> None:
+    assert_round_trip(sample_app_copy(tmp_path / "shop-api"))
+
+
+# --- hand edits and manual code ----------------------------------------------------------
+
+
+def _instrumented(tmp_path: Path, case: str = "functions") -> tuple[Path, dict[str, bytes]]:
+    root = prepare(case, tmp_path / case)
+    before = tree(root)
+    instrument(root)
+    return root, before
+
+
+FUNCTIONS = "src/services/functions.ts"
+EDITED = "instrumentation was edited by hand"
+RESHAPED = "otelize wrapper edited by hand (no longer its body's only statement)"
+
+
+def _edit(root: Path, *replacements: tuple[bytes, bytes]) -> bytes:
+    path = root / FUNCTIONS
+    data = path.read_bytes()
+    for old, new in replacements:
+        assert data.count(old) >= 1, old
+        data = data.replace(old, new, 1)
+    path.write_bytes(data)
+    return data
+
+
+def test_hand_edited_wrappers_are_kept_and_reported(tmp_path: Path) -> None:
+    root, before = _instrumented(tmp_path)
+    _edit(
+        root,
+        # a line inside the wrapped body re-indented by hand: no longer what otelize wrote
+        (b"    let sum = 0;\n", b"  let sum = 0;\n"),
+        # a statement added after the wrapper: the wrapper is no longer the whole body
+        (b"    return prices;\n  });\n", b"    return prices;\n  });\n  console.log('after');\n"),
+    )
+    result = strip(root)
+    kept = {(k.file, k.symbol): k.reason for k in result.kept}
+    assert kept[(FUNCTIONS, "totalOf")] == EDITED
+    assert kept[(FUNCTIONS, "fetchPrices")] == RESHAPED
+    assert kept[(FUNCTIONS, "'../otel'")] == HELPER_STILL_USED
+
+    after = (root / FUNCTIONS).read_bytes()
+    assert b"  let sum = 0;\n" in after and b"console.log('after');" in after
+    assert after.count(b"return withSpan(") == 2  # only the two edited wrappers are left
+    assert b"return withSpan('priceWithTax'" not in after and b"return withSpan('loadOrder'" not in after
+    original = before[FUNCTIONS]
+    tail = original[original.index(b"// expect: wrap\nexport function describe") :]
+    assert after.endswith(tail)  # the functions after the edited ones are back byte for byte
+    # the kept wrappers still compile: their import, the helper module and its API package stay
+    assert b"import { withSpan } from '../otel';" in after
+    assert (root / "src/otel.ts").is_file() and not (root / "src/tracing.ts").exists()
+    deps = json.loads((root / "package.json").read_bytes())["dependencies"]
+    assert sorted(deps) == ["@opentelemetry/api", "express"]
+    for rel, data_before in before.items():
+        if rel not in (FUNCTIONS, "package.json"):
+            assert (root / rel).read_bytes() == data_before, rel
+
+
+def test_edits_inside_the_body_survive_the_strip(tmp_path: Path) -> None:
+    """A change to the user's own code inside a wrapper (same indentation) is not a change
+    to the instrumentation: the wrapper comes off and the user's edit stays."""
+    root, before = _instrumented(tmp_path)
+    _edit(root, (b"    let sum = 0;\n", b"    let sum = 100;\n"))
+    result = strip(root)
+    assert result.kept == []
+    assert (root / FUNCTIONS).read_bytes() == before[FUNCTIONS].replace(b"  let sum = 0;\n", b"  let sum = 100;\n", 1)
+    assert not (root / "src/otel.ts").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (strip.py): the span name and attributes are taken from the file, "
+                   "so a renamed span is stripped like an untouched one instead of being kept and reported")
+def test_renamed_span_is_kept_and_reported(tmp_path: Path) -> None:
+    root, _ = _instrumented(tmp_path)
+    _edit(root, (b"return withSpan('loadOrder', ", b"return withSpan('orders.load', "))
+    result = strip(root)
+    assert (FUNCTIONS, "loadOrder") in {(k.file, k.symbol) for k in result.kept}
+
+
+def test_manual_start_active_span_is_untouched(tmp_path: Path) -> None:
+    root, before = _instrumented(tmp_path, "existing")
+    result = strip(root)
+    assert result.kept == []
+    assert tree(root) == before
+    manual = (root / "src/services/manual.ts").read_bytes()
+    assert manual.count(b"tracer.startActiveSpan(") == 1 and b"tracer.startSpan(" in manual
+
+
+def test_manual_code_that_looks_like_ours_is_untouched(tmp_path: Path) -> None:
+    """A user's own `withSpan` helper, called in a different shape, is not otelize's."""
+    root = prepare("functions", tmp_path / "functions")
+    path = root / "src/services/own.ts"
+    own = (
+        b"import { withSpan } from './tracingHelpers';\n\n"
+        b"export function audited(id: string): string {\n"
+        b"  return withSpan('audit', { id }, () => id.toUpperCase());\n"
+        b"}\n"
+    )
+    path.write_bytes(own)
+    (root / "src/services/tracingHelpers.ts").write_bytes(
+        b"export function withSpan<T>(_name: string, _attrs: object, fn: () => T): T {\n  return fn();\n}\n"
+    )
+    before = tree(root)
+    result = strip(root)
+    assert not result.changed and result.kept == []
+    assert tree(root) == before
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "otelize", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_strip_and_check(tmp_path: Path) -> None:
+    root, before = _instrumented(tmp_path, "callbacks")
+    check = _cli("strip", str(root), "--check")
+    assert check.returncode == 1, check.stderr
+    assert tree(root) != before  # --check writes nothing
+    done = _cli("strip", str(root))
+    assert done.returncode == 0, done.stderr
+    assert tree(root) == before
+    again = _cli("strip", str(root), "--check")
+    assert again.returncode == 0, again.stderr
+
+
+def test_cli_strip_on_a_pristine_project_is_a_no_op(tmp_path: Path) -> None:
+    root = prepare("skipped", tmp_path / "skipped")
+    before = tree(root)
+    assert _cli("strip", str(root), "--check").returncode == 0
+    assert _cli("strip", str(root)).returncode == 0
+    assert tree(root) == before
+
+
+# --- hypothesis: generated TypeScript shapes -------------------------------------------------
+
+PACKAGE_JSON = json.dumps(
+    {"name": "gen", "version": "1.0.0", "private": True, "scripts": {"build": "tsc", "start": "node dist/index.js"},
+     "dependencies": {"express": "4.22.3"}}, indent=2).encode() + b"\n"
+TSCONFIG = b'{\n  "compilerOptions": { "strict": true, "module": "commonjs", "outDir": "dist", "rootDir": "src" }\n}\n'
+INDEX = b"import express from 'express';\n\nconst app = express();\napp.listen(3000);\n"
+
+PARAMS = [
+    "id: string",
+    "count = 1",
+    "{ a, b = 2 }: { a: number; b?: number }",
+    "[x, y]: number[]",
+    "opts: { name?: string } = {}",
+    "...rest: string[]",
+]
+
+
+def _statements(i: int, is_async: bool) -> st.SearchStrategy[list[str]]:
+    """Statement templates: <nl> a line break, <ind> the body's indent, <unit> one indent unit."""
+    templates = [
+        f"const v{i} = Math.max(1, 2);",
+        f"let w{i} = 0;<nl><ind>w{i} += 1;",
+        "// a comment line",
+        "/* a block comment */",
+        "",  # a blank line
+        f"const s{i} = 'ünïcödé — 🎉 名前';",
+        f"const t{i} = `first line<nl>  kept as is ${{String(1)}}<nl>\tand a tab line<nl>`;",
+        f"const q{i} = `<nl>SELECT *<nl>  FROM x<nl>`;",
+        "[1, 2].forEach((n) => {<nl><ind><unit>void n;<nl><ind>});",
+        f"const cb{i} = function (this: unknown): number {{<nl><ind><unit>return 1;<nl><ind>}};",
+        "if (Math.random() > 2) {<nl><ind><unit>throw new Error('never');<nl><ind>}",
+        "try {<nl><ind><unit>void 0;<nl><ind>} finally {<nl><ind><unit>void 1;<nl><ind>}",
+    ]
+    if is_async:
+        templates.append(f"const a{i} = await Promise.resolve({i});")
+    return st.lists(st.sampled_from(templates), max_size=5)
+
+
+@st.composite
+def ts_function(draw: st.DrawFn, i: int) -> tuple[str, str]:
+    """(kind, template) for one function; kind: function | arrow | method | static | property-arrow."""
+    kind = draw(st.sampled_from(["function", "arrow", "method", "static", "property-arrow"]))
+    is_async = draw(st.booleans())
+    params = draw(st.lists(st.sampled_from(PARAMS[:-1]), max_size=2, unique=True))
+    if draw(st.booleans()):
+        params.append(PARAMS[-1])
+    body = [f"const first{i} = String({i}).padStart(2);"] + draw(_statements(i, is_async)) + [f"return first{i};"]
+    return kind, _render(kind, f"fn{i}", ", ".join(params), body, is_async)
+
+
+def _render(kind: str, name: str, params: str, body: list[str], is_async: bool) -> str:
+    """A function whose header is at <outer> and whose statements are at <ind>."""
+    a = "async " if is_async else ""
+    ret = "Promise<string>" if is_async else "string"
+    lines = "".join(("<ind>" + s if s else "") + "<nl>" for s in body)
+    if kind == "function":
+        return f"export {a}function {name}({params}): {ret} {{<nl>{lines}}}<nl>"
+    if kind == "arrow":
+        return f"export const {name} = {a}({params}): {ret} => {{<nl>{lines}}};<nl>"
+    if kind == "property-arrow":
+        return f"<outer>{name} = {a}({params}): {ret} => {{<nl>{lines}<outer>}};<nl>"
+    static = "static " if kind == "static" else ""
+    return f"<outer>{static}{a}{name}({params}): {ret} {{<nl>{lines}<outer>}}<nl>"
+
+
+@st.composite
+def ts_file(draw: st.DrawFn) -> tuple[bytes, int]:
+    """(file bytes, number of functions): top-level functions, then a class with the members."""
+    nl = draw(st.sampled_from(["\n", "\r\n"]))
+    unit = draw(st.sampled_from(["  ", "    ", "\t"]))
+    functions = [draw(ts_function(i)) for i in range(draw(st.integers(1, 4)))]
+    out = ["// generated shape<nl><nl>"]
+    for kind, template in functions:
+        if kind in ("function", "arrow"):
+            out.append(template.replace("<ind>", "<unit>") + "<nl>")
+    members = [template for kind, template in functions if kind not in ("function", "arrow")]
+    if members:
+        out.append("export class Generated {<nl>")
+        for template in members:
+            body = template.replace("<ind>", "<unit><unit>").replace("<outer>", "<unit>")
+            out.append("<unit>// a member<nl>" + body + "<nl>")
+        out.append("}<nl>")
+    text = "".join(out).replace("<unit>", unit).replace("<nl>", nl)
+    return text.encode("utf-8"), len(functions)
+
+
+def _write_project(root: Path, service: bytes) -> None:
+    (root / "src/services").mkdir(parents=True)
+    (root / "package.json").write_bytes(PACKAGE_JSON)
+    (root / "tsconfig.json").write_bytes(TSCONFIG)
+    (root / "src/index.ts").write_bytes(INDEX)
+    (root / "src/services/x.ts").write_bytes(service)
+
+
+@settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(ts_file())
+def test_generated_shapes_round_trip(generated: tuple[bytes, int]) -> None:
+    service, functions = generated
+    assert parse_source("src/services/x.ts", service).ok, service.decode()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "app"
+        _write_project(root, service)
+        before = tree(root)
+
+        first = instrument(root)
+        assert first.synthesis.reverted == []
+        new = (root / "src/services/x.ts").read_bytes()
+        assert parse_source("src/services/x.ts", new).ok, new.decode()
+        assert len(first.synthesis.spans) == functions, (first.synthesis.skips, service.decode())
+        assert new.count(b"return withSpan(") == functions
+
+        second = instrument(root, write=False)
+        assert second.synthesis.changes == {}
+
+        result = strip(root)
+        assert result.kept == []
+        assert tree(root) == before, new.decode()
