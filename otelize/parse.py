@@ -46,7 +46,7 @@ class ParsedFile:
     something here needs the tree.
     """
 
-    __slots__ = ("path", "source", "tsx", "errors", "problem", "_tree")
+    __slots__ = ("path", "source", "tsx", "errors", "problem", "_tree", "cache")
 
     def __init__(
         self,
@@ -63,6 +63,7 @@ class ParsedFile:
         self.errors = errors if errors is not None else []  # (line, column, "ERROR"|"MISSING x")
         self.problem = problem  # a reason this file must not be edited (binary, non-UTF-8, ...)
         self._tree = tree
+        self.cache: dict[str, object] = {}  # derived per-file data (e.g. the detected style)
 
     @property
     def tree(self) -> Tree:

@@ -41,6 +41,14 @@ class Style:
 
 
 def detect_style(pf: ParsedFile) -> Style:
+    """The file's newline, quote, semicolon and indent style (computed once per file)."""
+    style = pf.cache.get("style")
+    if style is None:
+        style = pf.cache["style"] = _style_of(pf)
+    return style
+
+
+def _style_of(pf: ParsedFile) -> Style:
     src = pf.source
     newline = b"\r\n" if src.count(b"\r\n") * 2 > src.count(b"\n") else b"\n"
     singles = len(re.findall(rb"(?m)(?:from|import|require\() ?'", src))

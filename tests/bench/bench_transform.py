@@ -1,0 +1,140 @@
+"""Transform throughput: plan and instrument vs the single-thread parse floor.
+
+    python -m tests.bench.bench_transform [--sizes 500 5000] [--json out.json]
+
+For each N, a synthetic app is generated (tests/bench/gen_app.py, seeded).
+Each measurement runs in a fresh Python process so that wall time includes
+nothing cached and peak RSS is that run's own (the process and its pool):
+
+- floor:       read every source file, then parse each with tree-sitter, one thread, nothing else
+- plan:        otelize.api.analyze(root)           (what `otelize plan` does)
+- instrument:  otelize.api.instrument(root, out_dir=...)   (`otelize instrument --out`)
+
+Ratios are taken within one run of this script; the machine is noisy, so
+compare ratios, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+_CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+kind, root, out = sys.argv[1], sys.argv[2], sys.argv[3]
+jobs = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] != "auto" else None
+if kind == "floor":
+    from otelize.discover import load_project
+    from otelize.parse import _parser, is_tsx
+    project = load_project(root)
+    data = [(f, (project.root / f).read_bytes()) for f in project.files]
+    t0 = time.perf_counter()
+    for f, src in data:
+        _parser(is_tsx(f)).parse(src)
+    wall = time.perf_counter() - t0
+    n = len(data)
+else:
+    t0 = time.perf_counter()
+    from otelize import api
+    if kind == "plan":
+        a = api.analyze(root, jobs=jobs)
+        n = len(a.project.files)
+    else:
+        r = api.instrument(root, out_dir=out, jobs=jobs)
+        n = len(r.analysis.project.files)
+    wall = time.perf_counter() - t0
+rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"wall_s": wall, "peak_rss_mib": rss / 1024, "files": n}))
+"""
+
+
+def measure(kind: str, root: Path, out: Path, jobs: str = "auto") -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, kind, str(root), str(out), jobs],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} on {root} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+
+
+def main() -> None:
+    from tests.bench.gen_app import generate
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--serial", action="store_true", help="also measure plan/instrument with jobs=1")
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="otelize-bench-") as tmp:
+        for n in args.sizes:
+            root = Path(tmp) / f"app{n}"
+            generate(root, n, seed=args.seed)
+            row = {"n": n}
+            row["floor"] = measure("floor", root, Path(tmp) / "unused")
+            row["plan"] = measure("plan", root, Path(tmp) / "unused")
+            row["instrument"] = measure("instrument", root, Path(tmp) / f"out{n}")
+            if args.serial:
+                row["plan_serial"] = measure("plan", root, Path(tmp) / "unused", "1")
+                row["instrument_serial"] = measure("instrument", root, Path(tmp) / f"out{n}s", "1")
+            floor = row["floor"]["wall_s"]
+            for key in ("plan", "instrument", "plan_serial", "instrument_serial"):
+                if key in row:
+                    row[key]["ratio_to_floor"] = row[key]["wall_s"] / floor
+                    row[key]["files_per_s"] = row[key]["files"] / row[key]["wall_s"]
+            row["floor"]["files_per_s"] = row["floor"]["files"] / floor
+            rows.append(row)
+            print(f"measured N={n}", file=sys.stderr)
+
+    result = {"machine": machine(), "runs": rows}
+    if len(rows) >= 2:
+        a, b = rows[0], rows[-1]
+        result["scaling"] = {
+            key: b[key]["wall_s"] / a[key]["wall_s"] for key in ("floor", "plan", "instrument")
+        } | {"files": b["n"] / a["n"]}
+
+    header = f"{'N':>6} {'step':<18} {'wall s':>8} {'files/s':>9} {'peak RSS MiB':>13} {'x floor':>8}"
+    print(f"machine: {result['machine']}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        for key in ("floor", "plan", "instrument", "plan_serial", "instrument_serial"):
+            if key not in row:
+                continue
+            m = row[key]
+            ratio = f"{m['ratio_to_floor']:.2f}" if "ratio_to_floor" in m else "1.00"
+            print(f"{row['n']:>6} {key:<18} {m['wall_s']:>8.2f} {m['files_per_s']:>9.0f} {m['peak_rss_mib']:>13.0f} {ratio:>8}")
+    if "scaling" in result:
+        s = result["scaling"]
+        print(f"scaling {rows[0]['n']} -> {rows[-1]['n']} files ({s['files']:.0f}x): "
+              f"floor {s['floor']:.1f}x, plan {s['plan']:.1f}x, instrument {s['instrument']:.1f}x")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
