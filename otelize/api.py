@@ -63,9 +63,13 @@ def analyze(
     from otelize.pipeline import default_jobs, scan_files
     from otelize.plan import build_plan
 
-    settings = dict(settings or {})
-    project = load_project(root)
-    rules = load_rules(rule_dirs)
+    if settings is None:  # the library honours the app's .otelize.yaml too
+        from otelize.settings import load_settings
+
+        settings = load_settings(root).to_api()
+    settings = dict(settings)
+    project = load_project(root, include=settings.get("include", ()), exclude=settings.get("exclude", ()))
+    rules = load_rules([Path(d) for d in settings.get("rules", ())] + list(rule_dirs or []) or None)
     sources, problems = read_sources(project)
     jobs = jobs if jobs is not None else settings.get("jobs") or default_jobs(len(sources))
     parsed, scans = scan_files(sources, rules, jobs)
@@ -82,7 +86,12 @@ def analyze(
     classification = classify(rules, {p: parsed[p] for p in facts}, facts, graph, static)
     analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings, jobs)
     analysis.tasks = build_plan(
-        facts, classification, graph.entry, analysis.editable, frozenset(settings.get("disabled_workers", ()))
+        facts,
+        classification,
+        graph.entry,
+        analysis.editable,
+        frozenset(settings.get("disabled_workers", ())),
+        frozenset(settings.get("disabled_categories", ())),
     )
     return analysis
 
@@ -133,6 +142,19 @@ def run_workers(analysis: Analysis) -> list[Any]:
     return [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks]
 
 
+def ignored_files(analysis: Analysis) -> list[Any]:
+    """A Skip for every file marked `// otelize-ignore-file` (never edited)."""
+    from otelize.edits import Skip
+
+    out = []
+    for path, facts in sorted(analysis.facts.items()):
+        if "ignore-file" in facts.markers:
+            source = analysis.parsed[path].source
+            line = source[: source.find(b"otelize-ignore-file")].count(b"\n") + 1
+            out.append(Skip(path, line, "<file>", "ignored by comment", "plan"))
+    return out
+
+
 def synthesize_plan(analysis: Analysis) -> Any:
     """Run the plan: cross-file workers here, per-file workers (and each file's
     import step, splice and reparse) in `analysis.jobs` processes; merge in path order."""
@@ -166,6 +188,7 @@ def synthesize_plan(analysis: Analysis) -> Any:
         rest = WorkerResult(res.worker, [e for e in res.edits if e.file not in analysis.facts], res.new_files,
                             [i for i in res.imports if i.file not in analysis.facts], res.spans, res.skips, res.packages, res.notes)
         kept.append(rest)
+    kept.append(WorkerResult("plan", skips=ignored_files(analysis)))
     jobs_list = [
         EditJob(
             path,

@@ -24,8 +24,13 @@ ALWAYS_SKIP_DIRS = {"node_modules", ".git", "dist", "build", "coverage", ".nyc_o
 LOCKFILES = ("bun.lock", "bun.lockb", "package-lock.json", "pnpm-lock.yaml", "yarn.lock")
 
 
-def load_project(root: str | os.PathLike[str]) -> Project:
-    """Discover the project at `root`. Raises BadInput for anything unusable."""
+def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any = ()) -> Project:
+    """Discover the project at `root`. Raises BadInput for anything unusable.
+
+    `include` / `exclude` are .gitignore-style globs (settings): when `include`
+    is given only matching source files are kept; `exclude` drops files and
+    prunes folders.
+    """
     root_path = Path(root)
     if not root_path.exists():
         raise BadInput(f"{root}: no such directory")
@@ -56,7 +61,7 @@ def load_project(root: str | os.PathLike[str]) -> Project:
     paths = options.get("paths") if isinstance(options.get("paths"), dict) else {}
 
     module = _module_system(pkg, options)
-    files, skipped = _walk(root_path, out_dir)
+    files, skipped = _walk(root_path, out_dir, _spec(include), _spec(exclude))
     src_dir = root_dir if root_dir is not None else ("src" if any(f.startswith("src/") for f in files) else "")
 
     return Project(
@@ -160,7 +165,14 @@ def _module_system(pkg: dict[str, Any], options: dict[str, Any]) -> str:
     return "commonjs"
 
 
-def _walk(root: Path, out_dir: str | None) -> tuple[list[str], list[tuple[str, str]]]:
+def _spec(globs: Any) -> pathspec.PathSpec | None:
+    globs = [globs] if isinstance(globs, str) else list(globs or ())
+    return pathspec.GitIgnoreSpec.from_lines(globs) if globs else None
+
+
+def _walk(
+    root: Path, out_dir: str | None, include: pathspec.PathSpec | None = None, exclude: pathspec.PathSpec | None = None
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Sorted walk. Returns (source files, skipped (path, reason))."""
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
@@ -203,12 +215,15 @@ def _walk(root: Path, out_dir: str | None) -> tuple[list[str], list[tuple[str, s
                 continue
             if _ignored(specs, child_rel, is_dir):
                 continue
+            if exclude is not None and exclude.match_file(child_rel + "/" if is_dir else child_rel):
+                continue
             if is_dir:
                 if entry.name in ALWAYS_SKIP_DIRS or child_rel in skip_dirs:
                     continue
                 walk(Path(entry.path), child_rel, specs)
             elif entry.name.endswith(SOURCE_SUFFIXES) and not _is_declaration(entry.name):
-                files.append(child_rel)
+                if include is None or include.match_file(child_rel):
+                    files.append(child_rel)
 
     walk(root, "", [])
     return sorted(files), skipped

@@ -23,8 +23,9 @@ def build_plan(
     entry: str | None,
     editable: set[str],
     disabled_workers: frozenset[str] = frozenset(),
+    disabled_categories: frozenset[str] = frozenset(),
 ) -> list[Task]:
-    """Tasks in a deterministic topological order."""
+    """Tasks in a deterministic topological order. Files of a disabled category get no task."""
     dag: nx.DiGraph = nx.DiGraph()
     tasks: dict[str, Task] = {}
 
@@ -41,9 +42,9 @@ def build_plan(
     add(Task("config", "config", tuple(f for f in [entry] if f), ("dependency",)))
     base = ("config",) if "config" in tasks else ()
     for path in sorted(facts):
-        if path not in editable:
-            continue
         decision = classification.file(path)
+        if path not in editable or decision.category in disabled_categories:
+            continue
         worker = CATEGORY_WORKER.get(decision.category)
         if worker is not None:
             add(Task(f"{worker}:{path}", worker, (path,), base, decision.options))

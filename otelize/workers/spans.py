@@ -176,6 +176,18 @@ def span_base_name(fn: FunctionFact, path: str) -> str:
     return fn.name
 
 
+def span_name(ctx: WorkerContext, fn: FunctionFact, path: str) -> str:
+    """The span name in the `span_naming` style of the settings (code.function.name keeps `class.method`)."""
+    style = ctx.settings.get("span_naming") or "class.method"
+    if style == "method" and not (fn.name == "default" or fn.name.startswith("<anonymous>")):
+        return fn.name
+    if style == "file.class.method":
+        stem = posixpath.basename(path).split(".", 1)[0]
+        base = span_base_name(fn, path)
+        return base if base.startswith(stem + ".") else f"{stem}.{base}"
+    return span_base_name(fn, path)
+
+
 def make_spec(
     ctx: WorkerContext,
     path: str,
@@ -189,7 +201,7 @@ def make_spec(
     attrs = code_attributes(ctx, path, fn, style.quote) + extra
     attrs.sort(key=lambda a: a[0])
     return SpanSpec(
-        name or span_base_name(fn, path),
+        name or span_name(ctx, fn, path),
         kind,
         helper,
         tuple((k, expr) for k, expr, _ in attrs),

@@ -1,0 +1,217 @@
+"""Settings: `.otelize.yaml` at the app's root, overridden by CLI flags.
+
+```yaml
+service_name: shop-api          # default: package.json "name"
+protocol: grpc                  # http/protobuf (default) | grpc | console
+include: ["src/**"]             # .gitignore-style globs; only these source files
+exclude: ["src/legacy/**"]      # never these (not analysed, not edited)
+workers: {cache: false}         # turn a worker off (or back on)
+categories: {middleware: false} # files of this category get no spans
+span_naming: class.method       # class.method (default) | method | file.class.method
+rules: [otelize-rules]          # extra rule folders, relative to this file
+```
+
+Every error is one line naming the file and the key; an unknown key gets a
+"did you mean" suggestion. `Settings.to_api()` is the plain dict that
+`otelize.api` and the workers read (`ctx.settings`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pathspec
+import yaml
+
+from otelize.errors import BadInput
+from otelize.ruleset import CATEGORIES
+
+CONFIG_FILE = ".otelize.yaml"
+PROTOCOLS = ("http/protobuf", "grpc", "console")
+SPAN_NAMING = ("class.method", "method", "file.class.method")
+KEYS = ("service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules")
+
+
+@dataclass(frozen=True)
+class Settings:
+    service_name: str | None = None
+    protocol: str = "http/protobuf"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    workers: dict[str, bool] = field(default_factory=dict)  # name -> enabled; absent = enabled
+    categories: dict[str, bool] = field(default_factory=dict)
+    span_naming: str = "class.method"
+    rules: tuple[Path, ...] = ()  # absolute (config rules are relative to the config file)
+    source: str | None = None  # the config file that was read, for messages
+
+    @property
+    def disabled_workers(self) -> list[str]:
+        return sorted(w for w, on in self.workers.items() if not on)
+
+    @property
+    def disabled_categories(self) -> list[str]:
+        return sorted(c for c, on in self.categories.items() if not on)
+
+    def to_api(self) -> dict[str, Any]:
+        """The `settings` dict of `otelize.api.analyze` / `instrument`."""
+        out: dict[str, Any] = {"protocol": self.protocol, "span_naming": self.span_naming}
+        if self.service_name:
+            out["service_name"] = self.service_name
+        if self.include:
+            out["include"] = list(self.include)
+        if self.exclude:
+            out["exclude"] = list(self.exclude)
+        if self.disabled_workers:
+            out["disabled_workers"] = self.disabled_workers
+        if self.disabled_categories:
+            out["disabled_categories"] = self.disabled_categories
+        if self.rules:
+            out["rules"] = [str(p) for p in self.rules]
+        return out
+
+
+def _err(source: str, key: str, msg: str) -> BadInput:
+    return BadInput(f"{source}: key `{key}`: {msg}")
+
+
+def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else f" (allowed: {', '.join(choices)})"
+
+
+def _globs(source: str, key: str, value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(g, str) and g.strip() for g in items):
+        raise _err(source, key, "must be a glob or a list of globs")
+    try:
+        pathspec.GitIgnoreSpec.from_lines(items)
+    except Exception as exc:  # pathspec raises GitWildMatchPatternError
+        raise _err(source, key, f"invalid glob: {exc}") from None
+    return tuple(items)
+
+
+def _toggles(source: str, key: str, value: Any, names: tuple[str, ...], what: str) -> dict[str, bool]:
+    if not isinstance(value, dict):
+        raise _err(source, key, f"must be a mapping of {what} name to true/false")
+    out = {}
+    for name, on in value.items():
+        if name not in names:
+            raise _err(source, f"{key}.{name}", f"unknown {what}{_suggest(str(name), names)}")
+        if not isinstance(on, bool):
+            raise _err(source, f"{key}.{name}", "must be true or false")
+        out[str(name)] = on
+    return out
+
+
+def parse_settings(data: Any, source: str, base: Path) -> Settings:
+    """Validate a config mapping. `base` is the folder relative `rules:` paths start from."""
+    if data is None:
+        return Settings(source=source)
+    if not isinstance(data, dict):
+        raise BadInput(f"{source}: the top level must be a mapping of settings")
+    for key in data:
+        if key not in KEYS:
+            raise _err(source, str(key), f"unknown key{_suggest(str(key), KEYS)}")
+    s = Settings(source=source)
+    if "service_name" in data:
+        name = data["service_name"]
+        if not isinstance(name, str) or not name.strip():
+            raise _err(source, "service_name", "must be a non-empty string")
+        s = replace(s, service_name=name)
+    if "protocol" in data:
+        if data["protocol"] not in PROTOCOLS:
+            raise _err(source, "protocol", f"must be one of {', '.join(PROTOCOLS)}")
+        s = replace(s, protocol=data["protocol"])
+    if "span_naming" in data:
+        if data["span_naming"] not in SPAN_NAMING:
+            raise _err(source, "span_naming", f"must be one of {', '.join(SPAN_NAMING)}")
+        s = replace(s, span_naming=data["span_naming"])
+    for key in ("include", "exclude"):
+        if key in data:
+            s = replace(s, **{key: _globs(source, key, data[key])})
+    if "workers" in data:
+        from otelize.plan import WORKERS
+
+        s = replace(s, workers=_toggles(source, "workers", data["workers"], WORKERS, "worker"))
+    if "categories" in data:
+        s = replace(s, categories=_toggles(source, "categories", data["categories"], CATEGORIES, "category"))
+    if "rules" in data:
+        dirs = data["rules"]
+        dirs = [dirs] if isinstance(dirs, str) else dirs
+        if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+            raise _err(source, "rules", "must be a folder or a list of folders")
+        paths = []
+        for i, d in enumerate(dirs):
+            path = (base / d).resolve()
+            if not path.is_dir():
+                raise _err(source, f"rules[{i}]", f"no such folder: {d}")
+            paths.append(path)
+        s = replace(s, rules=tuple(paths))
+    return s
+
+
+def load_settings(root: str | Path, config: str | Path | None = None) -> Settings:
+    """`config` if given (it must exist), else `<root>/.otelize.yaml` if present, else defaults."""
+    if config is not None:
+        path, source = Path(config), str(config)
+        if not path.is_file():
+            raise BadInput(f"{config}: no such config file")
+    else:
+        path, source = Path(root) / CONFIG_FILE, CONFIG_FILE
+        if not path.is_file():
+            return Settings()
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BadInput(f"{source}: invalid YAML{where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{source}: cannot read ({exc.__class__.__name__})") from None
+    return parse_settings(data, source, path.parent.resolve())
+
+
+def with_flags(
+    s: Settings,
+    *,
+    service_name: str | None = None,
+    protocol: str | None = None,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    enable: tuple[str, ...] = (),
+    disable: tuple[str, ...] = (),
+    span_naming: str | None = None,
+) -> Settings:
+    """Command-line flags over the config file: a flag that is given wins.
+
+    `--include`/`--exclude` replace the config's list; `--enable`/`--disable`
+    name a worker or a category (a name that is both means both).
+    """
+    if service_name is not None:
+        s = replace(s, service_name=service_name)
+    if protocol is not None:
+        s = replace(s, protocol=protocol)
+    if span_naming is not None:
+        s = replace(s, span_naming=span_naming)
+    if include:
+        s = replace(s, include=_globs("--include", "include", list(include)))
+    if exclude:
+        s = replace(s, exclude=_globs("--exclude", "exclude", list(exclude)))
+    from otelize.plan import WORKERS
+
+    workers, categories = dict(s.workers), dict(s.categories)
+    for flag, names, on in (("--enable", enable, True), ("--disable", disable, False)):
+        for name in names:
+            if name not in WORKERS and name not in CATEGORIES:
+                known = tuple(sorted(set(WORKERS) | set(CATEGORIES)))
+                close = difflib.get_close_matches(name, list(known), n=1)
+                hint = f" (did you mean `{close[0]}`?)" if close else f" (allowed: {', '.join(known)})"
+                raise BadInput(f"{flag} {name}: not a worker or a category{hint}")
+            if name in WORKERS:
+                workers[name] = on
+            if name in CATEGORIES:
+                categories[name] = on
+    return replace(s, workers=workers, categories=categories)
