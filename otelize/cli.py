@@ -9,8 +9,10 @@ formatting lives in `otelize.report_*`, analysis in `otelize.api`.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +38,68 @@ def error_line(exc: BaseException) -> str:
     return f"otelize: error: {msg}"
 
 
+def stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@dataclass
+class Output:
+    """Messages on stderr. Colour and progress only on a terminal; NO_COLOR turns colour off.
+
+    -q: only warnings and errors; -v: also details (each skip, the config file used).
+    """
+
+    quiet: bool = False
+    verbose: bool = False
+    tty: bool = False
+    color: bool = False
+    _status: bool = False
+
+    @classmethod
+    def detect(cls, quiet: bool = False, verbose: bool = False) -> "Output":
+        tty = stderr_is_tty()
+        return cls(quiet, verbose, tty, tty and not os.environ.get("NO_COLOR"))
+
+    def _echo(self, msg: str, fg: str | None = None) -> None:
+        self.clear()
+        click.echo(click.style(msg, fg=fg) if self.color and fg else msg, err=True, color=self.color)
+
+    def info(self, msg: str) -> None:
+        for line in msg.splitlines():
+            if "warning:" in line:
+                self._echo(line, "yellow")
+            elif not self.quiet:
+                self._echo(line)
+
+    def detail(self, msg: str) -> None:
+        if self.verbose and not self.quiet:
+            self._echo(msg, "bright_black")
+
+    def error(self, msg: str) -> None:
+        self._echo(msg, "red")
+
+    def status(self, msg: str) -> None:
+        """A transient progress line, overwritten by the next message (terminal only)."""
+        if self.tty and not self.quiet:
+            click.echo(f"\r\x1b[K{msg}", err=True, nl=False, color=True)
+            self._status = True
+
+    def clear(self) -> None:
+        if self._status:
+            click.echo("\r\x1b[K", err=True, nl=False, color=True)
+            self._status = False
+
+
+def output() -> Output:
+    """The Output of the current command (set up by the group's -q/-v)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Output) if ctx is not None else None
+    return obj if obj is not None else Output.detect()
+
+
 def reports_errors(fn: F) -> F:
     """Turn an OtelizeError into `otelize: error: <msg>` on stderr and its exit code. Never a traceback."""
 
@@ -44,8 +108,10 @@ def reports_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except OtelizeError as exc:
-            click.echo(error_line(exc), err=True)
+            output().error(error_line(exc))
             sys.exit(exc.exit_code)
+        finally:
+            output().clear()
 
     return wrapper  # type: ignore[return-value]
 
@@ -55,7 +121,7 @@ def project_argument(fn: F) -> F:
 
     Existence is checked by `otelize.discover` (a one-line BadInput), not by click.
     """
-    return click.argument("path", type=click.Path(path_type=Path), metavar="PATH")(fn)
+    return click.argument("path", type=click.Path(path_type=Path, readable=False), metavar="PATH")(fn)
 
 
 def rules_option(fn: F) -> F:
@@ -70,41 +136,112 @@ def rules_option(fn: F) -> F:
     )(fn)
 
 
-def analyze_project(path: Path, rule_dirs: tuple[Path, ...]) -> Any:
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help="Settings file to use instead of PATH/.otelize.yaml.",
+    )(fn)
+
+
+def settings_options(fn: F) -> F:
+    """`--config` and the settings of .otelize.yaml as flags (a flag given wins over the file)."""
+    from otelize.settings import PROTOCOLS, SPAN_NAMING
+
+    options = [
+        config_option,
+        click.option("--service-name", metavar="NAME", help="service.name of the spans (default: package.json name)."),
+        click.option("--protocol", type=click.Choice(PROTOCOLS), help="Exporter protocol [default: http/protobuf]."),
+        click.option("--include", multiple=True, metavar="GLOB", help="Only these source files (repeatable; replaces `include:`)."),
+        click.option("--exclude", multiple=True, metavar="GLOB", help="Leave these files out (repeatable; replaces `exclude:`)."),
+        click.option("--enable", multiple=True, metavar="NAME", help="Turn a worker or category on (repeatable)."),
+        click.option("--disable", multiple=True, metavar="NAME", help="Turn a worker or category off (repeatable)."),
+        click.option("--span-naming", type=click.Choice(SPAN_NAMING), help="Span name style [default: class.method]."),
+        rules_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[dict[str, Any], list[Path]]:
+    """(api settings, extra rule dirs): the config file, then the flags over it."""
+    from otelize.settings import load_settings, with_flags
+
+    flags = dict(flags)
+    config, rule_dirs = flags.pop("config", None), flags.pop("rule_dirs", ())
+    settings = with_flags(load_settings(path, config), **flags)
+    if settings.source:
+        output().detail(f"otelize: settings from {settings.source}")
+    return settings.to_api(), list(rule_dirs)
+
+
+def analyze_project(path: Path, flags: dict[str, Any]) -> Any:
     from otelize.api import analyze
 
-    return analyze(path, rule_dirs=list(rule_dirs) or None)
+    settings, rule_dirs = resolve_settings(path, flags)
+    output().status(f"otelize: analysing {path} ...")
+    return analyze(path, rule_dirs=rule_dirs or None, settings=settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="otelize")
-def cli() -> None:
-    """Add OpenTelemetry tracing to an Express/TypeScript app, deterministically."""
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="More detail on stderr (each skip, the settings file).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Add OpenTelemetry tracing to an Express/TypeScript app, deterministically.
+
+    \b
+    Examples:
+      otelize plan ./my-app
+      otelize instrument ./my-app --diff
+      otelize -q instrument ./my-app --check
+    """
+    ctx.obj = Output.detect(quiet=quiet, verbose=verbose)
 
 
-@cli.command(epilog="Example: otelize plan ./my-app --format json > plan.json")
+PLAN_EPILOG = """\b
+Examples:
+  otelize plan ./my-app
+  otelize plan ./my-app --format json > plan.json
+  otelize plan ./my-app --rules ./otelize-rules --disable cache
+"""
+
+GRAPH_EPILOG = """\b
+Examples:
+  otelize graph ./my-app > architecture.mmd
+  otelize graph ./my-app --format dot | dot -Tsvg > architecture.svg
+"""
+
+
+@cli.command(epilog=PLAN_EPILOG)
 @project_argument
-@rules_option
+@settings_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @reports_errors
-def plan(path: Path, rule_dirs: tuple[Path, ...], fmt: str) -> None:
+def plan(path: Path, fmt: str, **flags: Any) -> None:
     """Show the app, its routes, file categories and the planned tasks."""
     from otelize import report_plan
 
-    analysis = analyze_project(path, rule_dirs)
+    analysis = analyze_project(path, flags)
+    output().clear()
     click.echo(report_plan.FORMATS[fmt](analysis), nl=False)
 
 
-@cli.command(epilog="Example: otelize graph ./my-app > architecture.mmd")
+@cli.command(epilog=GRAPH_EPILOG)
 @project_argument
-@rules_option
+@settings_options
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 @reports_errors
-def graph(path: Path, rule_dirs: tuple[Path, ...], fmt: str) -> None:
+def graph(path: Path, fmt: str, **flags: Any) -> None:
     """Draw the architecture: routes, modules by category, calls."""
     from otelize import report_plan
 
-    analysis = analyze_project(path, rule_dirs)
+    analysis = analyze_project(path, flags)
+    output().clear()
     click.echo(report_plan.GRAPH_FORMATS[fmt](analysis), nl=False)
 
 
@@ -115,3 +252,4 @@ def main() -> None:
 # Commands defined in their own modules register on `cli` when imported.
 from otelize import cli_instrument  # noqa: E402,F401
 from otelize import cli_verify  # noqa: E402,F401
+from otelize import cli_rules  # noqa: E402,F401

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from otelize.cli import cli, project_argument, reports_errors, rules_option
+from otelize.cli import cli, output, project_argument, reports_errors, resolve_settings, settings_options
 from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL, BadInput
 
 INSTRUMENT_EPILOG = """\b
@@ -16,22 +17,33 @@ Examples:
   otelize instrument ./my-app --diff          # show the diff, write nothing
   otelize instrument ./my-app --check         # CI / pre-commit: exit 1 if anything would change
   otelize instrument ./my-app --out build/app --report report.md
+  otelize instrument ./my-app --exit-nonzero-on-change   # pre-commit: fix, then fail
+  otelize instrument ./my-app --protocol grpc --disable cache
 \b
-Exit codes: 0 done or nothing to do, 1 --check found changes,
-2 bad input, 3 partial (some files unparsable and left untouched).
+Exit codes: 0 done or nothing to do, 1 --check found changes (or files were
+changed with --exit-nonzero-on-change), 2 bad input, 3 partial (some files
+unparsable and left untouched).
 """
 
 
 @cli.command(epilog=INSTRUMENT_EPILOG)
 @project_argument
-@rules_option
+@settings_options
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff and write nothing.")
 @click.option("--check", is_flag=True, help="Exit 1 if anything would change; write nothing.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), metavar="DIR", help="Write an instrumented copy to DIR.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path), metavar="FILE", help="Write a report (.json or .md).")
+@click.option("--exit-nonzero-on-change", "fail_on_change", is_flag=True,
+              help="Write in place, then exit 1 if any file changed (like a formatter in pre-commit).")
 @reports_errors
 def instrument(
-    path: Path, rule_dirs: tuple[Path, ...], show_diff: bool, check: bool, out_dir: Path | None, report_file: Path | None
+    path: Path,
+    show_diff: bool,
+    check: bool,
+    out_dir: Path | None,
+    report_file: Path | None,
+    fail_on_change: bool,
+    **flags: Any,
 ) -> None:
     """Add OpenTelemetry packages, the SDK bootstrap and spans to the app."""
     from otelize import report
@@ -39,17 +51,25 @@ def instrument(
 
     if sum(bool(x) for x in (show_diff, check, out_dir)) > 1:
         raise BadInput("--diff, --check and --out are mutually exclusive")
+    if fail_on_change and (show_diff or check or out_dir):
+        raise BadInput("--exit-nonzero-on-change writes in place: it does not go with --diff, --check or --out")
     if report_file is not None and report_file.suffix not in (".json", ".md"):
         raise BadInput(f"{report_file}: --report must end in .json or .md")
     mode = "diff" if show_diff else "check" if check else "out" if out_dir else "write"
-    result = run(path, write=mode == "write", out_dir=out_dir, rule_dirs=list(rule_dirs) or None)
+    settings, rule_dirs = resolve_settings(path, flags)
+    out = output()
+    out.status(f"otelize: instrumenting {path} ...")
+    result = run(path, write=mode == "write", out_dir=out_dir, rule_dirs=rule_dirs or None, settings=settings)
+    out.clear()
     if show_diff:
         click.echo(report.unified_diff(result), nl=False)
     if report_file is not None:
         text = report.render_json(result) if report_file.suffix == ".json" else report.render_markdown(result)
         report_file.write_text(text, encoding="utf-8")
-    click.echo(report.summary(result, mode=mode), err=True)
-    if check and result.changed:
+    for skip in result.synthesis.skips:
+        out.detail(f"otelize: skipped {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
+    out.info(report.summary(result, mode=mode))
+    if (check or fail_on_change) and result.changed:
         sys.exit(EXIT_CHANGES)
     sys.exit(EXIT_PARTIAL if result.partial else EXIT_OK)
 
@@ -79,9 +99,9 @@ def strip(path: Path, show_diff: bool, check: bool) -> None:
         changes = {p: (old, new if new is not None else b"") for p, (old, new) in result.changes.items()}
         click.echo(report.diff_changes(changes), nl=False)
     for skip in result.kept:
-        click.echo(f"otelize: kept {skip.file}:{skip.line} {skip.symbol}: {skip.reason}", err=True)
+        output().info(f"otelize: kept {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
     verb = "would change" if (show_diff or check) else "stripped"
-    click.echo(f"otelize: {verb} {len(result.changes)} file(s); {len(result.kept)} left alone", err=True)
+    output().info(f"otelize: {verb} {len(result.changes)} file(s); {len(result.kept)} left alone")
     if check and result.changed:
         sys.exit(EXIT_CHANGES)
     sys.exit(EXIT_OK)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from otelize.cli import cli, project_argument, reports_errors
+from otelize.cli import cli, output, project_argument, reports_errors
 from otelize.errors import EXIT_CHANGES, EXIT_OK
 
 VERIFY_EPILOG = """\b
@@ -36,7 +36,9 @@ def verify(path: Path, command: str | None, requests_file: Path | None, preload:
     """Run the app against an embedded OTLP receiver and check the spans it emits."""
     from otelize import verify as v
 
+    output().status(f"otelize: running {path} against the embedded OTLP receiver ...")
     result = v.verify(path, command=command, requests_file=requests_file, preload=preload, timeout=timeout)
+    output().clear()
     if fmt == "json":
         data = result.to_dict()
         if tree:

@@ -8,12 +8,19 @@ from typing import Any
 
 from otelize.api import InstrumentResult
 
+# (install, build, test) per package manager, detected from the lockfile
+# (project.package_manager). `bun test` is bun's own test runner, not the
+# package.json script, hence `bun run test`.
 NEXT_STEPS = {
     "npm": ("npm install", "npm run build", "npm test"),
     "pnpm": ("pnpm install", "pnpm run build", "pnpm test"),
     "yarn": ("yarn install", "yarn build", "yarn test"),
-    "bun": ("bun install", "bun run build", "bun test"),
+    "bun": ("bun install", "bun run build", "bun run test"),
 }
+
+
+def next_steps(package_manager: str) -> tuple[str, str, str]:
+    return NEXT_STEPS.get(package_manager, NEXT_STEPS["npm"])
 
 
 def to_json(result: InstrumentResult) -> dict[str, Any]:
@@ -85,7 +92,7 @@ def render_markdown(result: InstrumentResult) -> str:
         lines.append("")
     if data["notes"]:
         lines += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
-    install, build, test = NEXT_STEPS.get(app["package_manager"], NEXT_STEPS["npm"])
+    install, build, test = next_steps(app["package_manager"])
     lines += [
         "## Next steps",
         "",
@@ -107,6 +114,9 @@ def summary(result: InstrumentResult, *, mode: str) -> str:
     ]
     if result.out_dir is not None:
         parts.append(f"otelize: instrumented copy in {result.out_dir}")
+    if syn.packages and mode in ("write", "out"):
+        install, build, test = next_steps(result.analysis.project.package_manager)
+        parts.append(f"otelize: next: `{install}`, then `{build}` and `{test}`")
     for f, r in result.analysis.unparsable:
         parts.append(f"otelize: warning: {f}: left untouched: {r}")
     for f, r in syn.reverted:

@@ -1,46 +1,27 @@
 """Rule tests, ast-grep style: tests/rules/<rule-id>.yaml lists `valid:` code the
-rule must NOT match and `invalid:` code it MUST match.
-
-A case is one of:
-- a string: TypeScript placed at src/example.ts;
-- `{path: ..., code: ...}`: one file at that path;
-- `{files: {path: code, ...}, target: path}`: a small project (for graph rules).
-
-Every case becomes a project in tmp_path (package.json depending on express
-unless the case brings its own) that goes through the real pipeline. The rule
-under test is made to win on the target file only (top priority, restricted to
-that path), so "matched" means "the rule's matcher holds there" while every
-other file is classified by the normal rule set, which graph rules look at.
-For a function-scoped rule, matched means it holds for some function of the file.
+rule must NOT match and `invalid:` code it MUST match. The case runner is
+`otelize.ruletest` (shared with `otelize rules test DIR`); see its docstring
+for the case format and what "matches" means.
 
 Also here: schema errors name the file and the key.
 """
 
 from __future__ import annotations
 
-import json
-import textwrap
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from otelize.api import read_sources
-from otelize.classify import classify
-from otelize.discover import load_project
+from otelize import ruletest
 from otelize.errors import RuleError
-from otelize.facts import extract
-from otelize.graph import build_graph
 from otelize.resources import data_dir
-from otelize.ruleset import RuleSet, load_rule_file, load_rules
+from otelize.ruleset import load_rule_file, load_rules
 
 RULES_DIR = data_dir("rules")
 TESTS_DIR = Path(__file__).resolve().parent / "rules"
 NOT_RULES = {"profile.yaml", "otel-packages.yaml", "semconv.yaml"}
-PACKAGE_JSON = json.dumps({"name": "rule-case", "version": "1.0.0", "dependencies": {"express": "^4.21.0"}})
-DEFAULT_PATH = "src/example.ts"
 
 BUILTIN = load_rules()
 RULE_IDS = sorted(r.id for r in BUILTIN.all_rules)
@@ -50,98 +31,34 @@ def _rule_files() -> list[Path]:
     return sorted(p for p in RULES_DIR.glob("*.yaml") if p.name not in NOT_RULES and not p.name.startswith("_"))
 
 
-def _test_files() -> list[Path]:
-    return sorted(TESTS_DIR.glob("*.yaml"))
-
-
-def _load_cases() -> list[Any]:
-    params = []
-    for path in _test_files():
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
-        rid = data.get("id", path.stem)
-        for kind in ("valid", "invalid"):
-            for i, case in enumerate(data.get(kind) or []):
-                params.append(pytest.param(rid, kind, i, case, id=f"{rid}:{kind}[{i}]"))
-    return params
-
-
-def _case_project(case: Any) -> tuple[dict[str, str], str]:
-    if isinstance(case, str):
-        return {DEFAULT_PATH: case}, DEFAULT_PATH
-    if isinstance(case, dict) and "code" in case:
-        path = case.get("path", DEFAULT_PATH)
-        return {path: case["code"]}, path
-    if isinstance(case, dict) and "files" in case:
-        files = dict(case["files"])
-        target = case.get("target") or next(iter(files))
-        assert target in files, f"target {target!r} is not one of the case's files"
-        return files, target
-    raise AssertionError(f"a case is a string, {{path, code}} or {{files, target}}: {case!r}")
-
-
-def _boosted(rules: RuleSet, rid: str, target: str) -> RuleSet:
-    """The rule set plus `rid` restricted to `target` at top priority."""
-    rule = rules.by_id(rid)
-    assert rule is not None
-    only_here = replace(rule, priority=10**6, match={"all": [{"path": "/" + target}, rule.match]})
-    enabled = [only_here] + [r for r in rules.rules if r.id != rid] + [rule]
-    enabled.sort(key=lambda r: (-r.priority, r.id))
-    return RuleSet(enabled, rules.all_rules, rules.profile_source)
-
-
-def rule_matches(tmp_path: Path, rid: str, case: Any) -> bool:
-    files, target = _case_project(case)
-    if "package.json" not in files:
-        (tmp_path / "package.json").write_text(PACKAGE_JSON)
-    for rel, code in files.items():
-        dest = tmp_path / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(code if rel.endswith(".json") else textwrap.dedent(code))
-    project = load_project(tmp_path)
-    parsed, problems = read_sources(project)
-    assert not problems, f"case does not parse: {problems}"
-    facts = {p: extract(pf) for p, pf in parsed.items()}
-    graph = build_graph(project, facts)
-    cls = classify(_boosted(BUILTIN, rid, target), parsed, facts, graph)
-    rule = BUILTIN.by_id(rid)
-    if rule.scope == "file":
-        return cls.file(target).rules[:1] == (rid,)
-    return any(
-        cls.functions.get((target, fn.qualname)) is not None and cls.functions[(target, fn.qualname)].rules[:1] == (rid,)
-        for fn in facts[target].functions
-    )
-
-
-@pytest.mark.parametrize(("rid", "kind", "index", "case"), _load_cases())
-def test_rule_case(tmp_path: Path, rid: str, kind: str, index: int, case: Any) -> None:
-    assert rid in RULE_IDS, f"tests/rules: unknown rule id {rid!r}"
-    matched = rule_matches(tmp_path, rid, case)
-    where = f"tests/rules/{rid}.yaml {kind}[{index}]"
-    if kind == "invalid":
-        assert matched, f"{where}: rule {rid} should match but did not:\n{_show(case)}"
-    else:
-        assert not matched, f"{where}: rule {rid} matched but should not:\n{_show(case)}"
-
-
-def _show(case: Any) -> str:
-    return case if isinstance(case, str) else yaml.safe_dump(case, sort_keys=False)
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in ruletest.load_cases(TESTS_DIR)])
+def test_rule_case(tmp_path: Path, case: ruletest.Case) -> None:
+    assert case.rule_id in RULE_IDS, f"tests/rules: unknown rule id {case.rule_id!r}"
+    result = ruletest.run_case(BUILTIN, case, tmp_path)
+    assert result.ok, f"tests/rules/{result.message}"
 
 
 def test_every_rule_has_a_test_file() -> None:
-    missing = [p.stem for p in _rule_files() if not (TESTS_DIR / f"{p.stem}.yaml").is_file()]
-    assert not missing, f"rules without tests/rules/<id>.yaml: {missing}"
     ids_by_file = {p.stem: load_rule_file(p).id for p in _rule_files()}
     mismatched = {f: i for f, i in ids_by_file.items() if f != i}
     assert not mismatched, f"rule files must be named after their id: {mismatched}"
+    problems = ruletest.check_case_files(TESTS_DIR, set(RULE_IDS))
+    assert not problems, problems
 
 
-def test_every_test_file_names_a_known_rule() -> None:
-    for path in _test_files():
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
-        assert path.stem in RULE_IDS, f"{path.name}: no rule with id {path.stem!r}"
-        assert data.get("id", path.stem) == path.stem, f"{path.name}: id {data.get('id')!r} does not match the file name"
-        assert set(data) <= {"id", "valid", "invalid"}, f"{path.name}: unknown keys {sorted(set(data) - {'id', 'valid', 'invalid'})}"
-        assert data.get("valid") and data.get("invalid"), f"{path.name}: needs at least one valid and one invalid case"
+def test_case_file_problems_are_reported(tmp_path: Path) -> None:
+    """The checks behind the test above catch each kind of bad test file."""
+    (tmp_path / "cache-name.yaml").write_text("id: cache-name\nvalid: ['x']\n")  # no invalid case
+    (tmp_path / "nope.yaml").write_text("valid: ['x']\ninvalid: ['y']\n")  # unknown rule
+    (tmp_path / "database-name.yaml").write_text("id: other\nvalid: ['x']\ninvalid: ['y']\nextra: 1\n")
+    problems = ruletest.check_case_files(tmp_path, {"cache-name", "database-name", "entrypoint-app"})
+    assert problems == [
+        "entrypoint-app: no test file database-name/entrypoint-app.yaml".replace("database-name", tmp_path.name),
+        "cache-name.yaml: needs at least one valid and one invalid case",
+        "database-name.yaml: id 'other' does not match the file name",
+        "database-name.yaml: unknown keys ['extra']",
+        "nope.yaml: no rule with id 'nope'",
+    ]
 
 
 # --- schema errors name the file and the key -------------------------------------
