@@ -33,7 +33,8 @@ class AppGraph:
     graph: nx.DiGraph
     routes: list[Route]
     middleware: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, handler)
-    entry: str | None = None
+    entry: str | None = None  # the primary entry point
+    entries: list[str] = field(default_factory=list)  # every file that starts an app (listen)
     apps: list[tuple[str, str]] = field(default_factory=list)  # (file, var)
 
     def symbols_reached_from(self, node: str) -> set[str]:
@@ -333,7 +334,16 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
     routes.sort(key=lambda r: (r.path, _METHOD_ORDER.get(r.method, 99), r.file, r.line))
     app_graph.routes = routes
     listen_files = [p for p in sorted(facts) if facts[p].listen_line is not None]
-    app_graph.entry = listen_files[0] if listen_files else (apps[0][0] if apps else None)
+    entries = listen_files or ([apps[0][0]] if apps else [])
+    # several apps: every file that listens is an entry point; the primary one is the
+    # shallowest conventional name (src/index.ts over src/admin/main.ts)
+    app_graph.entries = sorted(entries, key=_entry_rank)
+    app_graph.entry = app_graph.entries[0] if app_graph.entries else None
+
+
+def _entry_rank(path: str) -> tuple[int, int, str]:
+    stem = posixpath.basename(path).split(".", 1)[0]
+    return (path.count("/"), 0 if stem in ("index", "server", "main", "app") else 1, path)
 
 
 _METHOD_ORDER = {m: i for i, m in enumerate(["GET", "POST", "PUT", "PATCH", "DELETE", "ALL", "OPTIONS", "HEAD"])}

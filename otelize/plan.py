@@ -24,6 +24,7 @@ def build_plan(
     editable: set[str],
     disabled_workers: frozenset[str] = frozenset(),
     disabled_categories: frozenset[str] = frozenset(),
+    entries: tuple[str, ...] = (),
 ) -> list[Task]:
     """Tasks in a deterministic topological order. Files of a disabled category get no task."""
     dag: nx.DiGraph = nx.DiGraph()
@@ -39,7 +40,7 @@ def build_plan(
                 dag.add_edge(dep, task.id)
 
     add(Task("dependency", "dependency", ("package.json",)))
-    add(Task("config", "config", tuple(f for f in [entry] if f), ("dependency",)))
+    add(Task("config", "config", tuple(e for e in entries if e in editable) if entries else tuple(f for f in [entry] if f), ("dependency",)))
     base = ("config",) if "config" in tasks else ()
     for path in sorted(facts):
         decision = classification.file(path)

@@ -119,15 +119,17 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
 
     if ctx.project.module == "esm":
         _esm_start_script(ctx, result)
-    elif ctx.entry is None:
+    elif not (task.files or ctx.entry):
         result.skips.append(Skip("", 0, "entry", "no entry file found: import ./tracing first yourself", WORKER))
     else:
-        result.imports.append(
-            ImportRequest(
-                file=ctx.entry,
-                module=import_specifier(ctx.entry, ctx.tracing_path),
-                side_effect=True,
-                worker=WORKER,
+        # every entry point (several apps in one repo) loads tracing first
+        for entry in task.files or (ctx.entry,):
+            result.imports.append(
+                ImportRequest(
+                    file=entry,
+                    module=import_specifier(entry, ctx.tracing_path),
+                    side_effect=True,
+                    worker=WORKER,
+                )
             )
-        )
     return result
