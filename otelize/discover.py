@@ -2,7 +2,9 @@
 
 Walks the root in sorted order, honours .gitignore files (with pathspec's
 git-exact semantics), and always skips node_modules, build and coverage
-output, declaration files, and symlinks that leave the root or loop.
+output, declaration files, and symlinks (one that stays inside the root is
+reported and its target walked under its real path; one that leaves it, or
+loops, is reported and not followed).
 """
 
 from __future__ import annotations
@@ -216,6 +218,14 @@ def _walk(
             if _ignored(specs, child_rel, is_dir):
                 continue
             if exclude is not None and exclude.match_file(child_rel + "/" if is_dir else child_rel):
+                continue
+            if is_link:
+                # inside the root: its target is walked under its real path. Following it too
+                # would list the file twice, and writing through it would replace the link by a copy.
+                if _inside(target, os.path.realpath(directory)):
+                    skipped.append((child_rel, "symlink loop"))
+                else:
+                    skipped.append((child_rel, f"symlink to {_display(root, Path(target))} (handled under its real path)"))
                 continue
             if is_dir:
                 if entry.name in ALWAYS_SKIP_DIRS or child_rel in skip_dirs:
