@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,13 @@ class Analysis:
     def entry(self) -> str | None:
         return self.graph.entry
 
-    @property
+    @cached_property
     def editable(self) -> set[str]:
-        return {p for p, pf in self.parsed.items() if pf.ok and not {"generated", "ignore-file"} & set(self.facts[p].markers)}
+        return {
+            p
+            for p, pf in self.parsed.items()
+            if pf.ok and p in self.facts and not {"generated", "ignore-file"} & set(self.facts[p].markers)
+        }
 
 
 def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
@@ -92,6 +97,7 @@ def analyze(
         analysis.editable,
         frozenset(settings.get("disabled_workers", ())),
         frozenset(settings.get("disabled_categories", ())),
+        tuple(graph.entries),
     )
     return analysis
 
@@ -228,7 +234,7 @@ def instrument(
     syn = synthesize_plan(analysis)
     result = InstrumentResult(analysis, syn)
     if out_dir is not None:
-        target = copy_project(analysis.project.root, Path(out_dir))
+        target = copy_project(analysis.project.root, Path(out_dir), analysis.project.out_dir)
         write_changes(target, {p: new for p, (_, new) in syn.changes.items()})
         result.written, result.out_dir = True, target
     elif write and syn.changes:
@@ -240,7 +246,7 @@ def instrument(
 COPY_IGNORE = ("node_modules", ".git", ".otelize-cache")
 
 
-def copy_project(src: Path, dest: Path) -> Path:
+def copy_project(src: Path, dest: Path, build_dir: str | None = None) -> Path:
     """Copy the project for `--out` (without node_modules and .git)."""
     import shutil
 
@@ -252,7 +258,17 @@ def copy_project(src: Path, dest: Path) -> Path:
     if dest.exists() and any(dest.iterdir()):
         raise BadInput(f"{dest}: --out directory exists and is not empty")
     try:
-        shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(*COPY_IGNORE), dirs_exist_ok=True)
+        skip_build = (src / build_dir).resolve() if build_dir else None
+        names = shutil.ignore_patterns(*COPY_IGNORE)
+
+        def ignore(folder: str, entries: list[str]) -> set[str]:
+            # a stale build of the uninstrumented app would be misleading in the copy
+            out = set(names(folder, entries))
+            if skip_build is not None and Path(folder).resolve() == skip_build.parent:
+                out |= {e for e in entries if e == skip_build.name}
+            return out
+
+        shutil.copytree(src, dest, symlinks=True, ignore=ignore, dirs_exist_ok=True)
     except OSError as exc:
         raise BadInput(f"{dest}: cannot copy the project ({exc.strerror})") from None
     return dest
