@@ -69,13 +69,25 @@ class _SinkHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like a real collector
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
-        length = int(self.headers.get("Content-Length") or 0)
-        remaining = length
-        while remaining > 0:
-            chunk = self.rfile.read(min(remaining, 1 << 16))
-            if not chunk:
-                break
-            remaining -= len(chunk)
+        # The body must be consumed (Content-Length or chunked) for keep-alive to work.
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            length = 0
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                length += len(self.rfile.read(size))
+                self.rfile.readline()  # CRLF after the chunk
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
         sink: DiscardingSink = self.server.sink  # type: ignore[attr-defined]
         sink.record(self.path, length)
         self.send_response(200)
@@ -139,11 +151,20 @@ def machine_info() -> dict[str, Any]:
         "node": node,
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "loadavg": _loadavg(),
     }
 
 
+def _loadavg() -> str | None:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return None
+
+
 def format_machine(m: Mapping[str, Any]) -> str:
-    return f"machine: {m['nproc']} CPU(s), {m['cpu_model']}; node {m['node']}; {m['platform']}"
+    load = f"; load average {m['loadavg']}" if m.get("loadavg") else ""
+    return f"machine: {m['nproc']} CPU(s), {m['cpu_model']}; node {m['node']}; {m['platform']}{load}"
 
 
 # --------------------------------------------------------------------------- build
@@ -177,12 +198,20 @@ def build_plain(workdir: Path, source: Path = SAMPLE_APP) -> Path:
     return out
 
 
-def build_otelize(workdir: Path, source: Path = SAMPLE_APP) -> Path:
-    """(c) `otelize instrument --out`, npm install (cached), build."""
+def build_otelize(workdir: Path, source: Path = SAMPLE_APP, helper_rev: str | None = None) -> Path:
+    """(c) `otelize instrument --out`, npm install (cached), build.
+
+    helper_rev: replace the generated src/otel.ts with templates/otel.ts.j2 as of
+    that git revision (to compare helper versions end to end).
+    """
     out = workdir / "otelize" / source.name
     out.parent.mkdir(parents=True, exist_ok=True)
     _run([sys.executable, "-m", "otelize", "instrument", str(source), "--out", str(out)], REPO_ROOT,
          "otelize instrument")
+    if helper_rev is not None:
+        from tests.bench.bench_helper import render_helper
+
+        (out / "src" / "otel.ts").write_bytes(render_helper(git_rev=helper_rev))
     npm_install_cached(out)
     _run(["npm", "run", "build"], out, "npm run build (otelize)")
     return out
@@ -208,9 +237,9 @@ def variants_for(plain: Path, auto: Path, otelize: Path) -> list[Variant]:
     ]
 
 
-def build_variants(workdir: Path, source: Path = SAMPLE_APP) -> list[Variant]:
+def build_variants(workdir: Path, source: Path = SAMPLE_APP, helper_rev: str | None = None) -> list[Variant]:
     plain = build_plain(workdir, source)
-    otelize = build_otelize(workdir, source)
+    otelize = build_otelize(workdir, source, helper_rev)
     auto = make_auto(workdir, plain, otelize)
     return variants_for(plain, auto, otelize)
 
@@ -246,8 +275,9 @@ def _accepts(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running(variant: Variant, env: Mapping[str, str], extra_node_args: Sequence[str] = ()) -> Iterator[str]:
-    """Start the variant on a free port; yield its base URL; SIGTERM (then kill) on exit."""
+def running(variant: Variant, env: Mapping[str, str],
+            extra_node_args: Sequence[str] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start the variant on a free port; yield (base URL, process); SIGTERM (then kill) on exit."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NODE_OPTIONS"))}
     child_env.update(env)
     port = free_port()
@@ -270,7 +300,7 @@ def running(variant: Variant, env: Mapping[str, str], extra_node_args: Sequence[
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{' '.join(cmd)} did not listen on {port} in time:\n{output()}")
                 time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{port}", proc
         finally:
             if proc.poll() is None:
                 proc.terminate()
@@ -281,21 +311,50 @@ def running(variant: Variant, env: Mapping[str, str], extra_node_args: Sequence[
                     proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-def drive(url: str, duration: float, connections: int, warmup: float) -> dict[str, Any]:
-    cfg = {"url": url, "duration": duration, "connections": connections, "warmup": warmup}
-    proc = subprocess.run(["node", str(DRIVER), json.dumps(cfg)], cwd=BENCH_NODE, capture_output=True,
-                          text=True, timeout=duration + warmup + 120)
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(url: str, duration: float, connections: int, warmup: float, app_pid: int | None = None) -> dict[str, Any]:
+    """Run the driver; with app_pid, also measure the app's CPU time over the measured run only."""
+    cfg = {"url": url, "duration": duration, "connections": connections, "warmup": warmup,
+           "handshake": app_pid is not None}
+    proc = subprocess.Popen(["node", str(DRIVER), json.dumps(cfg)], cwd=BENCH_NODE, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        cpu = None
+        if app_pid is not None:
+            assert proc.stdout is not None and proc.stdin is not None
+            line = proc.stdout.readline()
+            if '"warm"' not in line:
+                proc.wait(timeout=30)
+                raise RuntimeError(f"driver failed before the measured run:\n{line}{proc.stderr.read() if proc.stderr else ''}")
+            cpu0 = cpu_seconds(app_pid)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        out, err = proc.communicate(timeout=duration + warmup + 120)
+        if app_pid is not None:
+            cpu = cpu_seconds(app_pid) - cpu0
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     if proc.returncode != 0:
-        raise RuntimeError(f"driver failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"driver failed (exit {proc.returncode}):\n{out}\n{err}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if cpu is not None:
+        result["app_cpu_s"] = cpu
+        result["app_cpu_us_per_req"] = 1e6 * cpu / result["requests_total"] if result["requests_total"] else None
+    return result
 
 
 def run_once(variant: Variant, sink: DiscardingSink, duration: float, connections: int, warmup: float,
              extra_node_args: Sequence[str] = ()) -> dict[str, Any]:
     before = sink.snapshot()
-    with running(variant, bench_env(sink.endpoint), extra_node_args) as url:
-        result = drive(url, duration, connections, warmup)
-    # The exporter flushes on SIGTERM: count what reached the sink for this run.
+    with running(variant, bench_env(sink.endpoint), extra_node_args) as (url, proc):
+        result = drive(url, duration, connections, warmup, proc.pid)
     after = sink.snapshot()
     result["sink_posts"] = after[0] - before[0]
     result["sink_bytes"] = after[1] - before[1]
@@ -317,6 +376,9 @@ def summarise(key: str, label: str, runs: list[dict[str, Any]]) -> dict[str, Any
         "requests_total": med([r["requests_total"] for r in runs]),
         "errors": med([r["errors"] + r["timeouts"] for r in runs]),
         "sink_bytes": med([r["sink_bytes"] for r in runs]),
+        "sink_posts": med([r["sink_posts"] for r in runs]),
+        "cpu_us_per_req": med([r["app_cpu_us_per_req"] for r in runs if r.get("app_cpu_us_per_req")] or [0.0]),
+        "cpu_us_per_req_runs": [r.get("app_cpu_us_per_req") for r in runs],
         "requests_per_s_runs": [r["requests_per_s"] for r in runs],
         "p99_ms_runs": [r["latency_ms"]["p99"] for r in runs],
     }
@@ -333,6 +395,10 @@ def ratios(summary: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
         "rps_b_over_a": ratio("b", "a", "requests_per_s"),
         "p99_c_over_b": ratio("c", "b", "p99_ms"),
         "p99_c_over_a": ratio("c", "a", "p99_ms"),
+        # Capacity per CPU second (1 / CPU time per request): robust when other
+        # processes share the machine, unlike raw req/s.
+        "cpu_capacity_c_over_b": ratio("b", "c", "cpu_us_per_req"),
+        "cpu_capacity_c_over_a": ratio("a", "c", "cpu_us_per_req"),
     }
 
 
@@ -345,7 +411,8 @@ def run_benchmark(variants: list[Variant], duration: float, connections: int, ro
                 result = run_once(v, sink, duration, connections, warmup)
                 runs[v.key].append(result)
                 print(f"  round {rnd + 1} {v.key} ({v.label}): {result['requests_per_s']:.0f} req/s, "
-                      f"p99 {result['latency_ms']['p99']} ms, non-2xx {result['non_2xx']}", file=log, flush=True)
+                      f"p99 {result['latency_ms']['p99']} ms, non-2xx {result['non_2xx']}, "
+                      f"app CPU {result.get('app_cpu_us_per_req') or 0:.0f} us/req", file=log, flush=True)
     summary = {v.key: summarise(v.key, v.label, runs[v.key]) for v in variants}
     rat = ratios(summary)
     return {
@@ -359,7 +426,8 @@ def run_benchmark(variants: list[Variant], duration: float, connections: int, ro
 
 
 def format_table(report: Mapping[str, Any]) -> str:
-    rows = [("variant", "req/s (median)", "req/s per round", "p99 ms", "p50 ms", "non-2xx", "sink KiB")]
+    rows = [("variant", "req/s (median)", "req/s per round", "p99 ms", "p50 ms", "non-2xx", "CPU us/req",
+             "sink KiB")]
     for s in report["variants"].values():
         rows.append((
             f"{s['key']} {s['label']}",
@@ -368,6 +436,7 @@ def format_table(report: Mapping[str, Any]) -> str:
             f"{s['p99_ms']:.1f}",
             f"{s['p50_ms']:.1f}",
             f"{s['non_2xx']:.0f} of {s['requests_total']:.0f}",
+            f"{s['cpu_us_per_req']:.0f}",
             f"{s['sink_bytes'] / 1024:.0f}",
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -384,6 +453,8 @@ def format_table(report: Mapping[str, Any]) -> str:
     lines.append(f"throughput c/a (otelize / uninstrumented): {f(r['rps_c_over_a'])}   "
                  f"b/a: {f(r['rps_b_over_a'])}")
     lines.append(f"p99 c/b: {f(r['p99_c_over_b'])}   p99 c/a: {f(r['p99_c_over_a'])}")
+    lines.append(f"requests per app-CPU-second c/b: {f(r['cpu_capacity_c_over_b'])}   c/a: "
+                 f"{f(r['cpu_capacity_c_over_a'])}   (CPU us/req of b / of c; less sensitive to a busy machine)")
     return "\n".join(lines)
 
 
@@ -495,6 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=2, help="warm-up seconds before each measured run")
     ap.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-' for stdout)")
     ap.add_argument("--profile", action="store_true", help="one extra --cpu-prof run per variant; print top frames")
+    ap.add_argument("--helper-rev", metavar="REV",
+                    help="variant c uses templates/otel.ts.j2 as of this git revision for src/otel.ts")
     ap.add_argument("--workdir", metavar="DIR", help="build here and keep it (default: a temp dir, removed)")
     args = ap.parse_args(argv)
 
@@ -513,17 +586,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="otelize-bench-")))
         print(f"building variants in {workdir} ...", file=sys.stderr, flush=True)
         ensure_driver()
-        variants = build_variants(workdir)
+        variants = build_variants(workdir, helper_rev=args.helper_rev)
         print(f"running {args.rounds} interleaved round(s): {args.duration:g} s measured + {args.warmup:g} s "
               f"warm-up, {args.connections} connections", file=sys.stderr, flush=True)
         report = run_benchmark(variants, args.duration, args.connections, args.rounds, args.warmup)
         report["machine"] = machine
+        report["machine"]["loadavg_after"] = _loadavg()
+        report["helper_rev"] = args.helper_rev
         if args.profile:
             print("profiling (one --cpu-prof run per variant) ...", file=sys.stderr, flush=True)
             prof_dir = workdir / "profiles" if args.workdir else REPO_ROOT / "tests" / "bench" / "out"
             report["profile"] = profile_variants(variants, args.duration, args.connections, args.warmup, prof_dir)
 
-    print(format_machine(machine))
+    print(format_machine(machine) + (f" (after: {machine['loadavg_after']})" if machine.get("loadavg_after") else ""))
+    if args.helper_rev:
+        print(f"variant c helper: templates/otel.ts.j2 at {args.helper_rev}")
     print(f"load: {args.connections} connections, {args.duration:g} s measured after {args.warmup:g} s warm-up, "
           f"median of {args.rounds} interleaved round(s); mix: GET /api/products/p1, GET /api/products?q=desk, "
           f"GET /api/users/u1, GET /api/products/p1/inventory, POST /api/orders (p1 x1)")

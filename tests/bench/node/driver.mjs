@@ -2,6 +2,9 @@
 //
 //   node driver.mjs '{"url": "http://127.0.0.1:PORT", "duration": 10, "connections": 10, "warmup": 2}'
 //
+// With "handshake": true it prints {"phase": "warm"} after the warm-up and waits
+// for a line on stdin before the measured run.
+//
 // Runs autocannon's programmatic API twice against the same URL: a warm-up of
 // `warmup` seconds whose numbers are thrown away, then the measured run of
 // `duration` seconds. Every connection cycles through the same request mix
@@ -74,6 +77,13 @@ async function main() {
   const warmup = cfg.warmup ?? 2;
   if (warmup > 0) {
     await run({ ...base, duration: warmup });
+  }
+  if (cfg.handshake) {
+    // Tell the caller the warm-up is over (it samples the app's CPU time) and
+    // wait for its go-ahead on stdin.
+    process.stdout.write('{"phase": "warm"}\n');
+    await new Promise((resolve) => process.stdin.once('data', resolve));
+    process.stdin.pause();
   }
   const result = await run({ ...base, duration: cfg.duration ?? 10 });
   process.stdout.write(`${JSON.stringify(summarise(result))}\n`);

@@ -1,0 +1,85 @@
+"""Smoke run of the benchmark code paths (tests/bench/bench_runtime.py, bench_helper.py).
+
+Tiny durations and iteration counts: this checks that the variants start, the
+driver and the micro-benchmark run and the reports have the documented shape.
+It asserts nothing about timings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.node
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.bench import bench_helper, bench_runtime  # noqa: E402
+
+
+def test_runtime_bench_smoke(built_sample_app: Path, instrumented_sample_app: Path, tmp_path: Path) -> None:
+    bench_runtime.ensure_driver()
+    auto = bench_runtime.make_auto(tmp_path, built_sample_app, instrumented_sample_app)
+    variants = bench_runtime.variants_for(built_sample_app, auto, instrumented_sample_app)
+    report = bench_runtime.run_benchmark(variants, duration=1, connections=2, rounds=1, warmup=0, log=sys.stdout)
+    report["machine"] = bench_runtime.machine_info()
+    json.dumps(report)  # serialisable
+
+    assert set(report["variants"]) == {"a", "b", "c"}
+    for key, summary in report["variants"].items():
+        assert summary["key"] == key
+        for field in ("requests_per_s", "p99_ms", "non_2xx", "requests_total", "errors", "sink_bytes",
+                      "cpu_us_per_req"):
+            assert isinstance(summary[field], float), (key, field)
+        assert summary["requests_total"] > 0, key
+        assert summary["errors"] == 0, key
+        assert len(report["runs"][key]) == 1
+    assert set(report["ratios"]) == {"rps_c_over_b", "rps_c_over_a", "rps_b_over_a", "p99_c_over_b", "p99_c_over_a",
+                                     "cpu_capacity_c_over_b", "cpu_capacity_c_over_a"}
+    assert isinstance(report["target"]["met"], bool)
+    assert "c/b" in bench_runtime.format_table(report)
+    for field in ("nproc", "cpu_model", "node"):
+        assert report["machine"][field]
+
+
+def test_cpuprofile_summary(tmp_path: Path) -> None:
+    prof = {
+        "nodes": [
+            {"id": 1, "callFrame": {"functionName": "(root)", "url": "", "lineNumber": -1}},
+            {"id": 2, "callFrame": {"functionName": "(idle)", "url": "", "lineNumber": -1}},
+            {"id": 3, "callFrame": {"functionName": "handle", "lineNumber": 9,
+                                    "url": "file:///x/node_modules/express/lib/router/layer.js"}},
+            {"id": 4, "callFrame": {"functionName": "startSpan", "lineNumber": 0,
+                                    "url": "file:///x/node_modules/@opentelemetry/sdk-trace-base/build/src/Tracer.js"}},
+        ],
+        "samples": [2, 3, 4, 4],
+        "timeDeltas": [1000, 1000, 1000, 1000],
+    }
+    path = tmp_path / "p.cpuprofile"
+    path.write_text(json.dumps(prof))
+    summary = bench_runtime.summarise_cpuprofile(path)
+    assert summary["busy_ms"] == pytest.approx(3.0)
+    packages = {p["package"]: p["self_ms"] for p in summary["packages"]}
+    assert packages == {"@opentelemetry/sdk-trace-base": 2.0, "express": 1.0, "(idle)": 1.0}
+    assert summary["frames"][0]["function"] == "startSpan"
+
+
+def test_helper_bench_smoke() -> None:
+    helper_js = bench_helper.compile_helper(bench_helper.render_helper(), "smoke")
+    report = bench_helper.run_benchmark(helper_js, iterations=2000, alloc_iterations=500, repeats=1)
+    json.dumps(report)
+    assert set(report["modes"]) == {"off", "on"}
+    for mode, data in report["modes"].items():
+        cases = {r["case"] for r in data["results"]}
+        assert cases == {f"{k} {c}" for k in ("sync", "async") for c in ("direct", "floor", "helper")}, mode
+        for r in data["results"]:
+            for field in ("ns_per_call", "ns_per_call_median", "alloc_bytes_per_call", "retained_bytes_per_call"):
+                assert isinstance(r[field], (int, float)), (mode, r["case"], field)
+            assert isinstance(r["alloc_gc_during"], int)
+    assert set(report["overhead"]) == {"off sync", "off async", "on sync", "on async"}
+    assert "helper minus floor" in bench_helper.format_table(report)
