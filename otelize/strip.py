@@ -21,6 +21,7 @@ from pathlib import Path
 from otelize import jsonedit
 from otelize.edits import Edit, Skip, apply_edits
 from otelize.parse import ParsedFile, captures, parse_source, query, text
+from otelize.workers.spans import EDITED_HEADER
 from otelize.wrap import detect_style, unwrap_interior
 from otelize.workers.base import GENERATED_HEADER, HELPER_MODULE, TRACING_MODULE
 
@@ -64,7 +65,12 @@ def _module_spec_targets(path: str, src_dir: str) -> set[str]:
     return out
 
 
-def strip_source(pf: ParsedFile, src_dir: str, function_ranges: list[tuple[int, int, int, str, int]]) -> tuple[list[Edit], list[Skip]]:
+def strip_source(
+    pf: ParsedFile,
+    src_dir: str,
+    function_ranges: list[tuple[int, int, int, str, int]],
+    edited: frozenset[str] = frozenset(),
+) -> tuple[list[Edit], list[Skip]]:
     """Edits that remove otelize's additions from one TypeScript file.
 
     `function_ranges` are (body_start, body_end, line, qualname, fn_start) of every function with a block body.
@@ -85,6 +91,9 @@ def strip_source(pf: ParsedFile, src_dir: str, function_ranges: list[tuple[int, 
             continue
         if wrapped.original is None:
             kept.append(Skip(pf.path, line, qualname, wrapped.reason, WORKER))
+            continue
+        if qualname in edited:
+            kept.append(Skip(pf.path, line, qualname, EDITED_HEADER, WORKER))
             continue
         edits.append(Edit.replace(pf.path, body_start + 1, body_end - 1, wrapped.original, WORKER))
         taken.append((body_start, body_end))
@@ -200,6 +209,15 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
     analysis = analyze(root)
     project = analysis.project
     result = StripResult()
+    # a wrapper whose header differs from what instrument would write now was edited by hand
+    from otelize.api import run_workers
+
+    edited = {
+        (s.file, s.symbol)
+        for res in run_workers(analysis)
+        for s in res.skips
+        if s.reason == EDITED_HEADER
+    }
     edits: dict[str, list[Edit]] = defaultdict(list)
     for path in sorted(analysis.parsed):
         pf = analysis.parsed[path]
@@ -212,7 +230,7 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
             for fn in analysis.facts[path].functions
             if fn.body_start is not None
         ]
-        more, kept = strip_source(pf, project.src_dir, ranges)
+        more, kept = strip_source(pf, project.src_dir, ranges, frozenset(q for f, q in edited if f == path))
         edits[path] += more
         result.kept += kept
         result.unwrapped += sum(1 for e in more if e.end - e.start > 0 and e.text)

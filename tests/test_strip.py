@@ -128,8 +128,6 @@ def test_edits_inside_the_body_survive_the_strip(tmp_path: Path) -> None:
     assert not (root / "src/otel.ts").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (strip.py): the span name and attributes are taken from the file, "
-                   "so a renamed span is stripped like an untouched one instead of being kept and reported")
 def test_renamed_span_is_kept_and_reported(tmp_path: Path) -> None:
     root, _ = _instrumented(tmp_path)
     _edit(root, (b"return withSpan('loadOrder', ", b"return withSpan('orders.load', "))

@@ -14,6 +14,7 @@ from otelize.edits import WorkerResult
 from otelize.facts import FileFacts, FunctionFact
 from otelize.parse import ParsedFile, captures, query, text
 from otelize.workers.base import Task, WorkerContext
+from otelize.wrap import find_wrapper
 from otelize.workers.spans import make_spec, style_of, wrap_file
 from otelize.wrap import ts_string
 
@@ -48,6 +49,9 @@ def operation_for(name: str) -> str | None:
 
 def literal_sql(pf: ParsedFile, fn: FunctionFact) -> str | None:
     node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
+    wrapper = find_wrapper(pf, node) if node is not None else None
+    if wrapper is not None:  # already instrumented: look inside the wrapped body, not at our own attributes
+        node = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
     for s in captures(query(_STRINGS, pf.tsx), node).get("s", []):
         if s.type == "template_string" and any(c.type == "template_substitution" for c in s.children):
             continue

@@ -21,6 +21,7 @@ _MANUAL_SPAN = """
 (call_expression function: (member_expression property: (property_identifier) @p
   (#match? @p "^(startActiveSpan|startSpan)$")))
 """
+EDITED_HEADER = "span header edited by hand (name or attributes differ from otelize's); left as is"
 _CALLS = "[(call_expression) (new_expression) (await_expression)] @c"
 
 
@@ -133,13 +134,17 @@ def wrap_file(
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
         body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
         existing = find_wrapper(pf, body)
+        hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
         if existing is not None:
             # already instrumented: nothing to do; report the span name the code really uses
             name = text(next(a for a in existing.child_by_field_name("arguments").named_children if a.type != "comment"))
             result.spans.append(replace(planned, name=name[1:-1]))
             helpers.add(spec.helper)
+            arrow = existing.child_by_field_name("arguments").named_children[-1]
+            inner = arrow.child_by_field_name("body")
+            if pf.source[existing.parent.start_byte : inner.start_byte + 1] != hdr:
+                result.skips.append(Skip(path, fn.line, fn.qualname, EDITED_HEADER, task.worker))
             continue
-        hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
         start, end = fn.body_start + 1, fn.body_end - 1
         try:
             new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), style.indent_unit)
