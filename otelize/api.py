@@ -7,14 +7,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from otelize.classify import Classification, classify
+from typing import TYPE_CHECKING
+
 from otelize.discover import load_project
-from otelize.facts import FileFacts
-from otelize.graph import AppGraph, build_graph
-from otelize.parse import ParsedFile
 from otelize.project import Project
-from otelize.ruleset import RuleSet, load_rules
-from otelize.workers.base import Task
+
+if TYPE_CHECKING:  # heavy modules (networkx, tree-sitter) load lazily: a cached --check needs none of them
+    from otelize.classify import Classification
+    from otelize.facts import FileFacts
+    from otelize.graph import AppGraph
+    from otelize.parse import ParsedFile
+    from otelize.ruleset import RuleSet
+    from otelize.workers.base import Task
 
 
 @dataclass
@@ -65,8 +69,11 @@ def analyze(
     Per-file work (parse, facts, tree-based rules) runs in `jobs` processes
     (default: all cores for large projects, in-process for small ones).
     """
+    from otelize.classify import classify
+    from otelize.graph import build_graph
     from otelize.pipeline import default_jobs, scan_files
     from otelize.plan import build_plan
+    from otelize.ruleset import load_rules
 
     if settings is None:  # the library honours the app's .otelize.yaml too
         from otelize.settings import load_settings
@@ -104,15 +111,13 @@ def analyze(
 
 # --- instrument -----------------------------------------------------------------
 
-from otelize.pipeline import WORKER_MODULES  # noqa: E402  (re-exported)
-
-
 @dataclass
 class InstrumentResult:
-    analysis: Analysis
+    analysis: Analysis | None  # None when the state cache answered (nothing was analysed)
     synthesis: Any  # otelize.synthesize.Synthesis
     written: bool = False
     out_dir: Path | None = None
+    cached: bool = False
 
     @property
     def changed(self) -> bool:
@@ -120,7 +125,7 @@ class InstrumentResult:
 
     @property
     def partial(self) -> bool:
-        return bool(self.analysis.unparsable or self.synthesis.reverted)
+        return bool((self.analysis is not None and self.analysis.unparsable) or self.synthesis.reverted)
 
 
 def worker_context(analysis: Analysis) -> Any:
@@ -143,6 +148,8 @@ MAIN_WORKERS = ("dependency", "config")  # cross-file workers, run in this proce
 def run_workers(analysis: Analysis) -> list[Any]:
     """Run every planned task in plan order, in this process. Workers return values only."""
     import importlib
+
+    from otelize.pipeline import WORKER_MODULES
 
     ctx = worker_context(analysis)
     return [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks]
@@ -167,7 +174,7 @@ def synthesize_plan(analysis: Analysis) -> Any:
     import importlib
 
     from otelize.edits import WorkerResult
-    from otelize.pipeline import EditJob, edit_files
+    from otelize.pipeline import WORKER_MODULES, EditJob, edit_files
     from otelize.synthesize import merge, synthesize
 
     ctx = worker_context(analysis)
@@ -226,13 +233,36 @@ def instrument(
     rule_dirs: list[Path] | None = None,
     settings: dict[str, Any] | None = None,
     jobs: int | None = None,
+    cache: bool = False,
 ) -> InstrumentResult:
-    """Plan, run the workers, synthesize. Writes in place, to `out_dir`, or not at all."""
+    """Plan, run the workers, synthesize. Writes in place, to `out_dir`, or not at all.
+
+    With `cache`, an unchanged project whose last run was clean is answered
+    from `.otelize-cache/` without parsing (see otelize.statecache).
+    """
+    key = None
+    if cache and out_dir is None:
+        from otelize import statecache
+
+        if settings is None:
+            from otelize.settings import load_settings
+
+            settings = load_settings(root).to_api()
+        project = load_project(root, include=settings.get("include", ()), exclude=settings.get("exclude", ()))
+        key = statecache.fingerprint(project, settings, [Path(d) for d in settings.get("rules", ())] + list(rule_dirs or []))
+        if statecache.is_clean(project.root, key):
+            from otelize.synthesize import Synthesis
+
+            return InstrumentResult(None, Synthesis(), cached=True)
     from otelize.synthesize import write_changes
 
     analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs)
     syn = synthesize_plan(analysis)
     result = InstrumentResult(analysis, syn)
+    if key is not None and not result.changed and not result.partial:
+        from otelize import statecache
+
+        statecache.remember_clean(analysis.project.root, key)
     if out_dir is not None:
         target = copy_project(analysis.project.root, Path(out_dir), analysis.project.out_dir)
         write_changes(target, {p: new for p, (_, new) in syn.changes.items()})

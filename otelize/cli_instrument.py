@@ -33,6 +33,8 @@ unparsable and left untouched).
 @click.option("--check", is_flag=True, help="Exit 1 if anything would change; write nothing.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), metavar="DIR", help="Write an instrumented copy to DIR.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path), metavar="FILE", help="Write a report (.json or .md).")
+@click.option("--cache", "use_cache", is_flag=True,
+              help="Skip all work when nothing changed since the last clean run (state in .otelize-cache/, git-ignored).")
 @click.option("--exit-nonzero-on-change", "fail_on_change", is_flag=True,
               help="Write in place, then exit 1 if any file changed (like a formatter in pre-commit).")
 @reports_errors
@@ -43,6 +45,7 @@ def instrument(
     out_dir: Path | None,
     report_file: Path | None,
     fail_on_change: bool,
+    use_cache: bool,
     **flags: Any,
 ) -> None:
     """Add OpenTelemetry packages, the SDK bootstrap and spans to the app."""
@@ -59,7 +62,14 @@ def instrument(
     settings, rule_dirs = resolve_settings(path, flags)
     out = output()
     out.status(f"otelize: instrumenting {path} ...")
-    result = run(path, write=mode == "write", out_dir=out_dir, rule_dirs=rule_dirs or None, settings=settings)
+    result = run(
+        path,
+        write=mode == "write",
+        out_dir=out_dir,
+        rule_dirs=rule_dirs or None,
+        settings=settings,
+        cache=use_cache and report_file is None and not show_diff,
+    )
     out.clear()
     if show_diff:
         click.echo(report.unified_diff(result), nl=False)

@@ -7,11 +7,13 @@ on `config`. The number and kind of tasks follow from what was classified.
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
-from otelize.classify import Classification
-from otelize.facts import FileFacts
 from otelize.workers.base import Task
+
+if TYPE_CHECKING:
+    from otelize.classify import Classification
+    from otelize.facts import FileFacts
 
 WORKERS = ("dependency", "config", "http", "service", "database", "cache", "external-api")
 CATEGORY_WORKER = {"service": "service", "database": "database", "cache": "cache", "external-api": "external-api"}
@@ -27,6 +29,8 @@ def build_plan(
     entries: tuple[str, ...] = (),
 ) -> list[Task]:
     """Tasks in a deterministic topological order. Files of a disabled category get no task."""
+    import networkx as nx  # imported here: `WORKERS` is read by light modules (settings)
+
     dag: nx.DiGraph = nx.DiGraph()
     tasks: dict[str, Task] = {}
 

@@ -6,7 +6,10 @@ import difflib
 import json
 from typing import Any
 
-from otelize.api import InstrumentResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from otelize.api import InstrumentResult
 
 # (install, build, test) per package manager, detected from the lockfile
 # (project.package_manager). `bun test` is bun's own test runner, not the
@@ -106,6 +109,8 @@ def render_markdown(result: InstrumentResult) -> str:
 
 
 def summary(result: InstrumentResult, *, mode: str) -> str:
+    if result.cached:
+        return "otelize: nothing to do (unchanged since the last clean run; .otelize-cache)"
     syn = result.synthesis
     verb = {"write": "instrumented", "check": "would change", "diff": "would change", "out": "wrote"}[mode]
     parts = [

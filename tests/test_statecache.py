@@ -1,0 +1,59 @@
+"""The opt-in state cache: an unchanged clean project skips all work; any change invalidates it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from otelize.api import instrument
+from otelize.cli import cli
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample-app"
+
+
+def _instrumented_copy(tmp_path: Path) -> Path:
+    out = tmp_path / "app"
+    instrument(SAMPLE, out_dir=out)
+    return out
+
+
+def test_clean_run_is_remembered_and_answered_without_analysis(tmp_path: Path) -> None:
+    app = _instrumented_copy(tmp_path)
+    first = instrument(app, write=False, cache=True)
+    assert not first.cached and first.analysis is not None and not first.changed
+    assert (app / ".otelize-cache" / "clean").is_file()
+    assert (app / ".otelize-cache" / ".gitignore").read_text().splitlines()[-1] == "*"
+    second = instrument(app, write=False, cache=True)
+    assert second.cached and second.analysis is None and not second.changed
+
+
+def test_any_source_change_invalidates_the_cache(tmp_path: Path) -> None:
+    app = _instrumented_copy(tmp_path)
+    instrument(app, write=False, cache=True)
+    service = app / "src" / "services" / "userService.ts"
+    original = service.read_bytes()
+    # strip the span of one method by hand: the next run must see the pending change
+    service.write_bytes(original + b"\nexport async function audit(id: string): Promise<string> {\n  const x = await Promise.resolve(id);\n  return x;\n}\n")
+    result = instrument(app, write=False, cache=True)
+    assert not result.cached and result.changed
+    assert "src/services/userService.ts" in result.synthesis.changes
+
+
+def test_a_project_with_pending_changes_is_never_cached(tmp_path: Path) -> None:
+    app = tmp_path / "pristine"
+    shutil.copytree(SAMPLE, app, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    for _ in range(2):
+        result = instrument(app, write=False, cache=True)
+        assert not result.cached and result.changed
+    assert not (app / ".otelize-cache" / "clean").exists()
+
+
+def test_cli_check_with_cache(tmp_path: Path) -> None:
+    app = _instrumented_copy(tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["instrument", str(app), "--check", "--cache"])
+    second = runner.invoke(cli, ["instrument", str(app), "--check", "--cache"])
+    assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
+    assert "last clean run" in second.output and "last clean run" not in first.output
