@@ -239,12 +239,8 @@ def test_unreadable_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert tree_state(tmp_path) == before
 
 
-@pytest.mark.xfail(
-    reason="cli.py: click.Path(readable=True) (the default) rejects an unreadable PATH with a multi-line "
-    "click usage error before otelize's one-line check runs; needs readable=False in project_argument",
-    strict=False,
-)
 def test_unreadable_root_through_click(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """click's own Path check (readable=True) would answer with a multi-line usage error first."""
     root = make_app(tmp_path / "app")
     deny_read(monkeypatch, "os", root)
     code, out, err = invoke("instrument", str(root))
@@ -297,6 +293,19 @@ def test_bad_option_combinations(tmp_path: Path, args: tuple[str, ...], expected
     before = tree_state(tmp_path)
     code, out, err = invoke("instrument", str(root), *args)
     assert_one_line_error(code, out, err, expected)
+    assert tree_state(tmp_path) == before
+
+
+@pytest.mark.xfail(
+    reason="cli_instrument.py writes --report after the project was written and does not catch OSError: "
+    "a traceback, and the tree is already changed; the report destination should be checked up front",
+    strict=False,
+)
+def test_report_into_a_missing_folder(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app")
+    before = tree_state(tmp_path)
+    code, out, err = invoke("instrument", str(root), "--report", str(tmp_path / "no-such-folder" / "report.json"))
+    assert_one_line_error(code, out, err, "report.json")
     assert tree_state(tmp_path) == before
 
 

@@ -15,8 +15,9 @@ Then `otelize.api.instrument(tmp, write=True)` must:
 
 and `otelize.strip.strip(tmp)` on the result must raise nothing but
 `OtelizeError`, never touch an unparsable file and keep every file it changes
-parsing. Failures print the seed and the mutations, so a case can be
-replayed with `pytest tests/test_fuzz.py -k "seed-17"`.
+parsing. The same holds for strip, then instrument, on a damaged
+*instrumented* tree. Failures print the seed and the mutations, so a case can
+be replayed with `pytest tests/test_fuzz.py -k "seed-17"`.
 """
 
 from __future__ import annotations
@@ -71,13 +72,18 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     return data[:at] + data[at + 1 :], f"{op} at {at}"
 
 
-def make_tree(root: Path, seed: int) -> list[str]:
-    """A damaged copy of the sample app; returns what was done, for the failure message."""
-    rng = random.Random(seed)
+def copy_sample(root: Path) -> None:
+    """src/, package.json and tsconfig.json of the sample app (no node_modules, dist or tests)."""
     root.mkdir(parents=True)
     shutil.copytree(SAMPLE_APP / "src", root / "src")
     for name in ("package.json", "tsconfig.json"):
         shutil.copy(SAMPLE_APP / name, root / name)
+
+
+def make_tree(root: Path, seed: int) -> list[str]:
+    """A damaged copy of the sample app; returns what was done, for the failure message."""
+    rng = random.Random(seed)
+    copy_sample(root)
     sources = sorted(p for p in (root / "src").rglob("*") if p.suffix in SOURCE_SUFFIXES)
     log = []
     for _ in range(rng.randint(1, 4)):
@@ -161,3 +167,43 @@ def test_the_seeds_produce_unparsable_files(tmp_path: Path) -> None:
         project_files += any(line.startswith(("package.json", "tsconfig.json")) for line in log)
     assert broken >= len(SEEDS) // 2
     assert project_files >= 1
+
+
+# --- damaged *instrumented* trees: strip and re-instrument hand-broken instrumentation -------------
+
+INSTRUMENTED_SEEDS = range(1000, 1012)
+
+
+@pytest.fixture(scope="module")
+def instrumented_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample app's src/ + package.json + tsconfig.json, instrumented once."""
+    root = tmp_path_factory.mktemp("fuzz-base") / "app"
+    copy_sample(root)
+    assert instrument(root, write=True).synthesis.changes
+    return root
+
+
+@pytest.mark.parametrize("seed", INSTRUMENTED_SEEDS, ids=[f"seed-{s}" for s in INSTRUMENTED_SEEDS])
+def test_mutated_instrumented_app(tmp_path: Path, instrumented_base: Path, seed: int) -> None:
+    """Damage an instrumented tree (the generated tracing.ts/otel.ts excepted: otelize owns and
+    regenerates them), then strip and instrument again: the same guarantees hold."""
+    rng = random.Random(seed)
+    root = tmp_path / "app"
+    shutil.copytree(instrumented_base, root)
+    sources = sorted(p for p in (root / "src").rglob("*") if p.suffix in SOURCE_SUFFIXES and p.name not in ("tracing.ts", "otel.ts"))
+    log = []
+    for _ in range(rng.randint(1, 3)):
+        target = rng.choice(sources)
+        data, what = mutate(target.read_bytes(), rng)
+        target.write_bytes(data)
+        log.append(f"{target.relative_to(root).as_posix()}: {what}")
+    context = f"seed {seed} [{'; '.join(log)}]"
+    for step in ("strip", "instrument"):
+        before = snapshot(root)
+        try:
+            strip(root, write=True) if step == "strip" else instrument(root, write=True)
+        except OtelizeError as exc:
+            assert snapshot(root) == before, f"{context}: {step} failed with {exc} but wrote files"
+            continue
+        check_edits(before, snapshot(root), f"{context} ({step})")
+    assert instrument(root, write=False).synthesis.changes == {}, f"{context}: not idempotent after strip + instrument"
