@@ -58,6 +58,8 @@ def instrument(
         raise BadInput("--exit-nonzero-on-change writes in place: it does not go with --diff, --check or --out")
     if report_file is not None and report_file.suffix not in (".json", ".md"):
         raise BadInput(f"{report_file}: --report must end in .json or .md")
+    if report_file is not None and not report_file.parent.is_dir():  # checked before anything is written
+        raise BadInput(f"{report_file}: --report folder does not exist")
     mode = "diff" if show_diff else "check" if check else "out" if out_dir else "write"
     settings, rule_dirs = resolve_settings(path, flags)
     out = output()
@@ -75,7 +77,10 @@ def instrument(
         click.echo(report.unified_diff(result), nl=False)
     if report_file is not None:
         text = report.render_json(result) if report_file.suffix == ".json" else report.render_markdown(result)
-        report_file.write_text(text, encoding="utf-8")
+        try:
+            report_file.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"{report_file}: cannot write the report ({exc.strerror})") from None
     for skip in result.synthesis.skips:
         out.detail(f"otelize: skipped {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
     out.info(report.summary(result, mode=mode))
