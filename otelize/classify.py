@@ -96,20 +96,27 @@ def classify(
                 out.add(result.function(data["file"], data["qualname"]).category)
         return out
 
+    # adjacency read once from the graph: the rounds below only look it up
+    callees: dict[str, set[str]] = {}
+    callers: dict[str, set[str]] = {}
+    for u, v, kind in g.edges(data="kind"):
+        if kind == "calls":
+            callees.setdefault(u, set()).add(v)
+        if kind in ("calls", "handles"):
+            callers.setdefault(v, set()).add(u)
+    file_symbols = {
+        path: [sym_id(path, fn.qualname) for fn in facts[path].functions if fn.kind != "signature"] for path in facts
+    }
+
     def graph_fn(path: str):  # noqa: ANN202
         def rel(relation: str, qualname: str) -> set[str]:
-            if qualname:
-                nodes = [sym_id(path, qualname)]
-            else:
-                nodes = [sym_id(path, fn.qualname) for fn in facts[path].functions if fn.kind != "signature"]
+            nodes = [sym_id(path, qualname)] if qualname else file_symbols[path]
+            neighbours = callees if relation == "calls" else callers
             found: set[str] = set()
             for n in nodes:
-                if n not in g:
-                    continue
-                if relation == "calls":
-                    found |= categories_of({v for v in g.successors(n) if g.edges[n, v]["kind"] == "calls"})
-                elif relation == "called_from":
-                    found |= categories_of({u for u in g.predecessors(n) if g.edges[u, n]["kind"] in ("calls", "handles")})
+                linked = neighbours.get(n)
+                if linked:
+                    found |= categories_of(linked)
             found.discard("other")
             if not qualname:
                 found.discard(result.file(path).category)  # a file's calls to itself say nothing
