@@ -251,7 +251,7 @@ def instrument(
         project = load_project(root, include=settings.get("include", ()), exclude=settings.get("exclude", ()))
         key = statecache.fingerprint(project, settings, [Path(d) for d in settings.get("rules", ())] + list(rule_dirs or []))
         if statecache.is_clean(project.root, key):
-            from otelize.synthesize import Synthesis
+            from otelize.edits import Synthesis
 
             return InstrumentResult(None, Synthesis(), cached=True)
     from otelize.synthesize import write_changes

@@ -181,3 +181,24 @@ class WorkerResult:
         self.skips += other.skips
         self.packages.update(other.packages)
         self.notes += other.notes
+
+
+@dataclass
+class Synthesis:
+    """What a run would change: the merged result of every worker (see otelize.synthesize)."""
+
+    changes: dict[str, tuple[bytes | None, bytes]] = field(default_factory=dict)  # path -> (old, new)
+    deletions: dict[str, bytes] = field(default_factory=dict)  # path -> old content (strip)
+    reverted: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    spans: list[PlannedSpan] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    packages: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def created(self) -> list[str]:
+        return sorted(p for p, (old, _) in self.changes.items() if old is None)
+
+    @property
+    def modified(self) -> list[str]:
+        return sorted(p for p, (old, _) in self.changes.items() if old is not None)

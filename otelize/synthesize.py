@@ -18,29 +18,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otelize.edits import Edit, PlannedSpan, Skip, WorkerResult, apply_edits
+from otelize.edits import Edit, PlannedSpan, Skip, Synthesis, WorkerResult, apply_edits
 from otelize.errors import BadInput, EditConflict, OtelizeError
 from otelize.imports import import_edits
 from otelize.parse import ParsedFile, parse_source
-
-
-@dataclass
-class Synthesis:
-    changes: dict[str, tuple[bytes | None, bytes]] = field(default_factory=dict)  # path -> (old, new)
-    deletions: dict[str, bytes] = field(default_factory=dict)  # path -> old content (strip)
-    reverted: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    spans: list[PlannedSpan] = field(default_factory=list)
-    skips: list[Skip] = field(default_factory=list)
-    packages: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def created(self) -> list[str]:
-        return sorted(p for p, (old, _) in self.changes.items() if old is None)
-
-    @property
-    def modified(self) -> list[str]:
-        return sorted(p for p, (old, _) in self.changes.items() if old is not None)
 
 
 def synthesize(root: Path, parsed: dict[str, ParsedFile], results: list[WorkerResult]) -> Synthesis:
