@@ -17,6 +17,8 @@ from typing import Any, Callable
 import pathspec
 import yaml
 
+from otelize import yamlio
+
 from otelize.errors import RuleError
 
 CATEGORIES = ("entrypoint", "http", "middleware", "service", "database", "cache", "external-api", "other")
@@ -60,7 +62,7 @@ def _err(source: str, key: str, msg: str) -> RuleError:
 def load_rule_file(path: Path, display: str | None = None) -> Rule:
     source = display or path.name
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = yamlio.load(path.read_text("utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -216,7 +218,7 @@ def load_rules(rule_dirs: list[Path] | None = None, profile: Path | None = None)
 
 def _load_profile(path: Path, found: dict[str, Rule]) -> tuple[set[str], dict[str, dict[str, Any]]]:
     try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
+        data = yamlio.load(path.read_text("utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise RuleError(f"{path.name}: cannot load profile ({exc.__class__.__name__})") from None
     if not isinstance(data, dict):

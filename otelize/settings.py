@@ -26,6 +26,8 @@ from typing import Any
 import pathspec
 import yaml
 
+from otelize import yamlio
+
 from otelize.errors import BadInput
 from otelize.ruleset import CATEGORIES
 
@@ -164,7 +166,7 @@ def load_settings(root: str | Path, config: str | Path | None = None) -> Setting
         if not path.is_file():
             return Settings()
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = yamlio.load(path.read_text("utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

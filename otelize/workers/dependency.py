@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from otelize import yamlio
+
 from otelize import jsonedit
 from otelize.edits import Skip, WorkerResult
 from otelize.errors import BadInput, RuleError
@@ -30,7 +32,7 @@ def load_packages() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """``(packages, profiles)`` from rules/otel-packages.yaml, validated."""
     path = data_dir("rules") / PACKAGES_FILE
     try:
-        doc = yaml.safe_load(path.read_bytes())
+        doc = yamlio.load(path.read_bytes())
     except yaml.YAMLError as exc:
         raise RuleError(f"rules/{PACKAGES_FILE}: invalid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, dict):
