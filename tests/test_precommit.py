@@ -31,8 +31,8 @@ def test_hooks_file_declares_both_hooks_on_the_whole_project() -> None:
         assert hook["pass_filenames"] is False
         assert hook["args"] == ["."]
         assert hook["language"] == "python"
-    assert hooks["otelize"]["entry"] == "otelize instrument --exit-nonzero-on-change"
-    assert hooks["otelize-check"]["entry"] == "otelize instrument --check"
+    assert hooks["otelize"]["entry"] == "otelize instrument --cache --exit-nonzero-on-change"
+    assert hooks["otelize-check"]["entry"] == "otelize instrument --cache --check"
 
 
 @pytest.fixture(scope="module")
