@@ -102,9 +102,7 @@ def parse_source(path: str, source: bytes) -> ParsedFile:
 def syntax_errors(root: Node) -> list[tuple[int, int, str]]:
     """All ERROR and MISSING nodes, in source order. Only walked when has_error."""
     found: list[tuple[int, int, str]] = []
-    cursor = root.walk()
     stack = [root]
-    del cursor
     while stack:
         node = stack.pop()
         if not node.has_error and not node.is_missing:
