@@ -33,6 +33,26 @@ def _line_start(src: bytes, pos: int) -> int:
     return src.rfind(b"\n", 0, pos) + 1
 
 
+def _before_attached_comments(pf: ParsedFile, stmt: Node) -> int:
+    """Line start above the comments attached to `stmt` (no blank line between).
+
+    A JSDoc block or a `// @ts-expect-error` belongs to the statement below it;
+    an import inserted between them would take it over.
+    """
+    src = pf.source
+    at = _line_start(src, stmt.start_byte)
+    if stmt.type == "import_statement":
+        return at  # a comment above the first import is the file's header: stay below it
+    node = stmt.prev_sibling
+    while node is not None and node.type == "comment":
+        gap = src[node.end_byte : at]
+        if gap.count(b"\n") > 1 or src[_line_start(src, node.start_byte) : node.start_byte].strip():
+            break
+        at = _line_start(src, node.start_byte)
+        node = node.prev_sibling
+    return at
+
+
 def _line_end(src: bytes, pos: int) -> int:
     nl = src.find(b"\n", pos)
     return len(src) if nl < 0 else nl + 1
@@ -61,7 +81,7 @@ def import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Ed
             skips.append(Skip(pf.path, 1, module, f"`import {module}` exists but is not the first statement; move it to the top", WORKER))
             continue
         line = f"import {ts_string(module, style.quote)}{semi}".encode() + style.newline
-        at = _line_start(src, first.start_byte) if first is not None else len(src)
+        at = _before_attached_comments(pf, first) if first is not None else len(src)
         if first is None and src and not src.endswith(b"\n"):
             line = style.newline + line
         edits.append(Edit.insert(pf.path, at, line, WORKER))
@@ -93,7 +113,7 @@ def import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Ed
                 block = style.newline + block
         else:
             first = stmts[0] if stmts else None
-            at = _line_start(src, first.start_byte) if first is not None else len(src)
+            at = _before_attached_comments(pf, first) if first is not None else len(src)
             block = b"".join(new_lines)
         # a side-effect import inserted at the same point must come first
         merged = [e for e in edits if e.start == at and e.end == at]

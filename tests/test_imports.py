@@ -182,3 +182,32 @@ def test_crlf_file_gets_crlf_imports() -> None:
 def test_entry_gets_tracing_import_first_end_to_end(tmp_path: Path, entry: str, expected: str) -> None:
     changed = run_transform(tmp_path, {ENTRY: entry.encode()})
     assert changed[ENTRY].decode() == expected
+
+
+def test_new_import_does_not_detach_a_comment_from_the_first_declaration() -> None:
+    """With no imports, the helper import goes above a JSDoc / ts directive attached to the
+    first declaration, never between them (a `// @ts-expect-error` would apply to the import)."""
+    from otelize.edits import ImportRequest, apply_edits
+    from otelize.imports import import_edits
+    from otelize.parse import parse_source
+
+    src = (
+        b"// License header\n"
+        b"\n"
+        b"/** The answer. */\n"
+        b"// @ts-expect-error: deliberately wrong\n"
+        b"export const answer: number = 'forty-two';\n"
+    )
+    pf = parse_source("src/services/a.ts", src)
+    edits, skips = import_edits(pf, [ImportRequest("src/services/a.ts", "../otel", ("withSpan",))])
+    out = apply_edits(src, edits)
+    assert skips == []
+    assert out == (
+        b"// License header\n"
+        b"\n"
+        b"import { withSpan } from '../otel';\n"
+        b"/** The answer. */\n"
+        b"// @ts-expect-error: deliberately wrong\n"
+        b"export const answer: number = 'forty-two';\n"
+    )
+    assert parse_source("src/services/a.ts", out).ok
