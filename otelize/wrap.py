@@ -25,6 +25,7 @@ from otelize.parse import ParsedFile, captures, query, text
 
 HELPERS = ("withSpan", "withClientSpan", "withCacheReadSpan")
 FOOTER = b"});"
+FOOTER_NO_SEMICOLON = b"})"  # for files written without semicolons
 
 _MULTILINE_LITERALS = "[(template_string) (string)] @s"
 
@@ -124,12 +125,19 @@ class CannotWrap(Exception):
     """The body has a shape we refuse to rewrite; the message is the skip reason."""
 
 
-def wrap_interior(interior: bytes, base: int, hdr: bytes, literals: list[tuple[int, int]], default_unit: bytes) -> bytes:
+def wrap_interior(
+    interior: bytes,
+    base: int,
+    hdr: bytes,
+    literals: list[tuple[int, int]],
+    default_unit: bytes,
+    footer: bytes = FOOTER,
+) -> bytes:
     """Wrap the bytes between a body's `{` and `}`. `base` is the file offset of interior[0]."""
     if b"\n" not in interior:
         if not interior.strip():
             raise CannotWrap("empty body")
-        return b" " + hdr + interior + FOOTER + b" "
+        return b" " + hdr + interior + footer + b" "
     first_nl = interior.index(b"\n")
     last_nl = interior.rindex(b"\n")
     head = interior[: first_nl + 1]
@@ -152,7 +160,7 @@ def wrap_interior(interior: bytes, base: int, hdr: bytes, literals: list[tuple[i
             out += unit
         out += line
         pos += len(line)
-    out += ind + FOOTER + nl + tail
+    out += ind + footer + nl + tail
     return bytes(out)
 
 
@@ -218,14 +226,21 @@ def unwrap_interior(pf: ParsedFile, body: Node, default_unit: bytes) -> Wrapped 
     start, end = body.start_byte + 1, body.end_byte - 1
     interior = src[start:end]
     hdr = src[ret.start_byte : inner.start_byte + 1]
+    footer = b"}" + src[inner.end_byte : ret.end_byte]  # `});` or, in a file without semicolons, `})`
+    if footer not in (FOOTER, FOOTER_NO_SEMICOLON):
+        return Wrapped(helper, name, hdr, None, "instrumentation was edited by hand")
     literals = literal_spans(pf, start, end)
-    candidate = _unwrap(interior, start, hdr, src[inner.start_byte + 1 : inner.end_byte - 1], inner.start_byte + 1, literals, default_unit)
-    if candidate is None or wrap_interior_safe(candidate, start, hdr, pf, default_unit) != interior:
+    candidate = _unwrap(
+        interior, start, hdr, src[inner.start_byte + 1 : inner.end_byte - 1], inner.start_byte + 1, literals, default_unit, footer
+    )
+    if candidate is None or wrap_interior_safe(candidate, start, hdr, pf, default_unit, footer) != interior:
         return Wrapped(helper, name, hdr, None, "instrumentation was edited by hand")
     return Wrapped(helper, name, hdr, candidate)
 
 
-def wrap_interior_safe(interior: bytes, base: int, hdr: bytes, pf: ParsedFile, default_unit: bytes) -> bytes | None:
+def wrap_interior_safe(
+    interior: bytes, base: int, hdr: bytes, pf: ParsedFile, default_unit: bytes, footer: bytes = FOOTER
+) -> bytes | None:
     """Re-wrap a candidate original for verification (literal spans recomputed on the candidate)."""
     from otelize.parse import parse_source
 
@@ -234,7 +249,7 @@ def wrap_interior_safe(interior: bytes, base: int, hdr: bytes, pf: ParsedFile, d
     shift = base - len(prefix)
     lits = [(s + shift, e + shift) for s, e in literal_spans(probe, 0, len(probe.source))]
     try:
-        return wrap_interior(interior, base, hdr, lits, default_unit)
+        return wrap_interior(interior, base, hdr, lits, default_unit, footer)
     except CannotWrap:
         return None
 
@@ -247,11 +262,12 @@ def _unwrap(
     inner_base: int,
     literals: list[tuple[int, int]],
     default_unit: bytes,
+    footer: bytes = FOOTER,
 ) -> bytes | None:
     if b"\n" not in interior:
         # ` HDR<inner>}); `
-        if interior.startswith(b" " + hdr) and interior.endswith(FOOTER + b" "):
-            return interior[1 + len(hdr) : -(len(FOOTER) + 1)]
+        if interior.startswith(b" " + hdr) and interior.endswith(footer + b" "):
+            return interior[1 + len(hdr) : -(len(footer) + 1)]
         return None
     first_nl = interior.index(b"\n")
     last_nl = interior.rindex(b"\n")

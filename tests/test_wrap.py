@@ -411,3 +411,33 @@ def test_manual_start_active_span_is_skipped(tmp_path: Path) -> None:
     assert skipped == {"run": "already instrumented manually (startActiveSpan)"}
     assert b"return withSpan('other'" in changed[PATH]
     assert b"return withSpan('run'" not in changed[PATH]
+
+
+def test_a_file_without_semicolons_gets_a_footer_without_one(tmp_path) -> None:
+    """`})` not `});` where the file's statements end without semicolons; strip still round-trips."""
+    from otelize.api import instrument
+    from otelize.strip import strip
+
+    root = tmp_path / "app"
+    (root / "src" / "services").mkdir(parents=True)
+    (root / "package.json").write_text('{\n  "name": "nosemi",\n  "dependencies": {\n    "express": "4.22.3"\n  }\n}\n')
+    original = (
+        b"import { db } from '../db'\n"
+        b"\n"
+        b"export class UserService {\n"
+        b"  async getUser(id: string) {\n"
+        b"    const user = await db.find(id)\n"
+        b"    return user\n"
+        b"  }\n"
+        b"}\n"
+    )
+    (root / "src" / "db.ts").write_text("export const db = { async find(id: string) { return { id } } }\n")
+    service = root / "src" / "services" / "userService.ts"
+    service.write_bytes(original)
+    instrument(root)
+    wrapped = service.read_bytes()
+    assert b"\n    })\n  }\n}\n" in wrapped and b"});" not in wrapped
+    assert b"import { withSpan } from '../otel'\n" in wrapped
+    assert not instrument(root, write=False).synthesis.changes
+    strip(root)
+    assert service.read_bytes() == original

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from otelize.edits import Edit, ImportRequest, PlannedSpan, Skip, WorkerResult
 from otelize.facts import FileFacts, FunctionFact
 from otelize.parse import ParsedFile, captures, query, text
-from otelize.wrap import CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, wrap_interior
+from otelize.wrap import FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, wrap_interior
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -147,7 +147,8 @@ def wrap_file(
             continue
         start, end = fn.body_start + 1, fn.body_end - 1
         try:
-            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), style.indent_unit)
+            footer = FOOTER if style.semicolons else FOOTER_NO_SEMICOLON
+            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), style.indent_unit, footer)
         except CannotWrap as exc:
             result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
             continue
