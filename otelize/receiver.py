@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import threading

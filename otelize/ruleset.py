@@ -61,15 +61,7 @@ def _err(source: str, key: str, msg: str) -> RuleError:
 
 def load_rule_file(path: Path, display: str | None = None) -> Rule:
     source = display or path.name
-    try:
-        data = yamlio.load(path.read_text("utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RuleError(f"{source}: invalid YAML{where}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleError(f"{source}: cannot read ({exc})") from None
-    return parse_rule(data, source)
+    return parse_rule(yamlio.load_file(path, source, RuleError), source)
 
 
 def parse_rule(data: Any, source: str) -> Rule:

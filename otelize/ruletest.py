@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from otelize import yamlio
+
 from otelize.ruleset import RuleSet
 
 PACKAGE_JSON = json.dumps({"name": "rule-case", "version": "1.0.0", "dependencies": {"express": "^4.21.0"}})
@@ -61,7 +63,7 @@ def load_cases(cases_dir: Path) -> list[Case]:
     """Every case of every `<id>.yaml` in `cases_dir`, in file order."""
     cases = []
     for path in sorted(cases_dir.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
+        data = yamlio.load(path.read_text("utf-8")) or {}
         rid = data.get("id", path.stem) if isinstance(data, dict) else path.stem
         for kind in ("valid", "invalid"):
             items = data.get(kind) if isinstance(data, dict) else None
@@ -79,7 +81,7 @@ def check_case_files(cases_dir: Path, rule_ids: set[str]) -> list[str]:
         problems.append(f"{rid}: no test file {cases_dir.name}/{rid}.yaml")
     for stem, path in files.items():
         try:
-            data = yaml.safe_load(path.read_text("utf-8")) or {}
+            data = yamlio.load(path.read_text("utf-8")) or {}
         except yaml.YAMLError:
             problems.append(f"{path.name}: invalid YAML")
             continue

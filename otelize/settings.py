@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pathspec
-import yaml
 
 from otelize import yamlio
 
@@ -165,15 +164,7 @@ def load_settings(root: str | Path, config: str | Path | None = None) -> Setting
         path, source = Path(root) / CONFIG_FILE, CONFIG_FILE
         if not path.is_file():
             return Settings()
-    try:
-        data = yamlio.load(path.read_text("utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BadInput(f"{source}: invalid YAML{where}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{source}: cannot read ({exc.__class__.__name__})") from None
-    return parse_settings(data, source, path.parent.resolve())
+    return parse_settings(yamlio.load_file(path, source, BadInput), source, path.parent.resolve())
 
 
 def with_flags(

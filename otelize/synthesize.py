@@ -15,10 +15,9 @@ import json
 import os
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from otelize.edits import Edit, PlannedSpan, Skip, Synthesis, WorkerResult, apply_edits
+from otelize.edits import Edit, PlannedSpan, Synthesis, WorkerResult, apply_edits
 from otelize.errors import BadInput, EditConflict, OtelizeError
 from otelize.imports import import_edits
 from otelize.parse import ParsedFile, parse_source

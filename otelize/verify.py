@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from otelize import yamlio
+
 from otelize.errors import BadInput
 from otelize.receiver import OtlpReceiver, ReceivedSpan, build_trees, format_tree
 from otelize.semconv import SemConv, load as load_semconv
@@ -155,7 +157,7 @@ def telemetry_env(endpoint: str, service: str, preload: Path | None, module: str
 
 def load_requests(path: Path) -> list[dict[str, Any]]:
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = yamlio.load(path.read_text("utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise BadInput(f"{path}: cannot read requests ({exc.__class__.__name__})") from None
     if not isinstance(data, list) or not data:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from otelize.facts import FunctionFact
 from otelize.parse import ParsedFile, captures, query, text
 
 HELPERS = ("withSpan", "withClientSpan", "withCacheReadSpan")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,3 +13,15 @@ LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def load(data: str | bytes) -> Any:
     """`yaml.safe_load`, faster. Raises yaml.YAMLError like it."""
     return yaml.load(data, Loader=LOADER)  # noqa: S506 - a safe loader
+
+
+def load_file(path: Path, source: str, error: type[Exception]) -> Any:
+    """Load a YAML file; any problem becomes a one-line `error` naming `source` (and the line)."""
+    try:
+        return load(path.read_text("utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise error(f"{source}: invalid YAML{where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{source}: cannot read ({exc.__class__.__name__})") from None
