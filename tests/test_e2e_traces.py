@@ -127,6 +127,8 @@ def test_successful_order_trace(traced_run):
     assert payment[0].kind == shipping[0].kind == "CLIENT"
     assert payment[0].attributes["server.address"] == "api.payments.example.com"
     assert shipping[0].attributes["server.address"] == "api.shipping.example.com"
+    assert payment[0].attributes["http.request.method"] == "POST"
+    assert shipping[0].attributes["http.request.method"] == "POST"
     ids = {s.span_id for s in trace}
     assert all(s.parent_span_id in ids for s in trace if s is not root), "a span's parent is missing from the trace"
     # the business spans nest under the route handler, not beside it

@@ -158,6 +158,10 @@ def test_span_kinds_and_key_attributes(instrumented) -> None:  # noqa: ANN001
     assert spans["Cache.get"]["attributes"]["db.operation.name"] == "GET"
     assert spans["PaymentAPI.charge"]["attributes"]["server.address"] == "api.payments.example.com"
     assert spans["ShippingAPI.createShipment"]["attributes"]["server.address"] == "api.shipping.example.com"
+    # the verb comes from `this.roundTrip('POST', ...)` / `('GET', ...)` in each method's body
+    methods = {n: s["attributes"].get("http.request.method") for n, s in spans.items() if s["worker"] == "external-api"}
+    assert methods == {"PaymentAPI.charge": "POST", "PaymentAPI.refund": "POST",
+                       "ShippingAPI.createShipment": "POST", "ShippingAPI.getTracking": "GET"}
 
 
 def test_every_reported_span_is_in_the_code(instrumented) -> None:  # noqa: ANN001

@@ -400,7 +400,7 @@ def test_external_api_worker_literal_base_url_and_method(tmp_path: Path) -> None
           }
 
           async status(id: string): Promise<unknown> {
-            return withClientSpan('PaymentClient.status', { 'code.file.path': 'src/clients/paymentClient.ts', 'code.function.name': 'PaymentClient.status', 'server.address': 'api.payments.example.com', 'server.port': 8443 }, async () => {
+            return withClientSpan('PaymentClient.status', { 'code.file.path': 'src/clients/paymentClient.ts', 'code.function.name': 'PaymentClient.status', 'http.request.method': 'GET', 'server.address': 'api.payments.example.com', 'server.port': 8443 }, async () => {
               const res = await fetch(`${this.baseUrl}/charges/${id}`);
               return res.json();
             });
@@ -411,7 +411,38 @@ def test_external_api_worker_literal_base_url_and_method(tmp_path: Path) -> None
     spans = spans_of(result, "external-api")
     assert spans["PaymentClient.charge"]["attributes"]["server.address"] == "api.payments.example.com"
     assert spans["PaymentClient.charge"]["attributes"]["http.request.method"] == "POST"
-    assert "http.request.method" not in spans["PaymentClient.status"]["attributes"]
+    assert spans["PaymentClient.status"]["attributes"]["http.request.method"] == "GET"
+
+
+def test_external_api_method_from_a_verb_argument_and_never_guessed(tmp_path: Path) -> None:
+    # `this.send('POST', ...)` names the verb; a body that names two verbs (or none) gets no attribute.
+    path = "src/clients/shippingClient.ts"
+    before = """
+        export class ShippingClient {
+          private readonly baseUrl = 'https://ship.example.com';
+
+          async create(ref: string): Promise<string> {
+            return this.send('POST', `/shipments/${ref}`);
+          }
+
+          async upsert(ref: string, exists: boolean): Promise<string> {
+            return exists ? this.send('PUT', `/shipments/${ref}`) : this.send('POST', '/shipments');
+          }
+
+          async label(ref: string): Promise<string> {
+            return this.send(ref.toUpperCase(), '/labels');
+          }
+
+          private async send(method: string, path: string): Promise<string> {
+            return `${method} ${this.baseUrl}${path}`;
+          }
+        }
+    """
+    _, result = run_transform_result(tmp_path, {path: before})
+    spans = spans_of(result, "external-api")
+    assert spans["ShippingClient.create"]["attributes"]["http.request.method"] == "POST"
+    assert "http.request.method" not in spans["ShippingClient.upsert"]["attributes"]
+    assert "http.request.method" not in spans["ShippingClient.label"]["attributes"]
 
 
 # --- http --------------------------------------------------------------------------

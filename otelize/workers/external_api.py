@@ -3,7 +3,10 @@
 The span is the logical operation (`PaymentAPI.charge`); the auto-instrumented
 http/undici client span nests under it, so nothing is doubled. Attributes:
 `server.address` (and `server.port` when explicit) from a literal base URL, and
-`http.request.method` when the method's body names one literally.
+`http.request.method` when the method's body names exactly one: a `method:`
+property, a verb call on a client (`axios.post`), an upper-case verb passed to a
+call (`this.request('POST', path)`), or a one-argument `fetch(url)` (GET). Two
+different verbs in one body leave the attribute out rather than guess.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ _VERB_CALL = """(call_expression function: (member_expression
   property: (property_identifier) @verb
   (#match? @client "(?i)(axios|http|client|got|ky|request|superagent|api)$")
   (#match? @verb "^(get|post|put|patch|delete|head)$")))"""
+_VERB_ARG = """(call_expression arguments: (arguments (string (string_fragment) @m)
+  (#match? @m "^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)$")))"""
+_BARE_FETCH = """(call_expression function: [(identifier) @fetch
+                                   (member_expression object: (identifier) @g property: (property_identifier) @fetch)]
+  arguments: (arguments . (_) .)
+  (#eq? @fetch "fetch"))"""
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
@@ -34,13 +43,15 @@ def base_urls(pf: ParsedFile) -> list[tuple[int, int, str]]:
 
 def request_method(pf: ParsedFile, fn: FunctionFact) -> str | None:
     node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
-    caps = captures(query(_METHOD_PROP, pf.tsx), node)
-    for m in caps.get("m", []):
+    found: set[str] = set()
+    for m in captures(query(_METHOD_PROP, pf.tsx), node).get("m", []):
         if text(m).upper() in HTTP_METHODS:
-            return text(m).upper()
-    for v in captures(query(_VERB_CALL, pf.tsx), node).get("verb", []):
-        return text(v).upper()
-    return None
+            found.add(text(m).upper())
+    found.update(text(v).upper() for v in captures(query(_VERB_CALL, pf.tsx), node).get("verb", []))
+    found.update(text(m) for m in captures(query(_VERB_ARG, pf.tsx), node).get("m", []))
+    if captures(query(_BARE_FETCH, pf.tsx), node).get("fetch"):
+        found.add("GET")
+    return found.pop() if len(found) == 1 else None
 
 
 def run(ctx: WorkerContext, task: Task) -> WorkerResult:
