@@ -39,6 +39,9 @@ def verify(path: Path, command: str | None, requests_file: Path | None, preload:
     output().status(f"otelize: running {path} against the embedded OTLP receiver ...")
     result = v.verify(path, command=command, requests_file=requests_file, preload=preload, timeout=timeout)
     output().clear()
+    if result.command_exit:
+        output().info(f"otelize: warning: `{result.command}` exited with {result.command_exit}; the last lines of its output:")
+        output().info("\n".join(f"  | {line}" for line in result.command_output))
     if fmt == "json":
         data = result.to_dict()
         if tree:

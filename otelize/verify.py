@@ -19,6 +19,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -59,6 +60,7 @@ class VerifyResult:
     duplicates: list[ReceivedSpan] = field(default_factory=list)
     command: str = ""
     command_exit: int | None = None
+    command_output: list[str] = field(default_factory=list)  # last lines of the command's output
     semconv_source: str = ""
     pending_changes: int = 0
 
@@ -75,6 +77,7 @@ class VerifyResult:
             "ok": self.ok,
             "command": self.command,
             "command_exit": self.command_exit,
+            "command_output_tail": self.command_output,
             "observed_spans": len(self.spans),
             "planned": [
                 {"name": p.name, "kind": p.kind, "worker": p.worker, "file": p.file, "line": p.line, "observed": p.observed}
@@ -234,6 +237,17 @@ def _settle(rx: OtlpReceiver, quiet: float = 0.6, timeout: float = 10.0) -> list
     return rx.spans()
 
 
+OUTPUT_TAIL_LINES = 30
+
+
+def _tail(f: Any, lines: int) -> list[str]:
+    """The last `lines` lines of a binary file the command wrote to (at most 64 KiB read)."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(max(0, size - 65536))
+    return f.read().decode("utf-8", "replace").splitlines()[-lines:]
+
+
 def verify(
     root: str | Path,
     *,
@@ -255,7 +269,7 @@ def verify(
         preload = project.module == "esm" and requests_file is None
     if preload and not tracing_js.is_file():
         raise BadInput(f"{tracing_js.relative_to(app)} not found: build the instrumented app first")
-    with OtlpReceiver() as rx:
+    with OtlpReceiver() as rx, tempfile.TemporaryFile() as captured:
         env = telemetry_env(rx.endpoint, service, tracing_js if preload else None, project.module)
         if requests_file is not None:
             reqs = load_requests(requests_file)
@@ -263,7 +277,7 @@ def verify(
             env["PORT"] = str(port)
             cmd = command or "npm start"
             proc = subprocess.Popen(
-                cmd, shell=True, cwd=app, env=env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+                cmd, shell=True, cwd=app, env=env, stdout=log or captured, stderr=subprocess.STDOUT, start_new_session=True
             )
             try:
                 _wait_listening(port, proc, 60)
@@ -278,14 +292,15 @@ def verify(
             cmd = command or "npm test"
             try:
                 done = subprocess.run(
-                    cmd, shell=True, cwd=app, env=env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=timeout
+                    cmd, shell=True, cwd=app, env=env, stdout=log or captured, stderr=subprocess.STDOUT, timeout=timeout
                 )
             except subprocess.TimeoutExpired:
                 raise BadInput(f"`{cmd}` did not finish within {timeout:.0f}s") from None
             exit_code = done.returncode
+        output = [] if log else _tail(captured, OUTPUT_TAIL_LINES)
         spans = [s for s in _settle(rx) if s.resource.get("service.name") == service]
     result = analyse_spans(planned, spans, semconv)
-    result.command, result.command_exit = cmd, exit_code
+    result.command, result.command_exit, result.command_output = cmd, exit_code, output
     result.semconv_source, result.pending_changes = semconv.source, pending
     return result
 
