@@ -198,10 +198,11 @@ def test_verify_cli_reports_every_planned_span(instrumented_sample_app):
         capture_output=True, text=True, timeout=600,
     )
     data = json.loads(proc.stdout)
-    assert data["command_exit"] == 0
-    assert data["missing"] == [], data["missing"]
+    # on failure, stderr carries the exit code and the last lines of `npm test`
+    assert data["command_exit"] == 0, proc.stderr
+    assert data["missing"] == [], (data["missing"], proc.stderr)
     assert data["coverage"] == 100.0
-    assert data["invalid_attributes"] == [] and data["duplicates"] == [] and data["orphans"] == []
+    assert data["invalid_attributes"] == [] and data["duplicates"] == [] and data["orphans"] == [], data
     assert proc.returncode == 0, proc.stderr
 
 
