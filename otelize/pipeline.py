@@ -57,15 +57,24 @@ def _init(state: dict[str, Any]) -> None:
     _STATE.update(state)
 
 
+def _apply(index: int) -> Any:
+    return _STATE["_fn"](_STATE["_items"][index])
+
+
 def run_map(fn: Callable[[T], R], items: list[T], jobs: int, state: dict[str, Any]) -> list[R]:
-    """`[fn(x) for x in items]`, in a pool of `jobs` forked processes when jobs > 1."""
+    """`[fn(x) for x in items]`, in a pool of `jobs` forked processes when jobs > 1.
+
+    The items and the state reach the children through fork (copy-on-write), not
+    pickling: only an index goes in and only the result comes back.
+    """
     if jobs <= 1 or len(items) < 2:
         _init(state)
         return [fn(item) for item in items]
     ctx = multiprocessing.get_context("fork")
     chunk = max(1, len(items) // (jobs * 8))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(state,)) as pool:
-        return list(pool.map(fn, items, chunksize=chunk))
+    inherited = {**state, "_fn": fn, "_items": items}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(inherited,)) as pool:
+        return list(pool.map(_apply, range(len(items)), chunksize=chunk))
 
 
 # --- phase 1: scan ----------------------------------------------------------------
