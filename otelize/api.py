@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from typing import TYPE_CHECKING
 
 from otelize.discover import load_project
 from otelize.project import Project
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:  # heavy modules (networkx, tree-sitter) load lazily: a cached --check needs none of them
     from otelize.classify import Classification
@@ -58,6 +62,29 @@ def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[
     return sources, problems
 
 
+def gc_paused(fn: F) -> F:
+    """Run `fn` with the cyclic garbage collector paused (re-entrant).
+
+    A run builds a large, long-lived heap of facts, trees and graph nodes and
+    almost no cyclic garbage (~10,000 objects for 2,000 files), so the
+    collector's full passes over that heap were pure cost: ~30% of `plan` at
+    2,000 files. Pool children inherit the paused state through fork.
+    """
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return run  # type: ignore[return-value]
+
+
+@gc_paused
 def analyze(
     root: str | Path,
     rule_dirs: list[Path] | None = None,
@@ -168,6 +195,7 @@ def ignored_files(analysis: Analysis) -> list[Any]:
     return out
 
 
+@gc_paused
 def synthesize_plan(analysis: Analysis) -> Any:
     """Run the plan: cross-file workers here, per-file workers (and each file's
     import step, splice and reparse) in `analysis.jobs` processes; merge in path order."""
@@ -225,6 +253,7 @@ def synthesize_plan(analysis: Analysis) -> Any:
     return merge([synthesize(analysis.project.root, {}, kept)] + parts)
 
 
+@gc_paused
 def instrument(
     root: str | Path,
     *,
@@ -254,7 +283,7 @@ def instrument(
             from otelize.edits import Synthesis
 
             return InstrumentResult(None, Synthesis(), cached=True)
-    from otelize.synthesize import write_changes
+    from otelize.synthesize import write_changes, write_copy
 
     analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs)
     syn = synthesize_plan(analysis)
@@ -264,8 +293,8 @@ def instrument(
 
         statecache.remember_clean(analysis.project.root, key)
     if out_dir is not None:
-        target = copy_project(analysis.project.root, Path(out_dir), analysis.project.out_dir)
-        write_changes(target, {p: new for p, (_, new) in syn.changes.items()})
+        target, ignore = out_folder(analysis.project.root, Path(out_dir), analysis.project.out_dir)
+        write_copy(analysis.project.root, target, {p: new for p, (_, new) in syn.changes.items()}, ignore)
         result.written, result.out_dir = True, target
     elif write and syn.changes:
         write_changes(analysis.project.root, {p: new for p, (_, new) in syn.changes.items()})
@@ -276,8 +305,9 @@ def instrument(
 COPY_IGNORE = ("node_modules", ".git", ".otelize-cache")
 
 
-def copy_project(src: Path, dest: Path, build_dir: str | None = None) -> Path:
-    """Copy the project for `--out` (without node_modules and .git)."""
+def out_folder(src: Path, dest: Path, build_dir: str | None = None) -> tuple[Path, Any]:
+    """Check the `--out` folder; return it resolved and the copy's ignore function
+    (node_modules, .git, the state cache, and the app's stale build folder)."""
     import shutil
 
     from otelize.errors import BadInput
@@ -285,20 +315,16 @@ def copy_project(src: Path, dest: Path, build_dir: str | None = None) -> Path:
     dest = dest.resolve()
     if dest == src or str(dest).startswith(str(src) + "/"):
         raise BadInput(f"{dest}: --out must not be inside the project")
-    if dest.exists() and any(dest.iterdir()):
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BadInput(f"{dest}: --out directory exists and is not empty")
-    try:
-        skip_build = (src / build_dir).resolve() if build_dir else None
-        names = shutil.ignore_patterns(*COPY_IGNORE)
+    skip_build = (src / build_dir).resolve() if build_dir else None
+    names = shutil.ignore_patterns(*COPY_IGNORE)
 
-        def ignore(folder: str, entries: list[str]) -> set[str]:
-            # a stale build of the uninstrumented app would be misleading in the copy
-            out = set(names(folder, entries))
-            if skip_build is not None and Path(folder).resolve() == skip_build.parent:
-                out |= {e for e in entries if e == skip_build.name}
-            return out
+    def ignore(folder: str, entries: list[str]) -> set[str]:
+        # a stale build of the uninstrumented app would be misleading in the copy
+        out = set(names(folder, entries))
+        if skip_build is not None and Path(folder).resolve() == skip_build.parent:
+            out |= {e for e in entries if e == skip_build.name}
+        return out
 
-        shutil.copytree(src, dest, symlinks=True, ignore=ignore, dirs_exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"{dest}: cannot copy the project ({exc.strerror})") from None
-    return dest
+    return dest, ignore

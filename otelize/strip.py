@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otelize import jsonedit
+from otelize.api import gc_paused
 from otelize.edits import Edit, Skip, apply_edits
 from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
@@ -200,6 +201,7 @@ def _remove_run(members: tuple, i: int, j: int) -> list[Edit]:  # noqa: ANN001
     return []  # the whole object: left as is (an empty object would not round-trip)
 
 
+@gc_paused
 def strip(root: str | Path, *, write: bool = True) -> StripResult:
     from otelize.api import analyze
     from otelize.synthesize import write_changes

@@ -6,16 +6,21 @@
   and has ERROR/MISSING nodes after is reverted and reported;
 - writing is all-or-nothing: every target is checked writable first, content
   goes to temp files in the same folder, then each is renamed into place; if a
-  rename fails, the files already replaced are restored.
+  rename fails, the files already replaced are restored (`write_changes`);
+- `--out` copies are written once per file into an empty folder, which is
+  emptied again on any failure (`write_copy`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from otelize.edits import Edit, PlannedSpan, Synthesis, WorkerResult, apply_edits
 from otelize.errors import BadInput, EditConflict, OtelizeError
@@ -222,3 +227,99 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def write_copy(
+    src: Path,
+    dest: Path,
+    changes: dict[str, bytes | None],
+    ignore: Callable[[str, list[str]], set[str]] | None = None,
+    threads: int = 8,
+) -> None:
+    """Write a copy of the project at `src` with `changes` applied into `dest` (absent or empty).
+
+    For `instrument --out`. Every file is created once, with its final bytes,
+    and fsynced; the writes run in a few threads, since fsync waits on the disk,
+    not the CPU. Symlinks are copied as links. `ignore(folder, entries)` works
+    as in shutil.copytree. All-or-nothing: on any error, everything created in
+    `dest` is removed again and `dest` is left as it was. `src` is never written.
+    """
+    dest_existed = dest.exists()
+    folders: list[str] = []
+    links: list[tuple[str, str]] = []
+    files: list[tuple[str, Path | None, bytes | None]] = []  # (rel, copied from, or new content)
+    for folder, dirnames, filenames in os.walk(src):
+        skip = ignore(folder, dirnames + filenames) if ignore else set()
+        base = Path(folder)
+        for name in sorted(dirnames):
+            if name in skip:
+                continue
+            rel = (base / name).relative_to(src).as_posix()
+            if (base / name).is_symlink():
+                links.append((rel, os.readlink(base / name)))
+            else:
+                folders.append(rel)
+        dirnames[:] = sorted(d for d in dirnames if d not in skip and not (base / d).is_symlink())
+        for name in sorted(filenames):
+            if name in skip:
+                continue
+            path = base / name
+            rel = path.relative_to(src).as_posix()
+            if rel in changes:
+                if changes[rel] is not None:
+                    files.append((rel, path, changes[rel]))
+            elif path.is_symlink():
+                links.append((rel, os.readlink(path)))
+            else:
+                files.append((rel, path, None))
+    copied = {rel for rel, _, _ in files}
+    for rel in sorted(changes):
+        if rel not in copied and changes[rel] is not None:
+            target = (dest / rel).resolve()
+            if not str(target).startswith(str(dest.resolve()) + os.sep):
+                raise WriteError(f"{rel}: refusing to write outside the output folder")
+            files.append((rel, None, changes[rel]))
+            parent = Path(rel).parent
+            while parent != Path("."):
+                folders.append(parent.as_posix())
+                parent = parent.parent
+
+    def write_one(item: tuple[str, Path | None, bytes | None]) -> None:
+        rel, origin, content = item
+        target = dest / rel
+        data = content if content is not None else origin.read_bytes()  # type: ignore[union-attr]
+        with open(target, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if origin is None:
+            os.chmod(target, 0o644)
+        elif content is None:
+            shutil.copystat(origin, target, follow_symlinks=False)
+        else:
+            shutil.copymode(origin, target)
+
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for rel in sorted(set(folders)):
+            (dest / rel).mkdir(parents=True, exist_ok=True)
+        for rel, link in links:
+            os.symlink(link, dest / rel)
+        pool = ThreadPoolExecutor(max_workers=threads)
+        try:
+            for _ in pool.map(write_one, files):
+                pass
+        finally:  # on a failure, files not yet started are never started
+            pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException as exc:  # also Ctrl-C: leave dest as it was
+        if dest_existed:
+            for child in list(dest.iterdir()) if dest.is_dir() else []:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    _unlink(str(child))
+        else:
+            shutil.rmtree(dest, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
+        raise WriteError(f"{dest}: cannot write the copy ({exc.strerror}); nothing was written") from None

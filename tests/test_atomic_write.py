@@ -1,7 +1,7 @@
 """All-or-nothing writes under failure: a full disk, an interrupted rename, a crash.
 
-Everything goes through `otelize.synthesize.write_changes`, the only function
-that writes a project file. Failures are simulated by monkeypatching the
+Everything goes through `otelize.synthesize.write_changes` (in place) or
+`write_copy` (`--out`), the only functions that write project files. Failures are simulated by monkeypatching the
 system calls it makes (`os.fdopen(...).write`, `os.fsync`, `os.replace`).
 The invariants:
 
@@ -321,3 +321,94 @@ def test_keyboard_interrupt_restores_every_file_and_propagates(
         write_changes(tmp_path, NEW)
     monkeypatch.undo()
     assert_unchanged(tmp_path, before)
+
+
+# --- `--out` copies (write_copy) ----------------------------------------------------------
+
+
+def make_source(root: Path) -> dict[str, bytes]:
+    make_tree(root)
+    (root / "node_modules" / "x").mkdir(parents=True)
+    (root / "node_modules" / "x" / "index.js").write_bytes(b"module.exports = 1;\n")
+    (root / "run.sh").write_bytes(b"#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "src" / "alias.ts").symlink_to("services/a.ts")
+    return snapshot(root)
+
+
+def copy_ignore(folder: str, entries: list[str]) -> set[str]:
+    return {e for e in entries if e == "node_modules"}
+
+
+def test_write_copy_applies_changes_and_copies_the_rest(tmp_path: Path) -> None:
+    src, dest = tmp_path / "src-app", tmp_path / "out"
+    src.mkdir()
+    before = make_source(src)
+    synthesize_mod.write_copy(src, dest, NEW, copy_ignore)
+    assert snapshot(src) == before  # the source is never written
+    got = snapshot(dest)
+    expected = {k: v for k, v in NEW.items() if v is not None} | {"run.sh": before["run.sh"], "src/alias.ts": NEW["src/services/a.ts"]}
+    assert got == expected  # changed, created, deleted (gone.ts), unchanged; node_modules ignored
+    assert (dest / "src" / "alias.ts").is_symlink() and os.readlink(dest / "src" / "alias.ts") == "services/a.ts"
+    assert (dest / "run.sh").stat().st_mode & 0o777 == 0o755
+    assert (dest / "run.sh").stat().st_mtime == (src / "run.sh").stat().st_mtime  # unchanged files keep their mtime
+    assert leftovers(dest) == []
+
+
+@pytest.mark.parametrize("nth", [1, 4, 7])
+@pytest.mark.parametrize("dest_exists", [False, True])
+def test_write_copy_failure_leaves_the_output_folder_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nth: int, dest_exists: bool
+) -> None:
+    src, dest = tmp_path / "src-app", tmp_path / "out"
+    src.mkdir()
+    before = make_source(src)
+    if dest_exists:
+        dest.mkdir()
+    real_fsync = os.fsync
+    calls: list[int] = []
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == nth:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(synthesize_mod.os, "fsync", fsync)
+    with pytest.raises(WriteError) as info:
+        synthesize_mod.write_copy(src, dest, NEW, copy_ignore, threads=1)
+    assert "No space left on device" in str(info.value) and "nothing was written" in str(info.value)
+    assert nth <= len(calls) <= nth + 1  # it stopped (one file may have been in flight)
+    if dest_exists:
+        assert list(dest.iterdir()) == []
+    else:
+        assert not dest.exists()
+    assert snapshot(src) == before
+
+
+def test_write_copy_interrupt_cleans_up_and_propagates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dest = tmp_path / "src-app", tmp_path / "out"
+    src.mkdir()
+    make_source(src)
+    calls: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_fsync(fd)
+
+    monkeypatch.setattr(synthesize_mod.os, "fsync", fsync)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize_mod.write_copy(src, dest, NEW, copy_ignore)
+    assert not dest.exists()
+
+
+def test_write_copy_refuses_a_new_file_outside_the_output_folder(tmp_path: Path) -> None:
+    src, dest = tmp_path / "src-app", tmp_path / "out"
+    src.mkdir()
+    make_source(src)
+    with pytest.raises(WriteError, match="outside the output folder"):
+        synthesize_mod.write_copy(src, dest, {"../escaped.ts": b"x\n"}, copy_ignore)
+    assert not (tmp_path / "escaped.ts").exists() and not dest.exists()

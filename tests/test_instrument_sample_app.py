@@ -206,6 +206,21 @@ def test_cli_out_then_check(tmp_path: Path) -> None:
     assert snapshot_tree(copy_sample(tmp_path / "again")) == pristine
 
 
+def test_out_copies_everything_but_dependencies_vcs_cache_and_the_stale_build(tmp_path: Path) -> None:
+    app = copy_sample(tmp_path / "app")
+    for junk in ("node_modules/left-pad/index.js", "dist/index.js", ".git/HEAD", ".otelize-cache/state.json"):
+        (app / junk).parent.mkdir(parents=True, exist_ok=True)
+        (app / junk).write_bytes(b"junk\n")
+    before = snapshot_tree(app)
+    out = tmp_path / "out"
+    result = instrument(app, out_dir=out)
+    assert snapshot_tree(app) == before
+    copied = snapshot_tree(out)
+    kept = {p: b for p, b in before.items() if p.split("/")[0] not in ("node_modules", "dist", ".git", ".otelize-cache")}
+    changed = {p: new for p, (_, new) in result.synthesis.changes.items()}
+    assert copied == {p: b for p, b in kept.items() if p not in changed} | changed
+
+
 def test_cli_check_on_pristine_copy_exits_1_and_writes_nothing(tmp_path: Path) -> None:
     app = copy_sample(tmp_path / "app")
     before = snapshot_tree(app)
