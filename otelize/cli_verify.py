@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from otelize.cli import cli, output, project_argument, reports_errors
+from otelize.cli import cli, config_option, output, project_argument, reports_errors
 from otelize.errors import EXIT_CHANGES, EXIT_OK
 
 VERIFY_EPILOG = """\b
@@ -23,6 +23,7 @@ Exit codes: 0 every planned span was observed, 1 some were not, 2 bad input.
 
 @cli.command(epilog=VERIFY_EPILOG)
 @project_argument
+@config_option
 @click.option("--command", "command", metavar="CMD", help="Command to run instead of `npm test` (or `npm start` with --requests).")
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path, exists=True), metavar="FILE",
               help="YAML list of HTTP requests; otelize starts the app itself and sends them.")
@@ -32,12 +33,19 @@ Exit codes: 0 every planned span was observed, 1 some were not, 2 bad input.
 @click.option("--tree", is_flag=True, help="Also print the received trace trees.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for the command.")
 @reports_errors
-def verify(path: Path, command: str | None, requests_file: Path | None, preload: bool | None, fmt: str, tree: bool, timeout: float) -> None:
+def verify(path: Path, config: Path | None, command: str | None, requests_file: Path | None, preload: bool | None,
+           fmt: str, tree: bool, timeout: float) -> None:
     """Run the app against an embedded OTLP receiver and check the spans it emits."""
     from otelize import verify as v
+    from otelize.settings import load_settings
+
+    settings = load_settings(path, config)
+    if settings.source:
+        output().detail(f"otelize: settings from {settings.source}")
 
     output().status(f"otelize: running {path} against the embedded OTLP receiver ...")
-    result = v.verify(path, command=command, requests_file=requests_file, preload=preload, timeout=timeout)
+    result = v.verify(path, command=command, requests_file=requests_file, preload=preload, timeout=timeout,
+                      settings=settings.to_api())
     output().clear()
     if result.command_exit:
         output().info(f"otelize: warning: `{result.command}` exited with {result.command_exit}; the last lines of its output:")

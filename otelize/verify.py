@@ -117,11 +117,13 @@ def analyse_spans(planned: list[PlannedCheck], spans: list[ReceivedSpan], semcon
     return result
 
 
-def planned_spans(root: Path) -> tuple[list[PlannedCheck], int, str]:
-    """(planned spans, number of files instrument would still change, service name)."""
+def planned_spans(root: Path, settings: dict[str, Any] | None = None) -> tuple[list[PlannedCheck], int, str]:
+    """(planned spans, number of files instrument would still change, service name).
+
+    `settings` (api form) default to the app's .otelize.yaml, as for instrument."""
     from otelize.api import instrument
 
-    res = instrument(root, write=False)
+    res = instrument(root, write=False, settings=settings)
     seen: set[tuple[str, str]] = set()
     planned = []
     for s in res.synthesis.spans:
@@ -256,12 +258,13 @@ def verify(
     preload: bool | None = None,
     timeout: float = 300.0,
     log: Any = None,
+    settings: dict[str, Any] | None = None,
 ) -> VerifyResult:
     from otelize.discover import load_project
 
     project = load_project(root)
     app = project.root
-    planned, pending, service = planned_spans(app)
+    planned, pending, service = planned_spans(app, settings)
     semconv = load_semconv(app)
     out_dir = project.out_dir or "dist"
     tracing_js = app / out_dir / "tracing.js"

@@ -50,3 +50,23 @@ def test_quiet_hides_the_output_tail_but_keeps_the_warning(instrumented_copy: Pa
                            "echo noisy; exit 5"], capture_output=True, text=True, timeout=120)
     assert "exited with 5" in proc.stderr
     assert "  | noisy" not in proc.stderr
+
+
+def test_config_file_changes_what_verify_plans(instrumented_copy: Path, tmp_path: Path) -> None:
+    default = json.loads(run_verify(instrumented_copy, "--command", "true", "--format", "json").stdout)
+    config = tmp_path / "no-cache.yaml"
+    config.write_text("workers: {cache: false}\n")
+    proc = run_verify(instrumented_copy, "--config", str(config), "--command", "true", "--format", "json")
+    narrowed = json.loads(proc.stdout)
+    by_worker = lambda data: {p["name"] for p in data["planned"] if p["worker"] == "cache"}  # noqa: E731
+    assert by_worker(default) == {"Cache.get", "Cache.set", "Cache.del", "Cache.delByPrefix"}
+    assert by_worker(narrowed) == set()
+    assert {p["name"] for p in narrowed["planned"]} == {p["name"] for p in default["planned"]} - by_worker(default)
+
+
+def test_a_bad_config_file_is_a_one_line_error(instrumented_copy: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("servce_name: x\n")
+    proc = run_verify(instrumented_copy, "--config", str(config), "--command", "true")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "did you mean `service_name`" in proc.stderr
