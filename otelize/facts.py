@@ -146,6 +146,9 @@ class FileFacts:
     classes: list[ClassFact] = field(default_factory=list)
     calls: list[CallFact] = field(default_factory=list)
     instances: dict[str, str] = field(default_factory=dict)  # module-level var -> class name (`new X()`)
+    # function qualname -> {local or parameter name -> class name}: `const c = new X()`,
+    # `const c: X = ...`, `(c: X) => ...` inside that function
+    local_types: dict[str, dict[str, str]] = field(default_factory=dict)
     objects: dict[str, list[str]] = field(default_factory=dict)  # module-level object literal var -> method names
     apps: list[str] = field(default_factory=list)  # variables holding express()
     routers: list[str] = field(default_factory=list)  # variables holding Router()
@@ -189,7 +192,8 @@ def extract(parsed: ParsedFile) -> FileFacts:
 
     express_names = _express_locals(facts)
     for node in sorted(caps.get("var", []), key=lambda n: n.start_byte):
-        _variable(node, facts, express_names)
+        _variable(node, facts, express_names, functions, starts)
+    _parameter_types(facts)
     for node in sorted(caps.get("export", []), key=lambda n: n.start_byte):
         _export(node, facts)
 
@@ -579,9 +583,44 @@ def _is_express_call(node: Node | None, names: dict[str, set[str]]) -> str | Non
     return None
 
 
-def _variable(node: Node, facts: FileFacts, express_names: dict[str, set[str]]) -> None:
+_TYPED_PARAM = re.compile(r"^(?:(?:public|private|protected|readonly|override)\s+)*([A-Za-z_$][\w$]*)\??\s*:\s*([A-Z][\w$]*)\s*(?:=[\s\S]*)?$")
+
+
+def _parameter_types(facts: FileFacts) -> None:
+    """`(client: BillingClient) => client.charge()`: parameters typed with a class-like name."""
+    for fn in facts.functions:
+        for p in fn.params:
+            m = _TYPED_PARAM.match(p.text)
+            if m is not None:
+                facts.local_types.setdefault(fn.qualname, {}).setdefault(m.group(1), m.group(2))
+
+
+def _local_type(node: Node, value: Node | None) -> str | None:
+    """The class a function-local `const x = new X()` / `const x: X = ...` holds."""
+    annotation = node.child_by_field_name("type")
+    if annotation is not None and annotation.named_children and annotation.named_children[0].type == "type_identifier":
+        return text(annotation.named_children[0])
+    if value is not None and value.type == "new_expression":
+        ctor = value.child_by_field_name("constructor")
+        if ctor is not None and ctor.type == "identifier":
+            return text(ctor)
+    return None
+
+
+def _variable(
+    node: Node,
+    facts: FileFacts,
+    express_names: dict[str, set[str]],
+    functions: list[FunctionFact] | None = None,
+    starts: list[int] | None = None,
+) -> None:
     name_node = node.child_by_field_name("name")
     value = node.child_by_field_name("value")
+    if name_node is not None and name_node.type == "identifier" and functions and not _is_module_level(node):
+        cls = _local_type(node, value)
+        owner = _innermost(functions, starts or [], node.start_byte) if cls else None
+        if owner is not None:
+            facts.local_types.setdefault(owner.qualname, {})[text(name_node)] = cls  # type: ignore[assignment]
     if name_node is None or value is None:
         return
     while value.type in ("as_expression", "satisfies_expression", "non_null_expression", "parenthesized_expression"):

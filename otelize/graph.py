@@ -226,6 +226,9 @@ def build_graph(project: Project, facts: dict[str, FileFacts]) -> AppGraph:
                 return method_symbol(target, chain[2])
             return None
         if len(chain) == 2:
+            local = facts[file].local_types.get(caller.qualname, {}).get(head) if caller is not None else None
+            if local is not None:  # a local or parameter holding a class instance shadows module names
+                return method_symbol(class_location(file, local), chain[1])
             cls = instance_class(file, head)
             if cls is not None:
                 return method_symbol(cls, chain[1])
