@@ -48,6 +48,7 @@ _QUERY = """
 (call_expression) @call
 (new_expression) @call
 (variable_declarator) @var
+(program (expression_statement (assignment_expression) @assign))
 """
 
 
@@ -196,6 +197,8 @@ def extract(parsed: ParsedFile) -> FileFacts:
     _parameter_types(facts)
     for node in sorted(caps.get("export", []), key=lambda n: n.start_byte):
         _export(node, facts)
+    for node in sorted(caps.get("assign", []), key=lambda n: n.start_byte):
+        _commonjs_export(node, facts)
 
     for node in sorted(caps.get("call", []), key=lambda n: n.start_byte):
         _call(node, facts, functions, starts, express_names)
@@ -269,6 +272,37 @@ def _import_statement(node: Node, facts: FileFacts) -> None:
     facts.imports.append(
         ImportFact(module, "esm", line_of(node), node.start_byte, node.end_byte, default, namespace, tuple(names), type_only)
     )
+
+
+def _commonjs_export(node: Node, facts: FileFacts) -> None:
+    """Top-level `module.exports = router`, `module.exports = { a, b: c }`,
+    `exports.name = x` / `module.exports.name = x` (TypeScript compiled as, or
+    migrated from, CommonJS). `module.exports = x` is what `export = x` is."""
+    left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+    if left is None or right is None:
+        return
+    target = text(left)
+    if target == "module.exports":
+        if right.type == "identifier":
+            facts.exports["="] = text(right)
+            _mark_exported(facts, text(right))
+        elif right.type == "object":
+            for prop in right.named_children:
+                if prop.type == "shorthand_property_identifier":
+                    facts.exports[text(prop)] = text(prop)
+                    _mark_exported(facts, text(prop))
+                elif prop.type == "pair":
+                    key, value = prop.child_by_field_name("key"), prop.child_by_field_name("value")
+                    if key is not None and value is not None and value.type == "identifier":
+                        facts.exports[text(key)] = text(value)
+                        _mark_exported(facts, text(value))
+        return
+    for prefix in ("module.exports.", "exports."):
+        name = target[len(prefix):] if target.startswith(prefix) else ""
+        if name.isidentifier() and right.type == "identifier":
+            facts.exports[name] = text(right)
+            _mark_exported(facts, text(right))
+            return
 
 
 def _export(node: Node, facts: FileFacts) -> None:

@@ -63,11 +63,15 @@ EXPECTED: dict[str, tuple[str, list[tuple[str, str, str, int]]]] = {
             ("POST", "/refunds", "src/refunds.ts", 4),
         ],
     ),
-    # import express = require('express'); const express = require('express'); export = router
+    # import express = require('express'); const express = require('express'); export = router;
+    # module.exports = router; exports.adminRouter = router
     "commonjs": (
         "src/index.ts",
         [
-            ("GET", "/ping", "src/index.ts", 6),
+            ("GET", "/admin/stats", "src/admin.ts", 4),
+            ("GET", "/notes", "src/notes.ts", 4),
+            ("POST", "/notes", "src/notes.ts", 5),
+            ("GET", "/ping", "src/index.ts", 10),
             ("GET", "/tags", "src/tags.ts", 4),
             ("DELETE", "/tags/:tag", "src/tags.ts", 5),
         ],
