@@ -5,7 +5,8 @@
 - `recordActiveSpanError(err);` lines in error handlers;
 - imports of the span helper and the entry point's `import './tracing'`;
 - the generated files (only while they are unchanged);
-- package.json entries at exactly the pinned versions, and the ESM `--import`.
+- package.json entries at exactly the pinned versions that tracing.ts records as
+  added by otelize (all pinned ones when there is no record), and the ESM `--import`.
 
 Manual code that is not otelize's is never touched: recognition is by AST shape
 and exact bytes, not by name alone.
@@ -257,6 +258,10 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
         result.changes[path] = (current, None)
 
     pins, _ = load_packages()
+    tracing_file = project.root / ctx.tracing_path
+    recorded = config_worker.recorded_packages(tracing_file.read_bytes() if tracing_file.is_file() else None)
+    if recorded is not None:  # tracing.ts says which packages otelize added: only those go
+        pins = {k: v for k, v in pins.items() if k in recorded}
     if helper_needed:
         pins = {k: v for k, v in pins.items() if k != "@opentelemetry/api"}
     flag = f"--import {config_worker.tracing_js_path(ctx)}" if project.module == "esm" else None

@@ -117,6 +117,24 @@ def test_hand_edited_wrappers_are_kept_and_reported(tmp_path: Path) -> None:
             assert (root / rel).read_bytes() == data_before, rel
 
 
+def test_a_package_the_user_declared_at_otelize_s_own_version_survives_the_strip(tmp_path: Path) -> None:
+    # The user already uses @opentelemetry/api 1.9.0 (the pinned version) for manual spans:
+    # instrument leaves it alone, so strip must too (tracing.ts records what otelize added).
+    root = sample_app_copy(tmp_path / "shop-api")
+    pkg = json.loads((root / "package.json").read_bytes())
+    pkg["dependencies"] = dict(sorted({**pkg["dependencies"], "@opentelemetry/api": "1.9.0"}.items()))
+    (root / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+    before = tree(root)
+    instrument(root)
+    tracing = (root / "src/tracing.ts").read_bytes()
+    assert b"//   @opentelemetry/sdk-node\n" in tracing and b"//   @opentelemetry/api\n" not in tracing
+    assert instrument(root, write=False).synthesis.changes == {}  # the record is stable on a second run
+    strip(root)
+    after = tree(root)
+    assert after == before
+    assert json.loads(after["package.json"])["dependencies"]["@opentelemetry/api"] == "1.9.0"
+
+
 def test_edits_inside_the_body_survive_the_strip(tmp_path: Path) -> None:
     """A change to the user's own code inside a wrapper (same indentation) is not a change
     to the instrumentation: the wrapper comes off and the user's edit stays."""

@@ -196,3 +196,29 @@ def test_esm_without_out_dir(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, module="esm", out_dir=None)
     out = apply_edits(PKG, config.run(ctx, TASK).edits)
     assert json.loads(out)["scripts"]["start"] == "node --import ./src/tracing.js dist/index.js"
+
+
+def test_tracing_records_the_packages_otelize_adds(tmp_path: Path) -> None:
+    # the user already declares @opentelemetry/api (at any version): it is not otelize's to remove
+    pkg = b'{\n  "name": "shop-api",\n  "version": "1.2.3",\n  "dependencies": {"@opentelemetry/api": "1.9.0"}\n}\n'
+    ctx = make_ctx(tmp_path, package_json=pkg)
+    tracing = config.render_tracing(ctx)
+    recorded = config.recorded_packages(tracing)
+    assert recorded == ["@opentelemetry/auto-instrumentations-node", "@opentelemetry/exporter-trace-otlp-proto",
+                        "@opentelemetry/resources", "@opentelemetry/sdk-node", "@opentelemetry/semantic-conventions"]
+    # once they are in package.json, the record comes from the existing tracing.ts: same bytes again
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/tracing.ts").write_bytes(tracing)
+    everything = b'{"name": "shop-api", "version": "1.2.3", "dependencies": {' + b", ".join(
+        b'"%s": "1"' % name.encode() for name in ["@opentelemetry/api", *recorded]) + b"}}\n"
+    assert config.render_tracing(make_ctx(tmp_path, package_json=everything)) == tracing
+    # switching the protocol adds the gRPC exporter to what otelize added, keeping the earlier record
+    grpc = config.recorded_packages(config.render_tracing(make_ctx(tmp_path, package_json=everything, protocol="grpc")))
+    assert grpc == sorted(recorded + ["@opentelemetry/exporter-trace-otlp-grpc"])
+
+
+def test_recorded_packages_needs_a_generated_file_with_a_record() -> None:
+    assert config.recorded_packages(None) is None
+    assert config.recorded_packages(b"// my own tracing\n" + config.ADDED_HEADING + b"//   x\n") is None
+    assert config.recorded_packages(GENERATED_HEADER + b"import x from 'y';\n") is None
+    assert config.recorded_packages(GENERATED_HEADER + config.ADDED_HEADING + b"//   (none)\nimport x;\n") == []

@@ -21,7 +21,7 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext
-from otelize.workers.dependency import PACKAGE_JSON, protocol
+from otelize.workers.dependency import PACKAGE_JSON, missing_packages, protocol
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -33,6 +33,35 @@ def health_paths(ctx: WorkerContext) -> list[str]:
     return sorted({r.path for r in ctx.routes if r.method.upper() in HEALTH_METHODS and HEALTH_PATH.match(r.path)})
 
 
+ADDED_HEADING = b"// Packages otelize added to package.json (`otelize strip` removes them):\n"
+ADDED_ITEM = b"//   "
+
+
+def recorded_packages(tracing: bytes | None) -> list[str] | None:
+    """The packages a generated tracing.ts records as added by otelize (None: no record)."""
+    if tracing is None or not tracing.startswith(GENERATED_HEADER):
+        return None
+    at = tracing.find(ADDED_HEADING)
+    if at < 0:
+        return None
+    names = []
+    for line in tracing[at + len(ADDED_HEADING):].splitlines():
+        if not line.startswith(ADDED_ITEM):
+            break
+        name = line[len(ADDED_ITEM):].strip().decode("utf-8", "replace")
+        if name != "(none)":
+            names.append(name)
+    return names
+
+
+def added_packages(ctx: WorkerContext) -> list[str]:
+    """What otelize added to package.json: what the dependency worker adds now, plus
+    what an existing tracing.ts recorded (so a second run renders the same bytes, and
+    strip never removes a package the user had declared before at the same version)."""
+    recorded = recorded_packages(_existing(ctx, ctx.tracing_path)) or []
+    return sorted(set(missing_packages(ctx)) | set(recorded))
+
+
 def render_tracing(ctx: WorkerContext) -> bytes:
     return render(
         "tracing.ts.j2",
@@ -42,6 +71,7 @@ def render_tracing(ctx: WorkerContext) -> bytes:
         exporter=protocol(ctx.settings),
         module=ctx.project.module,
         health_paths=health_paths(ctx),
+        added_packages=added_packages(ctx),
     )
 
 

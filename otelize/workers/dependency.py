@@ -83,12 +83,24 @@ def _declared(root: jsonedit.Node, section: str) -> dict[str, str]:
     return {m.key: str(m.value.value) for m in member.value.members}
 
 
-def run(ctx: WorkerContext, task: Task) -> WorkerResult:
-    result = WorkerResult(worker=WORKER)
-    data = ctx.project.package_json_bytes
+def _package_root(data: bytes) -> jsonedit.Node:
     root = jsonedit.parse(data, PACKAGE_JSON)
     if root.kind != "object":
         raise BadInput(f"{PACKAGE_JSON}: the top-level value must be an object")
+    return root
+
+
+def missing_packages(ctx: WorkerContext) -> list[str]:
+    """The wanted packages package.json does not declare yet (what this worker adds)."""
+    root = _package_root(ctx.project.package_json_bytes)
+    present = {**_declared(root, "devDependencies"), **_declared(root, "dependencies")}
+    return [name for name in wanted_packages(ctx.settings, ctx.project.module) if name not in present]
+
+
+def run(ctx: WorkerContext, task: Task) -> WorkerResult:
+    result = WorkerResult(worker=WORKER)
+    data = ctx.project.package_json_bytes
+    root = _package_root(data)
 
     present = {**_declared(root, "devDependencies"), **_declared(root, "dependencies")}
     to_add: dict[str, str] = {}
