@@ -550,6 +550,7 @@ def _function(node: Node, facts: FileFacts) -> FunctionFact | None:
     qual = f"{class_name}.{name}" if class_name else name
     body = node.child_by_field_name("body")
     is_signature = node.type in ("method_signature", "abstract_method_signature", "function_signature") or body is None
+    tokens = {c.type for c in node.children if not c.is_named}  # async, *, static, get, set
     fact = FunctionFact(
         name=name,
         qualname=qual,
@@ -558,10 +559,10 @@ def _function(node: Node, facts: FileFacts) -> FunctionFact | None:
         start=node.start_byte,
         end=node.end_byte,
         class_name=class_name,
-        is_async=_has_token(node, "async"),
-        is_generator=_has_token(node, "*") or node.type in ("generator_function_declaration", "generator_function"),
-        is_static=_has_token(node, "static") or (parent is not None and parent.type == "public_field_definition" and _has_token(parent, "static")),
-        accessor="get" if _has_token(node, "get") else ("set" if _has_token(node, "set") else None),
+        is_async="async" in tokens,
+        is_generator="*" in tokens or node.type in ("generator_function_declaration", "generator_function"),
+        is_static="static" in tokens or (parent is not None and parent.type == "public_field_definition" and _has_token(parent, "static")),
+        accessor="get" if "get" in tokens else ("set" if "set" in tokens else None),
         is_constructor=name == "constructor" and class_name is not None,
         is_abstract=node.type == "abstract_method_signature",
         is_signature=is_signature,
