@@ -286,3 +286,36 @@ def test_cli_bad_config_is_one_line_exit_2(app: Path) -> None:
     assert err == "otelize: error: .otelize.yaml: key `workers.databse`: unknown worker (did you mean `database`?)\n"
     assert out == ""
     assert sorted(p.read_bytes() for p in app.rglob("*.ts")) == before
+
+
+def test_changing_span_naming_renames_otelize_s_spans_and_only_those(app: Path) -> None:
+    from otelize.strip import strip
+
+    before = {p.relative_to(app).as_posix(): p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()}
+    instrument(app)
+    order = app / "src/services/orderService.ts"
+    # one span renamed by hand: that is the user's, whatever the setting
+    code = order.read_text()
+    assert "withSpan('OrderService.getOrder', " in code
+    order.write_text(code.replace("withSpan('OrderService.getOrder', ", "withSpan('orders.get', "))
+
+    write_config(app, {"span_naming": "method"})
+    renamed = instrument(app)
+    assert "src/services/orderService.ts" in renamed.synthesis.changes
+    code = order.read_text()
+    assert "withSpan('createOrder', " in code and "withSpan('OrderService.createOrder', " not in code
+    assert "withSpan('orders.get', " in code  # the hand-renamed one stays
+    names = {s.name for s in renamed.synthesis.spans if s.file == "src/services/orderService.ts"}
+    assert {"createOrder", "orders.get"} <= names and "OrderService.createOrder" not in names
+    edited = [k for k in renamed.synthesis.skips if k.symbol == "OrderService.getOrder"]
+    assert len(edited) == 1 and "edited by hand" in edited[0].reason
+    assert instrument(app, write=False).synthesis.changes == {}  # and it is stable
+
+    # back to the default naming, then strip: everything but the hand-renamed wrapper goes
+    (app / ".otelize.yaml").unlink()
+    instrument(app)
+    assert "withSpan('OrderService.createOrder', " in order.read_text()
+    result = strip(app)
+    assert [(k.file, k.symbol) for k in result.kept if "edited" in k.reason] == [("src/services/orderService.ts", "OrderService.getOrder")]
+    after = {p.relative_to(app).as_posix(): p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()}
+    assert {p for p in before if after.get(p) != before[p]} == {"src/services/orderService.ts", "package.json"}

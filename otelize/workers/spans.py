@@ -136,13 +136,20 @@ def wrap_file(
         existing = find_wrapper(pf, body)
         hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
         if existing is not None:
-            # already instrumented: nothing to do; report the span name the code really uses
-            name = text(next(a for a in existing.child_by_field_name("arguments").named_children if a.type != "comment"))
-            result.spans.append(replace(planned, name=name[1:-1]))
             helpers.add(spec.helper)
             arrow = existing.child_by_field_name("arguments").named_children[-1]
             inner = arrow.child_by_field_name("body")
-            if pf.source[existing.parent.start_byte : inner.start_byte + 1] != hdr:
+            start, end = existing.parent.start_byte, inner.start_byte + 1
+            current = pf.source[start:end]
+            if current == hdr:  # already instrumented as otelize would now: nothing to do
+                result.spans.append(planned)
+            elif _renamed_by_setting(current, spec, fn, path, style):
+                # otelize's own header under another span_naming setting: rename to the current one
+                result.edits.append(Edit.replace(path, start, end, hdr, task.worker))
+                result.spans.append(planned)
+            else:  # report the span name the code really uses, and leave the user's header alone
+                name = text(next(a for a in existing.child_by_field_name("arguments").named_children if a.type != "comment"))
+                result.spans.append(replace(planned, name=name[1:-1]))
                 result.skips.append(Skip(path, fn.line, fn.qualname, EDITED_HEADER, task.worker))
             continue
         start, end = fn.body_start + 1, fn.body_end - 1
@@ -159,6 +166,17 @@ def wrap_file(
     if helpers:
         result.imports.append(ImportRequest(path, helper_specifier(ctx, path), tuple(sorted(helpers)), False, task.worker))
     return result
+
+
+def _renamed_by_setting(current: bytes, spec: SpanSpec, fn: FunctionFact, path: str, style: Style) -> bool:
+    """`current` is exactly the header otelize writes for this span under another span_naming style."""
+    names = names_in_every_style(fn, path)
+    if spec.name not in names:
+        return False
+    return any(
+        current == header(spec.helper, other, list(spec.attributes), fn.is_async, style.quote)
+        for other in sorted(names - {spec.name})
+    )
 
 
 def code_attributes(ctx: WorkerContext, path: str, fn: FunctionFact, quote: str) -> list[tuple[str, str, object]]:
@@ -184,7 +202,16 @@ def span_base_name(fn: FunctionFact, path: str) -> str:
 
 def span_name(ctx: WorkerContext, fn: FunctionFact, path: str) -> str:
     """The span name in the `span_naming` style of the settings (code.function.name keeps `class.method`)."""
-    style = ctx.settings.get("span_naming") or "class.method"
+    return name_in_style(ctx.settings.get("span_naming") or "class.method", fn, path)
+
+
+def names_in_every_style(fn: FunctionFact, path: str) -> set[str]:
+    from otelize.settings import SPAN_NAMING
+
+    return {name_in_style(style, fn, path) for style in SPAN_NAMING}
+
+
+def name_in_style(style: str, fn: FunctionFact, path: str) -> str:
     if style == "method" and not (fn.name == "default" or fn.name.startswith("<anonymous>")):
         return fn.name
     if style == "file.class.method":
