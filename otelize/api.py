@@ -90,11 +90,14 @@ def analyze(
     rule_dirs: list[Path] | None = None,
     settings: dict[str, Any] | None = None,
     jobs: int | None = None,
+    cache: bool = False,
 ) -> Analysis:
     """discover → parse → facts → graph → classify → plan.
 
     Per-file work (parse, facts, tree-based rules) runs in `jobs` processes
-    (default: all cores for large projects, in-process for small ones).
+    (default: all cores for large projects, in-process for small ones). With
+    `cache`, files whose bytes are unchanged since the last cached run are not
+    parsed again (otelize.scancache).
     """
     from otelize.classify import classify
     from otelize.graph import build_graph
@@ -108,10 +111,14 @@ def analyze(
         settings = load_settings(root).to_api()
     settings = dict(settings)
     project = load_project(root, include=settings.get("include", ()), exclude=settings.get("exclude", ()))
-    rules = load_rules([Path(d) for d in settings.get("rules", ())] + list(rule_dirs or []) or None)
+    all_rule_dirs = [Path(d) for d in settings.get("rules", ())] + list(rule_dirs or [])
+    rules = load_rules(all_rule_dirs or None)
     sources, problems = read_sources(project)
-    jobs = jobs if jobs is not None else settings.get("jobs") or default_jobs(len(sources))
-    parsed, scans = scan_files(sources, rules, jobs)
+    if cache:
+        parsed, scans, jobs = _scan_with_cache(project.root, sources, rules, all_rule_dirs, jobs, settings)
+    else:
+        jobs = jobs if jobs is not None else settings.get("jobs") or default_jobs(len(sources))
+        parsed, scans = scan_files(sources, rules, jobs)
     for scan in scans:
         if scan.problem:
             problems.append((scan.path, scan.problem))
@@ -134,6 +141,31 @@ def analyze(
         tuple(graph.entries),
     )
     return analysis
+
+
+def _scan_with_cache(
+    root: Path, sources: list[tuple[str, bytes]], rules: Any, rule_dirs: list[Path], jobs: int | None, settings: dict[str, Any]
+) -> tuple[dict[str, Any], list[Any], int]:
+    """scan_files for the files the scan cache does not hold; the rest from the cache."""
+    from otelize import scancache
+    from otelize.parse import ParsedFile
+    from otelize.pipeline import default_jobs, scan_files
+
+    key = scancache.rules_key(rule_dirs)
+    stored = scancache.load(root, key)
+    digests = {path: scancache.digest(data) for path, data in sources}
+    hits = {path: stored[path][1] for path, _ in sources if path in stored and stored[path][0] == digests[path]}
+    misses = [(path, data) for path, data in sources if path not in hits]
+    requested = jobs if jobs is not None else settings.get("jobs")
+    parsed, fresh = scan_files(misses, rules, requested or default_jobs(len(misses)))
+    by_path = dict(hits) | {s.path: s for s in fresh}
+    data = dict(sources)
+    for path, scan in hits.items():
+        parsed[path] = ParsedFile(path, data[path], errors=scan.errors, problem=scan.problem)
+    if misses or set(stored) != set(by_path):
+        scancache.save(root, key, {path: (digests[path], scan) for path, scan in by_path.items()})
+    # the edit phase that follows sizes its pool by the whole project, not by the misses
+    return {p: parsed[p] for p, _ in sources}, [by_path[p] for p, _ in sources], requested or default_jobs(len(sources))
 
 
 # --- instrument -----------------------------------------------------------------
@@ -263,14 +295,18 @@ def instrument(
     settings: dict[str, Any] | None = None,
     jobs: int | None = None,
     cache: bool = False,
+    cached_answer: bool = True,
 ) -> InstrumentResult:
     """Plan, run the workers, synthesize. Writes in place, to `out_dir`, or not at all.
 
-    With `cache`, an unchanged project whose last run was clean is answered
-    from `.otelize-cache/` without parsing (see otelize.statecache).
+    With `cache` (in place only): files unchanged since a cached run are not
+    parsed again (otelize.scancache), and, when `cached_answer` allows it, an
+    unchanged project whose last run was clean is answered from
+    `.otelize-cache/` without any analysis (otelize.statecache; the result then
+    has no analysis, so a caller that needs a diff or a report passes False).
     """
     key = None
-    if cache and out_dir is None:
+    if cache and cached_answer and out_dir is None:
         from otelize import statecache
 
         if settings is None:
@@ -285,7 +321,8 @@ def instrument(
             return InstrumentResult(None, Synthesis(), cached=True)
     from otelize.synthesize import write_changes, write_copy
 
-    analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs)
+    # --out promises to leave PATH untouched: no scan cache is written there
+    analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs, cache=cache and out_dir is None)
     syn = synthesize_plan(analysis)
     result = InstrumentResult(analysis, syn)
     if key is not None and not result.changed and not result.partial:

@@ -178,12 +178,19 @@ def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[dict[str, Any],
     return settings.to_api(), list(rule_dirs)
 
 
-def analyze_project(path: Path, flags: dict[str, Any]) -> Any:
+def cache_option(fn: F) -> F:
+    return click.option(
+        "--cache", "use_cache", is_flag=True,
+        help="Parse only the files that changed since the last cached run (PATH/.otelize-cache/, git-ignored).",
+    )(fn)
+
+
+def analyze_project(path: Path, flags: dict[str, Any], cache: bool = False) -> Any:
     from otelize.api import analyze
 
     settings, rule_dirs = resolve_settings(path, flags)
     output().status(f"otelize: analysing {path} ...")
-    return analyze(path, rule_dirs=rule_dirs or None, settings=settings)
+    return analyze(path, rule_dirs=rule_dirs or None, settings=settings, cache=cache)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -221,12 +228,13 @@ Examples:
 @project_argument
 @settings_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@cache_option
 @reports_errors
-def plan(path: Path, fmt: str, **flags: Any) -> None:
+def plan(path: Path, fmt: str, use_cache: bool, **flags: Any) -> None:
     """Show the app, its routes, file categories and the planned tasks."""
     from otelize import report_plan
 
-    analysis = analyze_project(path, flags)
+    analysis = analyze_project(path, flags, use_cache)
     output().clear()
     click.echo(report_plan.FORMATS[fmt](analysis), nl=False)
 
@@ -235,12 +243,13 @@ def plan(path: Path, fmt: str, **flags: Any) -> None:
 @project_argument
 @settings_options
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@cache_option
 @reports_errors
-def graph(path: Path, fmt: str, **flags: Any) -> None:
+def graph(path: Path, fmt: str, use_cache: bool, **flags: Any) -> None:
     """Draw the architecture: routes, modules by category, calls."""
     from otelize import report_plan
 
-    analysis = analyze_project(path, flags)
+    analysis = analyze_project(path, flags, use_cache)
     output().clear()
     click.echo(report_plan.GRAPH_FORMATS[fmt](analysis), nl=False)
 

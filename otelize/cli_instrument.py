@@ -34,7 +34,8 @@ unparsable and left untouched).
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), metavar="DIR", help="Write an instrumented copy to DIR.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path), metavar="FILE", help="Write a report (.json or .md).")
 @click.option("--cache", "use_cache", is_flag=True,
-              help="Skip all work when nothing changed since the last clean run (state in .otelize-cache/, git-ignored).")
+              help="Reuse earlier runs: parse only changed files, and skip all work when nothing changed since "
+                   "the last clean run (state in PATH/.otelize-cache/, git-ignored; not with --out).")
 @click.option("--exit-nonzero-on-change", "fail_on_change", is_flag=True,
               help="Write in place, then exit 1 if any file changed (like a formatter in pre-commit).")
 @reports_errors
@@ -70,7 +71,8 @@ def instrument(
         out_dir=out_dir,
         rule_dirs=rule_dirs or None,
         settings=settings,
-        cache=use_cache and report_file is None and not show_diff,
+        cache=use_cache,
+        cached_answer=report_file is None and not show_diff,
     )
     out.clear()
     if show_diff:

@@ -49,11 +49,24 @@ def is_clean(root: Path, key: str) -> bool:
         return False
 
 
-def remember_clean(root: Path, key: str) -> None:
+def ensure_cache_dir(root: Path) -> Path | None:
+    """`<root>/.otelize-cache/` with its own `.gitignore`; None when it cannot be made."""
     folder = root / CACHE_DIR
     try:
         folder.mkdir(exist_ok=True)
-        (folder / ".gitignore").write_text("# created by otelize\n*\n")
+        ignore = folder / ".gitignore"
+        if not ignore.is_file():
+            ignore.write_text("# created by otelize\n*\n")
+    except OSError:
+        return None  # a cache is an optimisation; a read-only tree just doesn't get one
+    return folder
+
+
+def remember_clean(root: Path, key: str) -> None:
+    folder = ensure_cache_dir(root)
+    if folder is None:
+        return
+    try:
         (folder / CLEAN_FILE).write_text(key + "\n")
     except OSError:
-        pass  # a cache is an optimisation; a read-only tree just doesn't get one
+        pass

@@ -9,6 +9,10 @@ nothing cached and peak RSS is that run's own (the process and its pool):
 - floor:       read every source file, then parse each with tree-sitter, one thread, nothing else
 - plan:        otelize.api.analyze(root)           (what `otelize plan` does)
 - instrument:  otelize.api.instrument(root, out_dir=...)   (`otelize instrument --out`)
+- with --cache: plan_cache_cold (analyze(cache=True), filling the scan cache),
+  plan_cache_warm (the same again: nothing to parse) and check_cache_warm
+  (instrument(write=False, cache=True): `instrument --check --cache` on an app with
+  changes pending, so the state cache cannot answer and the edit phase runs)
 
 Ratios are taken within one run of this script; the machine is noisy, so
 compare ratios, not absolute seconds.
@@ -26,6 +30,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+STEPS = ("floor", "plan", "instrument", "plan_serial", "instrument_serial", "plan_cache_cold", "plan_cache_warm",
+         "check_cache_warm")
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -48,6 +54,12 @@ else:
     if kind == "plan":
         a = api.analyze(root, jobs=jobs)
         n = len(a.project.files)
+    elif kind == "plan_cache":
+        a = api.analyze(root, jobs=jobs, cache=True)
+        n = len(a.project.files)
+    elif kind == "check_cache":
+        r = api.instrument(root, write=False, jobs=jobs, cache=True)
+        n = len(r.analysis.project.files)
     else:
         r = api.instrument(root, out_dir=out, jobs=jobs)
         n = len(r.analysis.project.files)
@@ -87,6 +99,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--serial", action="store_true", help="also measure plan/instrument with jobs=1")
+    parser.add_argument("--cache", action="store_true",
+                        help="also measure --cache: plan filling the scan cache, plan and instrument --check with it warm")
     args = parser.parse_args()
 
     rows = []
@@ -98,11 +112,15 @@ def main() -> None:
             row["floor"] = measure("floor", root, Path(tmp) / "unused")
             row["plan"] = measure("plan", root, Path(tmp) / "unused")
             row["instrument"] = measure("instrument", root, Path(tmp) / f"out{n}")
+            if args.cache:
+                row["plan_cache_cold"] = measure("plan_cache", root, Path(tmp) / "unused")
+                row["plan_cache_warm"] = measure("plan_cache", root, Path(tmp) / "unused")
+                row["check_cache_warm"] = measure("check_cache", root, Path(tmp) / "unused")
             if args.serial:
                 row["plan_serial"] = measure("plan", root, Path(tmp) / "unused", "1")
                 row["instrument_serial"] = measure("instrument", root, Path(tmp) / f"out{n}s", "1")
             floor = row["floor"]["wall_s"]
-            for key in ("plan", "instrument", "plan_serial", "instrument_serial"):
+            for key in STEPS[1:]:
                 if key in row:
                     row[key]["ratio_to_floor"] = row[key]["wall_s"] / floor
                     row[key]["files_per_s"] = row[key]["files"] / row[key]["wall_s"]
@@ -117,17 +135,17 @@ def main() -> None:
             key: b[key]["wall_s"] / a[key]["wall_s"] for key in ("floor", "plan", "instrument")
         } | {"files": b["n"] / a["n"]}
 
-    header = f"{'N':>6} {'step':<18} {'wall s':>8} {'files/s':>9} {'peak RSS MiB':>13} {'x floor':>8}"
+    header = f"{'N':>6} {'step':<20} {'wall s':>8} {'files/s':>9} {'peak RSS MiB':>13} {'x floor':>8}"
     print(f"machine: {result['machine']}")
     print(header)
     print("-" * len(header))
     for row in rows:
-        for key in ("floor", "plan", "instrument", "plan_serial", "instrument_serial"):
+        for key in STEPS:
             if key not in row:
                 continue
             m = row[key]
             ratio = f"{m['ratio_to_floor']:.2f}" if "ratio_to_floor" in m else "1.00"
-            print(f"{row['n']:>6} {key:<18} {m['wall_s']:>8.2f} {m['files_per_s']:>9.0f} {m['peak_rss_mib']:>13.0f} {ratio:>8}")
+            print(f"{row['n']:>6} {key:<20} {m['wall_s']:>8.2f} {m['files_per_s']:>9.0f} {m['peak_rss_mib']:>13.0f} {ratio:>8}")
     if "scaling" in result:
         s = result["scaling"]
         print(f"scaling {rows[0]['n']} -> {rows[-1]['n']} files ({s['files']:.0f}x): "

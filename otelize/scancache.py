@@ -1,0 +1,88 @@
+"""Opt-in per-file scan cache: a re-run parses only the files that changed.
+
+A file's scan (syntax errors, facts, tree-based rule results) depends only on
+its path, its bytes, the rules and otelize itself. With `--cache`, scans are
+kept in `<root>/.otelize-cache/scan.pickle` keyed by the SHA-256 of the file's
+bytes, under a key of otelize's and the parser's versions and every rule file;
+a different version or rule set starts an empty cache. Entries of files that are gone are
+dropped on the next write. The cross-file steps (graph, graph rules, plan) and
+the edit phase always run, so a hit gives exactly what a fresh scan would
+(tested against an uncached run).
+
+The file is written atomically (temp file + rename) and is only an
+optimisation: an unreadable or corrupt cache is ignored, an unwritable one is
+not written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from otelize import __version__
+from otelize.statecache import CACHE_DIR, ensure_cache_dir
+
+SCAN_FILE = "scan.pickle"
+FORMAT = 1
+
+
+def rules_key(rule_dirs: list[Path]) -> str:
+    """What a scan depends on besides the file: otelize's and the parser's versions, and every
+    rule file (built-in and extra)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from otelize.resources import data_dir
+
+    parser = []
+    for dist in ("tree-sitter", "tree-sitter-typescript"):
+        try:
+            parser.append(version(dist))
+        except PackageNotFoundError:
+            parser.append("?")
+    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{parser}\0".encode())
+    for folder in [data_dir("rules"), *rule_dirs]:
+        for path in sorted(Path(folder).glob("*")):
+            if path.is_file():
+                h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def load(root: Path, key: str) -> dict[str, tuple[bytes, Any]]:
+    """{path: (content digest, Scan)} of the cache, or {} when absent, stale or unreadable."""
+    try:
+        with open(root / CACHE_DIR / SCAN_FILE, "rb") as fh:
+            stored = pickle.load(fh)
+    except Exception:  # noqa: BLE001 - a missing, truncated or foreign cache is just a cold start
+        return {}
+    if not isinstance(stored, dict) or stored.get("key") != key or not isinstance(stored.get("entries"), dict):
+        return {}
+    return stored["entries"]
+
+
+def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]]) -> None:
+    folder = ensure_cache_dir(root)
+    if folder is None:
+        return
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".scan-", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump({"key": key, "entries": dict(sorted(entries.items()))}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, folder / SCAN_FILE)
+        tmp = None
+    except OSError:
+        pass  # read-only tree, full disk: no cache this time
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -1,0 +1,153 @@
+"""The opt-in per-file scan cache: only changed files are parsed again, and a cached
+run gives exactly what an uncached one does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import otelize.pipeline as pipeline
+from otelize import scancache
+from otelize.api import analyze, instrument
+from otelize.cli import cli
+from otelize.report_plan import FORMATS
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample-app"
+CACHE = Path(".otelize-cache") / scancache.SCAN_FILE
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    root = tmp_path / "shop-api"
+    shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    return root
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths scan_files parses (in-process: the sample app is below the pool threshold)."""
+    seen: list[str] = []
+    real = pipeline.parse_source
+
+    def counting(path: str, data: bytes):  # noqa: ANN202
+        seen.append(path)
+        return real(path, data)
+
+    monkeypatch.setattr(pipeline, "parse_source", counting)
+    return seen
+
+
+def plan_json(root: Path, **kw: object) -> str:
+    return FORMATS["json"](analyze(root, **kw))
+
+
+def test_a_warm_run_parses_nothing_and_plans_the_same(app: Path, parses: list[str]) -> None:
+    uncached = plan_json(app)
+    n = len(parses)
+    assert n == len(analyze(app).project.files) and not (app / CACHE).exists()
+    parses.clear()
+    assert plan_json(app, cache=True) == uncached
+    assert len(parses) == n and (app / CACHE).is_file()
+    parses.clear()
+    assert plan_json(app, cache=True) == uncached
+    assert parses == []
+
+
+def test_only_a_changed_file_is_parsed_again_and_its_change_is_seen(app: Path, parses: list[str]) -> None:
+    plan_json(app, cache=True)
+    routes = app / "src/routes/products.ts"
+    routes.write_text(routes.read_text() + "\nproductsRouter.get('/featured/list', (_req, res) => { res.json([]); });\n")
+    parses.clear()
+    warm = analyze(app, cache=True)
+    assert parses == ["src/routes/products.ts"]
+    assert ("GET", "/api/products/featured/list") in {(r.method, r.path) for r in warm.graph.routes}
+    assert FORMATS["json"](warm) == plan_json(app)
+
+
+def test_instrument_with_a_warm_cache_writes_the_same_bytes(app: Path, tmp_path: Path) -> None:
+    twin = tmp_path / "twin"
+    shutil.copytree(app, twin)
+    analyze(app, cache=True)  # warm the scan cache
+    cached = instrument(app, cache=True)
+    uncached = instrument(twin)
+    assert cached.analysis is not None and cached.synthesis.changes == uncached.synthesis.changes
+    for rel in cached.synthesis.changes:
+        assert (app / rel).read_bytes() == (twin / rel).read_bytes(), rel
+
+
+def test_other_rules_start_a_fresh_cache(app: Path, parses: list[str], tmp_path: Path) -> None:
+    plan_json(app, cache=True)
+    rules = tmp_path / "my-rules"
+    rules.mkdir()
+    (rules / "latency-service.yaml").write_text("id: latency-service\ncategory: service\npriority: 80\nmatch: {path: src/utils/latency.ts}\n")
+    parses.clear()
+    decided = analyze(app, cache=True, rule_dirs=[rules]).classification.file("src/utils/latency.ts")
+    assert decided.category == "service"
+    assert len(parses) == len(analyze(app).project.files)  # nothing reused: the rules are part of the key
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a pickle", b"\x80\x05garbage"])
+def test_a_corrupt_cache_is_ignored_and_rewritten(app: Path, parses: list[str], damage: bytes) -> None:
+    expected = plan_json(app, cache=True)
+    (app / CACHE).write_bytes(damage)
+    parses.clear()
+    assert plan_json(app, cache=True) == expected
+    assert len(parses) == len(analyze(app).project.files)
+    parses.clear()
+    plan_json(app, cache=True)
+    assert parses == []  # rewritten
+
+
+def test_entries_of_deleted_files_are_dropped(app: Path) -> None:
+    plan_json(app, cache=True)
+    key = scancache.rules_key([])
+    assert "src/utils/latency.ts" in scancache.load(app, key)
+    (app / "src/utils/latency.ts").unlink()
+    (app / "src/utils/latency.ts").write_text("export const latency = 0;\n")
+    (app / "src/utils/extra.ts").write_text("export const extra = 1;\n")
+    (app / "src/utils/latency.ts").unlink()
+    analyze(app, cache=True)
+    entries = scancache.load(app, key)
+    assert "src/utils/latency.ts" not in entries and "src/utils/extra.ts" in entries
+
+
+def test_a_read_only_tree_just_gets_no_cache(app: Path) -> None:
+    """chmod; as root (CI) chmod has no effect, so the immutable flag (chattr +i) is used instead."""
+    expected = plan_json(app)
+    os.chmod(app, 0o555)
+    immutable = False
+    try:
+        if os.access(app, os.W_OK):
+            if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(app)], capture_output=True).returncode:
+                pytest.skip("cannot make the folder read-only for this user")
+            immutable = True
+        assert plan_json(app, cache=True) == expected
+        assert not (app / ".otelize-cache").exists()
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(app)], check=True)
+        os.chmod(app, 0o755)
+
+
+def test_out_leaves_the_source_tree_without_a_cache(app: Path, tmp_path: Path) -> None:
+    instrument(app, out_dir=tmp_path / "out", cache=True)
+    assert not (app / ".otelize-cache").exists()
+
+
+def test_cli_plan_and_report_use_the_scan_cache(app: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["plan", str(app), "--cache", "--format", "json"])
+    assert first.exit_code == 0 and (app / CACHE).is_file()
+    second = runner.invoke(cli, ["plan", str(app), "--cache", "--format", "json"])
+    assert second.stdout == first.stdout
+    # --report needs an analysis: with --cache it still gets one (from the scan cache)
+    report = tmp_path / "r.json"
+    for _ in range(2):
+        done = runner.invoke(cli, ["instrument", str(app), "--check", "--cache", "--report", str(report)])
+        assert done.exit_code == 1, done.output  # a pristine app has changes pending
+        assert '"spans"' in report.read_text()
