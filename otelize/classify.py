@@ -86,14 +86,25 @@ def classify(
     route_handlers = {v for u, v, k in g.edges(data="kind") if k == "handles"}
     result = Classification()
 
-    def categories_of(symbols: set[str]) -> set[str]:
-        out = set()
-        for s in symbols:
-            data = g.nodes.get(s, {})
+    node_data = dict(g.nodes(data=True))  # plain dict lookups in the hot loop below
+    node_memo: dict[str, tuple[str, ...]] = {}  # node -> its categories; cleared every round
+
+    def node_categories(s: str) -> tuple[str, ...]:
+        cats = node_memo.get(s)
+        if cats is None:
+            data = node_data.get(s, {})
+            found = []
             if data.get("kind") == "route" or s in route_handlers:
-                out.add("http")  # a route handler is http wherever it is defined (e.g. inline in index.ts)
+                found.append("http")  # a route handler is http wherever it is defined (e.g. inline in index.ts)
             if data.get("kind") == "symbol":
-                out.add(result.function(data["file"], data["qualname"]).category)
+                found.append(result.function(data["file"], data["qualname"]).category)
+            cats = node_memo[s] = tuple(found)
+        return cats
+
+    def categories_of(symbols: set[str]) -> set[str]:
+        out: set[str] = set()
+        for s in symbols:
+            out.update(node_categories(s))
         return out
 
     # adjacency read once from the graph: the rounds below only look it up
@@ -140,6 +151,7 @@ def classify(
             for qual, decision in static[path].functions:
                 functions[(path, qual)] = decision
     for round_no in range(MAX_ROUNDS):
+        node_memo.clear()  # categories come from the previous round's result
         files: dict[str, Decision] = {}
         precomputed = static is not None and fn_static
         if (round_no == 0 and not precomputed) or not fn_static:
