@@ -37,6 +37,7 @@ class Analysis:
     unparsable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     settings: dict[str, Any] = field(default_factory=dict)
     jobs: int = 1
+    cache_key: str | None = None  # with --cache: what the per-file caches are keyed under (otelize.scancache)
 
     @property
     def entry(self) -> str | None:
@@ -114,8 +115,12 @@ def analyze(
     all_rule_dirs = [Path(d) for d in settings.get("rules", ())] + list(rule_dirs or [])
     rules = load_rules(all_rule_dirs or None)
     sources, problems = read_sources(project)
+    cache_key = None
     if cache:
-        parsed, scans, jobs = _scan_with_cache(project.root, sources, rules, all_rule_dirs, jobs, settings)
+        from otelize.scancache import rules_key
+
+        cache_key = rules_key(all_rule_dirs)
+        parsed, scans, jobs = _scan_with_cache(project.root, sources, rules, cache_key, jobs, settings)
     else:
         jobs = jobs if jobs is not None else settings.get("jobs") or default_jobs(len(sources))
         parsed, scans = scan_files(sources, rules, jobs)
@@ -130,7 +135,7 @@ def analyze(
     static = {s.path: s.static for s in scans if s.static is not None}
     graph = build_graph(project, facts)
     classification = classify(rules, {p: parsed[p] for p in facts}, facts, graph, static)
-    analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings, jobs)
+    analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings, jobs, cache_key)
     analysis.tasks = build_plan(
         facts,
         classification,
@@ -144,14 +149,13 @@ def analyze(
 
 
 def _scan_with_cache(
-    root: Path, sources: list[tuple[str, bytes]], rules: Any, rule_dirs: list[Path], jobs: int | None, settings: dict[str, Any]
+    root: Path, sources: list[tuple[str, bytes]], rules: Any, key: str, jobs: int | None, settings: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Any], int]:
     """scan_files for the files the scan cache does not hold; the rest from the cache."""
     from otelize import scancache
     from otelize.parse import ParsedFile
     from otelize.pipeline import default_jobs, scan_files
 
-    key = scancache.rules_key(rule_dirs)
     stored = scancache.load(root, key)
     digests = {path: scancache.digest(data) for path, data in sources}
     hits = {path: stored[path][1] for path, _ in sources if path in stored and stored[path][0] == digests[path]}
@@ -281,8 +285,30 @@ def synthesize_plan(analysis: Analysis) -> Any:
         "settings": analysis.settings,
         "root": str(analysis.project.root),
     }
-    parts = edit_files(jobs_list, analysis.jobs, state)
+    if analysis.cache_key is None:
+        parts = edit_files(jobs_list, analysis.jobs, state)
+    else:
+        parts = _edit_with_cache(analysis, jobs_list, state)
     return merge([synthesize(analysis.project.root, {}, kept)] + parts)
+
+
+def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, Any]) -> list[Any]:
+    """edit_files for the files whose edit inputs changed; the rest from the edit cache."""
+    from otelize import scancache
+    from otelize.pipeline import default_jobs, edit_files
+
+    root = analysis.project.root
+    key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings)
+    stored = scancache.load(root, key, scancache.EDIT_FILE)
+    digests = {job.path: scancache.edit_job_digest(job.source, job.errors, job.tasks, job.extra) for job in jobs_list}
+    hits = {job.path: stored[job.path][1] for job in jobs_list if job.path in stored and stored[job.path][0] == digests[job.path]}
+    misses = [job for job in jobs_list if job.path not in hits]
+    jobs = analysis.jobs if len(misses) >= 2 * analysis.jobs else min(analysis.jobs, default_jobs(len(misses)))
+    fresh = dict(zip([job.path for job in misses], edit_files(misses, jobs, state)))
+    parts = [hits[job.path] if job.path in hits else fresh[job.path] for job in jobs_list]
+    if misses or set(stored) != set(digests):
+        scancache.save(root, key, {job.path: (digests[job.path], part) for job, part in zip(jobs_list, parts)}, scancache.EDIT_FILE)
+    return parts
 
 
 @gc_paused

@@ -1,4 +1,4 @@
-"""Opt-in per-file scan cache: a re-run parses only the files that changed.
+"""Opt-in per-file caches: a re-run parses and edits only the files that changed.
 
 A file's scan (syntax errors, facts, tree-based rule results) depends only on
 its path, its bytes, the rules and otelize itself. With `--cache`, scans are
@@ -9,7 +9,13 @@ dropped on the next write. The cross-file steps (graph, graph rules, plan) and
 the edit phase always run, so a hit gives exactly what a fresh scan would
 (tested against an uncached run).
 
-The file is written atomically (temp file + rename) and is only an
+The edit phase is cached the same way in `edit.pickle`: a file's edit result
+(its workers, import step, splice and reparse check) depends on its bytes, its
+tasks (with their rule options), the main-process results aimed at it (the
+tracing import), and the project context the workers read (module, folders,
+package.json, tsconfig, entry point, settings); the digest covers all of them.
+
+Each file is written atomically (temp file + rename) and is only an
 optimisation: an unreadable or corrupt cache is ignored, an unwritable one is
 not written.
 """
@@ -27,6 +33,7 @@ from otelize import __version__
 from otelize.statecache import CACHE_DIR, ensure_cache_dir
 
 SCAN_FILE = "scan.pickle"
+EDIT_FILE = "edit.pickle"
 FORMAT = 1
 
 
@@ -55,10 +62,10 @@ def digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def load(root: Path, key: str) -> dict[str, tuple[bytes, Any]]:
-    """{path: (content digest, Scan)} of the cache, or {} when absent, stale or unreadable."""
+def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, Any]]:
+    """{path: (input digest, result)} of a cache file, or {} when absent, stale or unreadable."""
     try:
-        with open(root / CACHE_DIR / SCAN_FILE, "rb") as fh:
+        with open(root / CACHE_DIR / name, "rb") as fh:
             stored = pickle.load(fh)
     except Exception:  # noqa: BLE001 - a missing, truncated or foreign cache is just a cold start
         return {}
@@ -67,16 +74,16 @@ def load(root: Path, key: str) -> dict[str, tuple[bytes, Any]]:
     return stored["entries"]
 
 
-def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]]) -> None:
+def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]], name: str = SCAN_FILE) -> None:
     folder = ensure_cache_dir(root)
     if folder is None:
         return
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".scan-", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=".cache-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
             pickle.dump({"key": key, "entries": dict(sorted(entries.items()))}, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, folder / SCAN_FILE)
+        os.replace(tmp, folder / name)
         tmp = None
     except OSError:
         pass  # read-only tree, full disk: no cache this time
@@ -86,3 +93,23 @@ def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]]) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def edit_context_key(rules: str, project: Any, entry: str | None, settings: dict[str, Any]) -> str:
+    """Everything outside a file that its edit result depends on."""
+    import json
+
+    def plain(o: Any) -> Any:
+        return sorted(o) if isinstance(o, (set, frozenset)) else str(o)
+
+    context = {
+        "rules": rules, "root": str(project.root), "module": project.module, "src_dir": project.src_dir,
+        "out_dir": project.out_dir, "base_url": project.base_url, "tsconfig": project.tsconfig,
+        "package_json": hashlib.sha256(project.package_json_bytes).hexdigest(), "entry": entry, "settings": settings,
+    }
+    return hashlib.sha256(json.dumps(context, sort_keys=True, default=plain).encode()).hexdigest()
+
+
+def edit_job_digest(source: bytes, errors: Any, tasks: Any, extra: Any) -> bytes:
+    """A file's own inputs to the edit phase: its bytes, syntax errors, tasks and main-process results."""
+    return hashlib.sha256(digest(source) + pickle.dumps((errors, tasks, extra), protocol=4)).digest()

@@ -151,3 +151,64 @@ def test_cli_plan_and_report_use_the_scan_cache(app: Path, tmp_path: Path) -> No
         done = runner.invoke(cli, ["instrument", str(app), "--check", "--cache", "--report", str(report)])
         assert done.exit_code == 1, done.output  # a pristine app has changes pending
         assert '"spans"' in report.read_text()
+
+
+# --- the edit cache ------------------------------------------------------------------
+
+
+@pytest.fixture
+def edits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths whose edit phase really runs (in-process: the sample app is small)."""
+    seen: list[str] = []
+    real = pipeline.edit_file
+
+    def counting(job):  # noqa: ANN001, ANN202
+        seen.append(job.path)
+        return real(job)
+
+    monkeypatch.setattr(pipeline, "edit_file", counting)
+    return seen
+
+
+def outcome(result) -> tuple:  # noqa: ANN001
+    syn = result.synthesis
+    return syn.changes, syn.spans, syn.skips, syn.reverted, syn.packages, syn.notes
+
+
+def test_a_warm_check_edits_nothing_and_reports_the_same(app: Path, edits: list[str]) -> None:
+    uncached = instrument(app, write=False)
+    n = len(edits)
+    assert n == 10  # the files with span tasks, the error handler and the entry point
+    instrument(app, write=False, cache=True)
+    assert (app / ".otelize-cache" / scancache.EDIT_FILE).is_file()
+    edits.clear()
+    warm = instrument(app, write=False, cache=True)
+    assert edits == []
+    assert outcome(warm) == outcome(uncached)
+
+
+def test_only_the_changed_file_is_edited_again(app: Path, edits: list[str]) -> None:
+    instrument(app, write=False, cache=True)
+    service = app / "src/services/userService.ts"
+    service.write_text(service.read_text() + "\nexport async function audit(id: string): Promise<string> {\n  const x = await Promise.resolve(id);\n  return x;\n}\n")
+    edits.clear()
+    warm = instrument(app, write=False, cache=True)
+    assert edits == ["src/services/userService.ts"]
+    assert outcome(warm) == outcome(instrument(app, write=False))
+    assert "withSpan('audit', " in warm.synthesis.changes["src/services/userService.ts"][1].decode()
+
+
+@pytest.mark.parametrize("change", ["settings", "package.json"])
+def test_a_changed_context_edits_everything_again(app: Path, edits: list[str], change: str) -> None:
+    instrument(app, write=False, cache=True)
+    if change == "settings":
+        (app / ".otelize.yaml").write_text("span_naming: method\n")
+    else:
+        pkg = (app / "package.json").read_text()
+        (app / "package.json").write_text(pkg.replace('"version": "1.0.0"', '"version": "1.0.1"'))
+    edits.clear()
+    warm = instrument(app, write=False, cache=True)
+    assert len(edits) == 10  # every file's edit phase ran again
+    assert outcome(warm) == outcome(instrument(app, write=False))
+    if change == "settings":
+        assert "withSpan('createOrder', " in warm.synthesis.changes["src/services/orderService.ts"][1].decode()

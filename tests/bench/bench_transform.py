@@ -10,9 +10,10 @@ nothing cached and peak RSS is that run's own (the process and its pool):
 - plan:        otelize.api.analyze(root)           (what `otelize plan` does)
 - instrument:  otelize.api.instrument(root, out_dir=...)   (`otelize instrument --out`)
 - with --cache: plan_cache_cold (analyze(cache=True), filling the scan cache),
-  plan_cache_warm (the same again: nothing to parse) and check_cache_warm
+  plan_cache_warm (the same again: nothing to parse), check_cache_fill
   (instrument(write=False, cache=True): `instrument --check --cache` on an app with
-  changes pending, so the state cache cannot answer and the edit phase runs)
+  changes pending, so the state cache cannot answer; it fills the edit cache) and
+  check_cache_warm (the same again: nothing to parse or edit)
 
 Ratios are taken within one run of this script; the machine is noisy, so
 compare ratios, not absolute seconds.
@@ -31,7 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = ("floor", "plan", "instrument", "plan_serial", "instrument_serial", "plan_cache_cold", "plan_cache_warm",
-         "check_cache_warm")
+         "check_cache_fill", "check_cache_warm")
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -115,6 +116,7 @@ def main() -> None:
             if args.cache:
                 row["plan_cache_cold"] = measure("plan_cache", root, Path(tmp) / "unused")
                 row["plan_cache_warm"] = measure("plan_cache", root, Path(tmp) / "unused")
+                row["check_cache_fill"] = measure("check_cache", root, Path(tmp) / "unused")
                 row["check_cache_warm"] = measure("check_cache", root, Path(tmp) / "unused")
             if args.serial:
                 row["plan_serial"] = measure("plan", root, Path(tmp) / "unused", "1")
