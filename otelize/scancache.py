@@ -4,16 +4,22 @@ A file's scan (syntax errors, facts, tree-based rule results) depends only on
 its path, its bytes, the rules and otelize itself. With `--cache`, scans are
 kept in `<root>/.otelize-cache/scan.pickle` keyed by the SHA-256 of the file's
 bytes, under a key of otelize's and the parser's versions and every rule file;
-a different version or rule set starts an empty cache. Entries of files that are gone are
-dropped on the next write. The cross-file steps (graph, graph rules, plan) and
-the edit phase always run, so a hit gives exactly what a fresh scan would
-(tested against an uncached run).
+a different version or rule set starts an empty cache. Entries of files that
+are gone are dropped on the next write. The cross-file steps (graph, graph
+rules, plan) always run, so a hit gives exactly what a fresh scan would (tested
+against uncached runs).
 
 The edit phase is cached the same way in `edit.pickle`: a file's edit result
 (its workers, import step, splice and reparse check) depends on its bytes, its
 tasks (with their rule options), the main-process results aimed at it (the
 tracing import), and the project context the workers read (module, folders,
 package.json, tsconfig, entry point, settings); the digest covers all of them.
+
+Each file is signed (HMAC-SHA256) with a key kept in the user's own cache
+folder (`$XDG_CACHE_HOME/otelize/secret`, else `~/.cache/otelize/secret`) and
+is unpickled only when the signature holds: a cache file planted in a
+repository (say, by a pull request that CI checks with `--cache`) is ignored,
+never run.
 
 Each file is written atomically (temp file + rename) and is only an
 optimisation: an unreadable or corrupt cache is ignored, an unwritable one is
@@ -62,12 +68,69 @@ def digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, Any]]:
-    """{path: (input digest, result)} of a cache file, or {} when absent, stale or unreadable."""
+MAGIC = b"otelize-cache-v1\n"
+SECRET_FILE = "secret"
+
+
+def user_secret() -> bytes | None:
+    """This user's key for signing cache files, in their own cache folder (made on first use).
+
+    A cache file lives in the project, where a pull request could plant one; it is
+    unpickled only when it carries a valid HMAC under this key, so a planted or
+    tampered file is ignored instead of being run. None when no key can be kept.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "otelize"
+    path = base / SECRET_FILE
     try:
-        with open(root / CACHE_DIR / name, "rb") as fh:
-            stored = pickle.load(fh)
-    except Exception:  # noqa: BLE001 - a missing, truncated or foreign cache is just a cold start
+        data = path.read_bytes()
+        if len(data) == 32:
+            return data
+    except OSError:
+        pass
+    try:
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=base)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # first writer wins; a concurrent run reads the winner's key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        data = path.read_bytes()
+        return data if len(data) == 32 else None
+    except OSError:
+        return None
+
+
+def _mac(secret: bytes, payload: bytes) -> bytes:
+    import hmac
+
+    return hmac.new(secret, payload, hashlib.sha256).digest()
+
+
+def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, Any]]:
+    """{path: (input digest, result)} of a cache file, or {} when absent, stale, unsigned or unreadable."""
+    import hmac
+
+    secret = user_secret()
+    if secret is None:
+        return {}
+    try:
+        blob = (root / CACHE_DIR / name).read_bytes()
+    except OSError:
+        return {}
+    head = len(MAGIC) + 32
+    if not blob.startswith(MAGIC) or len(blob) < head:
+        return {}
+    payload = memoryview(blob)[head:]
+    if not hmac.compare_digest(blob[len(MAGIC):head], _mac(secret, payload)):
+        return {}  # not written by this user's otelize: never unpickled
+    try:
+        stored = pickle.loads(payload)
+    except Exception:  # noqa: BLE001 - a cache from another otelize build is just a cold start
         return {}
     if not isinstance(stored, dict) or stored.get("key") != key or not isinstance(stored.get("entries"), dict):
         return {}
@@ -75,14 +138,17 @@ def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, 
 
 
 def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]], name: str = SCAN_FILE) -> None:
-    folder = ensure_cache_dir(root)
-    if folder is None:
+    secret = user_secret()
+    folder = ensure_cache_dir(root) if secret is not None else None
+    if folder is None or secret is None:
         return
+    payload = pickle.dumps({"key": key, "entries": dict(sorted(entries.items()))}, protocol=pickle.HIGHEST_PROTOCOL)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".cache-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump({"key": key, "entries": dict(sorted(entries.items()))}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.write(MAGIC + _mac(secret, payload))
+            fh.write(payload)
         os.replace(tmp, folder / name)
         tmp = None
     except OSError:

@@ -212,3 +212,44 @@ def test_a_changed_context_edits_everything_again(app: Path, edits: list[str], c
     assert outcome(warm) == outcome(instrument(app, write=False))
     if change == "settings":
         assert "withSpan('createOrder', " in warm.synthesis.changes["src/services/orderService.ts"][1].decode()
+
+
+# --- a cache file planted in the repository is never unpickled -----------------------
+
+
+class _Trap:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path(self.marker).touch, ())
+
+
+@pytest.mark.parametrize("signed_with", ["nothing", "another key"])
+def test_a_planted_cache_file_is_ignored_not_run(app: Path, tmp_path: Path, parses: list[str], signed_with: str) -> None:
+    import hmac
+    import hashlib
+    import pickle
+
+    expected = plan_json(app)
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"key": scancache.rules_key([]), "entries": {"src/index.ts": (b"", _Trap(str(marker)))}})
+    (app / ".otelize-cache").mkdir()
+    if signed_with == "nothing":
+        blob = payload
+    else:
+        blob = scancache.MAGIC + hmac.new(b"k" * 32, payload, hashlib.sha256).digest() + payload
+    (app / CACHE).write_bytes(blob)
+    parses.clear()
+    assert plan_json(app, cache=True) == expected
+    assert not marker.exists()
+    assert len(parses) == len(analyze(app).project.files)  # nothing was taken from the planted file
+
+
+def test_the_signing_key_is_private_to_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    first = scancache.user_secret()
+    assert first is not None and len(first) == 32
+    assert scancache.user_secret() == first  # made once, then read
+    key_file = tmp_path / "xdg" / "otelize" / scancache.SECRET_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
