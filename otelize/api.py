@@ -156,20 +156,21 @@ def _scan_with_cache(
     from otelize.parse import ParsedFile
     from otelize.pipeline import default_jobs, scan_files
 
-    stored = scancache.load(root, key)
-    digests = {path: scancache.digest(data) for path, data in sources}
-    hits = {path: stored[path][1] for path, _ in sources if path in stored and stored[path][0] == digests[path]}
-    misses = [(path, data) for path, data in sources if path not in hits]
     requested = jobs if jobs is not None else settings.get("jobs")
-    parsed, fresh = scan_files(misses, rules, requested or default_jobs(len(misses)))
-    by_path = dict(hits) | {s.path: s for s in fresh}
-    data = dict(sources)
-    for path, scan in hits.items():
-        parsed[path] = ParsedFile(path, data[path], errors=scan.errors, problem=scan.problem)
-    if misses or set(stored) != set(by_path):
-        scancache.save(root, key, {path: (digests[path], scan) for path, scan in by_path.items()})
+    parsed: dict[str, ParsedFile] = {}
+
+    def scan(misses: list[tuple[str, bytes]]) -> list[Any]:
+        trees, scans = scan_files(misses, rules, requested or default_jobs(len(misses)))
+        parsed.update(trees)  # in-process scans keep the trees they built
+        return scans
+
+    digests = {path: scancache.digest(data) for path, data in sources}
+    scans = scancache.cached_map(root, key, scancache.SCAN_FILE, sources, digests, scan)
+    for (path, data), s in zip(sources, scans):
+        if path not in parsed:
+            parsed[path] = ParsedFile(path, data, errors=s.errors, problem=s.problem)
     # the edit phase that follows sizes its pool by the whole project, not by the misses
-    return {p: parsed[p] for p, _ in sources}, [by_path[p] for p, _ in sources], requested or default_jobs(len(sources))
+    return {p: parsed[p] for p, _ in sources}, scans, requested or default_jobs(len(sources))
 
 
 # --- instrument -----------------------------------------------------------------
@@ -297,18 +298,14 @@ def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, 
     from otelize import scancache
     from otelize.pipeline import default_jobs, edit_files
 
-    root = analysis.project.root
+    def edit(misses: list[tuple[str, Any]]) -> list[Any]:
+        jobs = analysis.jobs if len(misses) >= 2 * analysis.jobs else min(analysis.jobs, default_jobs(len(misses)))
+        return edit_files([job for _, job in misses], jobs, state)
+
     key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings)
-    stored = scancache.load(root, key, scancache.EDIT_FILE)
     digests = {job.path: scancache.edit_job_digest(job.source, job.errors, job.tasks, job.extra) for job in jobs_list}
-    hits = {job.path: stored[job.path][1] for job in jobs_list if job.path in stored and stored[job.path][0] == digests[job.path]}
-    misses = [job for job in jobs_list if job.path not in hits]
-    jobs = analysis.jobs if len(misses) >= 2 * analysis.jobs else min(analysis.jobs, default_jobs(len(misses)))
-    fresh = dict(zip([job.path for job in misses], edit_files(misses, jobs, state)))
-    parts = [hits[job.path] if job.path in hits else fresh[job.path] for job in jobs_list]
-    if misses or set(stored) != set(digests):
-        scancache.save(root, key, {job.path: (digests[job.path], part) for job, part in zip(jobs_list, parts)}, scancache.EDIT_FILE)
-    return parts
+    items = [(job.path, job) for job in jobs_list]
+    return scancache.cached_map(analysis.project.root, key, scancache.EDIT_FILE, items, digests, edit)
 
 
 @gc_paused

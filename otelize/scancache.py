@@ -33,10 +33,13 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from otelize import __version__
 from otelize.statecache import CACHE_DIR, ensure_cache_dir
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SCAN_FILE = "scan.pickle"
 EDIT_FILE = "edit.pickle"
@@ -179,3 +182,24 @@ def edit_context_key(rules: str, project: Any, entry: str | None, settings: dict
 def edit_job_digest(source: bytes, errors: Any, tasks: Any, extra: Any) -> bytes:
     """A file's own inputs to the edit phase: its bytes, syntax errors, tasks and main-process results."""
     return hashlib.sha256(digest(source) + pickle.dumps((errors, tasks, extra), protocol=4)).digest()
+
+
+def cached_map(
+    root: Path,
+    key: str,
+    name: str,
+    items: list[tuple[str, T]],
+    digests: dict[str, bytes],
+    compute: Callable[[list[tuple[str, T]]], list[R]],
+) -> list[R]:
+    """`compute(items)`, in order, with the results of items whose digest is unchanged
+    taken from the cache file `name` (under `key`); the file is rewritten when
+    anything was computed or an entry went away."""
+    stored = load(root, key, name)
+    hits = {path: stored[path][1] for path, _ in items if path in stored and stored[path][0] == digests[path]}
+    misses = [(path, item) for path, item in items if path not in hits]
+    fresh = dict(zip([path for path, _ in misses], compute(misses))) if misses else {}
+    results = [hits[path] if path in hits else fresh[path] for path, _ in items]
+    if misses or set(stored) != {path for path, _ in items}:
+        save(root, key, {path: (digests[path], r) for (path, _), r in zip(items, results)}, name)
+    return results

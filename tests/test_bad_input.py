@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+from fsutil import read_only
 
 import otelize.synthesize as synthesize_mod
 from otelize.api import analyze, instrument
@@ -544,22 +545,12 @@ def test_read_only_target_for_real(tmp_path: Path, what: str) -> None:
     """chmod; as root (CI) chmod has no effect, so the immutable flag (chattr +i) is used instead."""
     root = make_app(tmp_path / "app")
     target = root / SERVICE if what == "file" else root / "src/services"
-    target.chmod(0o444 if what == "file" else 0o555)
-    immutable = False
-    try:
-        if os.access(target, os.W_OK):
-            if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode:
-                pytest.skip("cannot make it read-only for this user (see the simulated tests)")
-            immutable = True
+    with read_only(target):
         before = tree_state(tmp_path)
         code, out, err = run_module("instrument", str(root))
         expected = f"{SERVICE}: file is read-only" if what == "file" else "folder is not writable"
         assert_one_line_error(code, out, err, expected, "nothing was written")
         assert tree_state(tmp_path) == before
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(target)], check=True)
-        target.chmod(0o644 if what == "file" else 0o755)
 
 
 # --- the control: the same app, untouched by any of the above, instruments cleanly -----------------

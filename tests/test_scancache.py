@@ -3,15 +3,14 @@ run gives exactly what an uncached one does."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import otelize.pipeline as pipeline
+from fsutil import read_only
 from otelize import scancache
 from otelize.api import analyze, instrument
 from otelize.cli import cli
@@ -117,21 +116,10 @@ def test_entries_of_deleted_files_are_dropped(app: Path) -> None:
 
 
 def test_a_read_only_tree_just_gets_no_cache(app: Path) -> None:
-    """chmod; as root (CI) chmod has no effect, so the immutable flag (chattr +i) is used instead."""
     expected = plan_json(app)
-    os.chmod(app, 0o555)
-    immutable = False
-    try:
-        if os.access(app, os.W_OK):
-            if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(app)], capture_output=True).returncode:
-                pytest.skip("cannot make the folder read-only for this user")
-            immutable = True
+    with read_only(app):
         assert plan_json(app, cache=True) == expected
         assert not (app / ".otelize-cache").exists()
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(app)], check=True)
-        os.chmod(app, 0o755)
 
 
 def test_out_leaves_the_source_tree_without_a_cache(app: Path, tmp_path: Path) -> None:

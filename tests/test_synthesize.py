@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import stat
-import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -20,6 +16,7 @@ from otelize.parse import parse_source
 from otelize.report import to_json
 from otelize.synthesize import WriteError, synthesize, write_changes
 from otelize.workers import service
+from fsutil import read_only
 from transform import snapshot_tree, write_project
 
 A = "src/a.ts"
@@ -132,23 +129,6 @@ def make_tree(root: Path) -> dict[str, bytes]:
 
 def leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.rglob(".otelize-*.tmp"))
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """Make `path` unwritable, also for root (immutable flag), or skip."""
-    path.chmod(0o444)
-    immutable = False
-    try:
-        if os.access(path, os.W_OK):  # root ignores mode bits
-            if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
-                pytest.skip("cannot make a file read-only for this user")
-            immutable = True
-        yield
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-        path.chmod(0o644)
 
 
 def test_write_changes_writes_creates_and_deletes(tmp_path: Path) -> None:
