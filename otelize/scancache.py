@@ -82,7 +82,10 @@ def user_secret() -> bytes | None:
     unpickled only when it carries a valid HMAC under this key, so a planted or
     tampered file is ignored instead of being run. None when no key can be kept.
     """
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "otelize"
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "otelize"
+    except RuntimeError:  # no home directory to be found
+        return None
     path = base / SECRET_FILE
     try:
         data = path.read_bytes()

@@ -241,3 +241,12 @@ def test_the_signing_key_is_private_to_the_user(tmp_path: Path, monkeypatch: pyt
     assert scancache.user_secret() == first  # made once, then read
     key_file = tmp_path / "xdg" / "otelize" / scancache.SECRET_FILE
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_without_a_place_for_the_key_there_is_simply_no_cache(app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # ~/.cache/otelize cannot be made under a file
+    assert scancache.user_secret() is None
+    assert plan_json(app, cache=True) == plan_json(app)
+    assert not (app / CACHE).exists()
