@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from otelize import __version__
-from otelize.statecache import CACHE_DIR, ensure_cache_dir
+from otelize.statecache import CACHE_DIR, ensure_cache_dir, mac, user_secret
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -72,51 +72,6 @@ def digest(data: bytes) -> bytes:
 
 
 MAGIC = b"otelize-cache-v1\n"
-SECRET_FILE = "secret"
-
-
-def user_secret() -> bytes | None:
-    """This user's key for signing cache files, in their own cache folder (made on first use).
-
-    A cache file lives in the project, where a pull request could plant one; it is
-    unpickled only when it carries a valid HMAC under this key, so a planted or
-    tampered file is ignored instead of being run. None when no key can be kept.
-    """
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "otelize"
-    except RuntimeError:  # no home directory to be found
-        return None
-    path = base / SECRET_FILE
-    try:
-        data = path.read_bytes()
-        if len(data) == 32:
-            return data
-    except OSError:
-        pass
-    try:
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=base)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(os.urandom(32))
-        os.chmod(tmp, 0o600)
-        try:
-            os.link(tmp, path)  # first writer wins; a concurrent run reads the winner's key
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-        data = path.read_bytes()
-        return data if len(data) == 32 else None
-    except OSError:
-        return None
-
-
-def _mac(secret: bytes, payload: bytes) -> bytes:
-    import hmac
-
-    return hmac.new(secret, payload, hashlib.sha256).digest()
-
-
 def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, Any]]:
     """{path: (input digest, result)} of a cache file, or {} when absent, stale, unsigned or unreadable."""
     import hmac
@@ -132,7 +87,7 @@ def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, 
     if not blob.startswith(MAGIC) or len(blob) < head:
         return {}
     payload = memoryview(blob)[head:]
-    if not hmac.compare_digest(blob[len(MAGIC):head], _mac(secret, payload)):
+    if not hmac.compare_digest(blob[len(MAGIC):head], mac(secret, payload)):
         return {}  # not written by this user's otelize: never unpickled
     try:
         stored = pickle.loads(payload)
@@ -153,7 +108,7 @@ def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]], name: str 
     try:
         fd, tmp = tempfile.mkstemp(prefix=".cache-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(MAGIC + _mac(secret, payload))
+            fh.write(MAGIC + mac(secret, payload))
             fh.write(payload)
         os.replace(tmp, folder / name)
         tmp = None

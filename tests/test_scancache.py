@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import otelize.pipeline as pipeline
 from fsutil import read_only
-from otelize import scancache
+from otelize import scancache, statecache
 from otelize.api import analyze, instrument
 from otelize.cli import cli
 from otelize.report_plan import FORMATS
@@ -236,10 +236,10 @@ def test_a_planted_cache_file_is_ignored_not_run(app: Path, tmp_path: Path, pars
 
 def test_the_signing_key_is_private_to_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    first = scancache.user_secret()
+    first = statecache.user_secret()
     assert first is not None and len(first) == 32
-    assert scancache.user_secret() == first  # made once, then read
-    key_file = tmp_path / "xdg" / "otelize" / scancache.SECRET_FILE
+    assert statecache.user_secret() == first  # made once, then read
+    key_file = tmp_path / "xdg" / "otelize" / statecache.SECRET_FILE
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 
@@ -247,6 +247,15 @@ def test_without_a_place_for_the_key_there_is_simply_no_cache(app: Path, tmp_pat
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # ~/.cache/otelize cannot be made under a file
-    assert scancache.user_secret() is None
+    assert statecache.user_secret() is None
     assert plan_json(app, cache=True) == plan_json(app)
     assert not (app / CACHE).exists()
+
+
+def test_a_symlinked_cache_folder_is_never_written_through(app: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (app / ".otelize-cache").symlink_to(outside)
+    assert plan_json(app, cache=True) == plan_json(app)
+    instrument(app, write=False, cache=True)
+    assert list(outside.iterdir()) == []

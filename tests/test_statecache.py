@@ -57,3 +57,22 @@ def test_cli_check_with_cache(tmp_path: Path) -> None:
     second = runner.invoke(cli, ["instrument", str(app), "--check", "--cache"])
     assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
     assert "last clean run" in second.output and "last clean run" not in first.output
+
+
+def test_a_committed_clean_marker_does_not_pass_the_check(tmp_path: Path) -> None:
+    # anyone can compute the fingerprint of a tree; only this user's otelize can sign it
+    from otelize.discover import load_project
+    from otelize.settings import load_settings
+    from otelize import statecache
+
+    app = tmp_path / "pristine"
+    shutil.copytree(SAMPLE, app, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    settings = load_settings(app).to_api()
+    key = statecache.fingerprint(load_project(app), settings, [])
+    (app / ".otelize-cache").mkdir()
+    for planted in (key, statecache.mac(b"k" * 32, key.encode()).hex()):
+        (app / ".otelize-cache" / "clean").write_text(planted + "\n")
+        result = instrument(app, write=False, cache=True)
+        assert not result.cached and result.changed
+    code = CliRunner().invoke(cli, ["instrument", str(app), "--check", "--cache"]).exit_code
+    assert code == 1
