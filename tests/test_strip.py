@@ -327,3 +327,34 @@ def test_generated_shapes_round_trip(generated: tuple[bytes, int]) -> None:
         result = strip(root)
         assert result.kept == []
         assert tree(root) == before, new.decode()
+
+
+OLD_HEADER = b"'code.function.name': 'PaymentAPI.charge', 'http.request.method': 'POST', 'server.address'"
+
+
+@pytest.mark.parametrize(("edit", "upgraded"), [
+    # what an otelize that did not yet set http.request.method wrote: brought up to date
+    ((b"'code.function.name': 'PaymentAPI.charge', 'server.address'"), True),
+    # an attribute otelize never writes, or a value it would not write: the user's, left alone
+    ((b"'app.tenant': 'acme', 'code.function.name': 'PaymentAPI.charge', 'http.request.method': 'POST', 'server.address'"), False),
+    ((b"'code.function.name': 'PaymentAPI.charge', 'http.request.method': 'PUT', 'server.address'"), False),
+])
+def test_headers_from_an_older_otelize_are_upgraded_hand_edits_are_not(tmp_path: Path, edit: bytes, upgraded: bool) -> None:
+    root = sample_app_copy(tmp_path / "shop-api")
+    before = tree(root)
+    instrument(root)
+    api_file = root / "src/utils/externalAPI.ts"
+    code = api_file.read_bytes()
+    assert code.count(OLD_HEADER) == 1
+    api_file.write_bytes(code.replace(OLD_HEADER, edit))
+    again = instrument(root)
+    edited = [k for k in again.synthesis.skips if k.symbol == "PaymentAPI.charge" and "edited by hand" in k.reason]
+    if upgraded:
+        assert api_file.read_bytes() == code and edited == []
+        stripped = strip(root)
+        assert stripped.kept == [] and tree(root) == before
+    else:
+        assert api_file.read_bytes() == code.replace(OLD_HEADER, edit) and len(edited) == 1
+        stripped = strip(root)
+        assert [k.symbol for k in stripped.kept if "edited" in k.reason] == ["PaymentAPI.charge"]
+        assert edit in api_file.read_bytes()

@@ -13,6 +13,8 @@ from typing import Callable, Iterable
 
 from otelize.edits import Edit, ImportRequest, PlannedSpan, Skip, WorkerResult
 from otelize.facts import FileFacts, FunctionFact
+from tree_sitter import Node
+
 from otelize.parse import ParsedFile, captures, query, text
 from otelize.wrap import FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, wrap_interior
 from otelize.workers.base import Task, WorkerContext
@@ -143,8 +145,9 @@ def wrap_file(
             current = pf.source[start:end]
             if current == hdr:  # already instrumented as otelize would now: nothing to do
                 result.spans.append(planned)
-            elif _renamed_by_setting(current, spec, fn, path, style):
-                # otelize's own header under another span_naming setting: rename to the current one
+            elif _renamed_by_setting(current, spec, fn, path, style) or _older_own_header(existing, current, spec, fn, path, style):
+                # otelize's own header under another span_naming setting, or from an otelize that set
+                # fewer attributes: bring it up to date
                 result.edits.append(Edit.replace(path, start, end, hdr, task.worker))
                 result.spans.append(planned)
             else:  # report the span name the code really uses, and leave the user's header alone
@@ -177,6 +180,30 @@ def _renamed_by_setting(current: bytes, spec: SpanSpec, fn: FunctionFact, path: 
         current == header(spec.helper, other, list(spec.attributes), fn.is_async, style.quote)
         for other in sorted(names - {spec.name})
     )
+
+
+def _older_own_header(call: Node, current: bytes, spec: SpanSpec, fn: FunctionFact, path: str, style: Style) -> bool:
+    """`current` is exactly a header otelize writes, for this function, with a subset of the
+    attributes it would set now (every one with the same value), including its own
+    `code.function.name` / `code.file.path`: what an earlier otelize wrote before it learnt
+    an attribute. A header with any attribute or value otelize would not write is the user's."""
+    args = [a for a in call.child_by_field_name("arguments").named_children if a.type != "comment"]
+    if len(args) != 3 or args[0].type != "string" or args[1].type != "object":
+        return False
+    helper, name = text(call.child_by_field_name("function")), text(args[0])[1:-1]
+    wanted = dict(spec.attributes)
+    attrs: list[tuple[str, str]] = []
+    for pair in args[1].named_children:
+        key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+        if pair.type != "pair" or key is None or value is None or key.type != "string":
+            return False
+        attrs.append((text(key)[1:-1], text(value)))
+    keys = [k for k, _ in attrs]
+    if helper != spec.helper or name not in names_in_every_style(fn, path) | {spec.name}:
+        return False
+    if not {"code.function.name", "code.file.path"} <= set(keys) or any(wanted.get(k) != v for k, v in attrs):
+        return False
+    return current == header(helper, name, attrs, fn.is_async, style.quote)
 
 
 def code_attributes(ctx: WorkerContext, path: str, fn: FunctionFact, quote: str) -> list[tuple[str, str, object]]:
