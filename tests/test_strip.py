@@ -358,3 +358,19 @@ def test_headers_from_an_older_otelize_are_upgraded_hand_edits_are_not(tmp_path:
         stripped = strip(root)
         assert [k.symbol for k in stripped.kept if "edited" in k.reason] == ["PaymentAPI.charge"]
         assert edit in api_file.read_bytes()
+
+
+def test_a_tracing_ts_without_a_package_record_keeps_the_pinned_ones_as_otelize_s(tmp_path: Path) -> None:
+    # an app instrumented by an otelize that kept no record in tracing.ts, then re-run and stripped
+    root = sample_app_copy(tmp_path / "shop-api")
+    before = tree(root)
+    instrument(root)
+    tracing = root / "src/tracing.ts"
+    text = tracing.read_text()
+    start = text.index("//\n// Packages otelize added")
+    end = text.index("import ", start)
+    tracing.write_text(text[:start] + text[end:])
+    instrument(root)
+    assert tracing.read_text() == text  # the record is back, listing all six
+    strip(root)
+    assert tree(root) == before

@@ -21,7 +21,7 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext
-from otelize.workers.dependency import PACKAGE_JSON, missing_packages, protocol
+from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -58,8 +58,12 @@ def added_packages(ctx: WorkerContext) -> list[str]:
     """What otelize added to package.json: what the dependency worker adds now, plus
     what an existing tracing.ts recorded (so a second run renders the same bytes, and
     strip never removes a package the user had declared before at the same version)."""
-    recorded = recorded_packages(_existing(ctx, ctx.tracing_path)) or []
-    return sorted(set(missing_packages(ctx)) | set(recorded))
+    existing = _existing(ctx, ctx.tracing_path)
+    recorded = recorded_packages(existing)
+    if recorded is None and existing is not None and existing.startswith(GENERATED_HEADER):
+        # written by an otelize that kept no record: it added what sits at exactly its pins
+        recorded = packages_at_pins(ctx)
+    return sorted(set(missing_packages(ctx)) | set(recorded or []))
 
 
 def render_tracing(ctx: WorkerContext) -> bytes:

@@ -90,11 +90,21 @@ def _package_root(data: bytes) -> jsonedit.Node:
     return root
 
 
+def _present(ctx: WorkerContext) -> dict[str, str]:
+    root = _package_root(ctx.project.package_json_bytes)
+    return {**_declared(root, "devDependencies"), **_declared(root, "dependencies")}
+
+
 def missing_packages(ctx: WorkerContext) -> list[str]:
     """The wanted packages package.json does not declare yet (what this worker adds)."""
-    root = _package_root(ctx.project.package_json_bytes)
-    present = {**_declared(root, "devDependencies"), **_declared(root, "dependencies")}
+    present = _present(ctx)
     return [name for name in wanted_packages(ctx.settings, ctx.project.module) if name not in present]
+
+
+def packages_at_pins(ctx: WorkerContext) -> list[str]:
+    """The wanted packages package.json declares at exactly otelize's pinned version."""
+    present = _present(ctx)
+    return [name for name, version in wanted_packages(ctx.settings, ctx.project.module).items() if present.get(name) == version]
 
 
 def run(ctx: WorkerContext, task: Task) -> WorkerResult:
