@@ -21,6 +21,7 @@ from pathlib import Path
 
 from otelize import jsonedit
 from otelize.api import gc_paused
+from otelize.layout import same_code
 from otelize.edits import Edit, Skip, apply_edits
 from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
@@ -252,7 +253,7 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
         current = target.read_bytes()
         if not current.startswith(GENERATED_HEADER):
             continue
-        if current != expected:
+        if not same_code(path, current, expected):  # re-flowed by a formatter is still ours
             result.kept.append(Skip(path, 1, path, "generated file was edited since; left in place", WORKER))
             continue
         result.changes[path] = (current, None)

@@ -189,6 +189,33 @@ class Wrapped:
     reason: str = ""
 
 
+def same_header(a: bytes, b: bytes) -> bool:
+    """Two span headers that differ only in layout: whitespace outside string literals,
+    trailing commas, and the quote character of a literal (what a formatter such as
+    Prettier changes when it re-flows otelize's one-line header)."""
+    return _header_tokens(a) == _header_tokens(b)
+
+
+def _header_tokens(data: bytes) -> bytes:
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        c = data[i]
+        if c in b"'\"":
+            j = i + 1
+            while j < n and data[j] != c:
+                j += 2 if data[j] == 0x5C else 1  # a backslash escapes the next byte
+            out += b'"' + data[i + 1 : j].replace(b'\\' + bytes([c]), bytes([c])).replace(b'"', b'\\"') + b'"'
+            i = j + 1
+            continue
+        if c in b" \t\r\n":
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    return bytes(out).replace(b",}", b"}").replace(b",)", b")")
+
+
 def find_wrapper(pf: ParsedFile, body: Node) -> Node | None:
     """The `return withSpan(...)` call when it is the body's only statement."""
     stmts = [c for c in body.named_children if c.type != "comment"]
@@ -227,13 +254,13 @@ def unwrap_interior(pf: ParsedFile, body: Node, default_unit: bytes) -> Wrapped 
     hdr = src[ret.start_byte : inner.start_byte + 1]
     footer = b"}" + src[inner.end_byte : ret.end_byte]  # `});` or, in a file without semicolons, `})`
     if footer not in (FOOTER, FOOTER_NO_SEMICOLON):
-        return Wrapped(helper, name, hdr, None, "instrumentation was edited by hand")
+        return Wrapped(helper, name, hdr, None, "instrumentation was edited or re-formatted since; left in place")
     literals = literal_spans(pf, start, end)
     candidate = _unwrap(
         interior, start, hdr, src[inner.start_byte + 1 : inner.end_byte - 1], inner.start_byte + 1, literals, default_unit, footer
     )
     if candidate is None or wrap_interior_safe(candidate, start, hdr, pf, default_unit, footer) != interior:
-        return Wrapped(helper, name, hdr, None, "instrumentation was edited by hand")
+        return Wrapped(helper, name, hdr, None, "instrumentation was edited or re-formatted since; left in place")
     return Wrapped(helper, name, hdr, candidate)
 
 

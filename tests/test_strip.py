@@ -71,7 +71,7 @@ def _instrumented(tmp_path: Path, case: str = "functions") -> tuple[Path, dict[s
 
 
 FUNCTIONS = "src/services/functions.ts"
-EDITED = "instrumentation was edited by hand"
+EDITED = "instrumentation was edited or re-formatted since; left in place"
 RESHAPED = "otelize wrapper edited by hand (no longer its body's only statement)"
 
 

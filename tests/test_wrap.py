@@ -342,7 +342,7 @@ def test_unwrap_detects_hand_edited_inner_line(tmp_path: Path) -> None:
     (pf, body) = bodies(PATH, edited)["DemoService.run"]
     wrapped = unwrap_interior(pf, body, b"  ")
     assert wrapped is not None and wrapped.original is None
-    assert wrapped.reason == "instrumentation was edited by hand"
+    assert wrapped.reason == "instrumentation was edited or re-formatted since; left in place"
 
 
 def test_unwrap_detects_hand_edited_footer(tmp_path: Path) -> None:

@@ -89,8 +89,11 @@ def _existing(ctx: WorkerContext, path: str) -> bytes | None:
 
 
 def _generate(ctx: WorkerContext, path: str, content: bytes, result: WorkerResult) -> None:
+    from otelize.layout import same_code
+
     current = _existing(ctx, path)
-    if current is None or (current.startswith(GENERATED_HEADER) and current != content):
+    if current is None or (current.startswith(GENERATED_HEADER) and not same_code(path, current, content)):
+        # (ours and only re-flowed by a formatter such as Prettier counts as up to date)
         result.new_files.append(NewFile(path, content, WORKER))
     elif not current.startswith(GENERATED_HEADER):
         result.skips.append(

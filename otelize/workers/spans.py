@@ -16,7 +16,9 @@ from otelize.facts import FileFacts, FunctionFact
 from tree_sitter import Node
 
 from otelize.parse import ParsedFile, captures, query, text
-from otelize.wrap import FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, wrap_interior
+from otelize.wrap import (
+    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, same_header, wrap_interior,
+)
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -143,7 +145,7 @@ def wrap_file(
             inner = arrow.child_by_field_name("body")
             start, end = existing.parent.start_byte, inner.start_byte + 1
             current = pf.source[start:end]
-            if current == hdr:  # already instrumented as otelize would now: nothing to do
+            if same_header(current, hdr):  # already instrumented as otelize would now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
             elif _renamed_by_setting(current, spec, fn, path, style) or _older_own_header(existing, current, spec, fn, path, style):
                 # otelize's own header under another span_naming setting, or from an otelize that set
