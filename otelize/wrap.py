@@ -193,7 +193,7 @@ def same_header(a: bytes, b: bytes) -> bool:
     """Two span headers that differ only in layout: whitespace outside string literals,
     trailing commas, and the quote character of a literal (what a formatter such as
     Prettier changes when it re-flows otelize's one-line header)."""
-    return _header_tokens(a) == _header_tokens(b)
+    return a == b or _header_tokens(a) == _header_tokens(b)
 
 
 def _header_tokens(data: bytes) -> bytes:

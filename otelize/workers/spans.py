@@ -145,7 +145,7 @@ def wrap_file(
             inner = arrow.child_by_field_name("body")
             start, end = existing.parent.start_byte, inner.start_byte + 1
             current = pf.source[start:end]
-            if same_header(current, hdr):  # already instrumented as otelize would now (maybe re-flowed by a formatter)
+            if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
             elif _renamed_by_setting(current, spec, fn, path, style) or _older_own_header(existing, current, spec, fn, path, style):
                 # otelize's own header under another span_naming setting, or from an otelize that set
