@@ -25,7 +25,7 @@ from otelize.layout import same_code
 from otelize.edits import Edit, Skip, apply_edits
 from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
-from otelize.wrap import detect_style, unwrap_interior
+from otelize.wrap import detect_style, unwrap_interior, unwrap_reflowed
 from otelize.workers.base import GENERATED_HEADER, HELPER_MODULE, TRACING_MODULE
 
 WORKER = "strip"
@@ -92,13 +92,16 @@ def strip_source(
         wrapped = unwrap_interior(pf, body, unit)
         if wrapped is None:
             continue
-        if wrapped.original is None:
-            kept.append(Skip(pf.path, line, qualname, wrapped.reason, WORKER))
-            continue
         if qualname in edited:
             kept.append(Skip(pf.path, line, qualname, EDITED_HEADER, WORKER))
             continue
-        edits.append(Edit.replace(pf.path, body_start + 1, body_end - 1, wrapped.original, WORKER))
+        original = wrapped.original
+        if original is None and b"\n" in wrapped.header:  # otelize's header, re-flowed by a formatter
+            original = unwrap_reflowed(pf, body)
+        if original is None:
+            kept.append(Skip(pf.path, line, qualname, wrapped.reason, WORKER))
+            continue
+        edits.append(Edit.replace(pf.path, body_start + 1, body_end - 1, original, WORKER))
         taken.append((body_start, body_end))
 
     for stmt in captures(query(_RECORD_QUERY, pf.tsx), pf.root).get("stmt", []):

@@ -264,6 +264,50 @@ def unwrap_interior(pf: ParsedFile, body: Node, default_unit: bytes) -> Wrapped 
     return Wrapped(helper, name, hdr, candidate)
 
 
+def unwrap_reflowed(pf: ParsedFile, body: Node) -> bytes | None:
+    """The interior without the wrapper, for a wrapper whose header a formatter broke over
+    several lines (so its body sits deeper than otelize put it): the arrow body's lines,
+    dedented to the `return` statement's indentation. Lines inside multi-line literals
+    keep their bytes. None when the shape does not allow it."""
+    call = find_wrapper(pf, body)
+    if call is None:
+        return None
+    src = pf.source
+    ret = call.parent
+    parts = [a for a in call.child_by_field_name("arguments").named_children if a.type != "comment"]
+    inner = parts[2].child_by_field_name("body")
+    line_start = src.rfind(b"\n", 0, ret.start_byte) + 1
+    indent = src[line_start : ret.start_byte]
+    if indent.strip() or b"\n" not in src[ret.start_byte : inner.start_byte]:
+        return None  # `return` shares its line with code, or the header is not re-flowed
+    newline = b"\r\n" if b"\r\n" in src[inner.start_byte : inner.end_byte] else b"\n"
+    content_start = inner.start_byte + 1
+    content = src[content_start : inner.end_byte - 1]
+    literals = literal_spans(pf, content_start, inner.end_byte - 1)
+    lines: list[tuple[int, bytes]] = []  # (absolute offset, line without its end)
+    offset = content_start
+    for raw in content.split(b"\n"):
+        lines.append((offset, raw.rstrip(b"\r")))
+        offset += len(raw) + 1
+    while lines and not lines[0][1].strip():
+        lines.pop(0)
+    while lines and not lines[-1][1].strip():
+        lines.pop()
+    if not lines:
+        return None
+    movable = [ln for pos, ln in lines if ln.strip() and not _inside(pos, literals)]
+    depth = min(len(ln) - len(ln.lstrip(b" \t")) for ln in movable)
+    out = []
+    for pos, ln in lines:
+        if _inside(pos, literals):
+            out.append(ln)  # the inside of a multi-line literal never moves
+        elif not ln.strip():
+            out.append(b"")
+        else:
+            out.append(indent + ln[depth:])
+    return src[body.start_byte + 1 : line_start] + newline.join(out) + src[ret.end_byte : body.end_byte - 1]
+
+
 def wrap_interior_safe(
     interior: bytes, base: int, hdr: bytes, pf: ParsedFile, default_unit: bytes, footer: bytes = FOOTER
 ) -> bytes | None:

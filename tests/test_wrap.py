@@ -441,3 +441,31 @@ def test_a_file_without_semicolons_gets_a_footer_without_one(tmp_path) -> None:
     assert not instrument(root, write=False).synthesis.changes
     strip(root)
     assert service.read_bytes() == original
+
+
+def test_unwrap_reflowed_dedents_to_the_return_and_keeps_literals() -> None:
+    from otelize.wrap import unwrap_reflowed
+
+    src = (
+        b"export async function f(id: string): Promise<string> {\n"
+        b"  return withSpan(\n"
+        b'    "f",\n'
+        b'    { "code.file.path": "src/a.ts", "code.function.name": "f" },\n'
+        b"    async () => {\n"
+        b"      const sql = `\n"
+        b"    SELECT *\n"
+        b"        FROM t`;\n"
+        b"\n"
+        b"      return run(sql, id);\n"
+        b"    },\n"
+        b"  );\n"
+        b"}\n"
+    )
+    pf = parse_source("src/a.ts", src)
+    body = pf.root.named_children[0].named_children[0].child_by_field_name("body")
+    assert unwrap_reflowed(pf, body) == (
+        b"\n  const sql = `\n    SELECT *\n        FROM t`;\n\n  return run(sql, id);\n"
+    )
+    # a one-line (not re-flowed) header is not this function's business
+    one_line = parse_source("src/b.ts", b"function g() {\n  return withSpan('g', {}, () => {\n    return 1;\n  });\n}\n")
+    assert unwrap_reflowed(one_line, one_line.root.named_children[0].child_by_field_name("body")) is None
