@@ -77,11 +77,22 @@ def import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Ed
         first = stmts[0] if stmts else None
         if first is not None and first.type == "import_statement" and _source_of(first) == module:
             continue
-        if any(_source_of(s) == module for s in imports):
-            skips.append(Skip(pf.path, 1, module, f"`import {module}` exists but is not the first statement; move it to the top", WORKER))
+        existing = next((s for s in imports if _source_of(s) == module and s.named_child_count == 1), None)
+        at = _before_attached_comments(pf, first) if first is not None else len(src)
+        if existing is not None:
+            # it must run first (tracing before express): move the statement, as written, to the top
+            start, end = _line_start(src, existing.start_byte), _line_end(src, existing.end_byte)
+            if src[start : existing.start_byte].strip() or src[existing.end_byte : end].strip() or start <= at:
+                skips.append(Skip(pf.path, existing.start_point[0] + 1, module,
+                                  f"`import {module}` exists but is not the first statement; move it to the top", WORKER))
+                continue
+            whole_line = src[start:end].endswith(b"\n")
+            line = src[start:end] if whole_line else src[start:end] + style.newline
+            # the last line of a file without a final newline takes the newline before it along
+            edits.append(Edit.delete(pf.path, start if whole_line else start - len(style.newline), end, WORKER))
+            edits.append(Edit.insert(pf.path, at, line, WORKER))
             continue
         line = f"import {ts_string(module, style.quote)}{semi}".encode() + style.newline
-        at = _before_attached_comments(pf, first) if first is not None else len(src)
         if first is None and src and not src.endswith(b"\n"):
             line = style.newline + line
         edits.append(Edit.insert(pf.path, at, line, WORKER))

@@ -143,11 +143,24 @@ def test_side_effect_import_already_first_is_not_duplicated() -> None:
     assert import_edits(pf, [side_effect(), side_effect()]) == ([], [])
 
 
-def test_side_effect_import_not_first_is_reported_not_duplicated() -> None:
-    pf = parse_source(PATH, b"import x from 'y';\nimport './tracing';\n")
+@pytest.mark.parametrize(("before", "after"), [
+    # moved as written (quotes, semicolon) above everything, never duplicated
+    ("import x from 'y';\nimport \"./tracing\"\nconst a = x;\n", "import \"./tracing\"\nimport x from 'y';\nconst a = x;\n"),
+    # the last line of a file without a final newline
+    ("import x from 'y';\nimport './tracing';", "import './tracing';\nimport x from 'y';"),
+    # CRLF
+    ("import x from 'y';\r\nimport './tracing';\r\nx();\r\n", "import './tracing';\r\nimport x from 'y';\r\nx();\r\n"),
+])
+def test_side_effect_import_not_first_is_moved_to_the_top(before: str, after: str) -> None:
+    out, skips = add_imports(before, [side_effect(), side_effect()])
+    assert out == after.encode() and skips == []
+
+
+def test_side_effect_import_sharing_its_line_is_reported_not_moved() -> None:
+    pf = parse_source(PATH, b"import x from 'y';\nimport './tracing'; x();\n")
     edits, skips = import_edits(pf, [side_effect()])
     assert edits == []
-    assert len(skips) == 1 and "not the first statement" in skips[0].reason
+    assert len(skips) == 1 and "not the first statement" in skips[0].reason and skips[0].line == 2
 
 
 def test_double_quotes_and_no_semicolons_are_respected() -> None:

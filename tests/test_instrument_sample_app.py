@@ -333,3 +333,20 @@ def test_instrumented_copy_installs_type_checks_and_passes_its_tests(tmp_path: P
     test = subprocess.run(["npm", "test"], cwd=out, capture_output=True, text=True, timeout=600, env=env)
     assert test.returncode == 0, test.stdout[-4000:] + test.stderr[-4000:]
     assert "# fail 0" in test.stdout
+
+
+def test_tracing_import_moved_below_express_is_put_back_first(tmp_path: Path) -> None:
+    # an editor's "organize imports" or a hand edit moved it: express would load untraced
+    out = tmp_path / "out"
+    instrument(SAMPLE_APP, out_dir=out)
+    entry = out / "src/index.ts"
+    lines = entry.read_bytes().split(b"\n")
+    assert lines[0] == b"import './tracing';"
+    moved = lines[1:4] + [lines[0]] + lines[4:]
+    entry.write_bytes(b"\n".join(moved))
+    code, _, err = cli_run("instrument", str(out), "--check")
+    assert code == 1, err
+    result = instrument(out)
+    assert list(result.synthesis.changes) == ["src/index.ts"]
+    assert entry.read_bytes().split(b"\n") == lines
+    assert instrument(out, write=False).synthesis.changes == {}
