@@ -1,7 +1,8 @@
 """discover: find the project's package.json, tsconfig and source files.
 
 Walks the root in sorted order, honours .gitignore files (with pathspec's
-git-exact semantics), and always skips node_modules, build and coverage
+git-exact semantics; also those above the root, up to its git repository's
+root, for an app inside a monorepo), and always skips node_modules, build and coverage
 output, declaration files, and symlinks (one that stays inside the root is
 reported and its target walked under its real path; one that leaves it, or
 loops, is reported and not followed).
@@ -235,8 +236,36 @@ def _walk(
                 if include is None or include.match_file(child_rel):
                     files.append(child_rel)
 
-    walk(root, "", [])
+    walk(root, "", _outer_specs(root))
     return sorted(files), skipped
+
+
+def _outer_specs(root: Path) -> list[tuple[str, pathspec.PathSpec]]:
+    """The .gitignore files above the root, up to the root of its git repository (an app
+    inside a monorepo), as (base, spec) with a base of `../..`-style steps back up; none
+    when the root is not inside a git repository."""
+    ancestors = []
+    here = root
+    while True:
+        if (here / ".git").exists():
+            break
+        if here.parent == here:
+            return []  # no repository: the .gitignore files above mean nothing here
+        here = here.parent
+        ancestors.append(here)
+    out = []
+    for folder in reversed(ancestors):
+        ignore_file = folder / ".gitignore"
+        if ignore_file.is_file():
+            try:
+                lines = ignore_file.read_text("utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            out.append((_UP + root.relative_to(folder).as_posix(), pathspec.GitIgnoreSpec.from_lines(lines)))
+    return out
+
+
+_UP = "\0up:"  # marks a base that lies above the root: paths are matched as `<root from there>/<rel>`
 
 
 def _is_declaration(name: str) -> bool:
@@ -249,7 +278,10 @@ def _inside(root: str, target: str) -> bool:
 
 def _ignored(specs: list[tuple[str, pathspec.PathSpec]], rel: str, is_dir: bool) -> bool:
     for base, spec in specs:
-        sub = rel[len(base) + 1 :] if base else rel
+        if base.startswith(_UP):  # a .gitignore above the root
+            sub = base[len(_UP):] + "/" + rel
+        else:
+            sub = rel[len(base) + 1 :] if base else rel
         if spec.match_file(sub + "/" if is_dir else sub):
             return True
     return False
