@@ -277,11 +277,15 @@ def _inside(root: str, target: str) -> bool:
 
 
 def _ignored(specs: list[tuple[str, pathspec.PathSpec]], rel: str, is_dir: bool) -> bool:
+    """As git decides: the last .gitignore pattern that matches wins, and the files are
+    read from the outermost to the innermost, so a deeper `!keep.ts` re-includes."""
+    ignored = False
     for base, spec in specs:
         if base.startswith(_UP):  # a .gitignore above the root
             sub = base[len(_UP):] + "/" + rel
         else:
             sub = rel[len(base) + 1 :] if base else rel
-        if spec.match_file(sub + "/" if is_dir else sub):
-            return True
-    return False
+        verdict = spec.check_file(sub + "/" if is_dir else sub).include
+        if verdict is not None:
+            ignored = verdict
+    return ignored

@@ -80,3 +80,13 @@ def test_tsconfig_is_jsonc_with_extends(tmp_path: Path) -> None:
     assert project.files == ["src/a.ts"]  # lib/ is the inherited outDir
     assert (project.out_dir, project.src_dir, project.base_url) == ("lib", "src", "")
     assert project.paths == {"@x/*": ["src/x/*"]}
+
+
+def test_a_deeper_gitignore_can_re_include_what_an_outer_one_ignores(tmp_path: Path) -> None:
+    root = write(tmp_path, {
+        "package.json": json.dumps(PKG),
+        ".gitignore": "*.gen.ts\n",
+        "src/.gitignore": "!keep.gen.ts\nlocal.ts\n",
+        "src/a.gen.ts": "", "src/keep.gen.ts": "", "src/local.ts": "", "src/main.ts": "",
+    })
+    assert load_project(root).files == ["src/keep.gen.ts", "src/main.ts"]
