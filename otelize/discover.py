@@ -82,7 +82,26 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
         paths={str(k): [str(x) for x in v] for k, v in sorted(paths.items()) if isinstance(v, list)},
         lockfiles=[name for name in LOCKFILES if (root_path / name).is_file()],
         skipped=skipped,
+        prisma_provider=_prisma_provider(root_path, pkg),
     )
+
+
+_DATASOURCE = re.compile(r'datasource\s+\w+\s*\{[^}]*?\bprovider\s*=\s*"([^"]+)"', re.S)
+
+
+def _prisma_provider(root: Path, pkg: dict[str, Any]) -> str | None:
+    """The datasource provider of the Prisma schema (package.json `prisma.schema`, else
+    prisma/schema.prisma), which says what database `@prisma/client` talks to."""
+    config = pkg.get("prisma") if isinstance(pkg.get("prisma"), dict) else {}
+    rel = config.get("schema") if isinstance(config.get("schema"), str) else "prisma/schema.prisma"
+    schema = (root / rel).resolve()
+    if not _inside(str(root), str(schema)) or not schema.is_file():
+        return None
+    try:
+        m = _DATASOURCE.search(schema.read_text("utf-8", errors="replace"))
+    except OSError:
+        return None
+    return m.group(1) if m else None
 
 
 def _read(path: Path, what: str) -> bytes:

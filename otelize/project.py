@@ -36,6 +36,7 @@ class Project:
     base_url: str | None  # tsconfig baseUrl, relative ("" = root)
     paths: dict[str, list[str]] = field(default_factory=dict)  # tsconfig compilerOptions.paths
     lockfiles: list[str] = field(default_factory=list)
+    prisma_provider: str | None = None  # `provider` of the datasource in the Prisma schema, when there is one
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) seen during discovery
 
     @property

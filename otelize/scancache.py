@@ -133,6 +133,7 @@ def edit_context_key(rules: str, project: Any, entry: str | None, settings: dict
         "rules": rules, "root": str(project.root), "module": project.module, "src_dir": project.src_dir,
         "out_dir": project.out_dir, "base_url": project.base_url, "tsconfig": project.tsconfig,
         "package_json": hashlib.sha256(project.package_json_bytes).hexdigest(), "entry": entry, "settings": settings,
+        "prisma_provider": project.prisma_provider,
     }
     return hashlib.sha256(json.dumps(context, sort_keys=True, default=plain).encode()).hexdigest()
 

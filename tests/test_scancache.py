@@ -186,11 +186,14 @@ def test_only_the_changed_file_is_edited_again(app: Path, edits: list[str]) -> N
     assert "withSpan('audit', " in warm.synthesis.changes["src/services/userService.ts"][1].decode()
 
 
-@pytest.mark.parametrize("change", ["settings", "package.json"])
+@pytest.mark.parametrize("change", ["settings", "package.json", "prisma schema"])
 def test_a_changed_context_edits_everything_again(app: Path, edits: list[str], change: str) -> None:
     instrument(app, write=False, cache=True)
     if change == "settings":
         (app / ".otelize.yaml").write_text("span_naming: method\n")
+    elif change == "prisma schema":  # what @prisma/client talks to is part of every edit's context
+        (app / "prisma").mkdir()
+        (app / "prisma/schema.prisma").write_text('datasource db {\n  provider = "mysql"\n  url = env("DB")\n}\n')
     else:
         pkg = (app / "package.json").read_text()
         (app / "package.json").write_text(pkg.replace('"version": "1.0.0"', '"version": "1.0.1"'))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from otelize.report import to_json
 from otelize.workers.base import GENERATED_HEADER
 from transform import ENTRY, assert_transform, default_package_json, run_transform, run_transform_result, source
@@ -579,3 +581,44 @@ def test_config_worker_creates_files_and_imports_tracing_first(tmp_path: Path) -
     pkg = json.loads(changed["package.json"])
     assert {k: v for k, v in pkg["dependencies"].items() if k.startswith("@opentelemetry/")} == OTEL_PACKAGES
     assert "src/helper.ts" not in changed
+
+
+# --- database: db.system.name for ORMs and wrappers ------------------------------------
+
+ORM_REPO = """
+    import { PrismaClient } from '@prisma/client';
+    const prisma = new PrismaClient();
+    export async function findUser(id: string): Promise<unknown> {
+      const user = await prisma.user.findUnique({ where: { id } });
+      return user;
+    }
+"""
+TYPEORM_REPO = """
+    import { DataSource } from 'typeorm';
+    export const source = new DataSource({ type: 'mysql' });
+    export async function findOrder(id: string): Promise<unknown> {
+      const order = await source.manager.findOneBy('orders', { id });
+      return order;
+    }
+"""
+SCHEMA = 'generator client {\n  provider = "prisma-client-js"\n}\n\ndatasource db {\n  provider = "%s"\n  url = env("DATABASE_URL")\n}\n'
+
+
+@pytest.mark.parametrize(("provider", "system"), [
+    ("postgresql", "postgresql"), ("sqlserver", "microsoft.sql_server"), ("mongodb", "mongodb"), ("nosuchdb", "other_sql"),
+])
+def test_database_system_of_prisma_comes_from_its_schema(tmp_path: Path, provider: str, system: str) -> None:
+    files = {"src/repos/users.ts": ORM_REPO, "prisma/schema.prisma": SCHEMA % provider}
+    _, result = run_transform_result(tmp_path, files, default_package_json(**{"@prisma/client": "5.22.0"}))
+    assert spans_of(result, "database")["findUser"]["attributes"]["db.system.name"] == system
+
+
+@pytest.mark.parametrize(("drivers", "system"), [
+    ({"mysql2": "3.11.4"}, "mysql"),                    # the one driver the ORM runs on
+    ({"mysql2": "3.11.4", "pg": "8.13.1"}, "other_sql"),  # two kinds: not guessed
+    ({}, "other_sql"),
+])
+def test_database_system_of_other_orms_comes_from_the_driver_dependency(tmp_path: Path, drivers: dict, system: str) -> None:
+    pkg = default_package_json(typeorm="0.3.20", **drivers)
+    _, result = run_transform_result(tmp_path, {"src/repos/orders.ts": TYPEORM_REPO}, pkg)
+    assert spans_of(result, "database")["findOrder"]["attributes"]["db.system.name"] == system

@@ -1,7 +1,8 @@
 """Database worker: CLIENT spans around the database wrapper's operations.
 
 Attributes follow the current semantic conventions: `db.system.name` (from the
-driver imported, or the rule's default), `db.operation.name`,
+driver imported; for an ORM or a wrapper, the Prisma schema's provider or the one
+kind of driver the project depends on; else the rule's default), `db.operation.name`,
 `db.collection.name` (a literal table name in SQL, or the wrapper's
 table/collection parameter) and `db.query.text` only for literal SQL.
 """
@@ -13,6 +14,7 @@ import re
 from otelize.edits import WorkerResult
 from otelize.facts import FileFacts, FunctionFact
 from otelize.parse import ParsedFile, captures, query, text
+from otelize.project import Project
 from otelize.workers.base import Task, WorkerContext
 from otelize.wrap import find_wrapper
 from otelize.workers.spans import make_spec, style_of, wrap_file
@@ -31,13 +33,34 @@ _SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+[\"`]?([A-Za-z_][\w.]*)"
 _STRINGS = "[(string) (template_string)] @s"
 
 
-def db_system(facts: FileFacts, options: dict) -> str:
+PRISMA_PROVIDERS = {
+    "postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "sqlite": "sqlite",
+    "sqlserver": "microsoft.sql_server", "mongodb": "mongodb", "cockroachdb": "cockroachdb",
+}
+
+
+def db_system(facts: FileFacts, options: dict, project: Project | None = None) -> str:
+    """The driver this file imports; else, for an ORM or an in-house wrapper, what the
+    project says: the Prisma schema's provider, or the one kind of driver package.json
+    depends on; else the rule's option."""
     by_import = options.get("db_system_by_import") or {}
     for imp in facts.imports:
         root = imp.module if imp.module in by_import else imp.module.split("/")[0]
         if root in by_import:
             return str(by_import[root])
-    return str(options.get("db_system", options.get("db_system_default", "other_sql")))
+    if "db_system" in options:
+        return str(options["db_system"])
+    if project is not None:
+        if project.prisma_provider in PRISMA_PROVIDERS and any(i.module == "@prisma/client" for i in facts.imports):
+            return PRISMA_PROVIDERS[project.prisma_provider]  # type: ignore[index]
+        deps = set()
+        for section in ("dependencies", "devDependencies", "peerDependencies", "optionalDependencies"):
+            if isinstance(project.package_json.get(section), dict):
+                deps.update(project.package_json[section])
+        systems = {str(by_import[d]) for d in deps if d in by_import}
+        if len(systems) == 1:
+            return systems.pop()
+    return str(options.get("db_system_default", "other_sql"))
 
 
 def operation_for(name: str) -> str | None:
@@ -66,7 +89,7 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     style = style_of(ctx, path)
     pf, facts = ctx.parsed[path], ctx.facts[path]
     options = dict(task.options)
-    system = db_system(facts, options)
+    system = db_system(facts, options, ctx.project)
 
     def choose(fn: FunctionFact):  # noqa: ANN202
         q = style.quote
