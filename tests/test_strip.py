@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from otelize.api import instrument
 from otelize.parse import parse_source
 from otelize.strip import HELPER_STILL_USED, strip
+from otelize.wrap import literal_spans
 from test_shapes import CASES, prepare, tree
 
 SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample-app"
@@ -374,3 +376,67 @@ def test_a_tracing_ts_without_a_package_record_keeps_the_pinned_ones_as_otelize_
     assert tracing.read_text() == text  # the record is back, listing all six
     strip(root)
     assert tree(root) == before
+
+
+# --- hypothesis: the same shapes, re-flowed by a formatter between instrument and strip -----------
+
+_HEADER_LINE = re.compile(
+    rb"^(?P<ind>[ \t]*)return (?P<helper>withSpan|withClientSpan|withCacheReadSpan)\((?P<name>'[^']*'), "
+    rb"(?P<attrs>\{.*\}), (?P<arrow>(?:async )?\(\) => \{)$"
+)
+
+
+def reflow(path: str, data: bytes, unit: bytes) -> bytes:
+    """What Prettier does to a header too long for its line: one argument per line and the
+    arrow's body one level deeper (the inside of multi-line literals untouched)."""
+    nl = b"\r\n" if b"\r\n" in data else b"\n"
+    literals = literal_spans(parse_source(path, data), 0, len(data))
+    lines = data.split(nl)
+    offsets, at = [], 0
+    for line in lines:
+        offsets.append(at)
+        at += len(line) + len(nl)
+    out: list[bytes] = []
+    i = 0
+    while i < len(lines):
+        m = _HEADER_LINE.match(lines[i])
+        if m is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        ind = m["ind"]
+        footer = next(j for j in range(i + 1, len(lines)) if lines[j] in (ind + b"});", ind + b"})"))
+        out += [ind + b"return " + m["helper"] + b"(", ind + unit + m["name"] + b",", ind + unit + m["attrs"] + b",",
+                ind + unit + m["arrow"]]
+        for j in range(i + 1, footer):
+            inside = any(s < offsets[j] < e for s, e in literals)
+            out.append(lines[j] if inside or not lines[j] else unit + lines[j])
+        out += [ind + unit + b"},", ind + b");" if lines[footer].endswith(b";") else ind + b")"]
+        i = footer + 1
+    return nl.join(out)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(ts_file())
+def test_generated_shapes_survive_a_formatter_between_instrument_and_strip(generated: tuple[bytes, int]) -> None:
+    service, functions = generated
+    path = "src/services/x.ts"
+    unit = b"\t" if b"\n\t" in service else b"  "  # any indent unit makes a valid re-flow
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "app"
+        _write_project(root, service)
+        before = tree(root)
+        instrument(root)
+        target = root / path
+        reflowed = reflow(path, target.read_bytes(), unit)
+        assert reflowed.count(b"return withSpan(\n") + reflowed.count(b"return withSpan(\r\n") == functions
+        assert parse_source(path, reflowed).ok, reflowed.decode()
+        target.write_bytes(reflowed)
+
+        again = instrument(root, write=False)  # otelize accepts the re-flowed wrappers as its own
+        assert again.synthesis.changes == {}
+        assert not [s for s in again.synthesis.skips if "edited" in s.reason]
+
+        result = strip(root)
+        assert result.kept == []
+        assert tree(root) == before, reflowed.decode()
