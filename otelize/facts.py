@@ -151,6 +151,7 @@ class FileFacts:
     # `const c: X = ...`, `(c: X) => ...` inside that function
     local_types: dict[str, dict[str, str]] = field(default_factory=dict)
     objects: dict[str, list[str]] = field(default_factory=dict)  # module-level object literal var -> method names
+    constants: dict[str, str] = field(default_factory=dict)  # module-level `const NAME = 'literal'`
     apps: list[str] = field(default_factory=list)  # variables holding express()
     routers: list[str] = field(default_factory=list)  # variables holding Router()
     aliases: dict[str, str] = field(default_factory=dict)  # `const apiRouter = router` -> {"apiRouter": "router"}
@@ -693,6 +694,12 @@ def _variable(
     top_level = _is_module_level(node)
     if top_level and _is_server_factory_call(value, facts):
         facts.servers.append(name)
+    if top_level and node.parent is not None and node.parent.type == "lexical_declaration" and any(
+        c.type == "const" for c in node.parent.children
+    ):
+        literal = _string_value(value)
+        if literal is not None:
+            facts.constants[name] = literal
     if value.type == "new_expression" and top_level:
         facts.instances[name] = text(value.child_by_field_name("constructor"))
     elif value.type == "object" and top_level:
@@ -803,14 +810,39 @@ def _call(
             if owner is not None:
                 args = node.child_by_field_name("arguments")
                 arg_nodes = [a for a in (args.named_children if args is not None else []) if a.type != "comment"]
-                path = path_prefix
-                if arg_nodes and _string_value(arg_nodes[0]) is not None and path_prefix is None:
-                    path = _string_value(arg_nodes[0])
-                    arg_nodes = arg_nodes[1:]
+                paths = _path_values(arg_nodes[0], facts) if arg_nodes and path_prefix is None else None
+                if paths is not None and not paths[0].startswith("$"):
+                    arg_nodes = arg_nodes[1:]  # (an imported name stays a handler too: it may be middleware)
                 handlers = tuple(h for a in arg_nodes if (h := _handler(a)) is not None)
                 # the line of `.get` / `.post`, not of the start of a `router.route('/x')...` chain
                 line = line_of(callee.child_by_field_name("property") or node)
-                facts.routes.append(RouteReg(owner, method.upper(), path, handlers, line))
+                for path in paths if paths is not None else [path_prefix]:  # app.get(['/a', '/b'], h): two routes
+                    facts.routes.append(RouteReg(owner, method.upper(), path, handlers, line))
+
+
+def _imported_names(facts: FileFacts) -> set[str]:
+    return {n for imp in facts.imports for n in (imp.default, *(local for local, _ in imp.names)) if n}
+
+
+def _path_values(node: Node, facts: FileFacts) -> list[str] | None:
+    """The route path(s) an argument gives: a string literal, a module-level string
+    constant (an imported one as `$NAME`, resolved by the graph), an array of those,
+    or a regular expression (as `~/regex/`); None when the argument is not a path
+    (a handler, a middleware)."""
+    if node.type == "regex":
+        return ["~" + text(node)]
+    value = _string_value(node)
+    if value is not None:
+        return [value]
+    if node.type == "identifier" and text(node) in facts.constants:
+        return [facts.constants[text(node)]]
+    if node.type == "identifier" and node.next_named_sibling is not None and text(node) in _imported_names(facts):
+        return ["$" + text(node)]  # an imported constant: the graph resolves it (a path is never the last argument)
+    if node.type == "array" and node.named_children:
+        values = [_path_values(c, facts) for c in node.named_children if c.type != "comment"]
+        if all(v is not None and len(v) == 1 for v in values):
+            return [v[0] for v in values]  # type: ignore[index]
+    return None
 
 
 def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
@@ -832,7 +864,8 @@ def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
         ):
             args = node.child_by_field_name("arguments")
             first = args.named_children[0] if args is not None and args.named_children else None
-            return text(inner), _string_value(first)
+            paths = _path_values(first, facts) if first is not None else None
+            return text(inner), paths[0] if paths else None
         node = inner
     return None, None
 

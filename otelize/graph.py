@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from otelize.facts import FileFacts, FunctionFact, HandlerRef
+from otelize.facts import FileFacts, FunctionFact, HandlerRef, RouteReg
 from otelize.project import Project, Route
 
 RESOLVE_SUFFIXES = (".ts", ".tsx", ".mts", ".cts")
@@ -277,6 +277,19 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
             return tfile, tname
         return None
 
+    def split(file: str, reg: RouteReg) -> tuple[str, tuple[HandlerRef, ...]]:
+        """A registration's path and handlers. `$NAME` is an imported name in the path
+        position: a string constant of its module is the path; anything else (imported
+        middleware) stays the first handler."""
+        if reg.path is None or not reg.path.startswith("$"):
+            return reg.path or "", reg.handlers
+        name = reg.path[1:]
+        loc = lookup(file, name)
+        value = facts[loc[0]].constants.get(loc[1]) if loc is not None and loc[0] in facts else None
+        if value is None:
+            return "", reg.handlers
+        return value, tuple(h for i, h in enumerate(reg.handlers) if not (i == 0 and h.kind == "identifier" and h.name == name))
+
     # mounts: (file, owner) -> [(prefix, (file, router))]
     mounts: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = {}
     mounted: set[tuple[str, str]] = set()
@@ -284,10 +297,11 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
         for reg in facts[path].routes:
             if reg.method != "USE":
                 continue
-            for ref in reg.handlers:
+            prefix, handlers = split(path, reg)
+            for ref in handlers:
                 child = router_of(path, ref)
                 if child is not None:
-                    mounts.setdefault((path, reg.owner), []).append((reg.path or "", child))
+                    mounts.setdefault((path, reg.owner), []).append((prefix, child))
                     mounted.add(child)
 
     apps = [(p, a) for p in sorted(facts) for a in facts[p].apps]
@@ -312,20 +326,21 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
         for fn in f.functions:
             by_line.setdefault(fn.line, fn)
         for reg in f.routes:
-            is_mount = reg.method == "USE" and any(router_of(path, h) for h in reg.handlers)
+            sub, handlers = split(path, reg)
+            is_mount = reg.method == "USE" and any(router_of(path, h) for h in handlers)
             if reg.method == "USE":
-                if not is_mount:
-                    for ref in reg.handlers:
+                for ref in handlers:  # `app.use('/x', auth, router)`: auth is middleware too
+                    if not is_mount or router_of(path, ref) is None:
                         app_graph.middleware.append((path, reg.line, ref.name))
                 continue
             for prefix in prefixes.get((path, reg.owner), [""]):
-                full = _join(prefix, reg.path or "")
-                handler = next((h.name for h in reversed(reg.handlers)), "<none>")
+                full = _join(prefix, sub)
+                handler = next((h.name for h in reversed(handlers)), "<none>")
                 route = Route(reg.method, full, path, reg.line, handler)
                 routes.append(route)
                 rid = f"route:{reg.method} {full}"
                 g.add_node(rid, kind="route", file=path, line=reg.line, method=reg.method, path=full)
-                for ref in reg.handlers:
+                for ref in handlers:
                     target = None
                     if ref.kind == "inline":
                         fn = by_line.get(ref.line)
@@ -353,5 +368,7 @@ _METHOD_ORDER = {m: i for i, m in enumerate(["GET", "POST", "PUT", "PATCH", "DEL
 
 
 def _join(prefix: str, path: str) -> str:
+    if path.startswith("~"):  # a regular expression route: shown after its mount path, as written
+        return _join(prefix, "").rstrip("/") + path[1:]
     joined = "/" + "/".join(part for part in (prefix + "/" + path).split("/") if part)
     return joined

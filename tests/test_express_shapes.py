@@ -76,6 +76,22 @@ EXPECTED: dict[str, tuple[str, list[tuple[str, str, str, int]]]] = {
             ("DELETE", "/tags/:tag", "src/tags.ts", 5),
         ],
     ),
+    # paths as arrays, regular expressions and string constants (also an imported one); Express 5 splat
+    "paths": (
+        "src/index.ts",
+        [
+            # `app.use(audit, api)`: an imported middleware, not a path: api is mounted at / too
+            ("GET", "/^\\/re(gex)?$/", "src/index.ts", 9),
+            ("GET", "/a", "src/index.ts", 8),
+            ("GET", "/api/reports/daily", "src/reports.ts", 6),
+            ("GET", "/api/reports/weekly", "src/reports.ts", 7),
+            ("GET", "/b", "src/index.ts", 8),
+            ("GET", "/legacy/^\\/re(gex)?$/", "src/index.ts", 9),
+            ("GET", "/legacy/a", "src/index.ts", 8),
+            ("GET", "/legacy/b", "src/index.ts", 8),
+            ("GET", "/{*splat}", "src/index.ts", 13),
+        ],
+    ),
     # tsconfig paths: "@routes/*" and an exact "@lib" alias (tsconfig is JSONC)
     "aliases": (
         "src/main.ts",
@@ -158,3 +174,9 @@ def test_factory_files_are_classified() -> None:
     assert a.classification.file("src/server.ts").category == "entrypoint"
     assert a.classification.file("src/app.ts").category == "entrypoint"
     assert a.classification.file("src/notes.ts").category == "http"
+
+
+def test_an_imported_middleware_before_a_router_is_middleware_not_a_path() -> None:
+    analysis = analyze(FIXTURES / "paths")
+    assert ("src/index.ts", 12, "audit") in analysis.graph.middleware
+    assert not any(name in ("API_PREFIX", "LEGACY") for _, _, name in analysis.graph.middleware)
