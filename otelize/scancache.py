@@ -3,7 +3,7 @@
 A file's scan (syntax errors, facts, tree-based rule results) depends only on
 its path, its bytes, the rules and otelize itself. With `--cache`, scans are
 kept in `<root>/.otelize-cache/scan.pickle` keyed by the SHA-256 of the file's
-bytes, under a key of otelize's and the parser's versions and every rule file;
+bytes, under a key of otelize's code, the parser's version and every rule file;
 a different version or rule set starts an empty cache. Entries of files that
 are gone are dropped on the next write. The cross-file steps (graph, graph
 rules, plan) always run, so a hit gives exactly what a fresh scan would (tested
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from otelize import __version__
-from otelize.statecache import CACHE_DIR, ensure_cache_dir, mac, user_secret
+from otelize.statecache import CACHE_DIR, code_digest, ensure_cache_dir, mac, user_secret
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,7 +59,7 @@ def rules_key(rule_dirs: list[Path]) -> str:
             parser.append(version(dist))
         except PackageNotFoundError:
             parser.append("?")
-    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{parser}\0".encode())
+    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{parser}\0".encode() + code_digest())
     for folder in [data_dir("rules"), *rule_dirs]:
         for path in sorted(Path(folder).glob("*")):
             if path.is_file():

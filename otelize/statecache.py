@@ -1,6 +1,6 @@
 """Opt-in content-hash cache: a re-run on an unchanged, already-clean project is instant.
 
-The key hashes everything the result depends on: otelize's version, the
+The key hashes everything the result depends on: otelize's code, the
 settings, every rule file, package.json, tsconfig.json and every source file
 (path and bytes). When a run found nothing to change and nothing partial, the
 key is remembered in `<root>/.otelize-cache/` (which carries its own
@@ -69,11 +69,21 @@ def mac(secret: bytes, payload: bytes) -> bytes:
     return hmac.new(secret, payload, hashlib.sha256).digest()
 
 
+def code_digest() -> bytes:
+    """otelize's own code (every module of the package), so that a changed otelize,
+    even at the same version number (an editable install), never reads an old cache."""
+    h = hashlib.sha256(__version__.encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.digest()
+
+
 def fingerprint(project: Project, settings: dict[str, Any], rule_dirs: list[Path]) -> str:
     from otelize.resources import data_dir
 
     h = hashlib.sha256()
-    h.update(__version__.encode())
+    h.update(code_digest())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for folder in [data_dir("rules"), data_dir("templates"), *rule_dirs]:
         for path in sorted(Path(folder).glob("*")):
