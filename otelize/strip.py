@@ -245,7 +245,7 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
     from otelize.api import worker_context
 
     ctx = worker_context(analysis)
-    generated = {ctx.tracing_path: config_worker.render_tracing(ctx), ctx.helper_path: config_worker.render_helper()}
+    generated = {ctx.tracing_path: config_worker.render_tracing(ctx), ctx.helper_path: config_worker.render_helper(ctx)}
     helper_needed = any(k.reason == HELPER_STILL_USED for k in result.kept)
     if helper_needed:  # kept instrumentation still imports it (and it imports @opentelemetry/api)
         generated.pop(ctx.helper_path)
@@ -262,8 +262,10 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
         result.changes[path] = (current, None)
 
     pins, _ = load_packages()
-    tracing_file = project.root / ctx.tracing_path
+    tracing_file, helper_file = project.root / ctx.tracing_path, project.root / ctx.helper_path
     recorded = config_worker.recorded_packages(tracing_file.read_bytes() if tracing_file.is_file() else None)
+    if recorded is None and not tracing_file.exists():  # an app with its own SDK: the helper keeps the record
+        recorded = config_worker.recorded_packages(helper_file.read_bytes() if helper_file.is_file() else None)
     if recorded is not None:  # tracing.ts says which packages otelize added: only those go
         pins = {k: v for k, v in pins.items() if k in recorded}
     if helper_needed:

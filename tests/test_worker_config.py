@@ -222,3 +222,61 @@ def test_recorded_packages_needs_a_generated_file_with_a_record() -> None:
     assert config.recorded_packages(b"// my own tracing\n" + config.ADDED_HEADING + b"//   x\n") is None
     assert config.recorded_packages(GENERATED_HEADER + b"import x from 'y';\n") is None
     assert config.recorded_packages(GENERATED_HEADER + config.ADDED_HEADING + b"//   (none)\nimport x;\n") == []
+
+
+# --- an app that already starts the SDK itself ----------------------------------------------
+
+OWN_SDK = """\
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node';
+
+const sdk = new NodeSDK({ instrumentations: [getNodeAutoInstrumentations()] });
+sdk.start();
+"""
+SERVICE = """\
+export class BillingService {
+  async charge(amount: number): Promise<number> {
+    const cents = Math.round(amount * 100);
+    return cents;
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("api_declared", [True, False])
+def test_an_app_with_its_own_sdk_gets_spans_but_no_second_sdk(tmp_path: Path, api_declared: bool) -> None:
+    from otelize.api import instrument
+    from otelize.strip import strip
+
+    deps = {"express": "4.21.2", "@opentelemetry/sdk-node": "0.200.0", "@opentelemetry/auto-instrumentations-node": "0.60.0"}
+    if api_declared:
+        deps["@opentelemetry/api"] = "1.9.0"  # at otelize's own pin: still the user's
+    root = tmp_path / "app"
+    (root / "src/services").mkdir(parents=True)
+    (root / "package.json").write_text(json.dumps({"name": "own-sdk", "version": "1.0.0", "dependencies": deps}, indent=2) + "\n")
+    (root / "src/instrumentation.ts").write_text(OWN_SDK)
+    (root / "src/index.ts").write_text("import './instrumentation';\nimport express from 'express';\nconst app = express();\napp.listen(3000);\n")
+    (root / "src/services/billingService.ts").write_text(SERVICE)
+    before = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    result = instrument(root)
+    assert not (root / "src/tracing.ts").exists()
+    assert "./tracing" not in (root / "src/index.ts").read_text()
+    assert [s.name for s in result.synthesis.spans] == ["BillingService.charge"]
+    skip = next(s for s in result.synthesis.skips if s.symbol == "tracing")
+    assert "already starts the OpenTelemetry SDK (src/instrumentation.ts:4)" in skip.reason
+    pkg = json.loads((root / "package.json").read_text())["dependencies"]
+    assert pkg == {**deps, "@opentelemetry/api": "1.9.0"}  # only the API the span helper needs, and only if missing
+    assert instrument(root, write=False).synthesis.changes == {}
+
+    strip(root)
+    after = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    assert after == before  # the user's own @opentelemetry/api stays; the one otelize added goes
+
+
+def test_the_auto_instrumentation_register_hook_counts_as_an_existing_sdk(tmp_path: Path) -> None:
+    pkg = b'{"name": "x", "version": "1.0.0", "scripts": {"start": "node --require @opentelemetry/auto-instrumentations-node/register dist/index.js"}}\n'
+    result = config.run(make_ctx(tmp_path, package_json=pkg), TASK)
+    assert [f.path for f in result.new_files] == ["src/otel.ts"]  # the helper, no tracing.ts
+    assert result.imports == []
+    assert "package.json scripts.start" in next(s.reason for s in result.skips if s.symbol == "tracing")

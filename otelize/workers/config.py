@@ -21,7 +21,7 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext
-from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
+from otelize.workers.dependency import PACKAGE_JSON, existing_sdk, missing_packages, packages_at_pins, protocol
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -60,6 +60,8 @@ def added_packages(ctx: WorkerContext) -> list[str]:
     strip never removes a package the user had declared before at the same version)."""
     existing = _existing(ctx, ctx.tracing_path)
     recorded = recorded_packages(existing)
+    if recorded is None and existing is None:
+        recorded = recorded_packages(_existing(ctx, ctx.helper_path))
     if recorded is None and existing is not None and existing.startswith(GENERATED_HEADER):
         # written by an otelize that kept no record: it added what sits at exactly its pins
         recorded = packages_at_pins(ctx)
@@ -79,8 +81,14 @@ def render_tracing(ctx: WorkerContext) -> bytes:
     )
 
 
-def render_helper() -> bytes:
-    return render("otel.ts.j2", generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"))
+def render_helper(ctx: WorkerContext | None = None) -> bytes:
+    """The span helper module; with a context it also records the packages otelize added
+    (as tracing.ts does), for an app whose own SDK bootstrap means there is no tracing.ts."""
+    return render(
+        "otel.ts.j2",
+        generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
+        added_packages=added_packages(ctx) if ctx is not None else None,
+    )
 
 
 def _existing(ctx: WorkerContext, path: str) -> bytes | None:
@@ -151,8 +159,14 @@ def _esm_start_script(ctx: WorkerContext, result: WorkerResult) -> None:
 
 def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     result = WorkerResult(worker=WORKER)
+    sdk = existing_sdk(ctx)
+    _generate(ctx, ctx.helper_path, render_helper(ctx), result)
+    if sdk is not None:
+        # a second SDK would register twice and double every auto-instrumented span
+        result.skips.append(Skip(ctx.tracing_path, 0, "tracing", f"the app already starts the OpenTelemetry SDK ({sdk}); "
+                                 "no tracing.ts: otelize adds spans only", WORKER))
+        return result
     _generate(ctx, ctx.tracing_path, render_tracing(ctx), result)
-    _generate(ctx, ctx.helper_path, render_helper(), result)
 
     if ctx.project.module == "esm":
         _esm_start_script(ctx, result)

@@ -90,6 +90,43 @@ def _package_root(data: bytes) -> jsonedit.Node:
     return root
 
 
+SDK_STARTERS_NEW = ("NodeSDK", "NodeTracerProvider")
+SDK_STARTERS_CALL = ("registerInstrumentations",)
+REGISTER_HOOK = "auto-instrumentations-node/register"
+
+
+def existing_sdk(ctx: WorkerContext) -> str | None:
+    """Where the app already starts the OpenTelemetry SDK itself (`file:line`), if it does:
+    `new NodeSDK(...)`, `new NodeTracerProvider(...)` or `registerInstrumentations(...)` in
+    its own code, or the auto-instrumentation register hook in a package.json script.
+    otelize's own generated files do not count."""
+    from otelize.workers.base import GENERATED_HEADER
+
+    for path in sorted(ctx.facts):
+        pf = ctx.parsed.get(path)
+        if pf is not None and pf.source.startswith(GENERATED_HEADER):
+            continue
+        for call in ctx.facts[path].calls:
+            name = call.chain[-1]
+            if (call.is_new and name in SDK_STARTERS_NEW) or (not call.is_new and name in SDK_STARTERS_CALL):
+                return f"{path}:{call.line}"
+    scripts = ctx.project.package_json.get("scripts")
+    if isinstance(scripts, dict):
+        for name, command in sorted(scripts.items()):
+            if isinstance(command, str) and REGISTER_HOOK in command:
+                return f"package.json scripts.{name}"
+    return None
+
+
+def needed_packages(ctx: WorkerContext) -> dict[str, str]:
+    """The packages this app needs from otelize: all of the bootstrap's, or, when the app
+    starts the SDK itself, only the API the span helper imports."""
+    wanted = wanted_packages(ctx.settings, ctx.project.module)
+    if existing_sdk(ctx) is not None:
+        return {k: v for k, v in wanted.items() if k == "@opentelemetry/api"}
+    return wanted
+
+
 def _present(ctx: WorkerContext) -> dict[str, str]:
     root = _package_root(ctx.project.package_json_bytes)
     return {**_declared(root, "devDependencies"), **_declared(root, "dependencies")}
@@ -98,13 +135,13 @@ def _present(ctx: WorkerContext) -> dict[str, str]:
 def missing_packages(ctx: WorkerContext) -> list[str]:
     """The wanted packages package.json does not declare yet (what this worker adds)."""
     present = _present(ctx)
-    return [name for name in wanted_packages(ctx.settings, ctx.project.module) if name not in present]
+    return [name for name in needed_packages(ctx) if name not in present]
 
 
 def packages_at_pins(ctx: WorkerContext) -> list[str]:
     """The wanted packages package.json declares at exactly otelize's pinned version."""
     present = _present(ctx)
-    return [name for name, version in wanted_packages(ctx.settings, ctx.project.module).items() if present.get(name) == version]
+    return [name for name, version in needed_packages(ctx).items() if present.get(name) == version]
 
 
 def run(ctx: WorkerContext, task: Task) -> WorkerResult:
@@ -114,7 +151,7 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
 
     present = {**_declared(root, "devDependencies"), **_declared(root, "dependencies")}
     to_add: dict[str, str] = {}
-    for name, version in wanted_packages(ctx.settings, ctx.project.module).items():
+    for name, version in needed_packages(ctx).items():
         if name in present:
             if present[name] != version:
                 result.skips.append(
