@@ -26,7 +26,7 @@ from otelize.edits import Edit, Skip, apply_edits
 from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
 from otelize.wrap import detect_style, unwrap_interior, unwrap_reflowed
-from otelize.workers.base import GENERATED_HEADER, HELPER_MODULE, TRACING_MODULE
+from otelize.workers.base import HELPER_MODULE, TRACING_MODULE, is_generated
 
 WORKER = "strip"
 _HELPER_CALLS = """(call_expression function: (identifier) @f
@@ -230,7 +230,7 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
         pf = analysis.parsed[path]
         if not pf.ok or path not in analysis.facts:
             continue
-        if pf.source.startswith(GENERATED_HEADER):
+        if is_generated(pf.source):
             continue
         ranges = [
             (fn.body_start, fn.body_end, fn.line, fn.qualname, fn.start)
@@ -254,7 +254,7 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
         if not target.is_file():
             continue
         current = target.read_bytes()
-        if not current.startswith(GENERATED_HEADER):
+        if not is_generated(current):
             continue
         if not same_code(path, current, expected):  # re-flowed by a formatter is still ours
             result.kept.append(Skip(path, 1, path, "generated file was edited since; left in place", WORKER))

@@ -100,11 +100,11 @@ def existing_sdk(ctx: WorkerContext) -> str | None:
     `new NodeSDK(...)`, `new NodeTracerProvider(...)` or `registerInstrumentations(...)` in
     its own code, or the auto-instrumentation register hook in a package.json script.
     otelize's own generated files do not count."""
-    from otelize.workers.base import GENERATED_HEADER
+    from otelize.workers.base import is_generated
 
     for path in sorted(ctx.facts):
         pf = ctx.parsed.get(path)
-        if pf is not None and pf.source.startswith(GENERATED_HEADER):
+        if pf is not None and is_generated(pf.source):
             continue
         for call in ctx.facts[path].calls:
             name = call.chain[-1]
