@@ -622,3 +622,72 @@ def test_database_system_of_other_orms_comes_from_the_driver_dependency(tmp_path
     pkg = default_package_json(typeorm="0.3.20", **drivers)
     _, result = run_transform_result(tmp_path, {"src/repos/orders.ts": TYPEORM_REPO}, pkg)
     assert spans_of(result, "database")["findOrder"]["attributes"]["db.system.name"] == system
+
+
+def test_service_worker_wraps_the_members_of_an_exported_object_literal(tmp_path: Path) -> None:
+    path = "src/services/userService.ts"
+    before = """
+        const users = new Map<string, string>();
+
+        const internal = {
+          async load(id: string): Promise<string | undefined> {
+            const name = users.get(id);
+            return name;
+          },
+        };
+
+        export const userService = {
+          async find(id: string): Promise<string> {
+            const name = await internal.load(id);
+            return name ?? 'nobody';
+          },
+          create: async (name: string): Promise<string> => {
+            const id = String(users.size + 1);
+            users.set(id, name);
+            return id;
+          },
+          _reset(): void {
+            users.clear();
+            users.set('0', 'root');
+          },
+          size: (): number => users.size,
+        };
+    """
+    after = """
+        import { withSpan } from '../otel';
+        const users = new Map<string, string>();
+
+        const internal = {
+          async load(id: string): Promise<string | undefined> {
+            const name = users.get(id);
+            return name;
+          },
+        };
+
+        export const userService = {
+          async find(id: string): Promise<string> {
+            return withSpan('userService.find', { 'code.file.path': 'src/services/userService.ts', 'code.function.name': 'userService.find' }, async () => {
+              const name = await internal.load(id);
+              return name ?? 'nobody';
+            });
+          },
+          create: async (name: string): Promise<string> => {
+            return withSpan('userService.create', { 'code.file.path': 'src/services/userService.ts', 'code.function.name': 'userService.create' }, async () => {
+              const id = String(users.size + 1);
+              users.set(id, name);
+              return id;
+            });
+          },
+          _reset(): void {
+            users.clear();
+            users.set('0', 'root');
+          },
+          size: (): number => users.size,
+        };
+    """
+    result = assert_transform(tmp_path, {path: before}, {path: after})
+    assert sorted(spans_of(result, "service")) == ["userService.create", "userService.find"]
+    skips = {s["symbol"]: s["reason"] for s in to_json(result)["skipped"] if s["file"] == path}
+    assert skips["userService._reset"] == "private member"
+    assert "one-expression" in skips["userService.size"]
+    assert "internal.load" not in skips  # not exported: not the service's API, silently left alone

@@ -41,7 +41,9 @@ class SpanSpec:
 
 
 def candidates(facts: FileFacts) -> list[FunctionFact]:
-    """Top-level functions, exported arrow consts, and class members, in source order."""
+    """Top-level functions, exported arrow consts, class members, and the members of an
+    exported object literal (`export const userService = { async find() {} }`), in source order."""
+    exported_objects = {local for local in facts.exports.values()} | set(facts.exports)
     out = []
     for fn in facts.functions:
         if fn.kind in ("method", "property-arrow", "signature"):
@@ -49,6 +51,8 @@ def candidates(facts: FileFacts) -> list[FunctionFact]:
         elif fn.kind in ("function", "arrow", "function-expression") and fn.exported:
             out.append(fn)
         elif fn.kind == "function" and not fn.exported and fn.class_name is None:
+            out.append(fn)
+        elif fn.kind == "object-method" and "." in fn.name and fn.name.split(".", 1)[0] in exported_objects:
             out.append(fn)
     return out
 
@@ -65,7 +69,8 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | Non
         return f"{fn.accessor}ter"
     if fn.is_generator:
         return "async generator" if fn.is_async else "generator"
-    if fn.is_private or fn.name.startswith("_") or fn.name.startswith("#"):
+    member = fn.name.rsplit(".", 1)[-1] if fn.kind == "object-method" else fn.name
+    if fn.is_private or member.startswith("_") or member.startswith("#"):
         return "private member"
     if fn.kind == "function" and not fn.exported and fn.class_name is None:
         return "module-internal helper (not exported)"
