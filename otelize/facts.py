@@ -471,6 +471,8 @@ def _object_owner(obj: Node | None) -> str | None:
         node = node.parent
     if node is not None and node.type == "variable_declarator":
         return text(node.child_by_field_name("name")) or None
+    if node is not None and node.type == "export_statement" and any(c.type == "default" for c in node.children):
+        return "default"  # `export default { async find() {} }`
     return None
 
 

@@ -691,3 +691,18 @@ def test_service_worker_wraps_the_members_of_an_exported_object_literal(tmp_path
     assert skips["userService._reset"] == "private member"
     assert "one-expression" in skips["userService.size"]
     assert "internal.load" not in skips  # not exported: not the service's API, silently left alone
+
+
+def test_a_default_exported_object_literal_is_named_after_its_file(tmp_path: Path) -> None:
+    path = "src/services/orderService.ts"
+    before = """
+        export default {
+          async place(id: string): Promise<string> {
+            const ref = `order-${id}`;
+            return ref;
+          },
+        };
+    """
+    _, result = run_transform_result(tmp_path, {path: before})
+    span = spans_of(result, "service")["orderService.place"]
+    assert span["attributes"]["code.function.name"] == "orderService.place"

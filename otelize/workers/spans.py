@@ -231,6 +231,9 @@ def span_base_name(fn: FunctionFact, path: str) -> str:
         return f"{stem}.default"
     if fn.class_name:
         return f"{fn.class_name}.{fn.name}"
+    if fn.kind == "object-method" and fn.name.startswith("default."):  # a member of `export default { ... }`
+        stem = posixpath.basename(path).split(".", 1)[0]
+        return f"{stem}.{fn.name[len('default.'):]}"
     return fn.name
 
 
@@ -247,7 +250,7 @@ def names_in_every_style(fn: FunctionFact, path: str) -> set[str]:
 
 def name_in_style(style: str, fn: FunctionFact, path: str) -> str:
     if style == "method" and not (fn.name == "default" or fn.name.startswith("<anonymous>")):
-        return fn.name
+        return fn.name.rsplit(".", 1)[-1] if fn.kind == "object-method" else fn.name
     if style == "file.class.method":
         stem = posixpath.basename(path).split(".", 1)[0]
         base = span_base_name(fn, path)
