@@ -262,10 +262,7 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
         result.changes[path] = (current, None)
 
     pins, _ = load_packages()
-    tracing_file, helper_file = project.root / ctx.tracing_path, project.root / ctx.helper_path
-    recorded = config_worker.recorded_packages(tracing_file.read_bytes() if tracing_file.is_file() else None)
-    if recorded is None and not tracing_file.exists():  # an app with its own SDK: the helper keeps the record
-        recorded = config_worker.recorded_packages(helper_file.read_bytes() if helper_file.is_file() else None)
+    recorded = config_worker.recorded_in_generated(ctx)
     if recorded is not None:  # tracing.ts says which packages otelize added: only those go
         pins = {k: v for k, v in pins.items() if k in recorded}
     if helper_needed:

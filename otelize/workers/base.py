@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,6 +53,13 @@ class WorkerContext:
     routes: list["Route"]
     entry: str | None  # entry-point file (relative), e.g. "src/index.ts"
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def sdk_bootstrap(self) -> str | None:
+        """Where the app starts the OpenTelemetry SDK itself, if it does (computed once)."""
+        from otelize.workers.dependency import existing_sdk
+
+        return existing_sdk(self)
 
     @property
     def tracing_path(self) -> str:

@@ -21,7 +21,7 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext, is_generated
-from otelize.workers.dependency import PACKAGE_JSON, existing_sdk, missing_packages, packages_at_pins, protocol
+from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -55,15 +55,22 @@ def recorded_packages(tracing: bytes | None) -> list[str] | None:
     return names
 
 
+def recorded_in_generated(ctx: WorkerContext) -> list[str] | None:
+    """The record of added packages in the generated tracing.ts, or, for an app with its
+    own SDK bootstrap (no tracing.ts), in the span helper; None when there is none."""
+    tracing = _existing(ctx, ctx.tracing_path)
+    if tracing is None:
+        return recorded_packages(_existing(ctx, ctx.helper_path))
+    return recorded_packages(tracing)
+
+
 def added_packages(ctx: WorkerContext) -> list[str]:
     """What otelize added to package.json: what the dependency worker adds now, plus
     what an existing tracing.ts recorded (so a second run renders the same bytes, and
     strip never removes a package the user had declared before at the same version)."""
     existing = _existing(ctx, ctx.tracing_path)
-    recorded = recorded_packages(existing)
-    if recorded is None and existing is None:
-        recorded = recorded_packages(_existing(ctx, ctx.helper_path))
-    if recorded is None and existing is not None and is_generated(existing):
+    recorded = recorded_in_generated(ctx)
+    if recorded is None and is_generated(existing):
         # written by an otelize that kept no record: it added what sits at exactly its pins
         recorded = packages_at_pins(ctx)
     return sorted(set(missing_packages(ctx)) | set(recorded or []))
@@ -160,7 +167,7 @@ def _esm_start_script(ctx: WorkerContext, result: WorkerResult) -> None:
 
 def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     result = WorkerResult(worker=WORKER)
-    sdk = existing_sdk(ctx)
+    sdk = ctx.sdk_bootstrap
     _generate(ctx, ctx.helper_path, render_helper(ctx), result)
     if sdk is not None:
         # a second SDK would register twice and double every auto-instrumented span

@@ -122,7 +122,7 @@ def needed_packages(ctx: WorkerContext) -> dict[str, str]:
     """The packages this app needs from otelize: all of the bootstrap's, or, when the app
     starts the SDK itself, only the API the span helper imports."""
     wanted = wanted_packages(ctx.settings, ctx.project.module)
-    if existing_sdk(ctx) is not None:
+    if ctx.sdk_bootstrap is not None:
         return {k: v for k, v in wanted.items() if k == "@opentelemetry/api"}
     return wanted
 
@@ -148,8 +148,7 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     result = WorkerResult(worker=WORKER)
     data = ctx.project.package_json_bytes
     root = _package_root(data)
-
-    present = {**_declared(root, "devDependencies"), **_declared(root, "dependencies")}
+    present = _present(ctx)
     to_add: dict[str, str] = {}
     for name, version in needed_packages(ctx).items():
         if name in present:
