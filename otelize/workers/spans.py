@@ -152,7 +152,7 @@ def wrap_file(
             current = pf.source[start:end]
             if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
-            elif _renamed_by_setting(current, spec, fn, path, style) or _older_own_header(existing, current, spec, fn, path, style):
+            elif _outdated_own_header(existing, current, spec, fn, path, style):
                 # otelize's own header under another span_naming setting, or from an otelize that set
                 # fewer attributes: bring it up to date
                 result.edits.append(Edit.replace(path, start, end, hdr, task.worker))
@@ -178,22 +178,12 @@ def wrap_file(
     return result
 
 
-def _renamed_by_setting(current: bytes, spec: SpanSpec, fn: FunctionFact, path: str, style: Style) -> bool:
-    """`current` is exactly the header otelize writes for this span under another span_naming style."""
-    names = names_in_every_style(fn, path)
-    if spec.name not in names:
-        return False
-    return any(
-        current == header(spec.helper, other, list(spec.attributes), fn.is_async, style.quote)
-        for other in sorted(names - {spec.name})
-    )
-
-
-def _older_own_header(call: Node, current: bytes, spec: SpanSpec, fn: FunctionFact, path: str, style: Style) -> bool:
-    """`current` is exactly a header otelize writes, for this function, with a subset of the
-    attributes it would set now (every one with the same value), including its own
-    `code.function.name` / `code.file.path`: what an earlier otelize wrote before it learnt
-    an attribute. A header with any attribute or value otelize would not write is the user's."""
+def _outdated_own_header(call: Node, current: bytes, spec: SpanSpec, fn: FunctionFact, path: str, style: Style) -> bool:
+    """`current` is exactly a header otelize writes for this function, under any span_naming
+    style, with a subset of the attributes it would set now (every one with the same value)
+    that includes its own `code.function.name` / `code.file.path`: written under another
+    naming setting, or by an earlier otelize before it learnt an attribute. A header with
+    another name, or any attribute or value otelize would not write, is the user's."""
     args = [a for a in call.child_by_field_name("arguments").named_children if a.type != "comment"]
     if len(args) != 3 or args[0].type != "string" or args[1].type != "object":
         return False
