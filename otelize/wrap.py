@@ -190,30 +190,17 @@ class Wrapped:
 
 
 def same_header(a: bytes, b: bytes) -> bool:
-    """Two span headers that differ only in layout: whitespace outside string literals,
-    trailing commas, and the quote character of a literal (what a formatter such as
-    Prettier changes when it re-flows otelize's one-line header)."""
-    return a == b or _header_tokens(a) == _header_tokens(b)
+    """Two span headers that differ only in layout (what a formatter such as Prettier
+    changes when it re-flows otelize's one-line header): compared as syntax trees by
+    otelize.layout, each completed into a small function."""
+    if a == b:
+        return True
+    from otelize.layout import same_code
 
+    def complete(h: bytes) -> bytes:
+        return b"function header() {\n" + h + b"\n});\n}\n"
 
-def _header_tokens(data: bytes) -> bytes:
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        c = data[i]
-        if c in b"'\"":
-            j = i + 1
-            while j < n and data[j] != c:
-                j += 2 if data[j] == 0x5C else 1  # a backslash escapes the next byte
-            out += b'"' + data[i + 1 : j].replace(b'\\' + bytes([c]), bytes([c])).replace(b'"', b'\\"') + b'"'
-            i = j + 1
-            continue
-        if c in b" \t\r\n":
-            i += 1
-            continue
-        out.append(c)
-        i += 1
-    return bytes(out).replace(b",}", b"}").replace(b",)", b")")
+    return same_code("header.ts", complete(a), complete(b))
 
 
 def find_wrapper(pf: ParsedFile, body: Node) -> Node | None:
