@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from otelize import __version__
-from otelize.statecache import CACHE_DIR, code_digest, ensure_cache_dir, mac, user_secret
+from otelize.statecache import CACHE_DIR, code_digest, ensure_cache_dir, hash_folders, mac, user_secret
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,10 +60,7 @@ def rules_key(rule_dirs: list[Path]) -> str:
         except PackageNotFoundError:
             parser.append("?")
     h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{parser}\0".encode() + code_digest())
-    for folder in [data_dir("rules"), *rule_dirs]:
-        for path in sorted(Path(folder).glob("*")):
-            if path.is_file():
-                h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    hash_folders(h, [data_dir("rules"), *rule_dirs])
     return h.hexdigest()
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,15 @@ def mac(secret: bytes, payload: bytes) -> bytes:
     return hmac.new(secret, payload, hashlib.sha256).digest()
 
 
+def hash_folders(h: Any, folders: list[Path]) -> None:
+    """Feed every file directly in `folders` (rules, templates), by name and bytes, into `h`."""
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*")):
+            if path.is_file():
+                h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+
+
+@cache
 def code_digest() -> bytes:
     """otelize's own code (every module of the package), so that a changed otelize,
     even at the same version number (an editable install), never reads an old cache."""
@@ -85,10 +95,7 @@ def fingerprint(project: Project, settings: dict[str, Any], rule_dirs: list[Path
     h = hashlib.sha256()
     h.update(code_digest())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    for folder in [data_dir("rules"), data_dir("templates"), *rule_dirs]:
-        for path in sorted(Path(folder).glob("*")):
-            if path.is_file():
-                h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    hash_folders(h, [data_dir("rules"), data_dir("templates"), *rule_dirs])
     for rel in ["package.json", "tsconfig.json", *project.files]:
         path = project.root / rel
         try:
