@@ -206,17 +206,12 @@ def worker_context(analysis: Analysis) -> Any:
     )
 
 
-MAIN_WORKERS = ("dependency", "config")  # cross-file workers, run in this process
-
-
 def run_workers(analysis: Analysis) -> list[Any]:
     """Run every planned task in plan order, in this process. Workers return values only."""
-    import importlib
-
-    from otelize.pipeline import WORKER_MODULES
+    from otelize.pipeline import run_task
 
     ctx = worker_context(analysis)
-    return [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks]
+    return [run_task(ctx, t) for t in analysis.tasks]
 
 
 def ignored_files(analysis: Analysis) -> list[Any]:
@@ -236,16 +231,13 @@ def ignored_files(analysis: Analysis) -> list[Any]:
 def synthesize_plan(analysis: Analysis) -> Any:
     """Run the plan: cross-file workers here, per-file workers (and each file's
     import step, splice and reparse) in `analysis.jobs` processes; merge in path order."""
-    import importlib
-
     from otelize.edits import WorkerResult
-    from otelize.pipeline import WORKER_MODULES, EditJob, edit_files
+    from otelize.pipeline import EditJob, edit_files, run_task
+    from otelize.registry import MAIN_WORKERS
     from otelize.synthesize import merge, synthesize
 
     ctx = worker_context(analysis)
-    main_results = [
-        importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks if t.worker in MAIN_WORKERS
-    ]
+    main_results = [run_task(ctx, t) for t in analysis.tasks if t.worker in MAIN_WORKERS]
     per_file: dict[str, list[Task]] = {}
     for t in analysis.tasks:
         if t.worker not in MAIN_WORKERS:

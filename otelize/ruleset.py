@@ -20,8 +20,7 @@ import yaml
 from otelize import yamlio
 
 from otelize.errors import RuleError
-
-CATEGORIES = ("entrypoint", "http", "middleware", "service", "database", "cache", "external-api", "other")
+from otelize.registry import CATEGORIES  # what a rule may classify as: the categories the workers serve, and `other`
 SCOPES = ("file", "function")
 EXPRESS_FACTS = ("app", "router", "routes", "listen", "mounts")
 LEAF_KEYS = ("imports", "path", "name", "class", "kind", "query", "express", "graph", "params", "exported", "has")
@@ -77,7 +76,7 @@ def parse_rule(data: Any, source: str) -> Rule:
     if not isinstance(rid, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", rid):
         raise _err(source, "id", "must be a lower-case slug like `database-driver-import`")
     if data["category"] not in CATEGORIES:
-        raise _err(source, "category", f"must be one of {', '.join(CATEGORIES)}")
+        raise _err(source, "category", f"must be one of {', '.join(CATEGORIES)} (no worker in otelize.registry serves `{data['category']}`)")
     scope = data.get("scope", "file")
     if scope not in SCOPES:
         raise _err(source, "scope", "must be `file` or `function`")

@@ -28,7 +28,7 @@ import pathspec
 from otelize import yamlio
 
 from otelize.errors import BadInput
-from otelize.ruleset import CATEGORIES
+from otelize.registry import CATEGORIES, WORKERS
 
 CONFIG_FILE = ".otelize.yaml"
 PROTOCOLS = ("http/protobuf", "grpc", "console")
@@ -134,8 +134,6 @@ def parse_settings(data: Any, source: str, base: Path) -> Settings:
         if key in data:
             s = replace(s, **{key: _globs(source, key, data[key])})
     if "workers" in data:
-        from otelize.plan import WORKERS
-
         s = replace(s, workers=_toggles(source, "workers", data["workers"], WORKERS, "worker"))
     if "categories" in data:
         s = replace(s, categories=_toggles(source, "categories", data["categories"], CATEGORIES, "category"))
@@ -193,8 +191,6 @@ def with_flags(
         s = replace(s, include=_globs("--include", "include", list(include)))
     if exclude:
         s = replace(s, exclude=_globs("--exclude", "exclude", list(exclude)))
-    from otelize.plan import WORKERS
-
     workers, categories = dict(s.workers), dict(s.categories)
     for flag, names, on in (("--enable", enable, True), ("--disable", disable, False)):
         for name in names:

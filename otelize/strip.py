@@ -27,13 +27,14 @@ from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
 from otelize.wrap import detect_style, unwrap_interior, unwrap_reflowed
 from otelize.workers.base import HELPER_MODULE, TRACING_MODULE, is_generated
+from otelize.registry import ALL_HELPERS, RECORD_ERROR
 
 WORKER = "strip"
-_HELPER_CALLS = """(call_expression function: (identifier) @f
-  (#match? @f "^(withSpan|withClientSpan|withCacheReadSpan|recordActiveSpanError)$"))"""
+_HELPER_CALLS = f"""(call_expression function: (identifier) @f
+  (#match? @f "^({'|'.join(h.name for h in ALL_HELPERS)})$"))"""  # every helper otel.ts exports
 HELPER_STILL_USED = "the span helper is still used by instrumentation left in place"
-_RECORD_QUERY = """(expression_statement (call_expression function: (identifier) @f
-  (#eq? @f "recordActiveSpanError"))) @stmt"""
+_RECORD_QUERY = f"""(expression_statement (call_expression function: (identifier) @f
+  (#eq? @f "{RECORD_ERROR.name}"))) @stmt"""
 
 
 @dataclass
