@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from otelize import _callable_module
 from otelize import jsonedit
 from otelize.api import gc_paused
 from otelize.layout import same_code
@@ -46,6 +47,12 @@ class StripResult:
     @property
     def changed(self) -> bool:
         return bool(self.changes)
+
+    def exit_code(self, check: bool = False) -> int:
+        """The CLI's exit code: 1 when `check` and something would be removed, else 0."""
+        from otelize.errors import EXIT_CHANGES, EXIT_OK
+
+        return EXIT_CHANGES if check and self.changed else EXIT_OK
 
 
 def _line_bounds(src: bytes, start: int, end: int) -> tuple[int, int] | None:
@@ -286,3 +293,6 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
     if write and result.changes:
         write_changes(project.root, {p: new for p, (_, new) in result.changes.items()})
     return result
+
+
+_callable_module(__name__, "strip")  # `otelize.strip(...)` calls strip() (otelize/__init__.py)

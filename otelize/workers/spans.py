@@ -230,7 +230,7 @@ def span_base_name(fn: FunctionFact, path: str) -> str:
 
 def span_name(ctx: WorkerContext, fn: FunctionFact, path: str) -> str:
     """The span name in the `span_naming` style of the settings (code.function.name keeps `class.method`)."""
-    return name_in_style(ctx.settings.get("span_naming") or "class.method", fn, path)
+    return name_in_style(ctx.settings.span_naming, fn, path)
 
 
 def names_in_every_style(fn: FunctionFact, path: str) -> set[str]:
