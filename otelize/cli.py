@@ -116,12 +116,29 @@ def reports_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        out = ctx.find_object(Output)
+        if out is not None:
+            setattr(out, param.name or "", True)
+
+
+def verbosity_options(fn: F) -> F:
+    """-q/-v after the subcommand too (`otelize instrument . --check -q`), as before it."""
+    fn = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbosity,
+                      help="More detail on stderr (each skip, the settings file).")(fn)
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+                        help="Only warnings and errors on stderr.")(fn)
+
+
 def project_argument(fn: F) -> F:
-    """The PATH argument shared by every command that reads a project.
+    """The PATH argument shared by every command that reads a project (default: the current folder),
+    and the -q/-v options every such command takes.
 
     Existence is checked by `otelize.discover` (a one-line BadInput), not by click.
     """
-    return click.argument("path", type=click.Path(path_type=Path, readable=False), metavar="PATH")(fn)
+    fn = click.argument("path", type=click.Path(path_type=Path, readable=False), metavar="[PATH]", default=".")(fn)
+    return verbosity_options(fn)
 
 
 def rules_option(fn: F) -> F:
@@ -193,7 +210,28 @@ def analyze_project(path: Path, flags: dict[str, Any], cache: bool = False) -> A
     return analyze(path, rule_dirs=rule_dirs or None, settings=settings, cache=cache)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+class OtelizeGroup(click.Group):
+    """A click group whose usage errors are one line, `otelize: error: …`, exit 2, like every other error."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(error_line(Exception(exc.format_message() + where)), err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(error_line(Exception(exc.format_message())), err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("otelize: interrupted", err=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OtelizeGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="otelize")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail on stderr (each skip, the settings file).")

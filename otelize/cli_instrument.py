@@ -61,6 +61,8 @@ def instrument(
         raise BadInput(f"{report_file}: --report must end in .json or .md")
     if report_file is not None and not report_file.parent.is_dir():  # checked before anything is written
         raise BadInput(f"{report_file}: --report folder does not exist")
+    if out_dir is not None and use_cache:
+        raise BadInput("--cache does not go with --out: the copy is always written whole")
     mode = "diff" if show_diff else "check" if check else "out" if out_dir else "write"
     settings, rule_dirs = resolve_settings(path, flags)
     out = output()
@@ -115,10 +117,23 @@ def strip(path: Path, show_diff: bool, check: bool) -> None:
     if show_diff:
         changes = {p: (old, new if new is not None else b"") for p, (old, new) in result.changes.items()}
         click.echo(report.diff_changes(changes), nl=False)
+    out = output()
     for skip in result.kept:
-        output().info(f"otelize: kept {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
-    verb = "would change" if (show_diff or check) else "stripped"
-    output().info(f"otelize: {verb} {len(result.changes)} file(s); {len(result.kept)} left alone")
+        out.info(f"otelize: kept {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
+    preview = show_diff or check
+    if not result.changes:
+        out.info(f"otelize: nothing to do (no otelize instrumentation found; {len(result.kept)} left alone)")
+    else:
+        verb = "would strip" if preview else "stripped"
+        if not show_diff:
+            for file, (_, new) in sorted(result.changes.items()):
+                out.info(f"otelize: {verb} {file}{' (deleted)' if new is None else ''}")
+        out.info(f"otelize: {verb} {len(result.changes)} file(s); {len(result.kept)} left alone")
+    if result.lockfile is not None and not preview:
+        from otelize.report import next_steps
+
+        out.info(f"otelize: next: `{next_steps(result.package_manager)[0]}` to drop the removed packages "
+                 f"from {result.lockfile} and node_modules")
     if check and result.changed:
         sys.exit(EXIT_CHANGES)
     sys.exit(EXIT_OK)

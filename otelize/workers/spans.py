@@ -172,6 +172,7 @@ def wrap_file(
             inner = arrow.child_by_field_name("body")
             start, end = existing.parent.start_byte, inner.start_byte + 1
             current = pf.source[start:end]
+            planned = replace(planned, added=False)
             if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
             elif _outdated_own_header(existing, current, spec, fn, path, style):
