@@ -86,8 +86,8 @@ def _obs(*spans: Span, calls: dict[str, set[str]] | None = None, io: set[str] = 
     return Observed(list(spans), calls or {}, nodes, set(io), set(), "yes")
 
 
-def _span(file: str, symbol: str, kind: str = "INTERNAL") -> Span:
-    return Span(file, symbol, kind, f"sym:{file}::{symbol}")
+def _span(file: str, symbol: str, kind: str = "INTERNAL", name: str | None = None) -> Span:
+    return Span(name or symbol, file, symbol, kind, f"sym:{file}::{symbol}")
 
 
 def test_precision_must_not_ok_and_test_code() -> None:
@@ -150,10 +150,19 @@ def test_every_shipped_expectation_file_loads() -> None:
     from tests.eval.run import load_specs
 
     for spec in load_specs():
-        assert spec.want, f"{spec.name}: no wanted spans"
+        assert spec.want or spec.must_not, f"{spec.name}: neither wanted spans nor must-not entries"
 
 
 def test_cli_prints_a_row_and_skips_missing_checkouts(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--apps", str(checkout.parent.parent / "nowhere")]) == 0
     out, err = capsys.readouterr()
     assert "no checkout at" in err or err == ""
+
+
+def test_duplicate_span_names() -> None:
+    res = score(AppSpec("a", f"o/a@{COMMIT}"), _obs(
+        _span("src/a/CourseCreator.ts", "CourseCreator.run"),
+        _span("src/b/CourseCreator.ts", "CourseCreator.run"),
+        _span("src/b/CourseCreator.ts", "CourseCreator.undo"),
+    ))
+    assert res.duplicate_names == ["CourseCreator.run: src/a/CourseCreator.ts::CourseCreator.run, src/b/CourseCreator.ts::CourseCreator.run"]

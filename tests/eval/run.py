@@ -51,6 +51,7 @@ class AppResult:
     kind_mismatches: list[str] = field(default_factory=list)
     client_over_client: list[str] = field(default_factory=list)
     test_spans: list[str] = field(default_factory=list)
+    duplicate_names: list[str] = field(default_factory=list)  # span names planned for two or more functions
     routes_expected: int = 0
     routes_found: int = 0
     tracing: str = ""
@@ -94,6 +95,7 @@ def _qualname(analysis, span) -> str:  # noqa: ANN001
 
 @dataclass(frozen=True)
 class Span:
+    name: str  # the span name
     file: str
     symbol: str  # code.function.name: Class.method, object.method, function
     kind: str
@@ -122,7 +124,7 @@ def observe(root: Path) -> Observed:
     obs = Observed()
     for s in syn.spans:
         if s.kind in ("INTERNAL", "CLIENT"):
-            obs.spans.append(Span(s.file, _symbol(s), s.kind, sym_id(s.file, _qualname(analysis, s))))
+            obs.spans.append(Span(s.name, s.file, _symbol(s), s.kind, sym_id(s.file, _qualname(analysis, s))))
     g = analysis.graph.graph
     for u, v, kind in g.edges(data="kind"):
         if kind == "calls":
@@ -192,6 +194,10 @@ def score(spec: AppSpec, obs: Observed) -> AppResult:
                     stack.append(nxt)
         if below is not None:
             res.client_over_client.append(f"{span.file}::{span.symbol} over {below}")
+    by_name: dict[str, list[str]] = {}
+    for s in obs.spans:
+        by_name.setdefault(s.name, []).append(f"{s.file}::{s.symbol}")
+    res.duplicate_names = [f"{n}: {', '.join(sorted(where))}" for n, where in sorted(by_name.items()) if len(where) > 1]
     res.routes_expected = len(spec.routes)
     for r in spec.routes:
         if (r.method, r.path) in obs.routes:
@@ -226,15 +232,15 @@ def _pct(x: float) -> str:
 
 
 def table(results: list[AppResult]) -> str:
-    head = ["app", "recall", "precision", "must-not", "CLIENT/CLIENT", "test spans", "routes", "tracing"]
+    head = ["app", "recall", "precision", "must-not", "CLIENT/CLIENT", "test spans", "dup names", "routes", "tracing"]
     rows = []
     for r in results:
         if r.error:
-            rows.append([r.name, "error: " + r.error] + [""] * 6)
+            rows.append([r.name, "error: " + r.error] + [""] * 7)
             continue
         rows.append([
             r.name, f"{_pct(r.recall)} ({r.hit}/{r.wanted})", f"{_pct(r.precision)} ({r.correct}/{r.counted})",
-            str(len(r.must_not_hits)), str(len(r.client_over_client)), str(len(r.test_spans)),
+            str(len(r.must_not_hits)), str(len(r.client_over_client)), str(len(r.test_spans)), str(len(r.duplicate_names)),
             f"{r.routes_found}/{r.routes_expected}", r.tracing,
         ])
     ok = [r for r in results if not r.error]
@@ -245,7 +251,7 @@ def table(results: list[AppResult]) -> str:
             "**total**", f"{_pct(hit / wanted if wanted else 1)} ({hit}/{wanted})",
             f"{_pct(correct / counted if counted else 1)} ({correct}/{counted})",
             str(sum(len(r.must_not_hits) for r in ok)), str(sum(len(r.client_over_client) for r in ok)),
-            str(sum(len(r.test_spans) for r in ok)),
+            str(sum(len(r.test_spans) for r in ok)), str(sum(len(r.duplicate_names) for r in ok)),
             f"{sum(r.routes_found for r in ok)}/{sum(r.routes_expected for r in ok)}", "",
         ])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -258,7 +264,7 @@ def details(r: AppResult) -> str:
     for title, items in (
         ("missed", r.missed), ("unexpected", r.unexpected), ("must-not hits", r.must_not_hits),
         ("kind mismatches", r.kind_mismatches), ("CLIENT over CLIENT", r.client_over_client),
-        ("spans on test code", r.test_spans), ("missing routes", r.missing_routes),
+        ("spans on test code", r.test_spans), ("duplicate span names", r.duplicate_names), ("missing routes", r.missing_routes),
     ):
         if items:
             out.append(f"{title} ({len(items)}):")
