@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from otelize.cli import cli, output, project_argument, reports_errors, resolve_settings, settings_options
+from otelize.cli import cli, echo_diff, output, project_argument, reports_errors, resolve_settings, settings_options
 from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL, BadInput
 
 INSTRUMENT_EPILOG = """\b
@@ -50,7 +50,7 @@ def instrument(
     **flags: Any,
 ) -> None:
     """Add OpenTelemetry packages, the SDK bootstrap and spans to the app."""
-    from otelize import report
+    from otelize import progress, report
     from otelize.api import instrument as run
 
     if sum(bool(x) for x in (show_diff, check, out_dir)) > 1:
@@ -67,18 +67,19 @@ def instrument(
     settings, rule_dirs = resolve_settings(path, flags)
     out = output()
     out.status(f"otelize: instrumenting {path} ...")
-    result = run(
-        path,
-        write=mode == "write",
-        out_dir=out_dir,
-        rule_dirs=rule_dirs or None,
-        settings=settings,
-        cache=use_cache,
-        cached_answer=report_file is None and not show_diff,
-    )
+    with progress.reporting(out.progress()):
+        result = run(
+            path,
+            write=mode == "write",
+            out_dir=out_dir,
+            rule_dirs=rule_dirs or None,
+            settings=settings,
+            cache=use_cache,
+            cached_answer=report_file is None and not show_diff,
+        )
     out.clear()
     if show_diff:
-        click.echo(report.unified_diff(result), nl=False)
+        echo_diff(report.unified_diff(result))
     if report_file is not None:
         text = report.render_json(result) if report_file.suffix == ".json" else report.render_markdown(result)
         try:
@@ -116,7 +117,7 @@ def strip(path: Path, show_diff: bool, check: bool) -> None:
     result = run(path, write=not (show_diff or check))
     if show_diff:
         changes = {p: (old, new if new is not None else b"") for p, (old, new) in result.changes.items()}
-        click.echo(report.diff_changes(changes), nl=False)
+        echo_diff(report.diff_changes(changes))
     out = output()
     for skip in result.kept:
         out.info(f"otelize: kept {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")

@@ -178,3 +178,44 @@ def test_plan_json_marks_files_left_alone(app: Path) -> None:
     (app / "src/services/userService.ts").write_text("// otelize-ignore-file\n" + (app / "src/services/userService.ts").read_text())
     analysis = analyze(app)
     assert analysis.left_alone == {"src/services/userService.ts": "ignored by comment"}
+
+
+def run_on_terminal(args: list[str]) -> tuple[int, str]:
+    """`python -m otelize ARGS` with stdout and stderr on one pseudo-terminal; what the terminal showed."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    proc = subprocess.Popen([sys.executable, "-m", "otelize", *args], stdout=slave, stderr=slave, cwd=REPO_ROOT, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    code = proc.wait(timeout=300)
+    os.close(master)
+    return code, b"".join(chunks).decode()
+
+
+def test_progress_on_a_terminal_counts_files_on_one_line() -> None:
+    code, shown = run_on_terminal(["instrument", str(SAMPLE_APP), "--check"])
+    assert code == 1
+    n = len(analyze(SAMPLE_APP).project.files)
+    assert f"\r\x1b[Kotelize: parsed {n}/{n} files" in shown
+    assert "otelize: edited " in shown
+    assert "\notelize: parsed" not in shown  # progress overwrites its line, never scrolls
+
+
+def test_diffs_and_plan_headings_are_coloured_on_a_terminal_only(app: Path) -> None:
+    code, shown = run_on_terminal(["instrument", str(app), "--diff"])
+    assert code == 0
+    assert "\x1b[32m+" in shown and "\x1b[36m@@" in shown
+    plain = run("instrument", str(app), "--diff").stdout
+    assert "\x1b[" not in plain and plain.startswith("--- a/")
+    code, shown = run_on_terminal(["plan", str(app)])
+    assert "\x1b[1mroutes (" in shown
