@@ -45,12 +45,20 @@ class Analysis:
         return self.graph.entry
 
     @cached_property
+    def left_alone(self) -> dict[str, str]:
+        """Files never edited because of a marker in them, with the reason (for the plan and the report)."""
+        reasons = {"ignore-file": "ignored by comment", "generated": "generated file (@generated / DO NOT EDIT)"}
+        out: dict[str, str] = {}
+        for path in sorted(self.facts):
+            for marker, reason in reasons.items():
+                if marker in self.facts[path].markers:
+                    out[path] = reason
+                    break
+        return out
+
+    @cached_property
     def editable(self) -> set[str]:
-        return {
-            p
-            for p, pf in self.parsed.items()
-            if pf.ok and p in self.facts and not {"generated", "ignore-file"} & set(self.facts[p].markers)
-        }
+        return {p for p, pf in self.parsed.items() if pf.ok and p in self.facts and p not in self.left_alone}
 
 
 def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
@@ -229,15 +237,15 @@ def run_workers(analysis: Analysis) -> list[Any]:
 
 
 def ignored_files(analysis: Analysis) -> list[Any]:
-    """A Skip for every file marked `// otelize-ignore-file` (never edited)."""
+    """A Skip for every file left alone for a marker in it (`// otelize-ignore-file`, `@generated`)."""
     from otelize.edits import Skip
 
     out = []
-    for path, facts in sorted(analysis.facts.items()):
-        if "ignore-file" in facts.markers:
-            source = analysis.parsed[path].source
-            line = source[: source.find(b"otelize-ignore-file")].count(b"\n") + 1
-            out.append(Skip(path, line, "<file>", "ignored by comment", "plan"))
+    for path, reason in analysis.left_alone.items():
+        source = analysis.parsed[path].source
+        marker = b"otelize-ignore-file" if reason == "ignored by comment" else None
+        line = source[: source.find(marker)].count(b"\n") + 1 if marker is not None else 1
+        out.append(Skip(path, line, "<file>", reason, "plan"))
     return out
 
 

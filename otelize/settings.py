@@ -190,6 +190,8 @@ def load_settings(root: str | Path, config: str | Path | None = None) -> Setting
             raise BadInput(f"{config}: no such config file")
     else:
         path, source = Path(root) / CONFIG_FILE, CONFIG_FILE
+        if path.is_dir():
+            raise BadInput(f"{(Path(root) / CONFIG_FILE).as_posix()}: is a folder, not a settings file")
         if not path.is_file():
             return Settings()
     return parse_settings(yamlio.load_file(path, source, BadInput), source, path.parent.resolve())

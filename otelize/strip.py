@@ -43,6 +43,8 @@ class StripResult:
     changes: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)  # path -> (old, new or None = delete)
     kept: list[Skip] = field(default_factory=list)  # instrumentation left alone, with the reason
     unwrapped: int = 0
+    lockfile: str | None = None  # the app's lockfile, when package.json lost packages it still lists
+    package_manager: str = "npm"
 
     @property
     def changed(self) -> bool:
@@ -289,6 +291,9 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
             result.kept.append(Skip(path, 1, path, "removing instrumentation would break the syntax; left as is", WORKER))
             continue
         result.changes[path] = (old, new)
+    result.package_manager = project.package_manager
+    if "package.json" in result.changes and project.lockfiles:
+        result.lockfile = sorted(project.lockfiles)[0]
     result.kept.sort(key=lambda s: (s.file, s.line, s.symbol))
     if write and result.changes:
         write_changes(project.root, {p: new for p, (_, new) in result.changes.items()})

@@ -64,6 +64,7 @@ class VerifyResult:
     command_output: list[str] = field(default_factory=list)  # last lines of the command's output
     semconv_source: str = ""
     pending_changes: int = 0
+    not_installed: str = ""  # the install command to run when the app's node_modules lack the OpenTelemetry API
 
     @property
     def missing(self) -> list[PlannedCheck]:
@@ -85,6 +86,7 @@ class VerifyResult:
             "command": self.command,
             "command_exit": self.command_exit,
             "command_output_tail": self.command_output,
+            "install_first": self.not_installed or None,
             "observed_spans": len(self.spans),
             "planned": [
                 {"name": p.name, "kind": p.kind, "worker": p.worker, "file": p.file, "line": p.line, "observed": p.observed}
@@ -269,8 +271,13 @@ def verify(
 ) -> VerifyResult:
     from otelize.discover import load_project
 
+    from otelize.report import next_steps
+
     project = load_project(root)
     app = project.root
+    install, _, test_cmd = next_steps(project.package_manager)
+    start_cmd = test_cmd.rsplit(" ", 1)[0] + " start"  # npm start, pnpm start, yarn start, bun run start
+    installed = any((d / "node_modules" / "@opentelemetry" / "api").is_dir() for d in (app, *app.parents))
     planned, pending, service = planned_spans(app, settings)
     semconv = load_semconv(app)
     out_dir = project.out_dir or "dist"
@@ -285,7 +292,7 @@ def verify(
             reqs = load_requests(requests_file)
             port = _free_port()
             env["PORT"] = str(port)
-            cmd = command or "npm start"
+            cmd = command or start_cmd
             proc = subprocess.Popen(
                 cmd, shell=True, cwd=app, env=env, stdout=log or captured, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -299,7 +306,7 @@ def verify(
                 _stop(proc)
             exit_code = proc.returncode
         else:
-            cmd = command or "npm test"
+            cmd = command or test_cmd
             try:
                 done = subprocess.run(
                     cmd, shell=True, cwd=app, env=env, stdout=log or captured, stderr=subprocess.STDOUT, timeout=timeout
@@ -312,6 +319,7 @@ def verify(
     result = analyse_spans(planned, spans, semconv)
     result.command, result.command_exit, result.command_output = cmd, exit_code, output
     result.semconv_source, result.pending_changes = semconv.source, pending
+    result.not_installed = "" if installed else install
     return result
 
 
@@ -333,6 +341,9 @@ def render_table(result: VerifyResult) -> str:
         f"invalid attribute keys (semconv {result.semconv_source}): {', '.join(d['invalid_attributes']) or 'none'}",
         f"duplicated spans: {', '.join(d['duplicates']) or 'none'}",
     ]
+    if result.not_installed:
+        lines.append(f"warning: node_modules has no @opentelemetry/api: run `{result.not_installed}` first; "
+                     "spans are missing because the packages are")
     if result.pending_changes:
         lines.append(f"warning: `otelize instrument` would still change {result.pending_changes} file(s); spans may be missing")
     return "\n".join(lines) + "\n"
