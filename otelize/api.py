@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 from typing import TYPE_CHECKING
 
 from otelize.discover import load_project
+from otelize.journal import recover_and_warn, run_lock
 from otelize.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,6 +107,7 @@ def analyze(
     from otelize.plan import build_plan
     from otelize.ruleset import load_rules
 
+    recover_and_warn(root)
     if settings is None:  # the library honours the app's .otelize.yaml too
         from otelize.settings import load_settings
 
@@ -290,7 +292,22 @@ def synthesize_plan(analysis: Analysis) -> Any:
         parts = edit_files(jobs_list, analysis.jobs, state)
     else:
         parts = _edit_with_cache(analysis, jobs_list, state)
-    return merge([synthesize(analysis.project.root, {}, kept)] + parts)
+    return merge([synthesize(analysis.project.root, {}, kept, analysed_bytes(analysis))] + parts)
+
+
+def analysed_bytes(analysis: Analysis) -> dict[str, bytes]:
+    """Every file's bytes as the analysis read them (sources and package.json)."""
+    out = {p: pf.source for p, pf in analysis.parsed.items()}
+    out["package.json"] = analysis.project.package_json_bytes
+    return out
+
+
+def expected_bytes(analysis: Analysis, changes: dict[str, tuple[bytes | None, Any]]) -> dict[str, bytes | None]:
+    """What every analysed or written file must still hold at write time (None: absent)."""
+    out: dict[str, bytes | None] = dict(analysed_bytes(analysis))
+    for path, (old, _) in changes.items():
+        out.setdefault(path, old)
+    return out
 
 
 def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, Any]) -> list[Any]:
@@ -328,6 +345,23 @@ def instrument(
     `.otelize-cache/` without any analysis (otelize.statecache; the result then
     has no analysis, so a caller that needs a diff or a report passes False).
     """
+    if write and out_dir is None:  # in place: one run at a time (otelize.journal)
+        with run_lock(root):
+            return _instrument(root, write, out_dir, rule_dirs, settings, jobs, cache, cached_answer)
+    return _instrument(root, write, out_dir, rule_dirs, settings, jobs, cache, cached_answer)
+
+
+def _instrument(
+    root: str | Path,
+    write: bool,
+    out_dir: str | Path | None,
+    rule_dirs: list[Path] | None,
+    settings: dict[str, Any] | None,
+    jobs: int | None,
+    cache: bool,
+    cached_answer: bool,
+) -> InstrumentResult:
+    recover_and_warn(root)
     key = None
     if cache and cached_answer and out_dir is None:
         from otelize import statecache
@@ -357,7 +391,8 @@ def instrument(
         write_copy(analysis.project.root, target, {p: new for p, (_, new) in syn.changes.items()}, ignore)
         result.written, result.out_dir = True, target
     elif write and syn.changes:
-        write_changes(analysis.project.root, {p: new for p, (_, new) in syn.changes.items()})
+        changes = {p: new for p, (_, new) in syn.changes.items()}
+        write_changes(analysis.project.root, changes, expected_bytes(analysis, syn.changes))
         result.written = True
     return result
 
