@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -395,6 +396,40 @@ def _instrument(
         write_changes(analysis.project.root, changes, expected_bytes(analysis, syn.changes))
         result.written = True
     return result
+
+
+def check_report_path(root: str | Path, report: Path) -> None:
+    """Refuse a `--report` path that is an existing file of the project (package.json, a
+    source file, anything), also through a symlink; an earlier otelize report may be replaced."""
+    from otelize.errors import BadInput
+
+    real_root = Path(root).resolve()
+    target = report.resolve()
+    if not (target == real_root or real_root in target.parents):
+        return
+    if not os.path.lexists(report) and not target.exists():
+        return
+    if target.is_file() and _is_report(target):
+        return
+    raise BadInput(f"{report}: is a file of the project; --report never overwrites one (choose a new path)")
+
+
+def _is_report(path: Path) -> bool:
+    """Whether `path` holds a report otelize wrote (markdown or JSON)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return False
+    if head.startswith(b"# otelize report: "):
+        return True
+    try:
+        import json
+
+        data = json.loads(head)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and list(data)[:4] == ["app", "spans", "skipped", "files"]
 
 
 COPY_IGNORE = ("node_modules", ".git", ".otelize-cache")

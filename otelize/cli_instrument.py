@@ -61,6 +61,10 @@ def instrument(
         raise BadInput(f"{report_file}: --report must end in .json or .md")
     if report_file is not None and not report_file.parent.is_dir():  # checked before anything is written
         raise BadInput(f"{report_file}: --report folder does not exist")
+    if report_file is not None:
+        from otelize.api import check_report_path
+
+        check_report_path(path, report_file)
     mode = "diff" if show_diff else "check" if check else "out" if out_dir else "write"
     settings, rule_dirs = resolve_settings(path, flags)
     out = output()
