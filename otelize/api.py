@@ -57,9 +57,11 @@ class Analysis:
 def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
     sources: list[tuple[str, bytes]] = []
     problems: list[tuple[str, str]] = []
+    from otelize.discover import read_regular
+
     for path in project.files:
         try:
-            sources.append((path, (project.root / path).read_bytes()))
+            sources.append((path, read_regular(project.root / path)))
         except OSError as exc:
             problems.append((path, f"unreadable ({exc.strerror})"))
     return sources, problems
