@@ -8,6 +8,7 @@ the key.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -126,10 +127,7 @@ def _validate_matcher(m: Any, source: str, where: str, scope: str) -> None:
         elif key in ("name", "class"):
             if not isinstance(value, str):
                 raise _err(source, here, "must be a regular expression string")
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise _err(source, here, f"invalid regular expression: {exc}") from None
+            _check_regex(value, source, here)
         elif key == "kind":
             if not isinstance(value, str) or not re.fullmatch(r"[a-z_]+", value):
                 raise _err(source, here, "must be a tree-sitter node kind such as `class_declaration`")
@@ -161,11 +159,38 @@ def _validate_matcher(m: Any, source: str, where: str, scope: str) -> None:
         elif key == "params":
             if not isinstance(value, dict) or not set(value) <= {"count", "min", "names"}:
                 raise _err(source, here, "must be a mapping with `count`, `min` or `names`")
+            if "names" in value:
+                if not isinstance(value["names"], str):
+                    raise _err(source, f"{here}.names", "must be a regular expression string")
+                _check_regex(value["names"], source, f"{here}.names")
         elif key == "exported":
             if not isinstance(value, bool):
                 raise _err(source, here, "must be true or false")
         else:
             raise _err(source, here, f"unknown matcher (allowed: {', '.join(LEAF_KEYS + COMBINATORS)})")
+
+
+@functools.lru_cache(maxsize=None)
+def rule_regex(pattern: str) -> Any:
+    """A rule's regular expression, compiled with RE2 (google-re2): matching takes time
+    linear in the name, whatever the pattern, so a rule from a repository cannot stall
+    a run with catastrophic backtracking (`(a+)+$`). RE2 has no backreferences or
+    lookaround; such a pattern is refused when the rule loads."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # the error becomes our one-line message, not a log line on stderr
+    return re2.compile(pattern, options=options)
+
+
+def _check_regex(value: str, source: str, where: str) -> None:
+    import re2
+
+    try:
+        rule_regex(value)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise _err(source, where, f"invalid regular expression (RE2 syntax: no backreferences or lookaround): {reason}") from None
 
 
 @dataclass
@@ -299,13 +324,13 @@ def _leaf(key: str, value: Any, ctx: MatchContext) -> bool:
         return _glob(value).match_file(ctx.path)
     if key == "name":
         if fn is not None:
-            return re.search(value, fn.name) is not None
+            return rule_regex(value).search(fn.name) is not None
         stem = ctx.path.rsplit("/", 1)[-1].split(".", 1)[0]
-        return re.search(value, stem) is not None
+        return rule_regex(value).search(stem) is not None
     if key == "class":
         if fn is not None:
-            return fn.class_name is not None and re.search(value, fn.class_name) is not None
-        return any(re.search(value, c.name) for c in ctx.facts.classes)
+            return fn.class_name is not None and rule_regex(value).search(fn.class_name) is not None
+        return any(rule_regex(value).search(c.name) for c in ctx.facts.classes)
     if key == "kind":
         if fn is not None:
             return fn.node_type == value
@@ -335,7 +360,7 @@ def _leaf(key: str, value: Any, ctx: MatchContext) -> bool:
             return False
         if "names" in value:
             pattern = value["names"]
-            return all(re.search(pattern, p.name) for p in fn.params) if fn.params else False
+            return all(rule_regex(pattern).search(p.name) for p in fn.params) if fn.params else False
         return True
     if key == "exported":
         if fn is not None:
