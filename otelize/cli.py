@@ -285,8 +285,8 @@ def settings_options(fn: F) -> F:
     return fn
 
 
-def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[dict[str, Any], list[Path]]:
-    """(api settings, extra rule dirs): the config file, then the flags over it."""
+def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[Any, list[Path]]:
+    """(settings, extra rule dirs): the config file, then the flags over it."""
     from otelize.settings import load_settings, with_flags
 
     flags = dict(flags)
@@ -294,7 +294,7 @@ def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[dict[str, Any],
     settings = with_flags(load_settings(path, config), **flags)
     if settings.source:
         output().detail(f"otelize: settings from {settings.source}")
-    return settings.to_api(), list(rule_dirs)
+    return settings, list(rule_dirs)
 
 
 def cache_option(fn: F) -> F:

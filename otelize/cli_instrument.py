@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from otelize.cli import cli, echo_diff, output, project_argument, reports_errors, resolve_settings, settings_options
-from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL, BadInput
+from otelize.errors import BadInput
 
 INSTRUMENT_EPILOG = """\b
 Examples:
@@ -93,9 +93,7 @@ def instrument(
     for skip in result.synthesis.skips:
         out.detail(f"otelize: skipped {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
     out.info(report.summary(result, mode=mode))
-    if (check or fail_on_change) and result.changed:
-        sys.exit(EXIT_CHANGES)
-    sys.exit(EXIT_PARTIAL if result.partial else EXIT_OK)
+    sys.exit(result.exit_code(check=check or fail_on_change))
 
 
 STRIP_EPILOG = """\b
@@ -139,6 +137,4 @@ def strip(path: Path, show_diff: bool, check: bool) -> None:
 
         out.info(f"otelize: next: `{next_steps(result.package_manager)[0]}` to drop the removed packages "
                  f"from {result.lockfile} and node_modules")
-    if check and result.changed:
-        sys.exit(EXIT_CHANGES)
-    sys.exit(EXIT_OK)
+    sys.exit(result.exit_code(check=check))

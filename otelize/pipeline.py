@@ -34,15 +34,14 @@ PARALLEL_MIN_FILES = 96  # below this, a pool costs more than it saves
 T = TypeVar("T")
 R = TypeVar("R")
 
-WORKER_MODULES = {
-    "dependency": "otelize.workers.dependency",
-    "config": "otelize.workers.config",
-    "http": "otelize.workers.http",
-    "service": "otelize.workers.service",
-    "database": "otelize.workers.database",
-    "cache": "otelize.workers.cache",
-    "external-api": "otelize.workers.external_api",
-}
+
+
+def run_task(ctx: Any, task: Any) -> WorkerResult:
+    """Dispatch one task to its worker's module (otelize.registry), in this process."""
+    from otelize.registry import BY_NAME
+
+    return importlib.import_module(BY_NAME[task.worker].module).run(ctx, task)
+
 
 _STATE: dict[str, Any] = {}  # per-process read-only state, set by the pool initializer
 
@@ -169,7 +168,7 @@ def edit_file(job: EditJob) -> Any:
         entry=_STATE["entry"],
         settings=_STATE["settings"],
     )
-    results = [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in job.tasks] + job.extra
+    results = [run_task(ctx, t) for t in job.tasks] + job.extra
     return synthesize(Path(_STATE["root"]), {job.path: pf}, results)
 
 
