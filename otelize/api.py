@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from typing import TYPE_CHECKING
 
 from otelize.discover import load_project
+from otelize.journal import recover_and_warn, run_lock
 from otelize.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,9 +66,11 @@ class Analysis:
 def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
     sources: list[tuple[str, bytes]] = []
     problems: list[tuple[str, str]] = []
+    from otelize.discover import read_regular
+
     for path in project.files:
         try:
-            sources.append((path, (project.root / path).read_bytes()))
+            sources.append((path, read_regular(project.root / path)))
         except OSError as exc:
             problems.append((path, f"unreadable ({exc.strerror})"))
     return sources, problems
@@ -123,6 +127,7 @@ def analyze(
     from otelize.plan import build_plan
     from otelize.ruleset import load_rules
 
+    recover_and_warn(root)
     settings = resolve_settings(root, settings)
     project = load_project(root, include=settings.include, exclude=settings.exclude)
     all_rule_dirs = list(settings.rules) + list(rule_dirs or [])
@@ -304,7 +309,22 @@ def synthesize_plan(analysis: Analysis) -> Any:
         parts = edit_files(jobs_list, analysis.jobs, state)
     else:
         parts = _edit_with_cache(analysis, jobs_list, state)
-    return merge([synthesize(analysis.project.root, {}, kept)] + parts)
+    return merge([synthesize(analysis.project.root, {}, kept, analysed_bytes(analysis))] + parts)
+
+
+def analysed_bytes(analysis: Analysis) -> dict[str, bytes]:
+    """Every file's bytes as the analysis read them (sources and package.json)."""
+    out = {p: pf.source for p, pf in analysis.parsed.items()}
+    out["package.json"] = analysis.project.package_json_bytes
+    return out
+
+
+def expected_bytes(analysis: Analysis, changes: dict[str, tuple[bytes | None, Any]]) -> dict[str, bytes | None]:
+    """What every analysed or written file must still hold at write time (None: absent)."""
+    out: dict[str, bytes | None] = dict(analysed_bytes(analysis))
+    for path, (old, _) in changes.items():
+        out.setdefault(path, old)
+    return out
 
 
 def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, Any]) -> list[Any]:
@@ -342,6 +362,23 @@ def instrument(
     `.otelize-cache/` without any analysis (otelize.statecache; the result then
     has no analysis, so a caller that needs a diff or a report passes False).
     """
+    if write and out_dir is None:  # in place: one run at a time (otelize.journal)
+        with run_lock(root):
+            return _instrument(root, write, out_dir, rule_dirs, settings, jobs, cache, cached_answer)
+    return _instrument(root, write, out_dir, rule_dirs, settings, jobs, cache, cached_answer)
+
+
+def _instrument(
+    root: str | Path,
+    write: bool,
+    out_dir: str | Path | None,
+    rule_dirs: list[Path] | None,
+    settings: dict[str, Any] | None,
+    jobs: int | None,
+    cache: bool,
+    cached_answer: bool,
+) -> InstrumentResult:
+    recover_and_warn(root)
     key = None
     if cache and cached_answer and out_dir is None:
         from otelize import statecache
@@ -368,9 +405,44 @@ def instrument(
         write_copy(analysis.project.root, target, {p: new for p, (_, new) in syn.changes.items()}, ignore)
         result.written, result.out_dir = True, target
     elif write and syn.changes:
-        write_changes(analysis.project.root, {p: new for p, (_, new) in syn.changes.items()})
+        changes = {p: new for p, (_, new) in syn.changes.items()}
+        write_changes(analysis.project.root, changes, expected_bytes(analysis, syn.changes))
         result.written = True
     return result
+
+
+def check_report_path(root: str | Path, report: Path) -> None:
+    """Refuse a `--report` path that is an existing file of the project (package.json, a
+    source file, anything), also through a symlink; an earlier otelize report may be replaced."""
+    from otelize.errors import BadInput
+
+    real_root = Path(root).resolve()
+    target = report.resolve()
+    if not (target == real_root or real_root in target.parents):
+        return
+    if not os.path.lexists(report) and not target.exists():
+        return
+    if target.is_file() and _is_report(target):
+        return
+    raise BadInput(f"{report}: is a file of the project; --report never overwrites one (choose a new path)")
+
+
+def _is_report(path: Path) -> bool:
+    """Whether `path` holds a report otelize wrote (markdown or JSON)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return False
+    if head.startswith(b"# otelize report: "):
+        return True
+    try:
+        import json
+
+        data = json.loads(head)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and list(data)[:4] == ["app", "spans", "skipped", "files"]
 
 
 COPY_IGNORE = ("node_modules", ".git", ".otelize-cache")

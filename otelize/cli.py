@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from otelize import __version__
-from otelize.errors import OtelizeError
+from otelize.errors import EXIT_INTERRUPTED, Interrupted, OtelizeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +30,8 @@ Exit codes:
   1  check found changes / verify incomplete
   2  bad input (no such path, no package.json, invalid JSON, not an Express app, bad rule file)
   3  partial: some files are unparsable and were left alone
+  4  nothing written: a file changed during the run, or another run holds the project's lock
+  130  interrupted (Ctrl-C, SIGTERM); the message says what state the tree is in
 """
 
 
@@ -151,17 +153,45 @@ def output() -> Output:
 
 
 def reports_errors(fn: F) -> F:
-    """Turn an OtelizeError into `otelize: error: <msg>` on stderr and its exit code. Never a traceback."""
+    """Turn an OtelizeError into `otelize: error: <msg>` on stderr and its exit code. Never a traceback.
+
+    Ctrl-C and SIGTERM become `otelize: interrupted: <state of the tree>` and
+    exit code 130 (a commit in progress defers them until it is complete:
+    otelize.journal). Warnings the library raises (OtelizeWarning) are printed
+    as `otelize: warning: <msg>`.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
+        from otelize.journal import OtelizeWarning
+
+        previous = _sigterm_as_interrupt()
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", OtelizeWarning)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    for w in caught:
+                        if issubclass(w.category, OtelizeWarning):
+                            output().info(f"otelize: warning: {w.message}")
+        except Interrupted as exc:
+            output().error(f"otelize: interrupted: {exc}")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            output().error(f"otelize: interrupted: {_tree_state()}")
+            sys.exit(EXIT_INTERRUPTED)
         except OtelizeError as exc:
             output().error(error_line(exc))
             sys.exit(exc.exit_code)
         finally:
             output().clear()
+            if previous is not None:
+                import signal
+
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
 
@@ -179,6 +209,28 @@ def verbosity_options(fn: F) -> F:
                       help="More detail on stderr (each skip, the settings file).")(fn)
     return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
                         help="Only warnings and errors on stderr.")(fn)
+
+
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does; returns the handler it replaced."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _tree_state() -> str:
+    from otelize.synthesize import COMMITTED
+
+    if COMMITTED[0]:
+        return f"after every change was written ({COMMITTED[0]} file(s)); the tree is consistent"
+    return "nothing was written"
 
 
 def project_argument(fn: F) -> F:
@@ -277,8 +329,8 @@ class OtelizeGroup(click.Group):
             click.echo(error_line(Exception(exc.format_message())), err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
-            click.echo("otelize: interrupted", err=True)
-            sys.exit(130)
+            click.echo("otelize: interrupted: nothing was written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -216,8 +216,17 @@ def _remove_run(members: tuple, i: int, j: int) -> list[Edit]:  # noqa: ANN001
     return []  # the whole object: left as is (an empty object would not round-trip)
 
 
-@gc_paused
 def strip(root: str | Path, *, write: bool = True) -> StripResult:
+    if not write:
+        return _strip(root, write)
+    from otelize.journal import run_lock
+
+    with run_lock(root):  # in place: one run at a time (otelize.journal)
+        return _strip(root, write)
+
+
+@gc_paused
+def _strip(root: str | Path, write: bool) -> StripResult:
     from otelize.api import analyze
     from otelize.synthesize import write_changes
     from otelize.workers import config as config_worker
@@ -296,7 +305,10 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
         result.lockfile = sorted(project.lockfiles)[0]
     result.kept.sort(key=lambda s: (s.file, s.line, s.symbol))
     if write and result.changes:
-        write_changes(project.root, {p: new for p, (_, new) in result.changes.items()})
+        from otelize.api import expected_bytes
+
+        changes = {p: new for p, (_, new) in result.changes.items()}
+        write_changes(project.root, changes, expected_bytes(analysis, result.changes))
     return result
 
 
