@@ -250,28 +250,38 @@ class Where:
         return _err(self.source, self.path + suffix, msg)
 
 
-class AllOf(Matcher):
+class _Combined(Matcher):
+    """A list of matchers, combined by `combine` (`all` or `any`)."""
+
+    combine: ClassVar[Callable[[Any], bool]]
+
+    def __init__(self, value: Any, where: Where) -> None:
+        self._set(_list_of_matchers(value, where))
+
+    def _set(self, parts: list[Matcher]) -> None:
+        self.parts = parts
+        self.uses_graph = any(p.uses_graph for p in parts)
+
+    @classmethod
+    def of(cls, parts: list[Matcher]) -> Matcher:
+        out = cls.__new__(cls)
+        out._set(parts)
+        return out
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        return self.combine(p(ctx) for p in self.parts)
+
+
+class AllOf(_Combined):
     """`all: [...]`, and every mapping (its keys must all hold)."""
 
     key = "all"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        self.parts = _list_of_matchers(value, where)
-        self.uses_graph = any(p.uses_graph for p in self.parts)
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        return all(p(ctx) for p in self.parts)
+    combine = staticmethod(all)
 
 
-class AnyOf(Matcher):
+class AnyOf(_Combined):
     key = "any"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        self.parts = _list_of_matchers(value, where)
-        self.uses_graph = any(p.uses_graph for p in self.parts)
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        return any(p(ctx) for p in self.parts)
+    combine = staticmethod(any)
 
 
 class Not(Matcher):
@@ -510,9 +520,7 @@ def compile_mapping(m: Any, where: Where) -> Matcher:
         parts.append(cls(value, where.at(f".{key}")))
     if len(parts) == 1:
         return parts[0]
-    out = AllOf.__new__(AllOf)
-    out.parts, out.uses_graph = parts, any(p.uses_graph for p in parts)
-    return out
+    return AllOf.of(parts)
 
 
 def compile_matcher(m: Any, source: str, where: str = "match") -> Matcher:

@@ -22,7 +22,7 @@ from tree_sitter import Node
 
 from otelize.parse import ParsedFile, captures, query, text
 
-from otelize.registry import SPAN_HELPERS
+from otelize.registry import SPAN_HELPERS  # the span helpers otel.ts exports, one per (kind, cache read)
 
 HELPERS = tuple(h.name for h in SPAN_HELPERS)  # the span helpers a wrapper may call (otelize.registry)
 FOOTER = b"});"
