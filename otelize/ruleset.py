@@ -144,6 +144,10 @@ def _validate_matcher(m: Any, source: str, where: str, scope: str) -> None:
                 query(value)
             except Exception as exc:  # tree_sitter raises QueryError subclasses
                 raise _err(source, here, f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
+            from otelize.parse import query_regexes
+
+            for pattern in query_regexes(value):
+                _check_regex(pattern, source, here)
         elif key == "express":
             if value not in EXPRESS_FACTS:
                 raise _err(source, here, f"must be one of {', '.join(EXPRESS_FACTS)}")
