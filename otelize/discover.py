@@ -46,10 +46,11 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
     pkg_file = root_path / "package.json"
     if not pkg_file.is_file():
         raise BadInput(f"{root}: no package.json found (otelize needs the root of a Node.js app)")
-    pkg_bytes = _read(pkg_file, "package.json")
-    pkg = loads_json(pkg_bytes, "package.json")
+    pkg_label = (Path(root) / "package.json").as_posix()  # as the user named the app: errors say which one
+    pkg_bytes = _read(pkg_file, pkg_label)
+    pkg = loads_json(pkg_bytes, pkg_label)
     if not isinstance(pkg, dict):
-        raise BadInput("package.json: top level must be a JSON object")
+        raise BadInput(f"{pkg_label}: top level must be a JSON object")
 
     express_range = _dependency_range(pkg, "express")
     if express_range is None:

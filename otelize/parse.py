@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Any
 
 import tree_sitter_typescript as tst
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
@@ -47,14 +48,19 @@ def query(source: str, tsx: bool = False) -> Query:
 def _predicate(name: str, args: list[tuple[str, str]], _pattern: int, caps: dict[str, list[Node]]) -> bool:
     if not name.startswith("otelize-") or len(args) != 2:
         return True  # not ours: as py-tree-sitter treats an unknown predicate
-    from otelize.ruleset import rule_regex
-
     kind = name[len("otelize-"):]
-    regex = rule_regex(args[1][0])
-    found = [regex.search((n.text or b"").decode("utf-8", "replace")) is not None for n in caps.get(args[0][0], [])]
+    test = _regex(args[1][0])
+    found = [test((n.text or b"").decode("utf-8", "replace")) for n in caps.get(args[0][0], [])]
     if kind.startswith("not-") or kind.startswith("any-not-"):
         found = [not f for f in found]
     return any(found) if kind.startswith("any-") else all(found)
+
+
+@cache
+def _regex(pattern: str) -> Any:
+    from otelize.ruleset import compile_regex
+
+    return compile_regex(pattern)
 
 
 def captures(q: Query, node: Node) -> dict[str, list[Node]]:

@@ -18,6 +18,7 @@ import os
 import shutil
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -69,6 +70,8 @@ def synthesize(
             spans_by_file.pop(path, None)
             continue
         syn.changes[path] = (old, new)
+        if path in spans_by_file:
+            spans_by_file[path] = shift_lines(old, edits[path], spans_by_file[path])
 
     for res in results:
         for nf in res.new_files:
@@ -82,6 +85,30 @@ def synthesize(
     syn.spans.sort(key=lambda s: (s.file, s.line, s.name))
     syn.skips.sort(key=lambda s: (s.file, s.line, s.symbol, s.reason))
     return syn
+
+
+def shift_lines(old: bytes, edits: list[Edit], spans: list[PlannedSpan]) -> list[PlannedSpan]:
+    """The spans with `new_line` set: each function's line once `edits` are applied to `old`.
+
+    A function's line moves by the newlines that the edits wholly before the
+    start of that line add or remove (one pass over edits and spans, both sorted).
+    """
+    line_starts = [0]
+    pos = old.find(b"\n")
+    while pos != -1:
+        line_starts.append(pos + 1)
+        pos = old.find(b"\n", pos + 1)
+    ordered = sorted(set(edits), key=lambda e: (e.start, e.end))
+    out: list[PlannedSpan] = []
+    i, delta = 0, 0
+    for span in sorted(spans, key=lambda s: s.line):
+        at = line_starts[min(span.line, len(line_starts)) - 1]
+        while i < len(ordered) and ordered[i].end <= at:
+            e = ordered[i]
+            delta += e.text.count(b"\n") - old.count(b"\n", e.start, e.end)
+            i += 1
+        out.append(replace(span, new_line=span.line + delta))
+    return out
 
 
 def merge(parts: list[Synthesis]) -> Synthesis:

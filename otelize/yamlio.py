@@ -66,14 +66,23 @@ def _check_aliases(data: str | bytes, allowed: bool) -> None:
 
 def load_file(path: Path, source: str, error: type[Exception]) -> Any:
     """Load a YAML file; any problem becomes a one-line `error` naming `source` (and the line)."""
+    text = None
     try:
-        return load(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
+        return load(text)
     except AliasError as exc:
         raise error(f"{source}: {exc.message} (line {exc.problem_mark.line + 1})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise error(f"{source}: invalid YAML{where}") from None
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        context = getattr(exc, "context", None)
+        why = "; ".join(str(p) for p in (context, problem) if p)
+        if mark is not None and text is not None:
+            line = (text.splitlines() or [""])[min(mark.line, max(len(text.splitlines()) - 1, 0))]
+            if mark.column < len(line) and line[mark.column] == "\t":
+                why += " (a tab: YAML indents with spaces only)"
+        raise error(f"{source}: invalid YAML{where}" + (f": {why}" if why else "")) from None
     except RecursionError:
         raise error(f"{source}: nested too deeply") from None
     except (OSError, UnicodeDecodeError) as exc:
