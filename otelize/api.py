@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from typing import TYPE_CHECKING
 
 from otelize.discover import load_project
-from otelize.journal import recover_and_warn, run_lock
+from otelize.journal import recover_and_warn, run_lock, sweep_temps
 from otelize.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,6 +130,7 @@ def analyze(
     recover_and_warn(root)
     settings = resolve_settings(root, settings)
     project = load_project(root, include=settings.include, exclude=settings.exclude)
+    sweep_temps(project.root, project.temp_files)
     all_rule_dirs = list(settings.rules) + list(rule_dirs or [])
     rules = load_rules(all_rule_dirs or None, switches=settings.rule_switches)
     sources, problems = read_sources(project)
@@ -385,6 +386,7 @@ def _instrument(
 
         settings = resolve_settings(root, settings)
         project = load_project(root, include=settings.include, exclude=settings.exclude)
+        sweep_temps(project.root, project.temp_files)
         key = statecache.fingerprint(project, settings.to_api(), list(settings.rules) + list(rule_dirs or []))
         if statecache.is_clean(project.root, key):
             from otelize.edits import Synthesis
@@ -402,7 +404,8 @@ def _instrument(
         statecache.remember_clean(analysis.project.root, key)
     if out_dir is not None:
         target, ignore = out_folder(analysis.project.root, Path(out_dir), analysis.project.out_dir)
-        write_copy(analysis.project.root, target, {p: new for p, (_, new) in syn.changes.items()}, ignore)
+        changes = {p: new for p, (_, new) in syn.changes.items()}
+        write_copy(analysis.project.root, target, changes, ignore, expected=expected_bytes(analysis, syn.changes))
         result.written, result.out_dir = True, target
     elif write and syn.changes:
         changes = {p: new for p, (_, new) in syn.changes.items()}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 import tree_sitter_typescript as tst
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
@@ -22,18 +24,53 @@ def _parser(tsx: bool) -> Parser:
     return Parser(language(tsx))
 
 
+# `#match?` and its variants are evaluated by py-tree-sitter with Python's `re`, which
+# backtracks: a rule's `(#match? @f "^(a+)+$")` took 54 s on a 29-character name. They
+# are renamed to custom predicates and evaluated here with RE2 (linear time), the
+# engine of the rules' `name`/`class` regexes (otelize.ruleset.rule_regex).
+_REGEX_PREDICATE = re.compile(r"#((?:any-)?(?:not-)?match\?)")
+_REGEX_STRINGS = re.compile(r'#(?:any-)?(?:not-)?match\?\s+@[\w.-]+\s+"((?:[^"\\]|\\.)*)"')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+
+
+def query_regexes(source: str) -> list[str]:
+    """The regexes of a query's `#match?`-style predicates (with tree-sitter's string escapes undone)."""
+    return [
+        re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), raw)
+        for raw in _REGEX_STRINGS.findall(source)
+    ]
+
+
 @cache
 def query(source: str, tsx: bool = False) -> Query:
-    """A compiled tree-sitter query (cached per grammar)."""
-    return Query(language(tsx), source)
+    """A compiled tree-sitter query (cached per grammar); regex predicates run on RE2 (see _REGEX_PREDICATE)."""
+    return Query(language(tsx), _REGEX_PREDICATE.sub(r"#otelize-\1", source))
+
+
+def _predicate(name: str, args: list[tuple[str, str]], _pattern: int, caps: dict[str, list[Node]]) -> bool:
+    if not name.startswith("otelize-") or len(args) != 2:
+        return True  # not ours: as py-tree-sitter treats an unknown predicate
+    kind = name[len("otelize-"):]
+    test = _regex(args[1][0])
+    found = [test((n.text or b"").decode("utf-8", "replace")) for n in caps.get(args[0][0], [])]
+    if kind.startswith("not-") or kind.startswith("any-not-"):
+        found = [not f for f in found]
+    return any(found) if kind.startswith("any-") else all(found)
+
+
+@cache
+def _regex(pattern: str) -> Any:
+    from otelize.ruleset import compile_regex
+
+    return compile_regex(pattern)
 
 
 def captures(q: Query, node: Node) -> dict[str, list[Node]]:
-    return QueryCursor(q).captures(node)
+    return QueryCursor(q).captures(node, predicate=_predicate)
 
 
 def matches(q: Query, node: Node) -> list[tuple[int, dict[str, list[Node]]]]:
-    return QueryCursor(q).matches(node)
+    return QueryCursor(q).matches(node, predicate=_predicate)
 
 
 def is_tsx(path: str) -> bool:

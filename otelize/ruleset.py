@@ -392,6 +392,13 @@ class TreeQuery(Matcher):
             query(value)
         except Exception as exc:  # tree_sitter raises QueryError subclasses
             raise where.error(f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
+        from otelize.parse import query_regexes
+
+        for pattern in query_regexes(value):  # `#match?` predicates run on RE2 too (otelize.parse)
+            try:
+                compile_regex(pattern)
+            except ValueError as exc:
+                raise where.error(f"invalid regular expression {exc}") from None
         self.source = value  # compiled per grammar (and cached) by parse.query
 
     def __call__(self, ctx: MatchContext) -> bool:

@@ -367,8 +367,12 @@ def write_copy(
     changes: dict[str, bytes | None],
     ignore: Callable[[str, list[str]], set[str]] | None = None,
     threads: int = 8,
+    expected: dict[str, bytes | None] | None = None,
 ) -> None:
     """Write a copy of the project at `src` with `changes` applied into `dest` (absent or empty).
+
+    `expected`: as for write_changes; checked once the copy is written, so a file
+    saved during the run or the copy leaves no copy at all (StaleInput).
 
     For `instrument --out`. Every file is created once, with its final bytes,
     and fsynced; the writes run in a few threads, since fsync waits on the disk,
@@ -443,6 +447,9 @@ def write_copy(
                 pass
         finally:  # on a failure, files not yet started are never started
             pool.shutdown(wait=True, cancel_futures=True)
+        stale = _stale(src, expected or {})
+        if stale is not None:
+            raise StaleInput(f"{stale}: changed while otelize was running; nothing was written (run it again)")
     except BaseException as exc:  # also Ctrl-C: leave dest as it was
         if dest_existed:
             for child in list(dest.iterdir()) if dest.is_dir() else []:
