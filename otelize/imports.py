@@ -16,6 +16,7 @@ from otelize.parse import ParsedFile, text
 from otelize.wrap import detect_style, ts_string
 
 WORKER = "imports"
+BOM = b"\xef\xbb\xbf"
 
 
 def _source_of(stmt: Node) -> str | None:
@@ -30,7 +31,12 @@ def _top_statements(pf: ParsedFile) -> list[Node]:
 
 
 def _line_start(src: bytes, pos: int) -> int:
-    return src.rfind(b"\n", 0, pos) + 1
+    """The start of `pos`'s line; on the first line, after a byte order mark (which stays
+    the file's first bytes)."""
+    start = src.rfind(b"\n", 0, pos) + 1
+    if start == 0 and src.startswith(BOM) and pos >= len(BOM):
+        return len(BOM)
+    return start
 
 
 def _before_attached_comments(pf: ParsedFile, stmt: Node) -> int:
