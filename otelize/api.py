@@ -144,6 +144,7 @@ def analyze(
         frozenset(settings.get("disabled_workers", ())),
         frozenset(settings.get("disabled_categories", ())),
         tuple(graph.entries),
+        frozenset(graph.use_handlers),
     )
     return analysis
 
