@@ -21,28 +21,10 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 from otelize.parse import ParsedFile, captures, query, text
+from otelize.registry import RECORD_ERROR, SPAN_HELPERS
 
-
-@dataclass(frozen=True)
-class SpanHelper:
-    """One exported span helper of the generated otel.ts (rendered from SPAN_HELPERS)."""
-
-    name: str  # the exported function the wrapper calls
-    kind: str  # the SpanKind member of its spans
-    doc: str  # its one-line doc comment
-    cache_read: bool = False  # sets `cache.hit` from the (awaited) result
-
-
-SPAN_HELPERS: tuple[SpanHelper, ...] = (
-    SpanHelper("withSpan", "INTERNAL",
-               "Runs `fn` inside an INTERNAL span; returns its result (see above for promises)."),
-    SpanHelper("withClientSpan", "CLIENT", "Runs `fn` inside a CLIENT span (database, cache, outgoing API calls)."),
-    SpanHelper("withCacheReadSpan", "CLIENT",
-               "Like withClientSpan, and sets `cache.hit` to whether the (awaited) result is neither undefined nor null.",
-               cache_read=True),
-)
-HELPERS = tuple(h.name for h in SPAN_HELPERS)
-RECORD = "recordActiveSpanError"  # the other export of otel.ts, for error middleware
+HELPERS = tuple(h.name for h in SPAN_HELPERS)  # the span helpers a wrapper may call (otelize.registry)
+RECORD = RECORD_ERROR.name  # the other export of otel.ts, for error middleware
 EXPORTS = (*HELPERS, RECORD)
 _IDENTIFIERS = "[(identifier) (shorthand_property_identifier_pattern) (shorthand_property_identifier)] @i"
 

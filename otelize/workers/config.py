@@ -22,7 +22,7 @@ from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext, is_generated
 from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
-from otelize.wrap import SPAN_HELPERS
+from otelize.registry import SPAN_HELPERS
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -81,7 +81,7 @@ def render_tracing(ctx: WorkerContext) -> bytes:
     return render(
         "tracing.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
-        service_name=ctx.settings.get("service_name") or ctx.project.name,
+        service_name=ctx.settings.service_name or ctx.project.name,
         service_version=ctx.project.version,
         exporter=protocol(ctx.settings),
         module=ctx.project.module,
