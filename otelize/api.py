@@ -163,6 +163,7 @@ def analyze(
         frozenset(settings.disabled_workers),
         frozenset(settings.disabled_categories),
         tuple(graph.entries),
+        frozenset(graph.use_handlers),
     )
     return analysis
 
