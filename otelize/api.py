@@ -132,13 +132,13 @@ def analyze(
     project = load_project(root, include=settings.include, exclude=settings.exclude)
     sweep_temps(project.root, project.temp_files)
     all_rule_dirs = list(settings.rules) + list(rule_dirs or [])
-    rules = load_rules(all_rule_dirs or None)
+    rules = load_rules(all_rule_dirs or None, switches=settings.rule_switches)
     sources, problems = read_sources(project)
     cache_key = None
     if cache:
         from otelize.scancache import rules_key
 
-        cache_key = rules_key(all_rule_dirs)
+        cache_key = rules_key(all_rule_dirs, settings.rule_switches)
         parsed, scans, jobs = _scan_with_cache(project.root, sources, rules, cache_key, jobs, settings)
     else:
         jobs = jobs if jobs is not None else settings.jobs or default_jobs(len(sources))
@@ -163,6 +163,7 @@ def analyze(
         frozenset(settings.disabled_workers),
         frozenset(settings.disabled_categories),
         tuple(graph.entries),
+        frozenset(graph.use_handlers),
     )
     return analysis
 

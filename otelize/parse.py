@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -133,6 +135,41 @@ def parse_source(path: str, source: bytes) -> ParsedFile:
     parsed = ParsedFile(path, source, tree, tsx, problem=source_problem(source))
     if tree.root_node.has_error:
         parsed.errors = syntax_errors(tree.root_node)
+    return parsed
+
+
+def reparse(before: ParsedFile, new: bytes, edits: Iterable[tuple[int, int, bytes]]) -> ParsedFile:
+    """`new` parsed incrementally from `before`'s tree: `new` is `before.source` with
+    `edits` ((start, end, text) byte ranges of the old source, none overlapping) applied.
+
+    Each splice is told to a copy of the old tree (`Tree.edit`, last splice first, so the
+    earlier offsets stay valid), and tree-sitter then re-parses only what changed. The
+    result is the tree a full parse of `new` gives.
+    """
+    old = before.source
+    line_starts = [0]
+    pos = old.find(b"\n")
+    while pos != -1:
+        line_starts.append(pos + 1)
+        pos = old.find(b"\n", pos + 1)
+
+    def point(offset: int) -> tuple[int, int]:
+        row = bisect.bisect_right(line_starts, offset) - 1
+        return row, offset - line_starts[row]
+
+    tree = before.tree.copy()
+    for start, end, text in sorted(set(edits), reverse=True):
+        start_point = point(start)
+        newlines = text.count(b"\n")
+        if newlines:
+            new_end_point = (start_point[0] + newlines, len(text) - text.rfind(b"\n") - 1)
+        else:
+            new_end_point = (start_point[0], start_point[1] + len(text))
+        tree.edit(start, end, start + len(text), start_point, point(end), new_end_point)
+    new_tree = _parser(before.tsx).parse(new, tree)
+    parsed = ParsedFile(before.path, new, new_tree, before.tsx, problem=source_problem(new))
+    if new_tree.root_node.has_error:
+        parsed.errors = syntax_errors(new_tree.root_node)
     return parsed
 
 

@@ -29,7 +29,7 @@ from otelize.edits import Edit, PlannedSpan, Synthesis, WorkerResult, apply_edit
 from otelize import journal
 from otelize.errors import BadInput, EditConflict, Interrupted, OtelizeError, StaleInput
 from otelize.imports import import_edits
-from otelize.parse import ParsedFile, parse_source
+from otelize.parse import ParsedFile, parse_source, reparse
 
 
 def synthesize(
@@ -67,7 +67,7 @@ def synthesize(
         new = apply_edits(old, edits[path])
         if new == old:
             continue
-        problem = _validate(path, old, new, parsed.get(path))
+        problem = _validate(path, old, new, parsed.get(path), edits[path])
         if problem is not None:
             syn.reverted.append((path, problem))
             spans_by_file.pop(path, None)
@@ -143,14 +143,19 @@ def _read(path: Path) -> bytes:
         raise BadInput(f"{path.name}: cannot read ({exc.strerror})") from None
 
 
-def _validate(path: str, old: bytes, new: bytes, before: ParsedFile | None) -> str | None:
+def _validate(path: str, old: bytes, new: bytes, before: ParsedFile | None, edits: list[Edit]) -> str | None:
+    """None when `new` is as sound as `old`, else why not. A source file is re-parsed
+    incrementally from the tree it was analysed with (otelize.parse.reparse)."""
     if path.endswith(".json"):
         try:
             json.loads(new.decode("utf-8-sig"))
         except (ValueError, UnicodeDecodeError) as exc:
             return f"edit produced invalid JSON ({exc})"
         return None
-    after = parse_source(path, new)
+    if before is not None and before.source == old:
+        after = reparse(before, new, ((e.start, e.end, e.text) for e in edits))
+    else:
+        after = parse_source(path, new)
     was_ok = before.ok if before is not None else parse_source(path, old).ok
     if was_ok and not after.ok:
         line, col, kind = after.errors[0] if after.errors else (0, 0, after.problem or "?")
