@@ -93,6 +93,10 @@ REGISTRY: tuple[Worker, ...] = (
         helpers=(WITH_CACHE_READ_SPAN, WITH_CLIENT_SPAN),
     ),
     Worker("external-api", "otelize.workers.external_api", FILES, (Category("external-api", "#d9d2e9"),), helpers=(WITH_CLIENT_SPAN,)),
+    Worker(
+        "messaging", "otelize.workers.messaging", FILES, (Category("messaging", "#d0e0e3"),),
+        helpers=(Helper("withConsumerSpan", "CONSUMER", doc="Runs `fn` inside a CONSUMER span (a queue or stream consumer's handler)."), WITH_SPAN),
+    ),
 )
 
 OTHER = Category("other", "#ffffff")  # classified as nothing a worker serves
