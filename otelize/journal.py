@@ -229,6 +229,11 @@ def recover(root: str | os.PathLike[str]) -> str | None:
             return _recover(real)
     except Busy:
         return None
+    except OSError as exc:  # a read-only tree, say: the journal stays for a run that can
+        return (
+            f"an earlier run was interrupted while writing and cannot be finished now ({exc.strerror}); "
+            f"{JOURNAL} is kept for the next run"
+        )
 
 
 def _recover(root: Path) -> str | None:
@@ -292,6 +297,22 @@ def _recover(root: Path) -> str | None:
         shown = ", ".join(conflicts[:5]) + (", ..." if len(conflicts) > 5 else "")
         msg += f"; changed since and left as they are: {shown}"
     return msg
+
+
+def sweep_temps(root: Path, temps: list[str]) -> None:
+    """Remove `.otelize-*.tmp` files (found by discovery) that no running otelize owns:
+    left by a run killed before the journal existed (older otelize versions)."""
+    if not temps:
+        return
+    try:
+        with run_lock(root, wait=0):
+            if pending(root):
+                return  # recover() owns these
+            gone = sum(1 for rel in temps if _inside(root, rel) and _unlink(root / rel))
+    except Busy:
+        return  # another run is writing: they are its own
+    if gone:
+        warnings.warn(f"removed {gone} temp file(s) (.otelize-*.tmp) left by an interrupted run", OtelizeWarning, stacklevel=2)
 
 
 def recover_and_warn(root: str | os.PathLike[str]) -> None:

@@ -57,7 +57,11 @@ def _err(source: str, key: str, msg: str) -> RuleError:
 
 def load_rule_file(path: Path, display: str | None = None) -> Rule:
     source = display or path.name
-    return parse_rule(yamlio.load_file(path, source, RuleError), source)
+    rule = parse_rule(yamlio.load_file(path, source, RuleError), source)
+    stem = path.name.rsplit(".", 1)[0]
+    if rule.id != stem:  # ids are how rules override each other: one file per id, named after it
+        raise _err(source, "id", f"`{rule.id}` must equal the file name (`{stem}`): rename the file or the id")
+    return rule
 
 
 def parse_rule(data: Any, source: str) -> Rule:
@@ -109,8 +113,12 @@ class RuleSet:
         return next((r for r in self.all_rules if r.id == rid), None)
 
 
-def load_rules(rule_dirs: list[Path] | None = None, profile: Path | None = None) -> RuleSet:
-    """Built-in rules, then each extra dir in order; a later rule with the same id overrides."""
+def load_rules(
+    rule_dirs: list[Path] | None = None, profile: Path | None = None, switches: dict[str, bool] | None = None
+) -> RuleSet:
+    """Built-in rules, then each extra dir in order; a later rule with the same id overrides.
+
+    `switches` turns single rules on or off by id (`--enable` / `--disable RULE_ID`), over the profile."""
     from otelize.resources import data_dir
 
     builtin = data_dir("rules")
@@ -128,6 +136,17 @@ def load_rules(rule_dirs: list[Path] | None = None, profile: Path | None = None)
     profile_path = profile or builtin / "profile.yaml"
     enabled_ids, overrides = _load_profile(profile_path, found)
     user_ids = {r.id for d in dirs[1:] for r in found.values() if r.source.startswith(f"{d.name}/")}
+    for rid, on in sorted((switches or {}).items()):
+        if rid not in found:
+            from otelize.registry import CATEGORIES, WORKERS
+
+            known = sorted(set(found) | set(WORKERS) | set(CATEGORIES))
+            close = difflib.get_close_matches(rid, known, n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise RuleError(f"--{'enable' if on else 'disable'} {rid}: not a worker, a category or a rule id{hint}")
+        (enabled_ids.add if on else enabled_ids.discard)(rid)
+        if not on:
+            user_ids.discard(rid)
     enabled = []
     for rid in sorted(found):
         if rid in enabled_ids or rid in user_ids:
@@ -373,6 +392,13 @@ class TreeQuery(Matcher):
             query(value)
         except Exception as exc:  # tree_sitter raises QueryError subclasses
             raise where.error(f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
+        from otelize.parse import query_regexes
+
+        for pattern in query_regexes(value):  # `#match?` predicates run on RE2 too (otelize.parse)
+            try:
+                compile_regex(pattern)
+            except ValueError as exc:
+                raise where.error(f"invalid regular expression {exc}") from None
         self.source = value  # compiled per grammar (and cached) by parse.query
 
     def __call__(self, ctx: MatchContext) -> bool:
