@@ -21,7 +21,6 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext, is_generated
-from otelize.wrap import SPAN_HELPERS
 from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
 from otelize.registry import SPAN_HELPERS
 
