@@ -379,6 +379,9 @@ def _prototype_classes(facts: FileFacts, constructors: dict[str, Node]) -> None:
         if node is None or any(c.name == name for c in facts.classes):
             continue
         fact = ClassFact(name=name, line=line_of(node), start=node.start_byte, end=node.end_byte)
+        for fn in facts.functions:
+            if fn.start == node.start_byte and fn.class_name is None:
+                fn.is_constructor = True  # called with `new`: no span, as for a class constructor
         body = node.child_by_field_name("body")
         for stmt in body.named_children if body is not None else []:
             expr = stmt.named_children[0] if stmt.type == "expression_statement" and stmt.named_children else None

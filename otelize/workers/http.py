@@ -12,7 +12,7 @@ from otelize.edits import Edit, ImportRequest, Skip, WorkerResult
 from otelize.parse import ParsedFile, text
 from otelize.registry import RECORD_ERROR
 from otelize.workers.base import Task, WorkerContext
-from otelize.workers.spans import helper_specifier
+from otelize.workers.spans import helper_specifier, uses_require
 from otelize.wrap import detect_style
 
 RECORD = RECORD_ERROR.name
@@ -56,7 +56,7 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
             result.skips.append(Skip(path, fn.line, qualname, "error parameter is destructured", task.worker))
             continue
         body, first = first_statement(pf, fn.body_start, fn.body_end)
-        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), (RECORD,), False, task.worker))
+        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), (RECORD,), False, task.worker, uses_require(ctx, path)))
         if is_record_call(first, param):
             continue
         stmt = record_statement(param, style.semicolons)
