@@ -22,7 +22,8 @@ Examples:
 \b
 Exit codes: 0 done or nothing to do, 1 --check found changes (or files were
 changed with --exit-nonzero-on-change), 2 bad input, 3 partial (some files
-unparsable and left untouched).
+unparsable and left untouched), 4 the project changed during the run, 5 nothing
+to instrument (no source files, or no route and no function to wrap; nothing written).
 """
 
 

@@ -200,6 +200,7 @@ def extract(parsed: ParsedFile) -> FileFacts:
         _export(node, facts)
     for node in sorted(caps.get("assign", []), key=lambda n: n.start_byte):
         _commonjs_export(node, facts)
+    _constructor_arguments(facts, caps.get("var", []))
     if any(fn.kind == "method" and fn.class_name and not any(c.name == fn.class_name for c in facts.classes) for fn in functions):
         constructors = {
             text(n.child_by_field_name("name")): n for n in caps.get("function", []) if n.type == "function_declaration"
@@ -369,6 +370,31 @@ def _commonjs_js_export(right: Node, facts: FileFacts) -> None:
         if members:
             facts.exports.setdefault("=", "default")
             facts.objects["default"] = [text(p.child_by_field_name("name") or p.child_by_field_name("key")) for p in members]
+
+
+def _constructor_arguments(facts: FileFacts, declarators: list[Node]) -> None:
+    """`const orderService = new OrderService(db, userService)` at module level, with
+    `constructor(db, users) { this.users = users; }`: without types (JavaScript), the field
+    holds what the one instantiation in this file passes, so `this.users.find()` resolves
+    through `userService`. Fields whose constructor parameter is typed keep their type."""
+    calls: dict[str, list[Node]] = {}
+    for node in declarators:
+        value = node.child_by_field_name("value")
+        if value is not None and value.type == "new_expression" and _is_module_level(node):
+            calls.setdefault(text(value.child_by_field_name("constructor")), []).append(value)
+    for cls in facts.classes:
+        if len(calls.get(cls.name, [])) != 1:
+            continue  # none, or several instances with (maybe) different collaborators
+        ctor = facts.function(f"{cls.name}.constructor")
+        args = calls[cls.name][0].child_by_field_name("arguments")
+        if ctor is None or args is None:
+            continue
+        values = [a for a in args.named_children if a.type != "comment"]
+        for i, param in enumerate(ctor.params):
+            if i < len(values) and values[i].type == "identifier" and param.name == param.text:  # an untyped parameter
+                for field_name, held in list(cls.field_types.items()):
+                    if held == "@" + param.name:
+                        cls.field_types[field_name] = "@" + text(values[i])
 
 
 def _prototype_classes(facts: FileFacts, constructors: dict[str, Node]) -> None:

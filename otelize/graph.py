@@ -182,6 +182,8 @@ def build_graph(project: Project, facts: dict[str, FileFacts]) -> AppGraph:
         if loc is None:
             return None
         vfile, vname = loc
+        if vname == "*":  # a required CommonJS module whose value is an instance: `module.exports = new X()`
+            vname = facts[vfile].exports.get("=", "*")
         cls = facts[vfile].instances.get(vname)
         if cls is None:
             return None
