@@ -22,7 +22,9 @@ from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext, is_generated
 from otelize.workers.spans import uses_require
+from otelize.wrap import SPAN_HELPERS
 from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
+from otelize.registry import SPAN_HELPERS
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -110,6 +112,7 @@ def render_helper(ctx: WorkerContext | None = None) -> bytes:
     rendered = render(
         "otel.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
+        helpers=SPAN_HELPERS,
         added_packages=added_packages(ctx) if ctx is not None else None,
     )
     return _in_app_language(ctx, rendered) if ctx is not None else rendered
