@@ -418,7 +418,7 @@ def _instrument(
 
 def nothing_to_instrument(analysis: Analysis) -> str | None:
     """Why otelize can do nothing useful for this app (None when it can): no source file it
-    reads, or neither an Express route (for the HTTP spans) nor a function to wrap."""
+    reads, or neither an Express app or route (for the HTTP spans) nor a function to wrap."""
     from otelize.discover import JS_SOURCE_SUFFIXES, SOURCE_SUFFIXES
     from otelize.registry import MAIN_WORKERS
 
@@ -428,12 +428,12 @@ def nothing_to_instrument(analysis: Analysis) -> str | None:
         return f"nothing to instrument: no source files ({kinds}) found under {project.root.name}/"
     if not analysis.facts:
         return f"nothing to instrument: none of the {len(project.files)} source file(s) could be read"
-    if analysis.graph.routes or any(t.worker not in MAIN_WORKERS for t in analysis.tasks):
-        return None
+    if analysis.graph.routes or analysis.entry or any(t.worker not in MAIN_WORKERS for t in analysis.tasks):
+        return None  # an app that starts (express(), listen) gets the HTTP server spans at least
     disabled = sorted(analysis.settings.disabled_workers)
     hint = f" (workers turned off: {', '.join(disabled)})" if disabled else ""
     return (
-        f"nothing to instrument: {len(analysis.facts)} source file(s) read, but no Express route and no "
+        f"nothing to instrument: {len(analysis.facts)} source file(s) read, but no Express app, no route and no "
         f"service, database, cache or API-client function to wrap{hint}; nothing written"
     )
 

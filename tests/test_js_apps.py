@@ -7,6 +7,7 @@ The runtime side (span trees, the apps' own tests, verify) is tests/test_e2e_tra
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -172,10 +173,14 @@ def test_graph_resolves_calls_through_required_modules():
 @pytest.mark.parametrize("module", ["commonjs", "esm"])
 @pytest.mark.parametrize("template", ["otel.ts.j2", "tracing.ts.j2"])
 def test_generated_javascript_has_no_types_and_checks_with_node(template, module, tmp_path):
-    ctx = {"generated_header": "// g", "added_packages": ["@opentelemetry/api"]}
     if template == "tracing.ts.j2":
+        ctx = {"generated_header": "// g", "added_packages": ["@opentelemetry/api"]}
         ctx.update(service_name="s", service_version="1", exporter="http/protobuf", module=module, health_paths=["/health"])
-    ts = render(template, **ctx)
+        ts = render(template, **ctx)
+    else:
+        from otelize.workers.config import render_helper
+
+        ts = render_helper()  # the TypeScript helper, as a TypeScript app gets it
     js = to_javascript(ts, module)
     tree = parse_source("x.js", js)
     assert tree.ok
@@ -193,7 +198,8 @@ def test_generated_javascript_has_no_types_and_checks_with_node(template, module
     if template == "otel.ts.j2":
         assert b"@param {() => T} fn" in js  # JSDoc types for editors
         if module == "commonjs":
-            assert js.rstrip().endswith(b"module.exports = { withSpan, withClientSpan, withCacheReadSpan, recordActiveSpanError };")
+            exported = re.findall(rb"^export function (\w+)", ts, re.M)  # every export of the TypeScript helper
+            assert exported and js.rstrip().endswith(b"module.exports = { " + b", ".join(exported) + b" };")
     if HAS_NODE:
         path = tmp_path / ("out.cjs" if module == "commonjs" else "out.mjs")
         path.write_bytes(js)
@@ -276,7 +282,7 @@ def test_cjs_file_in_an_esm_package_is_skipped_with_a_reason(tmp_path):
     "files, message",
     [
         ({}, "nothing to instrument: no source files"),
-        ({"util.js": "const x = 1;\nmodule.exports = x;\n"}, "no Express route and no service, database, cache or API-client function"),
+        ({"util.js": "const x = 1;\nmodule.exports = x;\n"}, "no Express app, no route and no service, database, cache or API-client function"),
     ],
 )
 def test_nothing_to_instrument_exits_5_and_writes_nothing(tmp_path, files, message):
