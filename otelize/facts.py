@@ -397,6 +397,12 @@ def _constructor_arguments(facts: FileFacts, declarators: list[Node]) -> None:
                         cls.field_types[field_name] = "@" + text(values[i])
 
 
+def _required_project_module(facts: FileFacts, name: str) -> bool:
+    """`const app = require('./config/express'); app.listen(port)`: the app is built in another
+    module of the project and started here (bin/www, index.js), so this file is the entry."""
+    return any(imp.kind == "require" and imp.default == name and imp.module.startswith(".") for imp in facts.imports)
+
+
 def _prototype_classes(facts: FileFacts, constructors: dict[str, Node]) -> None:
     """A constructor function with `X.prototype.m = function () {}` methods is a class:
     its `this.x = new Y()` / `this.x = param` fields type calls of its methods."""
@@ -933,7 +939,9 @@ def _call(
         facts.calls.append(CallFact(caller.qualname if caller else "<module>", chain, line_of(node), is_new))
         if chain == ("fetch",) or chain == ("globalThis", "fetch"):
             facts.has_fetch = True
-        if len(chain) == 2 and chain[1] == "listen" and (chain[0] in facts.apps or chain[0] in facts.servers):
+        if len(chain) == 2 and chain[1] == "listen" and (
+            chain[0] in facts.apps or chain[0] in facts.servers or _required_project_module(facts, chain[0])
+        ):
             facts.listen_line = line_of(node)
     if is_new:
         return

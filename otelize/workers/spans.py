@@ -223,6 +223,8 @@ def wrap_file(
         reason = eligibility(fn, pf, facts)
         if reason is None and mismatch is not None:
             reason = mismatch
+        if reason is None and fn.qualname in task.option("error_handlers", ()):
+            reason = "error-handling middleware (the http worker records the error on the active span)"
         if reason is None and fn.start in wrapped:
             reason = "nested inside a function that is already wrapped"
         if reason is not None:
