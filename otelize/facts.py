@@ -157,6 +157,17 @@ class FileFacts:
     aliases: dict[str, str] = field(default_factory=dict)  # `const apiRouter = router` -> {"apiRouter": "router"}
     routes: list[RouteReg] = field(default_factory=list)
     listen_line: int | None = None
+    # route owners beyond module routers/apps (routefacts): owner id -> "app" (class
+    # property `this.app = express()`), "param-router" / "param-app" (`(app: Router) =>`,
+    # id "<function>:<param>"), "controller" (decorators), "generated" (tsoa's routes file)
+    route_owners: dict[str, str] = field(default_factory=dict)
+    param_scopes: dict[str, dict[str, str]] = field(default_factory=dict)  # function -> {param: owner}
+    param_routers: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # function -> [(index, owner)]
+    returns_router: dict[str, str] = field(default_factory=dict)  # function -> the router/app it returns
+    router_args: list = field(default_factory=list)  # routefacts.RouterArg: `auth(app)`
+    class_constants: dict[str, str] = field(default_factory=dict)  # "Class.prop" -> string literal
+    controllers: list = field(default_factory=list)  # routefacts.Controller (decorator routes)
+    framework_mounts: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     servers: list[str] = field(default_factory=list)  # `const app = createApp()` (from ./x) / `http.createServer(app)`
     express_imported: bool = False
     markers: list[str] = field(default_factory=list)  # "generated", "ignore-file"
@@ -201,8 +212,13 @@ def extract(parsed: ParsedFile) -> FileFacts:
     for node in sorted(caps.get("assign", []), key=lambda n: n.start_byte):
         _commonjs_export(node, facts)
 
-    for node in sorted(caps.get("call", []), key=lambda n: n.start_byte):
+    from otelize import routefacts
+
+    route_caps = routefacts.owners(root, parsed.tsx, facts, functions, starts, express_names)
+    call_nodes = sorted(caps.get("call", []), key=lambda n: n.start_byte)
+    for node in call_nodes:
         _call(node, facts, functions, starts, express_names)
+    routefacts.after_calls(parsed.source, route_caps, call_nodes, facts, functions, starts)
     _dedupe(facts)
     return facts
 
@@ -809,6 +825,10 @@ def _call(
         obj = callee.child_by_field_name("object")
         if method in REGISTRATION_METHODS and obj is not None:
             owner, path_prefix = _route_owner(obj, facts)
+            if owner is None:
+                from otelize.routefacts import chain_owner
+
+                owner, path_prefix = chain_owner(obj, facts, functions, starts, express_names)
             if owner is not None:
                 args = node.child_by_field_name("arguments")
                 arg_nodes = [a for a in (args.named_children if args is not None else []) if a.type != "comment"]
@@ -835,11 +855,23 @@ def _path_values(node: Node, facts: FileFacts) -> list[str] | None:
         return ["~" + text(node)]
     value = _string_value(node)
     if value is not None:
+        if "\\" in value:
+            from otelize.routefacts import decode_escapes
+
+            value = decode_escapes(value)
         return [value]
     if node.type == "identifier" and text(node) in facts.constants:
         return [facts.constants[text(node)]]
     if node.type == "identifier" and node.next_named_sibling is not None and text(node) in _imported_names(facts):
         return ["$" + text(node)]  # an imported constant: the graph resolves it (a path is never the last argument)
+    if node.type == "template_string":
+        from otelize.routefacts import template_path
+
+        return [p] if (p := template_path(node, facts)) is not None else None
+    if node.type == "member_expression":
+        from otelize.routefacts import member_path
+
+        return [p] if (p := member_path(node, facts)) is not None else None
     if node.type == "array" and node.named_children:
         values = [_path_values(c, facts) for c in node.named_children if c.type != "comment"]
         if all(v is not None and len(v) == 1 for v in values):
@@ -877,6 +909,10 @@ def _handler(node: Node) -> HandlerRef | None:
         return HandlerRef("identifier", text(node), line_of(node))
     if node.type == "member_expression":
         chain = _chain(node)
+        obj = node.child_by_field_name("object")
+        if chain is None and obj is not None and obj.type == "new_expression":  # `new UsersRoute().router`
+            ctor = text(obj.child_by_field_name("constructor"))
+            return HandlerRef("member", f"{ctor}.{text(node.child_by_field_name('property'))}", line_of(node))
         return HandlerRef("member", ".".join(chain) if chain else text(node), line_of(node))
     if node.type in ("arrow_function", "function_expression", "function"):
         params = node.child_by_field_name("parameters")
