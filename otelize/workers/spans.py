@@ -7,6 +7,7 @@ wrapped safely and produces the edit, the import request and the report entries.
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
@@ -19,6 +20,7 @@ from otelize.parse import ParsedFile, captures, query, text
 from otelize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, same_header, wrap_interior,
 )
+from otelize.registry import Helper
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -34,8 +36,8 @@ class SpanSpec:
     """What a worker wants for one function."""
 
     name: str
-    kind: str  # INTERNAL | CLIENT
-    helper: str  # withSpan | withClientSpan | withCacheReadSpan
+    kind: str  # the helper's span kind: INTERNAL | CLIENT | ...
+    helper: str  # a helper of otelize.registry: withSpan | withClientSpan | ...
     attributes: tuple[tuple[str, str], ...]  # key -> TypeScript expression
     report_attributes: tuple[tuple[str, object], ...]  # key -> value for the report (literal or "<param>")
 
@@ -106,6 +108,27 @@ def module_mismatch(ctx: WorkerContext, file: str) -> str | None:
     return None
 
 
+class _Intervals:
+    """Disjoint byte ranges [start, end) of the functions wrapped so far, kept sorted.
+
+    Membership is a bisection (n log n over a file, not n²: one file of 25,000
+    methods used to spend minutes comparing every function with every wrapped one).
+    """
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, start: int, end: int) -> None:
+        i = bisect.bisect_right(self._starts, start)
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+
+    def __contains__(self, offset: int) -> bool:
+        i = bisect.bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self._ends[i]
+
+
 def wrap_file(
     ctx: WorkerContext,
     task: Task,
@@ -123,13 +146,13 @@ def wrap_file(
     facts = ctx.facts[path]
     style = detect_style(pf)
     helpers: set[str] = set()
-    wrapped: list[tuple[int, int]] = []
+    wrapped = _Intervals()
     mismatch = module_mismatch(ctx, path)
     for fn in functions if functions is not None else candidates(facts):
         reason = eligibility(fn, pf, facts)
         if reason is None and mismatch is not None:
             reason = mismatch
-        if reason is None and any(s <= fn.start < e for s, e in wrapped):
+        if reason is None and fn.start in wrapped:
             reason = "nested inside a function that is already wrapped"
         if reason is not None:
             result.skips.append(Skip(path, fn.line, fn.qualname, reason, task.worker))
@@ -150,6 +173,7 @@ def wrap_file(
             inner = arrow.child_by_field_name("body")
             start, end = existing.parent.start_byte, inner.start_byte + 1
             current = pf.source[start:end]
+            planned = replace(planned, added=False)
             if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
             elif _outdated_own_header(existing, current, spec, fn, path, style):
@@ -170,7 +194,7 @@ def wrap_file(
             result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
             continue
         result.edits.append(Edit.replace(path, start, end, new, task.worker))
-        wrapped.append((fn.start, fn.end))
+        wrapped.add(fn.start, fn.end)
         result.spans.append(planned)
         helpers.add(spec.helper)
     if helpers:
@@ -229,7 +253,7 @@ def span_base_name(fn: FunctionFact, path: str) -> str:
 
 def span_name(ctx: WorkerContext, fn: FunctionFact, path: str) -> str:
     """The span name in the `span_naming` style of the settings (code.function.name keeps `class.method`)."""
-    return name_in_style(ctx.settings.get("span_naming") or "class.method", fn, path)
+    return name_in_style(ctx.settings.span_naming, fn, path)
 
 
 def names_in_every_style(fn: FunctionFact, path: str) -> set[str]:
@@ -253,17 +277,17 @@ def make_spec(
     path: str,
     fn: FunctionFact,
     style: Style,
-    kind: str,
-    helper: str,
+    helper: Helper,
     extra: list[tuple[str, str, object]],
     name: str | None = None,
 ) -> SpanSpec:
+    """The span for `fn`: its name, the helper's kind, the code attributes and `extra`."""
     attrs = code_attributes(ctx, path, fn, style.quote) + extra
     attrs.sort(key=lambda a: a[0])
     return SpanSpec(
         name or span_name(ctx, fn, path),
-        kind,
-        helper,
+        helper.kind or "INTERNAL",
+        helper.name,
         tuple((k, expr) for k, expr, _ in attrs),
         tuple((k, val) for k, _, val in attrs),
     )
