@@ -18,6 +18,7 @@ from otelize.parse import ParsedFile, captures, line_of, query, text
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "all", "options", "head")
 REGISTRATION_METHODS = HTTP_METHODS + ("use",)
+ROUTER_PACKAGES = ("express-promise-router",)  # default export: an express Router factory
 
 FUNCTION_KINDS = (
     "function_declaration",
@@ -168,6 +169,7 @@ class FileFacts:
     class_constants: dict[str, str] = field(default_factory=dict)  # "Class.prop" -> string literal
     controllers: list = field(default_factory=list)  # routefacts.Controller (decorator routes)
     framework_mounts: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+    dynamic_requires: list[str] = field(default_factory=list)  # `const route = require(path)`, path not a literal
     servers: list[str] = field(default_factory=list)  # `const app = createApp()` (from ./x) / `http.createServer(app)`
     express_imported: bool = False
     markers: list[str] = field(default_factory=list)  # "generated", "ignore-file"
@@ -604,6 +606,8 @@ def _express_locals(facts: FileFacts) -> dict[str, set[str]]:
     """Local names bound to express: {"express": {...}, "Router": {...}}."""
     out: dict[str, set[str]] = {"express": set(), "Router": set()}
     for imp in facts.imports:
+        if imp.module in ROUTER_PACKAGES and imp.default:  # `import Router from 'express-promise-router'`
+            out["Router"].add(imp.default)
         if imp.module != "express":
             continue
         facts.express_imported = True

@@ -358,6 +358,20 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
         name = reg.path[1:]
         return resolved, tuple(h for i, h in enumerate(reg.handlers) if not (i == 0 and h.kind in ("identifier", "member") and h.name == name))
 
+    def dynamic_targets(file: str, chain: tuple[str, ...]) -> list[tuple[str, str]]:
+        """`route.register(router)` where `route = require(<computed path>)`: the
+        `register` export of every module in this file's folder tree."""
+        if len(chain) != 2 or chain[0] not in facts[file].dynamic_requires:
+            return []
+        folder = posixpath.dirname(file)
+        out = []
+        for p in sorted(facts):
+            if p != file and (not folder or p.startswith(folder + "/")) and chain[1] in facts[p].exports:
+                local = facts[p].exports[chain[1]]
+                if facts[p].function(local) is not None:
+                    out.append((p, local))
+        return out
+
     # mounts: (file, owner) -> [(prefix, (file, router))]
     mounts: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = {}
     mount_children: dict[tuple[str, int], list[tuple[str, str]]] = {}  # (file, line) of a use() -> routers
@@ -372,11 +386,11 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
                     mount_children.setdefault((path, reg.line), []).append(child)
         for arg in facts[path].router_args:  # `auth(app)`: the parameter is the router passed
             fn = symbol_of(path, arg.chain)
-            if fn is None:
-                continue
-            for index, owner in facts[fn[0]].param_routers.get(fn[1], []):
-                if index == arg.index:
-                    mounts.setdefault((path, arg.owner), []).append(("", (fn[0], owner)))
+            targets = [fn] if fn is not None else dynamic_targets(path, arg.chain)
+            for tfile, qualname in targets:
+                for index, owner in facts[tfile].param_routers.get(qualname, []):
+                    if index == arg.index:
+                        mounts.setdefault((path, arg.owner), []).append(("", (tfile, owner)))
 
     apps = [(p, a) for p in sorted(facts) for a in facts[p].apps]
     app_graph.apps = apps

@@ -376,6 +376,7 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
     for node in call_nodes:
         if node.type != "call_expression":
             continue
+        _dynamic_require(node, facts)
         chain = _chain(node.child_by_field_name("function"))
         args = node.child_by_field_name("arguments")
         if chain is None or args is None or chain[-1] in CHAIN_METHODS:
@@ -388,6 +389,23 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
         facts.route_owners["<tsoa-generated>"] = "generated"
     _decorators(caps, facts)
     _framework_options(caps, facts, call_nodes)
+
+
+def _dynamic_require(node: Node, facts) -> None:  # noqa: ANN001
+    """`const route = require(routePath)` (a path computed at runtime, e.g. from a glob):
+    the graph resolves `route.register(router)` to the modules under this folder."""
+    from otelize.facts import _string_value
+
+    fn = node.child_by_field_name("function")
+    args = node.child_by_field_name("arguments")
+    if fn is None or text(fn) != "require" or args is None or len(args.named_children) != 1:
+        return
+    if _string_value(args.named_children[0]) is not None:
+        return
+    decl = node.parent
+    name = decl.child_by_field_name("name") if decl is not None and decl.type == "variable_declarator" else None
+    if name is not None and name.type == "identifier" and text(name) not in facts.dynamic_requires:
+        facts.dynamic_requires.append(text(name))
 
 
 def _decorator_imports(facts) -> dict[str, tuple[str, str]]:  # noqa: ANN001

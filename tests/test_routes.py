@@ -69,6 +69,12 @@ EXPECTED: dict[str, list[tuple[str, str, str, int]]] = {
         ("GET", "/v1/users/:userId", "src/users/usersController.ts", 5),
         ("DELETE", "/v1/users/:userId/sessions/:sessionId", "src/users/usersController.ts", 15),
     ],
+    # `route = require(<glob result>); route.register(router)`: every `register` export
+    # under the folder, on an express-promise-router Router mounted by a class-based app
+    "dynamic-register": [
+        ("PUT", "/v1/courses/:id", "src/routes/courses.route.ts", 4),
+        ("GET", "/v1/status", "src/routes/status.route.ts", 4),
+    ],
     # Express 5 path syntax: named wildcards, optional braces
     "express5": [
         ("GET", "/files/*splat", "src/index.ts", 4),
