@@ -202,7 +202,7 @@ def compile_regex(pattern: str) -> Callable[[str], bool]:
         search = re2.compile(pattern, options=options).search
     except re2.error as exc:
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise ValueError(f"{reason} (RE2 syntax: no backreferences or lookaround)") from None
+        raise ValueError(f"(RE2 syntax: no backreferences or lookaround): {reason}") from None
     return lambda s: search(s) is not None
 
 
@@ -305,7 +305,7 @@ class _Regex(Matcher):
         try:
             self.test = compile_regex(value)
         except ValueError as exc:
-            raise where.error(f"invalid regular expression: {exc}") from None
+            raise where.error(f"invalid regular expression {exc}") from None
 
 
 class Name(_Regex):

@@ -110,7 +110,7 @@ def test_schema_error_names_file_and_key(tmp_path: Path, case: str) -> None:
 
 def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     d = _write_rule(tmp_path, "broken.yaml", "id: x\ncategory: [unclosed\n")
-    with pytest.raises(RuleError, match=r"^my-rules/broken\.yaml: invalid YAML at line \d+$"):
+    with pytest.raises(RuleError, match=r"^my-rules/broken\.yaml: invalid YAML at line \d+ column \d+: while parsing a flow sequence; did not find expected "):
         load_rules([d])
 
 

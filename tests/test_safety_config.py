@@ -146,4 +146,5 @@ def test_deeply_nested_json_is_a_one_line_error(app: Path, name: str, depth: int
     (app / name).write_text(data[:-1] + ', "deep": ' + "[" * depth + "]" * depth + "}\n")
     code, _, err = run("plan", str(app))
     assert code == 2
-    assert one_error(err) == f"otelize: error: {name}: nested more than 64 levels deep"
+    shown = (app / name).as_posix() if name == "package.json" else name  # package.json as the app was named
+    assert one_error(err) == f"otelize: error: {shown}: nested more than 64 levels deep"
