@@ -100,6 +100,7 @@ def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[s
     """Before the registrations are read: class-property and parameter owners, module
     object constants and class string constants. Returns the query's captures (reused
     by `after_calls`)."""
+    _PARAM_NAMES.pop(id(facts), None)
     caps = captures(query(_QUERY, parsed_tsx), root)
     for node in sorted(caps.get("field", []), key=lambda n: n.start_byte):
         cls = _class_of(node)
@@ -222,12 +223,29 @@ def _object_leaves(facts, prefix: str, obj: Node, depth: int) -> None:  # noqa: 
 # --- registrations ------------------------------------------------------------
 
 
-def _enclosing_functions(functions, starts, pos: int):  # noqa: ANN001, ANN202
+def _enclosing_functions(node: Node, functions, starts):  # noqa: ANN001, ANN202
+    """The functions around `node`, innermost first (by the tree's parents: depth, not file size)."""
     import bisect
 
-    i = bisect.bisect_right(starts, pos) - 1
-    found = [fn for fn in functions[: i + 1] if fn.start <= pos < fn.end]
-    return sorted(found, key=lambda f: -f.start)  # innermost first
+    from otelize.facts import FUNCTION_KINDS
+
+    out = []
+    cur = node.parent
+    while cur is not None:
+        if cur.type in FUNCTION_KINDS:
+            i = bisect.bisect_left(starts, cur.start_byte)
+            while i < len(functions) and functions[i].start == cur.start_byte:
+                if functions[i].end == cur.end_byte:
+                    out.append(functions[i])
+                    break
+                i += 1
+        cur = cur.parent
+    return out
+
+
+# per file being extracted: the parameter names that are owners somewhere in it
+# (filled on first use after `owners`, dropped at the end of `after_calls`)
+_PARAM_NAMES: dict[int, set[str]] = {}
 
 
 def scoped_owner(node: Node, facts, functions, starts) -> str | None:  # noqa: ANN001
@@ -235,7 +253,12 @@ def scoped_owner(node: Node, facts, functions, starts) -> str | None:  # noqa: A
     enclosing function, a class-property router or app, or a module router/app."""
     if node.type == "identifier":
         name = text(node)
-        for fn in _enclosing_functions(functions, starts, node.start_byte):
+        params = _PARAM_NAMES.get(id(facts))
+        if params is None:
+            params = _PARAM_NAMES[id(facts)] = {n for scope in facts.param_scopes.values() for n in scope}
+        if name not in params and name not in facts.aliases and name not in facts.apps and name not in facts.routers:
+            return None
+        for fn in _enclosing_functions(node, functions, starts):
             owner = facts.param_scopes.get(fn.qualname, {}).get(name)
             if owner is not None:
                 return owner
@@ -385,6 +408,7 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
             owner = scoped_owner(arg, facts, functions, starts) if arg.type in ("identifier", "member_expression") else None
             if owner is not None:
                 facts.router_args.append(RouterArg(chain, index, owner, line_of(node)))
+    _PARAM_NAMES.pop(id(facts), None)
     if b"auto-generated with tsoa" in source[:1024]:
         facts.route_owners["<tsoa-generated>"] = "generated"
     _decorators(caps, facts)
