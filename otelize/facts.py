@@ -934,18 +934,15 @@ def _handler(node: Node) -> HandlerRef | None:
 
 def _innermost(functions: list[FunctionFact], starts: list[int], pos: int) -> FunctionFact | None:
     """The innermost function whose range contains pos (functions sorted by start)."""
+    # walking back from the last function starting at or before pos, the first one that
+    # contains pos is the innermost (ranges nest; equal starts sort outer first)
     i = bisect.bisect_right(starts, pos) - 1
-    best = None
     while i >= 0:
         fn = functions[i]
         if fn.start <= pos < fn.end:
-            if best is None or fn.start >= best.start:
-                best = fn
-                # named (non-anonymous) enclosing function is what we want for the graph
-                if not fn.name.startswith("<anonymous>"):
-                    return fn
+            return fn
         i -= 1
-    return best
+    return None
 
 
 def _dedupe(facts: FileFacts) -> None:
