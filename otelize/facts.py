@@ -836,6 +836,8 @@ def _call(
             if owner is not None:
                 args = node.child_by_field_name("arguments")
                 arg_nodes = [a for a in (args.named_children if args is not None else []) if a.type != "comment"]
+                if method == "get" and path_prefix is None and len(arg_nodes) == 1:
+                    return  # app.get('env'): reading a setting, not a route
                 paths = _path_values(arg_nodes[0], facts) if arg_nodes and path_prefix is None else None
                 if paths is not None and not paths[0].startswith("$"):
                     arg_nodes = arg_nodes[1:]  # (an imported name stays a handler too: it may be middleware)

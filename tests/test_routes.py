@@ -35,6 +35,7 @@ EXPECTED: dict[str, list[tuple[str, str, str, int]]] = {
     ],
     # public path = '/invoices'; public router = Router(); this.router.get(`${this.path}/:id`)
     # in initializeRoutes() / the constructor; app.use('/', route.router) in a class-based app
+    # (this.app.get('env') reads a setting: not a route)
     "class-routers": [
         ("GET", "/customers/:id", "src/routes/customers.route.ts", 10),
         ("DELETE", "/customers/:id", "src/routes/customers.route.ts", 10),
