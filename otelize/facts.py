@@ -170,6 +170,7 @@ class FileFacts:
     controllers: list = field(default_factory=list)  # routefacts.Controller (decorator routes)
     framework_mounts: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     dynamic_requires: list[str] = field(default_factory=list)  # `const route = require(path)`, path not a literal
+    local_constants: dict[str, dict[str, str]] = field(default_factory=dict)  # function -> {const: path value}
     servers: list[str] = field(default_factory=list)  # `const app = createApp()` (from ./x) / `http.createServer(app)`
     express_imported: bool = False
     markers: list[str] = field(default_factory=list)  # "generated", "ignore-file"

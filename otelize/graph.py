@@ -342,7 +342,7 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
 
         if raw.startswith("$") and not raw.startswith("${"):
             return value(raw[1:])
-        return re.sub(r"\$\{([A-Za-z_$][\w$.]*)\}", lambda m: value(m.group(1)) or m.group(0), raw)
+        return re.sub(r"\$\{([A-Za-z_$][\w$.]*(?:\(\)\.[\w$]+)?)\}", lambda m: value(m.group(1)) or m.group(0), raw)
 
     def split(file: str, reg: RouteReg) -> tuple[str, tuple[HandlerRef, ...]]:
         """A registration's path and handlers. `$NAME` is an imported name in the path

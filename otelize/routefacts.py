@@ -44,6 +44,7 @@ _QUERY = """
 (return_statement) @return
 (decorator) @decorator
 (pair) @pair
+(lexical_declaration (variable_declarator) @local)
 """
 
 
@@ -125,7 +126,55 @@ def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[s
             _parameter_owner(facts, fn.qualname, index, p)
     for child in root.named_children:
         _module_objects(facts, child)
+    _FUNCS[id(facts)] = (functions, starts)
+    for node in sorted(caps.get("local", []), key=lambda n: n.start_byte):
+        _local_constant(node, facts, functions, starts)
     return caps
+
+
+# per file being extracted: its functions (for `template_path`), dropped by `after_calls`
+_FUNCS: dict[int, tuple[list, list[int]]] = {}
+_CALL_MEMBER = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\(\)\.[A-Za-z_$][\w$]*$")
+
+
+def _value_or_env_default(value: Node | None) -> str | None:
+    """A string literal, or the default of `process.env.X || 'api'` (`??` too): the path
+    the app uses when the variable is not set."""
+    from otelize.facts import _string_value
+
+    if value is None:
+        return None
+    literal = _string_value(value)
+    if literal is not None:
+        return literal
+    if value.type == "binary_expression":
+        op = value.child_by_field_name("operator")
+        left, right = value.child_by_field_name("left"), value.child_by_field_name("right")
+        if op is not None and text(op) in ("||", "??") and left is not None and text(left).startswith("process.env."):
+            return _string_value(right)
+    return None
+
+
+def _local_constant(node: Node, facts, functions, starts) -> None:  # noqa: ANN001
+    """A function-local `const apiPrefix = process.env.API_PREFIX || 'api'` (the value),
+    or `const apiPrefix = Locals.config().apiPrefix` (kept as `${Locals.config().apiPrefix}`
+    for the graph: the member of the object that function returns)."""
+    from otelize.facts import _innermost
+
+    decl = node.parent
+    if decl is None or not any(c.type == "const" for c in decl.children):
+        return
+    name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
+    if name is None or name.type != "identifier" or value is None:
+        return
+    fn = _innermost(functions, starts, node.start_byte)
+    if fn is None:
+        return
+    literal = _value_or_env_default(value)
+    if literal is None and value.type == "member_expression" and _CALL_MEMBER.match(text(value)):
+        literal = "${" + text(value) + "}"
+    if literal is not None:
+        facts.local_constants.setdefault(fn.qualname, {})[text(name)] = literal
 
 
 def _class_member(facts, key: str, value: Node, names: dict[str, set[str]]) -> None:  # noqa: ANN001
@@ -357,7 +406,14 @@ def _expression_value(expr: Node | None, facts, cls: str | None) -> str | None: 
     if expr is None:
         return None
     if expr.type == "identifier":
-        return facts.constants.get(text(expr))
+        name = text(expr)
+        funcs = _FUNCS.get(id(facts))
+        if funcs is not None and facts.local_constants:
+            for fn in _enclosing_functions(expr, *funcs):
+                value = facts.local_constants.get(fn.qualname, {}).get(name)
+                if value is not None:
+                    return value
+        return facts.constants.get(name)
     if expr.type == "member_expression":
         obj = expr.child_by_field_name("object")
         if obj is not None and obj.type == "this" and cls is not None:
@@ -390,8 +446,14 @@ def member_path(node: Node, facts) -> str | None:  # noqa: ANN001
 def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functions, starts) -> None:  # noqa: ANN001
     from otelize.facts import _chain, _innermost
 
+    _FUNCS.pop(id(facts), None)
     for node in sorted(caps.get("return", []), key=lambda n: n.start_byte):
         value = node.named_children[0] if node.named_children else None
+        if value is not None and value.type == "object":
+            fn = _innermost(functions, starts, node.start_byte)
+            if fn is not None:
+                _returned_object(facts, fn.qualname, value)
+            continue
         owner = scoped_owner(value, facts, functions, starts) if value is not None else None
         fn = _innermost(functions, starts, node.start_byte)
         if owner is not None and fn is not None:
@@ -413,6 +475,24 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
         facts.route_owners["<tsoa-generated>"] = "generated"
     _decorators(caps, facts)
     _framework_options(caps, facts, call_nodes)
+
+
+def _returned_object(facts, qualname: str, obj: Node) -> None:  # noqa: ANN001
+    """`return { apiPrefix, name: 'x' }`: string members as constants `Locals.config().apiPrefix`."""
+    from otelize.facts import _string_value
+
+    local = facts.local_constants.get(qualname, {})
+    for prop in obj.named_children:
+        if prop.type == "shorthand_property_identifier":
+            value = local.get(text(prop))
+            key = text(prop)
+        elif prop.type == "pair":
+            key = text(prop.child_by_field_name("key"))
+            value = _value_or_env_default(prop.child_by_field_name("value"))
+        else:
+            continue
+        if value is not None and "${" not in value:
+            facts.constants[f"{qualname}().{key}"] = value
 
 
 def _dynamic_require(node: Node, facts) -> None:  # noqa: ANN001

@@ -76,6 +76,12 @@ EXPECTED: dict[str, list[tuple[str, str, str, int]]] = {
         ("PUT", "/v1/courses/:id", "src/routes/courses.route.ts", 4),
         ("GET", "/v1/status", "src/routes/status.route.ts", 4),
     ],
+    # `/${apiPrefix}` with `const apiPrefix = Locals.config().apiPrefix`, a static method
+    # returning `{ apiPrefix }` where `apiPrefix = process.env.API_PREFIX || 'api'`: the default
+    "config-getter": [
+        ("GET", "/api", "src/routes/Api.ts", 4),
+        ("POST", "/api/auth/login", "src/routes/Api.ts", 5),
+    ],
     # Express 5 path syntax: named wildcards, optional braces
     "express5": [
         ("GET", "/files/*splat", "src/index.ts", 4),
