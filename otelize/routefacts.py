@@ -102,6 +102,15 @@ def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[s
     object constants and class string constants. Returns the query's captures (reused
     by `after_calls`)."""
     _PARAM_NAMES.pop(id(facts), None)
+    # the names `facts._dedupe` will give (a second nested `x` becomes `x#2`): what the graph looks up
+    seen: dict[str, int] = {}
+    final: dict[tuple[int, int], str] = {}
+    for fn in functions:
+        if fn.kind == "signature":
+            continue
+        n = seen[fn.qualname] = seen.get(fn.qualname, 0) + 1
+        final[(fn.start, fn.end)] = fn.qualname if n == 1 else f"{fn.qualname}#{n}"
+    _FINAL[id(facts)] = final
     caps = captures(query(_QUERY, parsed_tsx), root)
     for node in sorted(caps.get("field", []), key=lambda n: n.start_byte):
         cls = _class_of(node)
@@ -123,13 +132,21 @@ def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[s
             continue
         params = [p for p in node.named_children if p.type in ("required_parameter", "optional_parameter")]
         for index, p in enumerate(params):
-            _parameter_owner(facts, fn.qualname, index, p)
+            _parameter_owner(facts, _q(facts, fn), index, p)
     for child in root.named_children:
         _module_objects(facts, child)
     _FUNCS[id(facts)] = (functions, starts)
     for node in sorted(caps.get("local", []), key=lambda n: n.start_byte):
         _local_constant(node, facts, functions, starts)
     return caps
+
+
+_FINAL: dict[int, dict[tuple[int, int], str]] = {}
+
+
+def _q(facts, fn) -> str:  # noqa: ANN001
+    """A function's qualname as `facts._dedupe` leaves it."""
+    return _FINAL.get(id(facts), {}).get((fn.start, fn.end), fn.qualname)
 
 
 # per file being extracted: its functions (for `template_path`), dropped by `after_calls`
@@ -174,7 +191,7 @@ def _local_constant(node: Node, facts, functions, starts) -> None:  # noqa: ANN0
     if literal is None and value.type == "member_expression" and _CALL_MEMBER.match(text(value)):
         literal = "${" + text(value) + "}"
     if literal is not None:
-        facts.local_constants.setdefault(fn.qualname, {})[text(name)] = literal
+        facts.local_constants.setdefault(_q(facts, fn), {})[text(name)] = literal
 
 
 def _class_member(facts, key: str, value: Node, names: dict[str, set[str]]) -> None:  # noqa: ANN001
@@ -308,7 +325,7 @@ def scoped_owner(node: Node, facts, functions, starts) -> str | None:  # noqa: A
         if name not in params and name not in facts.aliases and name not in facts.apps and name not in facts.routers:
             return None
         for fn in _enclosing_functions(node, functions, starts):
-            owner = facts.param_scopes.get(fn.qualname, {}).get(name)
+            owner = facts.param_scopes.get(_q(facts, fn), {}).get(name)
             if owner is not None:
                 return owner
         if name in facts.aliases:
@@ -410,7 +427,7 @@ def _expression_value(expr: Node | None, facts, cls: str | None) -> str | None: 
         funcs = _FUNCS.get(id(facts))
         if funcs is not None and facts.local_constants:
             for fn in _enclosing_functions(expr, *funcs):
-                value = facts.local_constants.get(fn.qualname, {}).get(name)
+                value = facts.local_constants.get(_q(facts, fn), {}).get(name)
                 if value is not None:
                     return value
         return facts.constants.get(name)
@@ -452,12 +469,12 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
         if value is not None and value.type == "object":
             fn = _innermost(functions, starts, node.start_byte)
             if fn is not None:
-                _returned_object(facts, fn.qualname, value)
+                _returned_object(facts, _q(facts, fn), value)
             continue
         owner = scoped_owner(value, facts, functions, starts) if value is not None else None
         fn = _innermost(functions, starts, node.start_byte)
         if owner is not None and fn is not None:
-            facts.returns_router.setdefault(fn.qualname, owner)
+            facts.returns_router.setdefault(_q(facts, fn), owner)
     for node in call_nodes:
         if node.type != "call_expression":
             continue
@@ -475,6 +492,7 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
         facts.route_owners["<tsoa-generated>"] = "generated"
     _decorators(caps, facts)
     _framework_options(caps, facts, call_nodes)
+    _FINAL.pop(id(facts), None)
 
 
 def _returned_object(facts, qualname: str, obj: Node) -> None:  # noqa: ANN001

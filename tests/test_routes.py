@@ -202,3 +202,16 @@ def test_an_unparsable_file_is_blamed_on_the_grammar(tmp_path: Path) -> None:
         "a syntax error, or syntax the grammar does not support"
     )
     assert "syntax error at" not in reasons["src/users.ts"]
+
+
+def test_parameter_routers_are_keyed_by_the_deduplicated_qualname() -> None:
+    from otelize.facts import extract
+    from otelize.parse import parse_source
+
+    source = b"""import { Router } from 'express';
+function a() { function register(x: number) { return x; } return register(1); }
+function b() { function register(router: Router) { router.get('/b', (req, res) => res.end()); } }
+"""
+    facts = extract(parse_source("src/r.ts", source))
+    assert [f.qualname for f in facts.functions if f.name == "register"] == ["register", "register#2"]
+    assert facts.param_routers == {"register#2": [(0, "register#2:router")]}
