@@ -35,6 +35,7 @@ class AppGraph:
     routes: list[Route]
     middleware: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, handler)
     unmounted: list[Route] = field(default_factory=list)  # routes of routers no app mounts (path as written)
+    use_handlers: set[str] = field(default_factory=set)  # symbols registered with app/router.use()
     entry: str | None = None  # the primary entry point
     entries: list[str] = field(default_factory=list)  # every file that starts an app (listen)
     apps: list[tuple[str, str]] = field(default_factory=list)  # (file, var)
@@ -409,6 +410,14 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
     controller_prefixes = _controller_prefixes(project, facts, lookup, resolve_path)
     has_tsoa = any(c.framework == "tsoa" for f in facts.values() for c in f.controllers)
 
+    def handler_symbol(path: str, ref: HandlerRef, by_line: dict[int, FunctionFact], caller: FunctionFact | None = None) -> str | None:
+        if ref.kind == "inline":
+            fn = by_line.get(ref.line)
+            return sym_id(path, fn.qualname) if fn is not None else None
+        if ref.kind in ("identifier", "member"):
+            return resolve_chain(path, caller, tuple(ref.name.split(".")))
+        return None
+
     routes: list[Route] = []
     unmounted: list[Route] = []
     for path in sorted(facts):
@@ -419,18 +428,21 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
         generated = has_tsoa and "<tsoa-generated>" in f.route_owners  # the decorators are the routes
         for reg in f.routes:
             sub, handlers = split(path, reg)
+            caller = None
+            if "." in reg.owner:  # `this.router.get(..., this.user.getUsers)`: resolve in the class
+                cls = reg.owner.split(".", 1)[0]
+                caller = next((fn for fn in f.functions if fn.class_name == cls), None)
             if reg.method == "USE":
                 mounted_here = mount_children.get((path, reg.line), [])
                 for ref in handlers:  # `app.use('/x', auth, router)`: auth is middleware too
                     if not mounted_here or not children_of(path, ref, reg.owner):
                         app_graph.middleware.append((path, reg.line, ref.name))
+                        symbol = handler_symbol(path, ref, by_line, caller)
+                        if symbol is not None:
+                            app_graph.use_handlers.add(symbol)
                 continue
             if generated:
                 continue
-            caller = None
-            if "." in reg.owner:  # `this.router.get(..., this.user.getUsers)`: resolve in the class
-                cls = reg.owner.split(".", 1)[0]
-                caller = next((fn for fn in f.functions if fn.class_name == cls), None)
             if reg.owner.startswith("@"):
                 full_paths = [_join(p, sub) for p in controller_prefixes.get((path, reg.owner[1:]), [""])]
             else:
@@ -449,12 +461,7 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
                     g.add_node(rid, kind="route", file=path, line=reg.line, method=reg.method, path=full)
                     rids.append(rid)
             for ref in handlers:
-                target = None
-                if ref.kind == "inline":
-                    fn = by_line.get(ref.line)
-                    target = sym_id(path, fn.qualname) if fn is not None else None
-                elif ref.kind in ("identifier", "member"):
-                    target = resolve_chain(path, caller, tuple(ref.name.split(".")))
+                target = handler_symbol(path, ref, by_line, caller)
                 if target is not None and target in g:
                     for rid in rids:
                         g.add_edge(rid, target, kind="handles")
