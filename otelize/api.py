@@ -123,6 +123,7 @@ def analyze(
     """
     from otelize.classify import classify
     from otelize.graph import build_graph
+    from otelize.parse import unparsable_reason
     from otelize.pipeline import default_jobs, scan_files
     from otelize.plan import build_plan
     from otelize.ruleset import load_rules
@@ -147,8 +148,7 @@ def analyze(
         if scan.problem:
             problems.append((scan.path, scan.problem))
         elif scan.errors:
-            line, col, kind = scan.errors[0]
-            problems.append((scan.path, f"syntax error at line {line} column {col} ({kind})"))
+            problems.append((scan.path, unparsable_reason(scan.errors)))
     problems.sort()
     facts = {s.path: s.facts for s in scans if s.facts is not None}
     static = {s.path: s.static for s in scans if s.static is not None}

@@ -18,6 +18,7 @@ from otelize.parse import ParsedFile, captures, line_of, query, text
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "all", "options", "head")
 REGISTRATION_METHODS = HTTP_METHODS + ("use",)
+ROUTER_PACKAGES = ("express-promise-router",)  # default export: an express Router factory
 
 FUNCTION_KINDS = (
     "function_declaration",
@@ -157,6 +158,19 @@ class FileFacts:
     aliases: dict[str, str] = field(default_factory=dict)  # `const apiRouter = router` -> {"apiRouter": "router"}
     routes: list[RouteReg] = field(default_factory=list)
     listen_line: int | None = None
+    # route owners beyond module routers/apps (routefacts): owner id -> "app" (class
+    # property `this.app = express()`), "param-router" / "param-app" (`(app: Router) =>`,
+    # id "<function>:<param>"), "controller" (decorators), "generated" (tsoa's routes file)
+    route_owners: dict[str, str] = field(default_factory=dict)
+    param_scopes: dict[str, dict[str, str]] = field(default_factory=dict)  # function -> {param: owner}
+    param_routers: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # function -> [(index, owner)]
+    returns_router: dict[str, str] = field(default_factory=dict)  # function -> the router/app it returns
+    router_args: list = field(default_factory=list)  # routefacts.RouterArg: `auth(app)`
+    class_constants: dict[str, str] = field(default_factory=dict)  # "Class.prop" -> string literal
+    controllers: list = field(default_factory=list)  # routefacts.Controller (decorator routes)
+    framework_mounts: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+    dynamic_requires: list[str] = field(default_factory=list)  # `const route = require(path)`, path not a literal
+    local_constants: dict[str, dict[str, str]] = field(default_factory=dict)  # function -> {const: path value}
     servers: list[str] = field(default_factory=list)  # `const app = createApp()` (from ./x) / `http.createServer(app)`
     express_imported: bool = False
     markers: list[str] = field(default_factory=list)  # "generated", "ignore-file"
@@ -207,8 +221,13 @@ def extract(parsed: ParsedFile) -> FileFacts:
         }
         _prototype_classes(facts, constructors)
 
-    for node in sorted(caps.get("call", []), key=lambda n: n.start_byte):
+    from otelize import routefacts
+
+    route_caps = routefacts.owners(root, parsed.tsx, facts, functions, starts, express_names)
+    call_nodes = sorted(caps.get("call", []), key=lambda n: n.start_byte)
+    for node in call_nodes:
         _call(node, facts, functions, starts, express_names)
+    routefacts.after_calls(parsed.source, route_caps, call_nodes, facts, functions, starts)
     _dedupe(facts)
     return facts
 
@@ -718,6 +737,8 @@ def _express_locals(facts: FileFacts) -> dict[str, set[str]]:
     """Local names bound to express: {"express": {...}, "Router": {...}}."""
     out: dict[str, set[str]] = {"express": set(), "Router": set()}
     for imp in facts.imports:
+        if imp.module in ROUTER_PACKAGES and imp.default:  # `import Router from 'express-promise-router'`
+            out["Router"].add(imp.default)
         if imp.module != "express":
             continue
         facts.express_imported = True
@@ -951,9 +972,15 @@ def _call(
         obj = callee.child_by_field_name("object")
         if method in REGISTRATION_METHODS and obj is not None:
             owner, path_prefix = _route_owner(obj, facts)
+            if owner is None:
+                from otelize.routefacts import chain_owner
+
+                owner, path_prefix = chain_owner(obj, facts, functions, starts, express_names)
             if owner is not None:
                 args = node.child_by_field_name("arguments")
                 arg_nodes = [a for a in (args.named_children if args is not None else []) if a.type != "comment"]
+                if method == "get" and path_prefix is None and len(arg_nodes) == 1:
+                    return  # app.get('env'): reading a setting, not a route
                 paths = _path_values(arg_nodes[0], facts) if arg_nodes and path_prefix is None else None
                 if paths is not None and not paths[0].startswith("$"):
                     arg_nodes = arg_nodes[1:]  # (an imported name stays a handler too: it may be middleware)
@@ -977,11 +1004,23 @@ def _path_values(node: Node, facts: FileFacts) -> list[str] | None:
         return ["~" + text(node)]
     value = _string_value(node)
     if value is not None:
+        if "\\" in value:
+            from otelize.routefacts import decode_escapes
+
+            value = decode_escapes(value)
         return [value]
     if node.type == "identifier" and text(node) in facts.constants:
         return [facts.constants[text(node)]]
     if node.type == "identifier" and node.next_named_sibling is not None and text(node) in _imported_names(facts):
         return ["$" + text(node)]  # an imported constant: the graph resolves it (a path is never the last argument)
+    if node.type == "template_string":
+        from otelize.routefacts import template_path
+
+        return [p] if (p := template_path(node, facts)) is not None else None
+    if node.type == "member_expression":
+        from otelize.routefacts import member_path
+
+        return [p] if (p := member_path(node, facts)) is not None else None
     if node.type == "array" and node.named_children:
         values = [_path_values(c, facts) for c in node.named_children if c.type != "comment"]
         if all(v is not None and len(v) == 1 for v in values):
@@ -1019,6 +1058,10 @@ def _handler(node: Node) -> HandlerRef | None:
         return HandlerRef("identifier", text(node), line_of(node))
     if node.type == "member_expression":
         chain = _chain(node)
+        obj = node.child_by_field_name("object")
+        if chain is None and obj is not None and obj.type == "new_expression":  # `new UsersRoute().router`
+            ctor = text(obj.child_by_field_name("constructor"))
+            return HandlerRef("member", f"{ctor}.{text(node.child_by_field_name('property'))}", line_of(node))
         return HandlerRef("member", ".".join(chain) if chain else text(node), line_of(node))
     if node.type in ("arrow_function", "function_expression", "function"):
         params = node.child_by_field_name("parameters")
@@ -1036,18 +1079,15 @@ def _handler(node: Node) -> HandlerRef | None:
 
 def _innermost(functions: list[FunctionFact], starts: list[int], pos: int) -> FunctionFact | None:
     """The innermost function whose range contains pos (functions sorted by start)."""
+    # walking back from the last function starting at or before pos, the first one that
+    # contains pos is the innermost (ranges nest; equal starts sort outer first)
     i = bisect.bisect_right(starts, pos) - 1
-    best = None
     while i >= 0:
         fn = functions[i]
         if fn.start <= pos < fn.end:
-            if best is None or fn.start >= best.start:
-                best = fn
-                # named (non-anonymous) enclosing function is what we want for the graph
-                if not fn.name.startswith("<anonymous>"):
-                    return fn
+            return fn
         i -= 1
-    return best
+    return None
 
 
 def _dedupe(facts: FileFacts) -> None:
