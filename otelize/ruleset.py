@@ -273,11 +273,15 @@ def matches(m: dict[str, Any], ctx: MatchContext) -> bool:
     return all(_leaf(key, value, ctx) for key, value in sorted(m.items()))
 
 
-def _imports(facts: Any, modules: list[str]) -> bool:
+def _imports(facts: Any, modules: list[str], parsed: Any = None) -> bool:
+    """A value import of one of `modules` (type-only imports carry no weight: otelize.typeuse)."""
+    from otelize.typeuse import is_value_import
+
     for imp in facts.imports:
-        for mod in modules:
-            if imp.module == mod or imp.module.startswith(mod + "/"):
-                return True
+        if not any(imp.module == mod or imp.module.startswith(mod + "/") for mod in modules):
+            continue
+        if is_value_import(imp, parsed):
+            return True
     return False
 
 
@@ -294,7 +298,7 @@ def _leaf(key: str, value: Any, ctx: MatchContext) -> bool:
     if key == "imports":
         if "fetch" in value and ctx.facts.has_fetch:
             return True
-        return _imports(ctx.facts, value)
+        return _imports(ctx.facts, value, ctx.parsed)
     if key == "path":
         return _glob(value).match_file(ctx.path)
     if key == "name":
