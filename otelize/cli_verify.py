@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from otelize.cli import cli, config_option, output, project_argument, reports_errors
-from otelize.errors import EXIT_CHANGES, EXIT_OK
 
 VERIFY_EPILOG = """\b
 Examples:
@@ -46,7 +45,7 @@ def verify(path: Path, config: Path | None, command: str | None, requests_file: 
 
     output().status(f"otelize: running {path} against the embedded OTLP receiver ...")
     result = v.verify(path, command=command, requests_file=requests_file, preload=preload, timeout=timeout,
-                      settings=settings.to_api())
+                      settings=settings)
     output().clear()
     if result.not_installed:
         output().info(f"otelize: warning: {path}: node_modules has no @opentelemetry/api: run `{result.not_installed}` first")
@@ -63,4 +62,4 @@ def verify(path: Path, config: Path | None, command: str | None, requests_file: 
         if tree:
             click.echo("")
             click.echo(v.render_trees(result), nl=False)
-    sys.exit(EXIT_OK if result.ok else EXIT_CHANGES)
+    sys.exit(result.exit_code())

@@ -14,23 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from otelize.ruleset import CATEGORIES
+from otelize import registry
+from otelize.registry import CATEGORIES
 
 if TYPE_CHECKING:
     from otelize.api import Analysis
 
 # Fill colours per category (Mermaid classDef and DOT fillcolor).
-COLORS = {
-    "entrypoint": "#f4cccc",
-    "http": "#cfe2f3",
-    "middleware": "#e6e6e6",
-    "service": "#d9ead3",
-    "database": "#fce5cd",
-    "cache": "#fff2cc",
-    "external-api": "#d9d2e9",
-    "other": "#ffffff",
-    "route": "#ffffff",
-}
+COLORS = registry.COLORS  # category -> fill colour, and `route`
 
 
 # --- plan ---------------------------------------------------------------------
@@ -75,7 +66,9 @@ def plan_data(a: Analysis) -> dict[str, Any]:
         "files": files,
         "functions": functions,
         "unparsable": [{"file": f, "reason": r} for f, r in sorted(a.unparsable)],
-        "tasks": [{**t.to_dict(), "options": _jsonable(dict(t.options))} for t in a.tasks],
+        # per-function roles travel in the task options; the plan lists them as spans and skips instead
+        "tasks": [{**t.to_dict(), "options": _jsonable({k: v for k, v in t.options if k not in ("roles", "db_system_reached")})}
+                  for t in a.tasks],
     }
 
 

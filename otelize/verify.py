@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from otelize import _callable_module
 from otelize import yamlio
 
 from otelize.errors import BadInput
@@ -72,6 +73,12 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return not self.missing
+
+    def exit_code(self) -> int:
+        """The CLI's exit code: 0 when every planned span was seen, else 1."""
+        from otelize.errors import EXIT_CHANGES, EXIT_OK
+
+        return EXIT_OK if self.ok else EXIT_CHANGES
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,10 +126,10 @@ def analyse_spans(planned: list[PlannedCheck], spans: list[ReceivedSpan], semcon
     return result
 
 
-def planned_spans(root: Path, settings: dict[str, Any] | None = None) -> tuple[list[PlannedCheck], int, str]:
+def planned_spans(root: Path, settings: Any = None) -> tuple[list[PlannedCheck], int, str]:
     """(planned spans, number of files instrument would still change, service name).
 
-    `settings` (api form) default to the app's .otelize.yaml, as for instrument."""
+    `settings` (a Settings or a mapping) default to the app's .otelize.yaml, as for instrument."""
     from otelize.api import instrument
 
     res = instrument(root, write=False, settings=settings)
@@ -260,7 +267,7 @@ def verify(
     preload: bool | None = None,
     timeout: float = 300.0,
     log: Any = None,
-    settings: dict[str, Any] | None = None,
+    settings: Any = None,  # a Settings or a mapping; default: the app's .otelize.yaml
 ) -> VerifyResult:
     from otelize.discover import load_project
 
@@ -351,3 +358,6 @@ def render_trees(result: VerifyResult, limit: int | None = None) -> str:
         for root in roots:
             out.append(format_tree(root, attributes=TREE_ATTRIBUTES))
     return "\n\n".join(out) + ("\n" if out else "")
+
+
+_callable_module(__name__, "verify")  # `otelize.verify(...)` calls verify() (otelize/__init__.py)

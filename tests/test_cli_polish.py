@@ -178,3 +178,75 @@ def test_plan_json_marks_files_left_alone(app: Path) -> None:
     (app / "src/services/userService.ts").write_text("// otelize-ignore-file\n" + (app / "src/services/userService.ts").read_text())
     analysis = analyze(app)
     assert analysis.left_alone == {"src/services/userService.ts": "ignored by comment"}
+
+
+def run_on_terminal(args: list[str]) -> tuple[int, str]:
+    """`python -m otelize ARGS` with stdout and stderr on one pseudo-terminal; what the terminal showed."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    proc = subprocess.Popen([sys.executable, "-m", "otelize", *args], stdout=slave, stderr=slave, cwd=REPO_ROOT, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    code = proc.wait(timeout=300)
+    os.close(master)
+    return code, b"".join(chunks).decode()
+
+
+def test_progress_on_a_terminal_counts_files_on_one_line() -> None:
+    code, shown = run_on_terminal(["instrument", str(SAMPLE_APP), "--check"])
+    assert code == 1
+    n = len(analyze(SAMPLE_APP).project.files)
+    assert f"\r\x1b[Kotelize: parsed {n}/{n} files" in shown
+    assert "otelize: edited " in shown
+    assert "\notelize: parsed" not in shown  # progress overwrites its line, never scrolls
+
+
+def test_diffs_and_plan_headings_are_coloured_on_a_terminal_only(app: Path) -> None:
+    code, shown = run_on_terminal(["instrument", str(app), "--diff"])
+    assert code == 0
+    assert "\x1b[32m+" in shown and "\x1b[36m@@" in shown
+    plain = run("instrument", str(app), "--diff").stdout
+    assert "\x1b[" not in plain and plain.startswith("--- a/")
+    code, shown = run_on_terminal(["plan", str(app)])
+    assert "\x1b[1mroutes (" in shown
+
+
+def test_disable_turns_off_one_built_in_rule_by_id(app: Path) -> None:
+    before = analyze(app)
+    assert before.classification.file("src/utils/cache.ts").category == "cache"
+    # the sample's Cache class is found by three rules: its class name, its folder/file name, its imports
+    after = analyze(app, settings={"disabled_rules": ["cache-class", "cache-name", "cache-driver-import"]})
+    assert after.classification.file("src/utils/cache.ts").category != "cache"
+    assert "cache-name" not in {r.id for r in after.rules.rules}
+    proc = run("plan", str(app), "--disable", "cache-class", "--disable", "cache-name", "--disable", "cache-driver-import",
+               "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    files = {f["path"]: f["category"] for f in json.loads(proc.stdout)["files"]}
+    assert files["src/utils/cache.ts"] != "cache"
+
+
+def test_an_unknown_name_to_disable_gets_a_suggestion(app: Path) -> None:
+    proc = run("plan", str(app), "--disable", "cache-nam")
+    assert proc.returncode == 2
+    assert proc.stderr == ("otelize: error: --disable cache-nam: not a worker, a category or a rule id "
+                           "(did you mean `cache-name`?)\n")
+
+
+def test_a_rule_id_must_equal_its_file_name(tmp_path: Path, app: Path) -> None:
+    rules = tmp_path / "my-rules"
+    rules.mkdir()
+    (rules / "mailer.yaml").write_text("id: mail-client\ncategory: external-api\nmatch: {path: 'src/mail/**'}\n")
+    proc = run("plan", str(app), "--rules", str(rules))
+    assert proc.returncode == 2
+    assert proc.stderr == ("otelize: error: my-rules/mailer.yaml: key `id`: `mail-client` must equal the file name "
+                           "(`mailer`): rename the file or the id\n")

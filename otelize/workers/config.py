@@ -21,7 +21,9 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext, is_generated
+from otelize.wrap import SPAN_HELPERS
 from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
+from otelize.registry import SPAN_HELPERS
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -80,7 +82,7 @@ def render_tracing(ctx: WorkerContext) -> bytes:
     return render(
         "tracing.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
-        service_name=ctx.settings.get("service_name") or ctx.project.name,
+        service_name=ctx.settings.service_name or ctx.project.name,
         service_version=ctx.project.version,
         exporter=protocol(ctx.settings),
         module=ctx.project.module,
@@ -95,6 +97,7 @@ def render_helper(ctx: WorkerContext | None = None) -> bytes:
     return render(
         "otel.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
+        helpers=SPAN_HELPERS,
         added_packages=added_packages(ctx) if ctx is not None else None,
     )
 

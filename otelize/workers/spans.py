@@ -18,8 +18,10 @@ from tree_sitter import Node
 
 from otelize.parse import ParsedFile, captures, query, text
 from otelize.wrap import (
-    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, same_header, wrap_interior,
+    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
+    same_header, wrap_interior,
 )
+from otelize.registry import WITH_SPAN, Helper
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -35,8 +37,8 @@ class SpanSpec:
     """What a worker wants for one function."""
 
     name: str
-    kind: str  # INTERNAL | CLIENT
-    helper: str  # withSpan | withClientSpan | withCacheReadSpan
+    kind: str  # the helper's span kind: INTERNAL | CLIENT | ...
+    helper: str  # a helper of otelize.registry: withSpan | withClientSpan | ...
     attributes: tuple[tuple[str, str], ...]  # key -> TypeScript expression
     report_attributes: tuple[tuple[str, object], ...]  # key -> value for the report (literal or "<param>")
 
@@ -88,6 +90,10 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
         return "one-expression helper (trivial)"
     if captures(query(_MANUAL_SPAN, pf.tsx), node):
         return "already instrumented manually (startActiveSpan)"
+    redeclared = _var_redeclared_parameters(node)
+    if redeclared:
+        # in the wrapper's arrow the `var` would be a new, undefined binding instead of the parameter
+        return f"parameter `{redeclared[0]}` is redeclared with `var` in the body"
     return None
 
 
@@ -109,10 +115,59 @@ def apply_role(ctx: WorkerContext, path: str, fn: FunctionFact, style: Style, sp
     """An operation whose I/O an auto-instrumented library already traces becomes an
     INTERNAL span with no client attributes; a colliding name gets its unique form."""
     if role.kind == "INTERNAL" and spec.kind != "INTERNAL":
-        spec = make_spec(ctx, path, fn, style, "INTERNAL", "withSpan", [], spec.name)
-    if role.name and (ctx.settings.get("span_naming") or "class.method") == "class.method":
+        spec = make_spec(ctx, path, fn, style, WITH_SPAN, [], spec.name)
+    if role.name and ctx.settings.span_naming == "class.method":
         spec = replace(spec, name=role.name)
     return spec
+
+
+_FUNCTIONS = frozenset({
+    "function_declaration", "function_expression", "arrow_function", "method_definition", "generator_function",
+    "generator_function_declaration", "function",
+})
+
+
+def binding_names(node: Node | None) -> list[str]:
+    """The names a parameter or declarator pattern binds (not those in default values)."""
+    if node is None:
+        return []
+    kind = node.type
+    if kind in ("identifier", "shorthand_property_identifier_pattern"):
+        return [text(node)]
+    if kind in ("required_parameter", "optional_parameter"):
+        return binding_names(node.child_by_field_name("pattern"))
+    if kind in ("assignment_pattern", "object_assignment_pattern"):
+        return binding_names(node.child_by_field_name("left"))
+    if kind == "pair_pattern":
+        return binding_names(node.child_by_field_name("value"))
+    if kind in ("object_pattern", "array_pattern", "rest_pattern", "formal_parameters"):
+        return [n for child in node.named_children for n in binding_names(child)]
+    return []
+
+
+def _var_redeclared_parameters(body: Node) -> list[str]:
+    """Parameters of the body's function that a `var` of that same function redeclares."""
+    fn = body.parent
+    params = set(binding_names(fn.child_by_field_name("parameters") if fn is not None else None))
+    if fn is not None and fn.child_by_field_name("parameter") is not None:  # `a => { ... }`
+        params |= set(binding_names(fn.child_by_field_name("parameter")))
+    if not params:
+        return []
+    out = []
+    stack = list(body.named_children)
+    while stack:
+        node = stack.pop()
+        if node.type in _FUNCTIONS or node.type == "class_body":
+            continue  # their `var`s are their own
+        if node.type == "variable_declaration":
+            for decl in node.named_children:
+                if decl.type == "variable_declarator":
+                    out += [n for n in binding_names(decl.child_by_field_name("name")) if n in params]
+        kind = node.child_by_field_name("kind") if node.type == "for_in_statement" else None
+        if kind is not None and text(kind) == "var":  # `for (var a of xs)`
+            out += [n for n in binding_names(node.child_by_field_name("left")) if n in params]
+        stack.extend(node.named_children)
+    return sorted(set(out))
 
 
 def helper_specifier(ctx: WorkerContext, file: str) -> str:
@@ -193,12 +248,14 @@ def wrap_file(
             continue
         if role is not None:
             spec = apply_role(ctx, path, fn, style, spec, role)
+        exported_as = spec.helper
+        spec = replace(spec, helper=local_names(pf)[spec.helper])  # the name this file calls it by
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
         body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
         existing = find_wrapper(pf, body)
         hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
         if existing is not None:
-            helpers.add(spec.helper)
+            helpers.add(exported_as)
             arrow = existing.child_by_field_name("arguments").named_children[-1]
             inner = arrow.child_by_field_name("body")
             start, end = existing.parent.start_byte, inner.start_byte + 1
@@ -226,9 +283,10 @@ def wrap_file(
         result.edits.append(Edit.replace(path, start, end, new, task.worker))
         wrapped.add(fn.start, fn.end)
         result.spans.append(planned)
-        helpers.add(spec.helper)
+        helpers.add(exported_as)
     if helpers:
-        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), tuple(sorted(helpers)), False, task.worker))
+        names = tuple(sorted(import_name(h, local_names(pf)[h]) for h in helpers))
+        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), names, False, task.worker))
     return result
 
 
@@ -283,7 +341,7 @@ def span_base_name(fn: FunctionFact, path: str) -> str:
 
 def span_name(ctx: WorkerContext, fn: FunctionFact, path: str) -> str:
     """The span name in the `span_naming` style of the settings (code.function.name keeps `class.method`)."""
-    return name_in_style(ctx.settings.get("span_naming") or "class.method", fn, path)
+    return name_in_style(ctx.settings.span_naming, fn, path)
 
 
 def names_in_every_style(fn: FunctionFact, path: str) -> set[str]:
@@ -307,17 +365,17 @@ def make_spec(
     path: str,
     fn: FunctionFact,
     style: Style,
-    kind: str,
-    helper: str,
+    helper: Helper,
     extra: list[tuple[str, str, object]],
     name: str | None = None,
 ) -> SpanSpec:
+    """The span for `fn`: its name, the helper's kind, the code attributes and `extra`."""
     attrs = code_attributes(ctx, path, fn, style.quote) + extra
     attrs.sort(key=lambda a: a[0])
     return SpanSpec(
         name or span_name(ctx, fn, path),
-        kind,
-        helper,
+        helper.kind or "INTERNAL",
+        helper.name,
         tuple((k, expr) for k, expr, _ in attrs),
         tuple((k, val) for k, _, val in attrs),
     )
