@@ -41,6 +41,7 @@ class Analysis:
     settings: Settings = None  # type: ignore[assignment]  # always set by analyze
     jobs: int = 1
     cache_key: str | None = None  # with --cache: what the per-file caches are keyed under (otelize.scancache)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): code excluded by default
 
     @property
     def entry(self) -> str | None:
@@ -131,6 +132,9 @@ def analyze(
     recover_and_warn(root)
     settings = resolve_settings(root, settings)
     project = load_project(root, include=settings.include, exclude=settings.exclude)
+    from otelize.classify import default_exclusions
+
+    project.files, excluded = default_exclusions(project, settings.include_code)
     sweep_temps(project.root, project.temp_files)
     all_rule_dirs = list(settings.rules) + list(rule_dirs or [])
     rules = load_rules(all_rule_dirs or None, switches=settings.rule_switches)
@@ -153,8 +157,9 @@ def analyze(
     facts = {s.path: s.facts for s in scans if s.facts is not None}
     static = {s.path: s.static for s in scans if s.static is not None}
     graph = build_graph(project, facts)
-    classification = classify(rules, {p: parsed[p] for p in facts}, facts, graph, static)
-    analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings, jobs, cache_key)
+    classification = classify(rules, {p: parsed[p] for p in facts}, facts, graph, static, project,
+                              settings.include_code)
+    analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings, jobs, cache_key, excluded)
     analysis.tasks = build_plan(
         facts,
         classification,
@@ -256,6 +261,13 @@ def ignored_files(analysis: Analysis) -> list[Any]:
     return out
 
 
+def excluded_files(analysis: Analysis) -> list[Any]:
+    """A Skip for every file excluded by default (test code, migrations, ...: otelize.classify)."""
+    from otelize.edits import Skip
+
+    return [Skip(path, 1, "<file>", reason, "plan") for path, reason in analysis.excluded]
+
+
 @gc_paused
 def synthesize_plan(analysis: Analysis) -> Any:
     """Run the plan: cross-file workers here, per-file workers (and each file's
@@ -287,7 +299,7 @@ def synthesize_plan(analysis: Analysis) -> Any:
         rest = WorkerResult(res.worker, [e for e in res.edits if e.file not in analysis.facts], res.new_files,
                             [i for i in res.imports if i.file not in analysis.facts], res.spans, res.skips, res.packages, res.notes)
         kept.append(rest)
-    kept.append(WorkerResult("plan", skips=ignored_files(analysis)))
+    kept.append(WorkerResult("plan", skips=ignored_files(analysis) + excluded_files(analysis)))
     jobs_list = [
         EditJob(
             path,
