@@ -56,6 +56,7 @@ if kind == "floor":
     for f, src in data:
         _parser(is_tsx(f)).parse(src)
     wall = time.perf_counter() - t0
+    cpu = cpu_now() - c0
     n = len(data)
 else:
     t0, c0 = time.perf_counter(), cpu_now()
@@ -73,6 +74,7 @@ else:
         r = api.instrument(root, out_dir=out, jobs=jobs)
         n = len(r.analysis.project.files)
     wall = time.perf_counter() - t0
+    cpu = cpu_now() - c0
 rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss / 1024, "files": n}))
 """
