@@ -22,6 +22,7 @@ incrementally from it (otelize.parse.reparse).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import multiprocessing
 import os
@@ -171,7 +172,7 @@ class EditJob:
     path: str
     source: bytes
     errors: list[tuple[int, int, str]]
-    facts: FileFacts
+    facts: FileFacts | None  # None in a job sent to the pool child that scanned the file: it holds them
     tasks: list[Any]  # Task
     extra: list[WorkerResult]  # results of main-process workers that target this file (e.g. the tracing import)
     parsed: ParsedFile | None = None  # in-process runs reuse the tree already built
@@ -219,6 +220,7 @@ def _child_main(conn: Any, parent_ends: list[Any], sources: list[tuple[str, byte
     for end in parent_ends:  # inherited through fork; held here, they would hide the parent's exit
         end.close()
     trees: dict[str, ParsedFile] = {}
+    own_facts: dict[str, FileFacts] = {}  # what the parent got from us: edit jobs come without them
     rules: RuleSet = _STATE["rules"]
     while True:
         try:
@@ -237,6 +239,7 @@ def _child_main(conn: Any, parent_ends: list[Any], sources: list[tuple[str, byte
                     else:
                         trees[path] = pf
                         facts = extract(pf)
+                        own_facts[path] = facts
                         out = Scan(path, pf.errors, None, facts, scan_static(rules, path, facts, pf))
                     _send(conn, (i, True, out))
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the parent
@@ -249,6 +252,8 @@ def _child_main(conn: Any, parent_ends: list[Any], sources: list[tuple[str, byte
                     known = trees.get(job.path)
                     if known is not None and known.source == job.source:
                         job.parsed = known
+                    if job.facts is None:
+                        job.facts = own_facts[job.path]
                     _send(conn, (i, True, edit_file(job)))
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the parent
                     _send(conn, (i, False, exc))
@@ -289,7 +294,8 @@ class StickyPool:
     """`jobs` forked children, child k owning files k, k+jobs, k+2*jobs, ... of `sources`.
 
     `scan()` scans every file in its owner; `edit()` sends each edit job to the child
-    that scanned the file (which reuses its tree), jobs for files no child holds a tree
+    that scanned the file (which reuses its tree and its facts, so neither is sent
+    again), jobs for files no child holds a tree
     of (served from the scan cache) round-robin. Results come back in the order asked,
     whatever order the children finish in; the error of the first failing item, in
     that order, is raised (as a serial run raises it). The children are always ended:
@@ -376,6 +382,9 @@ class StickyPool:
             k = self.owner.get(job.path)
             if k is None:
                 k, spare = spare % self.jobs, spare + 1
+            elif job.facts is not None:
+                # the owner holds the facts it sent us (pickling them back costs ~0.35x the parse)
+                job = dataclasses.replace(job, facts=None)
             per_child[k].append((i, job))
         self.status["busy"] = True
         for k, items in enumerate(per_child):
