@@ -295,8 +295,7 @@ class StickyPool:
 
     `scan()` scans every file in its owner; `edit()` sends each edit job to the child
     that scanned the file (which reuses its tree and its facts, so neither is sent
-    again), jobs for files no child holds a tree
-    of (served from the scan cache) round-robin. Results come back in the order asked,
+    again), and jobs for files no child holds (served from the scan cache) round-robin. Results come back in the order asked,
     whatever order the children finish in; the error of the first failing item, in
     that order, is raised (as a serial run raises it). The children are always ended:
     `close()`, also on exceptions and Ctrl-C, and at garbage collection or exit.
