@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otelize.facts import FileFacts, FunctionFact
+from otelize.fntree import FunctionTree, function_tree
 from otelize.graph import AppGraph, sym_id
-from otelize.parse import ParsedFile, captures, query, text
+from otelize.parse import ParsedFile
 from otelize.ruleset import MatchContext, Rule, RuleSet
 
 MAX_ROUNDS = 4
@@ -271,18 +272,7 @@ DB_LIBRARIES = frozenset(DB_SYSTEMS) - {"redis", "ioredis", "@redis/client", "@u
 CACHE_LIBRARIES = frozenset({"redis", "ioredis", "@redis/client", "@upstash/redis", "memcached", "memjs"})
 HTTP_LIBRARIES = frozenset({"axios", "node-fetch", "undici", "got", "superagent", "ky", "request", "cross-fetch", "isomorphic-fetch"})
 CATEGORY_LIBRARIES = {"database": DB_LIBRARIES, "cache": CACHE_LIBRARIES, "external-api": HTTP_LIBRARIES}
-DECORATOR_TARGET = re.compile(r"^(target|object|constructor|prototype|cls)$")
 HANDLER_PARAMS = (re.compile(r"^_?req"), re.compile(r"^_?res"))
-
-_AWAIT = "(await_expression) @a"
-_FUNCTION_NODES = frozenset({
-    "function_declaration", "method_definition", "arrow_function", "function_expression", "function",
-    "generator_function_declaration", "generator_function",
-})
-_DECLARATORS = "(variable_declarator name: (identifier) @name value: (_) @value)"
-_RETURNED_FUNCTION = """(return_statement [(arrow_function parameters: (formal_parameters . (_) @p))
-                                           (function_expression parameters: (formal_parameters . (_) @p))])"""
-
 
 @dataclass(frozen=True)
 class Role:
@@ -381,56 +371,25 @@ class _Roles:
         return self._reach[key]
 
     # -- real work -----------------------------------------------------------------
-    def _own_await(self, path: str, fn: FunctionFact) -> bool:
-        pf = self.parsed[path]
-        node = pf.root.descendant_for_byte_range(fn.start, fn.end)
-        if node is None:
-            return False
-        anchors = [fn.body_start if fn.body_start is not None else fn.start]
-        if fn.body_start is not None:  # already instrumented: the wrapper's arrow is the body
-            from otelize.wrap import find_wrapper
+    def _tree(self, path: str, fn: FunctionFact) -> FunctionTree:
+        """The function's tree facts: recorded by the scan, else read from the tree here."""
+        recorded = self.facts[path].fn_trees.get(fn.start)
+        return recorded if recorded is not None else function_tree(self.parsed[path], fn)
 
-            body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
-            wrapper = find_wrapper(pf, body) if body is not None else None
-            if wrapper is not None:
-                inner = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
-                if inner is not None:
-                    anchors.append(inner.start_byte)
-        for a in captures(query(_AWAIT, pf.tsx), node).get("a", []):
-            if not (fn.start <= a.start_byte < fn.end):
-                continue
-            up = a.parent
-            while up is not None and up.type not in _FUNCTION_NODES:
-                up = up.parent
-            if up is None or any(up.start_byte <= anchor < up.end_byte for anchor in anchors):
-                return True
-        return False
+    def _own_await(self, path: str, fn: FunctionFact) -> bool:
+        return self._tree(path, fn).own_await
 
     def _dependency_locals(self, path: str, fn: FunctionFact) -> set[str]:
         """Locals that hold a dependency: `const repo = this.models.User`, `= Container.get(...)`."""
-        pf = self.parsed[path]
-        node = pf.root.descendant_for_byte_range(fn.start, fn.end)
         out: set[str] = set()
-        if node is None:
-            return out
-        for m in captures(query(_DECLARATORS, pf.tsx), node).get("value", []):
-            value = m
-            while value.type in ("as_expression", "parenthesized_expression", "await_expression", "non_null_expression") and value.named_children:
-                value = value.named_children[0]
-            name = m.parent.child_by_field_name("name") if m.parent is not None else None
-            if name is None:
-                continue
-            v = text(value)
-            if value.type == "member_expression" and v.startswith("this."):
-                out.add(text(name))
-            elif value.type == "call_expression":
-                callee = value.child_by_field_name("function")
-                if callee is not None and callee.type == "member_expression":
-                    prop = callee.child_by_field_name("property")
-                    if prop is not None and text(prop) in DI_LOOKUPS:
-                        out.add(text(name))
-            elif value.type == "identifier" and (v in self.io_bindings.get(path, {}) or v in self.project_bindings.get(path, {})):
-                out.add(text(name))
+        for name, kind, value, prop in self._tree(path, fn).declarators:
+            if kind == "member_expression" and value.startswith("this."):
+                out.add(name)
+            elif kind == "call_expression":
+                if prop in DI_LOOKUPS:
+                    out.add(name)
+            elif kind == "identifier" and (value in self.io_bindings.get(path, {}) or value in self.project_bindings.get(path, {})):
+                out.add(name)
         return out
 
     def _counts(self, path: str, fn: FunctionFact, chain: tuple[str, ...], deps: set[str]) -> bool:
@@ -553,28 +512,14 @@ class _Roles:
         return Role("span", "CLIENT")
 
     def _only_throws(self, path: str, fn: FunctionFact) -> bool:
-        if fn.body_start is None:
-            return False
-        node = self.parsed[path].root.descendant_for_byte_range(fn.body_start, fn.body_end)
-        stmts = [c for c in node.named_children if c.type != "comment"] if node is not None else []
-        return len(stmts) == 1 and stmts[0].type == "throw_statement"
+        return fn.body_start is not None and self._tree(path, fn).only_throws
 
     def _handler_params(self, fn: FunctionFact) -> bool:
         names = [p.name for p in fn.params]
         return len(names) >= 2 and all(rx.match(n) for rx, n in zip(HANDLER_PARAMS, names))
 
     def _decorator_factory(self, path: str, fn: FunctionFact) -> bool:
-        if fn.body_start is None:
-            return False
-        pf = self.parsed[path]
-        node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
-        if node is None:
-            return False
-        for p in captures(query(_RETURNED_FUNCTION, pf.tsx), node).get("p", []):
-            ident = p.child_by_field_name("pattern") or p
-            if DECORATOR_TARGET.match(text(ident)):
-                return True
-        return False
+        return fn.body_start is not None and self._tree(path, fn).decorator_factory
 
     def registered_handlers(self, path: str) -> set[str]:
         """Private methods the class registers as callbacks (`bus.register(this.onX.bind(this))`)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tree_sitter import Node
 
@@ -64,6 +64,7 @@ class ImportFact:
     namespace: str | None = None
     names: tuple[tuple[str, str], ...] = ()  # (local, imported)
     type_only: bool = False
+    value_used: bool | None = None  # a binding is used as a value in the file (None: not known; otelize.typeuse)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class FileFacts:
     express_imported: bool = False
     markers: list[str] = field(default_factory=list)  # "generated", "ignore-file"
     ignore_lines: list[int] = field(default_factory=list)  # lines holding `// otelize-ignore`
+    fn_trees: dict = field(default_factory=dict)  # FunctionFact.start -> otelize.fntree.FunctionTree
     has_fetch: bool = False
 
     def function(self, qualname: str) -> FunctionFact | None:
@@ -229,6 +231,12 @@ def extract(parsed: ParsedFile) -> FileFacts:
         _call(node, facts, functions, starts, express_names)
     routefacts.after_calls(parsed.source, route_caps, call_nodes, facts, functions, starts)
     _dedupe(facts)
+    from otelize import fntree, typeuse
+
+    # decided here, where the tree is (in the process that parsed the file), so that the
+    # main process never parses a file again to classify it
+    facts.imports = [replace(imp, value_used=typeuse.is_value_import(imp, parsed)) for imp in facts.imports]
+    facts.fn_trees = {fn.start: fntree.function_tree(parsed, fn) for fn in facts.functions}
     return facts
 
 

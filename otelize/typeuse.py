@@ -54,6 +54,8 @@ def _value_names(parsed: ParsedFile) -> frozenset[str]:
 
 
 def is_value_import(imp: ImportFact, parsed: ParsedFile | None) -> bool:
+    if imp.value_used is not None:  # decided when the facts were extracted
+        return imp.value_used
     if imp.type_only:
         return False
     if parsed is None or imp.kind in ("require", "dynamic"):
