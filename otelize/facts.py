@@ -995,6 +995,14 @@ def _call(
                 arg_nodes = [a for a in (args.named_children if args is not None else []) if a.type != "comment"]
                 if method == "get" and path_prefix is None and len(arg_nodes) == 1:
                     return  # app.get('env'): reading a setting, not a route
+                if method == "use" and path_prefix is None:
+                    from otelize.routefacts import loop_mounts
+
+                    looped = loop_mounts(node, arg_nodes)
+                    if looped is not None:  # one mount per element of a literal array the loop walks
+                        for path, router, line in looped:
+                            facts.routes.append(RouteReg(owner, "USE", path, (HandlerRef("identifier", router, line),), line))
+                        return
                 paths = _path_values(arg_nodes[0], facts) if arg_nodes and path_prefix is None else None
                 if paths is not None and not paths[0].startswith("$"):
                     arg_nodes = arg_nodes[1:]  # (an imported name stays a handler too: it may be middleware)

@@ -675,3 +675,97 @@ def _glob_text(node: Node) -> str | None:
         return None
     raw = text(node)[1:-1]
     return re.sub(r"^\$\{[^}]*\}/?", "", raw).lstrip("./")
+
+
+# --- routers mounted in a loop over a literal array --------------------------------
+
+def _loop_source(node: Node) -> tuple[str, str] | None:
+    """(array name, item parameter) when `node` sits in `ARRAY.forEach((item) => ...)` or in
+    `for (const item of ARRAY) ...`."""
+    up = node.parent
+    while up is not None:
+        if up.type in ("arrow_function", "function_expression"):
+            args = up.parent
+            call = args.parent if args is not None and args.type == "arguments" else None
+            callee = call.child_by_field_name("function") if call is not None else None
+            params = up.child_by_field_name("parameters")
+            first = params.named_children[0] if params is not None and params.named_children else None
+            if first is None and up.child_by_field_name("parameter") is not None:
+                first = up.child_by_field_name("parameter")
+            if first is not None and first.type == "required_parameter":
+                first = first.child_by_field_name("pattern")
+            if (callee is not None and callee.type == "member_expression"
+                    and text(callee.child_by_field_name("property")) == "forEach"
+                    and callee.child_by_field_name("object").type == "identifier"
+                    and first is not None and first.type == "identifier"):
+                return text(callee.child_by_field_name("object")), text(first)
+            return None
+        if up.type == "for_in_statement":
+            left, right = up.child_by_field_name("left"), up.child_by_field_name("right")
+            if right is not None and right.type == "identifier" and left is not None:
+                name = left if left.type == "identifier" else next(
+                    (c for c in left.named_children if c.type == "identifier"), None)
+                if name is not None and b" of " in up.text:
+                    return text(right), text(name)
+            return None
+        up = up.parent
+    return None
+
+
+def _array_literal(root: Node, name: str) -> Node | None:
+    """The array a module-level `const NAME = [...]` declares."""
+    for stmt in root.named_children:
+        decl = stmt
+        if decl.type == "export_statement":
+            decl = decl.child_by_field_name("declaration") or decl
+        if decl.type not in ("lexical_declaration", "variable_declaration"):
+            continue
+        for d in decl.named_children:
+            if d.type == "variable_declarator" and text(d.child_by_field_name("name")) == name:
+                value = d.child_by_field_name("value")
+                return value if value is not None and value.type == "array" else None
+    return None
+
+
+def loop_mounts(call: Node, arg_nodes: list[Node]) -> list[tuple[str, str, int]] | None:
+    """`[{ path: '/auth', route: authRoute }, ...].forEach((r) => router.use(r.path, r.route))`:
+    one (path, router name, line) per element, or None when `call` is not such a mount.
+    Only literal arrays of object literals with a string path and an identifier router
+    are followed; anything else stays unresolved, as before."""
+    if len(arg_nodes) != 2 or any(a.type != "member_expression" for a in arg_nodes):
+        return None
+    source = _loop_source(call)
+    if source is None:
+        return None
+    array_name, item = source
+    keys = []
+    for a in arg_nodes:
+        obj, prop = a.child_by_field_name("object"), a.child_by_field_name("property")
+        if obj is None or obj.type != "identifier" or text(obj) != item or prop is None:
+            return None
+        keys.append(text(prop))
+    root = call
+    while root.parent is not None:
+        root = root.parent
+    array = _array_literal(root, array_name)
+    if array is None:
+        return None
+    out = []
+    for element in array.named_children:
+        if element.type == "comment":
+            continue
+        if element.type != "object":
+            return None
+        values: dict[str, Node] = {}
+        for pair in element.named_children:
+            if pair.type == "pair":
+                key = pair.child_by_field_name("key")
+                k = text(key).strip("'\"`") if key is not None else ""
+                values[k] = pair.child_by_field_name("value")
+            elif pair.type == "shorthand_property_identifier":
+                values[text(pair)] = pair
+        path, router = values.get(keys[0]), values.get(keys[1])
+        if path is None or router is None or path.type != "string" or router.type not in ("identifier", "shorthand_property_identifier"):
+            return None
+        out.append((text(path)[1:-1], text(router), element.start_point[0] + 1))
+    return out

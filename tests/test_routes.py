@@ -89,6 +89,15 @@ EXPECTED: dict[str, list[tuple[str, str, str, int]]] = {
         ("GET", "/users{/:id}", "src/index.ts", 8),
         ("ALL", "/{*rest}", "src/index.ts", 10),
     ],
+    # routers mounted in a loop over a literal array: forEach and for...of
+    "loop-mounts": [
+        ("GET", "/v1/accounts", "src/routes/accounts.ts", 4),
+        ("POST", "/v1/accounts/:id", "src/routes/accounts.ts", 5),
+        ("GET", "/v1/invoices", "src/routes/invoices.ts", 4),
+        ("POST", "/v1/invoices/:id", "src/routes/invoices.ts", 5),
+        ("GET", "/v1/reports", "src/routes/reports.ts", 4),
+        ("POST", "/v1/reports/:id", "src/routes/reports.ts", 5),
+    ],
     # a router never mounted is not a route at /
     "unmounted": [
         ("GET", "/orders", "src/index.ts", 4),
