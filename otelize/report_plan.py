@@ -63,10 +63,13 @@ def plan_data(a: Analysis) -> dict[str, Any]:
             "express": project.express_major,
         },
         "routes": [r.to_dict() for r in a.graph.routes],
+        "unmounted_routes": [r.to_dict() for r in a.graph.unmounted],
         "files": files,
         "functions": functions,
         "unparsable": [{"file": f, "reason": r} for f, r in sorted(a.unparsable)],
-        "tasks": [{**t.to_dict(), "options": _jsonable(dict(t.options))} for t in a.tasks],
+        # per-function roles travel in the task options; the plan lists them as spans and skips instead
+        "tasks": [{**t.to_dict(), "options": _jsonable({k: v for k, v in t.options if k not in ("roles", "db_system_reached")})}
+                  for t in a.tasks],
     }
 
 
@@ -101,6 +104,12 @@ def format_text(a: Analysis) -> str:
     if not routes:
         out.append("  (none found)")
     out.append("")
+    if a.graph.unmounted:
+        out.append(f"unmounted ({len(a.graph.unmounted)}): routes of routers no app mounts, paths as written:")
+        uwidth = max(len(r.path) for r in a.graph.unmounted)
+        for r in a.graph.unmounted:
+            out.append(f"  {r.method:<7} {r.path:<{uwidth}} → {r.file}:{r.line} {r.handler}")
+        out.append("")
 
     out.append(f"files ({len(data['files'])}):")
     by_cat: dict[str, list[dict[str, Any]]] = {}

@@ -127,7 +127,7 @@ def test_plan_text_format() -> None:
     assert "express:        4" in out
     assert re.search(r"^  POST\s+/api/orders\s+→ src/routes/orders\.ts:\d+ <anonymous>$", out, re.M), out
     assert re.search(r"^  GET\s+/api/orders/:id\s+→ src/routes/orders\.ts:\d+ ordersController\.getOrder$", out, re.M)
-    assert re.search(r"^    src/utils/database\.ts\s+database-name$", out, re.M)
+    assert re.search(r"^    src/utils/database\.ts\s+database-class$", out, re.M)
     assert re.search(r"^   1\. dependency$", out, re.M)
     assert re.search(r"^   2\. config  \(after dependency\)$", out, re.M)
 
@@ -291,7 +291,7 @@ def test_unparsable_files_are_listed_and_plan_still_exits_0(tmp_path: Path) -> N
     data = json.loads(out)
     unparsable = {u["file"]: u["reason"] for u in data["unparsable"]}
     assert set(unparsable) == {"src/broken.ts", "src/binary.ts"}
-    assert "syntax error at line 1" in unparsable["src/broken.ts"]
+    assert "could not parse it at line 1" in unparsable["src/broken.ts"]
     assert "binary" in unparsable["src/binary.ts"]
     assert [(r["method"], r["path"]) for r in data["routes"]] == [("GET", "/x")]
     code, text, err = run("plan", str(root))

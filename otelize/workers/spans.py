@@ -21,7 +21,7 @@ from otelize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
     same_header, wrap_interior,
 )
-from otelize.registry import Helper
+from otelize.registry import WITH_SPAN, Helper
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -60,8 +60,9 @@ def candidates(facts: FileFacts) -> list[FunctionFact]:
     return out
 
 
-def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | None:
-    """None when the function may be wrapped, else the skip reason."""
+def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_private: bool = False) -> str | None:
+    """None when the function may be wrapped, else the skip reason. `allow_private`: a
+    private method the class registers as a callback (an event handler) may be wrapped."""
     if fn.line - 1 in facts.ignore_lines:
         return "ignored by comment"
     if fn.is_signature:
@@ -73,7 +74,7 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | Non
     if fn.is_generator:
         return "async generator" if fn.is_async else "generator"
     member = fn.name.rsplit(".", 1)[-1] if fn.kind == "object-method" else fn.name
-    if fn.is_private or member.startswith("_") or member.startswith("#"):
+    if (fn.is_private and not allow_private) or member.startswith("_") or member.startswith("#"):
         return "private member"
     if fn.kind == "function" and not fn.exported and fn.class_name is None:
         return "module-internal helper (not exported)"
@@ -94,6 +95,30 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | Non
         # in the wrapper's arrow the `var` would be a new, undefined binding instead of the parameter
         return f"parameter `{redeclared[0]}` is redeclared with `var` in the body"
     return None
+
+
+@dataclass(frozen=True)
+class TaskRole:
+    """A function's role, decided by classification (otelize.classify.assign_roles)."""
+
+    action: str  # span | skip
+    kind: str  # INTERNAL | CLIENT
+    name: str  # span name override (unique per app), or ""
+    reason: str
+
+
+def task_roles(task: Task) -> dict[str, TaskRole]:
+    return {q: TaskRole(a, k, n, r) for q, a, k, n, r in (task.option("roles") or ())}
+
+
+def apply_role(ctx: WorkerContext, path: str, fn: FunctionFact, style: Style, spec: SpanSpec, role: TaskRole) -> SpanSpec:
+    """An operation whose I/O an auto-instrumented library already traces becomes an
+    INTERNAL span with no client attributes; a colliding name gets its unique form."""
+    if role.kind == "INTERNAL" and spec.kind != "INTERNAL":
+        spec = make_spec(ctx, path, fn, style, WITH_SPAN, [], spec.name)
+    if role.name and ctx.settings.span_naming == "class.method":
+        spec = replace(spec, name=role.name)
+    return spec
 
 
 _FUNCTIONS = frozenset({
@@ -147,19 +172,36 @@ def _var_redeclared_parameters(body: Node) -> list[str]:
 
 def helper_specifier(ctx: WorkerContext, file: str) -> str:
     rel = posixpath.relpath(ctx.helper_path, posixpath.dirname(file) or ".")
-    rel = rel[: -len(".ts")]
+    rel = posixpath.splitext(rel)[0]
     if not rel.startswith("."):
         rel = "./" + rel
-    if ctx.project.module == "esm" or file.endswith(".mts"):
-        rel += ".js"  # ES-module resolution needs the extension (an .mts file is ESM in any project)
+    if ctx.project.module == "esm" or file.endswith((".mts", ".mjs")):
+        rel += ".js"  # ES-module resolution needs the extension (an .mts/.mjs file is ESM in any project)
     return rel
 
 
 def module_mismatch(ctx: WorkerContext, file: str) -> str | None:
     """Why `file` cannot import the span helper at all (None when it can)."""
-    if file.endswith(".cts") and ctx.project.module == "esm":
-        return "CommonJS file (.cts) in an ES-module project: it cannot require() the ES-module span helper"
+    if file.endswith((".cts", ".cjs")) and ctx.project.module == "esm":
+        kind = file.rsplit(".", 1)[-1]
+        return f"CommonJS file (.{kind}) in an ES-module project: it cannot require() the ES-module span helper"
     return None
+
+
+def uses_require(ctx: WorkerContext, file: str) -> bool:
+    """Whether `file` is a CommonJS JavaScript file, which gets `require()` rather than `import`:
+    a .cjs file, or a .js one without import/export statements in a CommonJS package.
+    (TypeScript files always get `import`: tsc compiles it to what the project runs.)"""
+    from otelize.parse import is_javascript
+
+    if not is_javascript(file) or file.endswith(".mjs"):
+        return False
+    if file.endswith(".cjs"):
+        return True
+    pf = ctx.parsed.get(file)
+    if pf is not None and any(c.type in ("import_statement", "export_statement") for c in pf.root.named_children):
+        return False  # ES-module syntax (written for a bundler or transpiler): keep to it
+    return ctx.project.module != "esm"
 
 
 class _Intervals:
@@ -202,10 +244,16 @@ def wrap_file(
     helpers: set[str] = set()
     wrapped = _Intervals()
     mismatch = module_mismatch(ctx, path)
+    roles = task_roles(task)
     for fn in functions if functions is not None else candidates(facts):
-        reason = eligibility(fn, pf, facts)
+        role = roles.get(fn.qualname)
+        reason = eligibility(fn, pf, facts, allow_private=role is not None and role.action == "span")
+        if reason is None and role is not None and role.action == "skip":
+            reason = role.reason
         if reason is None and mismatch is not None:
             reason = mismatch
+        if reason is None and fn.qualname in task.option("error_handlers", ()):
+            reason = "error-handling middleware (the http worker records the error on the active span)"
         if reason is None and fn.start in wrapped:
             reason = "nested inside a function that is already wrapped"
         if reason is not None:
@@ -217,6 +265,8 @@ def wrap_file(
         if isinstance(spec, str):
             result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
             continue
+        if role is not None:
+            spec = apply_role(ctx, path, fn, style, spec, role)
         exported_as = spec.helper
         spec = replace(spec, helper=local_names(pf)[spec.helper])  # the name this file calls it by
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
@@ -255,7 +305,7 @@ def wrap_file(
         helpers.add(exported_as)
     if helpers:
         names = tuple(sorted(import_name(h, local_names(pf)[h]) for h in helpers))
-        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), names, False, task.worker))
+        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), names, False, task.worker, uses_require(ctx, path)))
     return result
 
 
