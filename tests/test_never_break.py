@@ -128,9 +128,11 @@ def test_a_directive_on_the_brace_line_skips_instead(tmp_path: Path) -> None:
     changed, result = run_transform_result(tmp_path, files)
     assert HANDLER not in changed or "recordActiveSpanError(err)" not in changed[HANDLER].decode()
     assert SERVICE not in changed
-    reasons = {(s.file, s.symbol): s.reason for s in result.synthesis.skips}
-    assert "directive" in reasons[(HANDLER, "onError")]
-    assert "directive" in reasons[(SERVICE, "OrderService.create")]
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for skip in result.synthesis.skips:
+        reasons.setdefault((skip.file, skip.symbol), []).append(skip.reason)
+    assert any("directive" in r for r in reasons[(HANDLER, "onError")])
+    assert any("directive" in r for r in reasons[(SERVICE, "OrderService.create")])
 
 
 def test_imports_never_land_under_a_directive(tmp_path: Path) -> None:
