@@ -93,6 +93,8 @@ def _instrument_as_javascript(compiled: Path, app: Path, build: Path) -> tuple[A
     (app / "services").mkdir(parents=True)
     (app / "package.json").write_text(json.dumps({"name": "js-equivalence", "dependencies": {"express": "4.22.3"}}))
     shutil.copy(compiled, app / "services" / "tricky.js")
+    # as the TypeScript fixture: every shape of function gets a span, pure helpers included
+    shutil.copy(TESTS / "fixtures" / "shapes" / "equivalence" / ".otelize.yaml", app / ".otelize.yaml")
     result = instrument(app)
     assert result.synthesis.reverted == [] and "services/tricky.js" in result.synthesis.changes
     assert b"require('../otel');" in (app / "services" / "tricky.js").read_bytes()
