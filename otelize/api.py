@@ -191,6 +191,14 @@ class InstrumentResult:
     def partial(self) -> bool:
         return bool((self.analysis is not None and self.analysis.unparsable) or self.synthesis.reverted)
 
+    @property
+    def not_loaded(self) -> list[Any]:
+        """The config worker's word that tracing will not be loaded when the app runs (no entry
+        found, ...): a warning, and `--check` is not clean while it holds."""
+        from otelize.workers.config import not_loaded
+
+        return not_loaded(self.synthesis.skips)
+
 
 def worker_context(analysis: Analysis) -> Any:
     from otelize.workers.base import WorkerContext
@@ -348,7 +356,7 @@ def instrument(
     analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs, cache=cache and out_dir is None)
     syn = synthesize_plan(analysis)
     result = InstrumentResult(analysis, syn)
-    if key is not None and not result.changed and not result.partial:
+    if key is not None and not result.changed and not result.partial and not result.not_loaded:
         from otelize import statecache
 
         statecache.remember_clean(analysis.project.root, key)

@@ -86,7 +86,9 @@ def instrument(
     for skip in result.synthesis.skips:
         out.detail(f"otelize: skipped {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
     out.info(report.summary(result, mode=mode))
-    if (check or fail_on_change) and result.changed:
+    for skip in result.not_loaded:  # a warning whatever the verbosity: every span would stay a no-op
+        click.echo(f"otelize: warning: {skip.reason}", err=True)
+    if (check or fail_on_change) and (result.changed or result.not_loaded):
         sys.exit(EXIT_CHANGES)
     sys.exit(EXIT_PARTIAL if result.partial else EXIT_OK)
 

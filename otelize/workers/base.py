@@ -61,13 +61,21 @@ class WorkerContext:
 
         return existing_sdk(self)
 
+    @cached_property
+    def placement(self) -> tuple[str, str]:
+        """(tracing.ts, otel.ts) paths: where the build's tsconfig compiles them, under
+        names no file of the user's holds (otelize.workers.config.placement)."""
+        from otelize.workers.config import placement
+
+        return placement(self.project, self.entry)
+
     @property
     def tracing_path(self) -> str:
-        return _join(self.project.src_dir, TRACING_MODULE)
+        return self.placement[0]
 
     @property
     def helper_path(self) -> str:
-        return _join(self.project.src_dir, HELPER_MODULE)
+        return self.placement[1]
 
 
 def _join(folder: str, name: str) -> str:

@@ -1,0 +1,77 @@
+"""Entry points the way real apps write them (tests/fixtures/entries/): the file that starts
+the app is found, and instrument makes `import './tracing'` its first statement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from otelize.api import analyze, instrument
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "entries"
+
+# fixture -> (entry file, specifier of the tracing import written there)
+EXPECTED = {
+    # class App { constructor() { this.app = express() } listen() { this.app.listen() } } + new App([...]).listen()
+    "class-app": ("src/server.ts", "./tracing"),
+    # export default async ({ app }) => {...}, called from the entry that creates the app
+    "loaders": ("src/app.ts", "./tracing"),
+    # export default app in app.ts; `import http` first, then http.createServer(app).listen() in server.ts
+    "server-file": ("src/server.ts", "./tracing"),
+    # export const app in app.ts; app.listen() in index.ts
+    "index-listen": ("src/index.ts", "./tracing"),
+    # routing-controllers: const app = createExpressServer({...}); app.listen()
+    "routing-controllers": ("src/server.ts", "./tracing"),
+    # routing-controllers on an app of one's own: useExpressServer(app, {...})
+    "use-express-server": ("src/main.ts", "./tracing"),
+    # Ts.ED: PlatformExpress.bootstrap(Server) builds and starts the app
+    "tsed": ("src/index.ts", "./tracing"),
+    # tsoa: RegisterRoutes(app) in app.ts, app.listen() in server.ts
+    "tsoa": ("src/server.ts", "./tracing"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_entry_is_the_file_that_starts_the_app(name: str) -> None:
+    entry, spec = EXPECTED[name]
+    analysis = analyze(FIXTURES / name)
+    assert analysis.entry == entry
+    result = instrument(FIXTURES / name, write=False)
+    old, new = result.synthesis.changes[entry]
+    assert new.startswith(f"import '{spec}';\n".encode()), new[:120]
+    assert new[new.index(b"\n") + 1:] == old  # nothing else in the entry changes
+    assert "src/tracing.ts" in result.synthesis.created
+    assert result.not_loaded == []
+    # no other file imports tracing: it is loaded once, first, by the file node runs
+    assert [p for p, (_, n) in result.synthesis.changes.items() if b"'./tracing'" in n or b"'../tracing'" in n] == [entry]
+
+
+def test_no_entry_found_warns_names_the_line_and_check_is_not_clean(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "no-entry", app)
+    report = tmp_path / "report.md"
+
+    def otelize(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "otelize", *args], capture_output=True, text=True, timeout=120)
+
+    done = otelize("instrument", str(app), "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    line = "otelize: warning: tracing is not loaded: no entry file found"
+    assert line in done.stderr
+    assert "add `import './tracing';` as the first line of the file that starts your server" in done.stderr
+    text = report.read_text()
+    assert "None" not in text
+    assert "(no entry point found, commonjs" in text
+    assert "**Tracing is not loaded when the app runs**" in text
+    # everything else is written: a second --check finds no edit, and still is not clean
+    again = otelize("instrument", str(app), "--check")
+    assert again.returncode == 1, again.stderr
+    assert "no edits to make (already instrumented), but tracing is not loaded" in again.stderr
+    assert line in again.stderr
+    # -q keeps warnings
+    assert line in otelize("-q", "instrument", str(app), "--check").stderr
