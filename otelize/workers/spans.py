@@ -7,6 +7,7 @@ wrapped safely and produces the edit, the import request and the report entries.
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
@@ -106,6 +107,27 @@ def module_mismatch(ctx: WorkerContext, file: str) -> str | None:
     return None
 
 
+class _Intervals:
+    """Disjoint byte ranges [start, end) of the functions wrapped so far, kept sorted.
+
+    Membership is a bisection (n log n over a file, not n²: one file of 25,000
+    methods used to spend minutes comparing every function with every wrapped one).
+    """
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, start: int, end: int) -> None:
+        i = bisect.bisect_right(self._starts, start)
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+
+    def __contains__(self, offset: int) -> bool:
+        i = bisect.bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self._ends[i]
+
+
 def wrap_file(
     ctx: WorkerContext,
     task: Task,
@@ -123,13 +145,13 @@ def wrap_file(
     facts = ctx.facts[path]
     style = detect_style(pf)
     helpers: set[str] = set()
-    wrapped: list[tuple[int, int]] = []
+    wrapped = _Intervals()
     mismatch = module_mismatch(ctx, path)
     for fn in functions if functions is not None else candidates(facts):
         reason = eligibility(fn, pf, facts)
         if reason is None and mismatch is not None:
             reason = mismatch
-        if reason is None and any(s <= fn.start < e for s, e in wrapped):
+        if reason is None and fn.start in wrapped:
             reason = "nested inside a function that is already wrapped"
         if reason is not None:
             result.skips.append(Skip(path, fn.line, fn.qualname, reason, task.worker))
@@ -170,7 +192,7 @@ def wrap_file(
             result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
             continue
         result.edits.append(Edit.replace(path, start, end, new, task.worker))
-        wrapped.append((fn.start, fn.end))
+        wrapped.add(fn.start, fn.end)
         result.spans.append(planned)
         helpers.add(spec.helper)
     if helpers:
