@@ -86,6 +86,7 @@ class Build:
     command: str | None  # the command of the build step that decided `tool`
     tsconfig: TsConfig | None  # the tsconfig the build compiles with (tsc), else tsconfig.json
     notes: tuple[str, ...] = field(default=())
+    main: str | None = None  # the entry file the build names (an Nx target's `main`), relative
 
     def emits(self, rel: str) -> str | None:
         """The .js path the build writes for source file `rel`, when it provably does."""
@@ -165,19 +166,69 @@ def _analyse(root_s: str, scripts_t: tuple[tuple[str, str], ...]) -> Build:
     config = default
     for tokens in steps:
         name = posixpath.basename(tokens[0])
+        if name == "nx":
+            nx = nx_target(root, tokens)
+            if nx is not None:
+                return nx
         if name == "tsc":
             if "--noEmit" in tokens or "--help" in tokens:
                 continue
             config = _tsc_config(root, tokens) or default
             tool, command = "tsc", " ".join(tokens)
         elif name in BUNDLERS or name.startswith(("webpack", "rollup", "esbuild")):
-            if tool != "tsc":  # `tsc && webpack`: the bundle is what runs; `webpack && tsc`: tsc ran last
-                tool, command = ("webpack" if name.startswith("webpack") else name), " ".join(tokens)
-            else:
-                tool, command = name, " ".join(tokens)
+            # `tsc && webpack`: the last step that emits decides what runs
+            tool, command = ("webpack" if name.startswith("webpack") else name), " ".join(tokens)
         elif name in ("node", "ts-node", "tsx") and any(t.endswith(("esbuild.mjs", "esbuild.js", "build.mjs", "build.js", "build.ts")) for t in tokens):
             tool, command = "esbuild", " ".join(tokens)  # a build script of the project's own (an esbuild API call)
     return Build(tool, command, config)
+
+
+def nx_target(root: Path, tokens: list[str]) -> Build | None:
+    """`nx build api` / `nx run api:build` / `nx serve api`: the project.json target behind
+    it, followed through `buildTarget` (serve runs the build), with its `main` and `tsConfig`."""
+    args = [t for t in tokens[1:] if not t.startswith("-")]
+    if not args:
+        return None
+    if args[0] == "run" and len(args) >= 2 and ":" in args[1]:
+        project, target = args[1].split(":", 1)[0], args[1].split(":")[1]
+    elif len(args) >= 2:
+        target, project = args[0], args[1]
+    else:
+        return None
+    projects = _nx_projects(root)
+    for _ in range(4):
+        data = projects.get(project)
+        spec = (data or {}).get("targets", {}).get(target) if isinstance((data or {}).get("targets"), dict) else None
+        if not isinstance(spec, dict):
+            return None
+        options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
+        build_target = options.get("buildTarget") or options.get("browserTarget")
+        if isinstance(build_target, str) and ":" in build_target:  # serve -> build
+            project, target = build_target.split(":")[:2]
+            continue
+        executor = str(spec.get("executor", ""))
+        main = options.get("main") if isinstance(options.get("main"), str) else None
+        ts = options.get("tsConfig") if isinstance(options.get("tsConfig"), str) else None
+        config = load_tsconfig(root, posixpath.normpath(ts)) if ts else None
+        # (even @nx/js:tsc writes to the target's outputPath, laid out its own way: no preload)
+        return Build("nx", f"nx {target} {project} ({executor})", config, main=posixpath.normpath(main) if main else None)
+    return None
+
+
+def _nx_projects(root: Path) -> dict[str, dict[str, Any]]:
+    """project.json files under apps/, libs/, packages/ (and the root), by project name."""
+    out: dict[str, dict[str, Any]] = {}
+    found = sorted(root.glob("project.json")) + sorted(root.glob("*/*/project.json")) + sorted(root.glob("*/project.json"))
+    for path in found:
+        if "node_modules" in path.parts:
+            continue
+        try:
+            data = loads_jsonc(path.read_bytes(), path.name)
+        except Exception:  # noqa: BLE001 - not a project file of ours to judge
+            continue
+        if isinstance(data, dict):
+            out.setdefault(str(data.get("name") or path.parent.name), data)
+    return out
 
 
 def _tsc_config(root: Path, tokens: list[str]) -> TsConfig | None:

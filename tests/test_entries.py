@@ -75,3 +75,27 @@ def test_no_entry_found_warns_names_the_line_and_check_is_not_clean(tmp_path: Pa
     assert line in again.stderr
     # -q keeps warnings
     assert line in otelize("-q", "instrument", str(app), "--check").stderr
+
+
+def test_nx_entry_is_the_main_of_the_target_behind_the_start_script() -> None:
+    # `npm start` = `nx serve api` -> buildTarget api:build -> main apps/api/src/main.ts, which
+    # hands the app to a workspace library that listens: the graph alone finds only app.ts
+    result = instrument(FIXTURES / "nx", write=False)
+    changes = result.synthesis.changes
+    assert result.not_loaded == []
+    assert changes["apps/api/src/main.ts"][1].startswith(b"import './tracing';\n")
+    # next to the entry, inside the compiled set of apps/api/tsconfig.app.json (not at the workspace root)
+    assert sorted(result.synthesis.created) == ["apps/api/src/otel.ts", "apps/api/src/tracing.ts"]
+    assert b"'./tracing'" not in changes.get("apps/api/src/app/app.ts", (b"", b""))[1]
+
+
+def test_turbo_root_names_the_express_app_to_run_on() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "otelize", "plan", str(FIXTURES / "turbo")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("it is a workspace root: run otelize on its Express app: apps/api")
+    # and there, the entry behind `turbo run start` (apps/api: node dist/index.js) is found
+    result = instrument(FIXTURES / "turbo" / "apps" / "api", write=False)
+    assert result.synthesis.changes["src/index.ts"][1].startswith(b"import './tracing';\n")

@@ -150,6 +150,7 @@ def placement(project, entry: str | None) -> tuple[str, str]:  # type: ignore[no
     file of the user's holds. Raises BadInput when both names are taken."""
     build = builds.analyse(project.root, project.package_json)
     config = build.tsconfig
+    entry = build.main if build.main is not None and build.main in project.files else entry
     candidates = [project.src_dir]
     if config is not None:
         candidates += config.folders()
@@ -270,6 +271,11 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     _generate(ctx, ctx.tracing_path, render_tracing(ctx), result)
 
     entries = task.files or ((ctx.entry,) if ctx.entry else ())
+    main = builds.analyse(ctx.project.root, ctx.project.package_json).main
+    if main is not None and main in ctx.parsed:
+        # the entry the build names (an Nx target's `main`) is what runs; other files that
+        # listen themselves stay entries, a file found only for creating the app does not
+        entries = (main,) + tuple(e for e in entries if e != main and e in ctx.facts and ctx.facts[e].listen_line is not None)
     if ctx.project.module == "esm" and _can_preload(ctx) is None:
         _esm_start_script(ctx, result)
     elif not entries:
