@@ -99,3 +99,46 @@ def test_turbo_root_names_the_express_app_to_run_on() -> None:
     # and there, the entry behind `turbo run start` (apps/api: node dist/index.js) is found
     result = instrument(FIXTURES / "turbo" / "apps" / "api", write=False)
     assert result.synthesis.changes["src/index.ts"][1].startswith(b"import './tracing';\n")
+
+
+def test_app_with_its_own_otel_and_tracing_modules(tmp_path: Path) -> None:
+    """src/otel.ts and src/tracing.ts of the user's own: otelize's helper and bootstrap go beside
+    them under other names, every import points there, and strip gives back the same bytes."""
+    import shutil
+
+    from otelize.strip import strip
+
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "class-app", app, ignore=shutil.ignore_patterns("node_modules", "package-lock.json"))
+    own = {"src/otel.ts": b"export const meter = 'mine';\n", "src/tracing.ts": b"export function trace(): void {}\n"}
+    for rel, data in own.items():
+        (app / rel).write_bytes(data)
+    before = {p.relative_to(app).as_posix(): p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()}
+    result = instrument(app)
+    assert sorted(result.synthesis.created) == ["src/otelize-otel.ts", "src/otelize-tracing.ts"]
+    for rel, data in own.items():
+        assert (app / rel).read_bytes() == data
+    service = (app / "src/services/greetingService.ts").read_text()
+    assert "from '../otelize-otel'" in service and "from '../otel'" not in service
+    assert (app / "src/server.ts").read_text().startswith("import './otelize-tracing';\n")
+    assert instrument(app, write=False).synthesis.changes == {}
+    strip(app)
+    after = {p.relative_to(app).as_posix(): p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()}
+    assert after == before
+
+
+def test_both_helper_names_taken_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "class-app", app, ignore=shutil.ignore_patterns("node_modules"))
+    (app / "src/otel.ts").write_bytes(b"export const a = 1;\n")
+    (app / "src/otelize-otel.ts").write_bytes(b"export const b = 1;\n")
+    before = {p: p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()}
+    proc = subprocess.run([sys.executable, "-m", "otelize", "instrument", str(app)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == ("otelize: error: src/otel.ts and src/otelize-otel.ts are files of the app's own: "
+                           "otelize will not overwrite them; rename one of them\n")
+    assert {p: p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()} == before
