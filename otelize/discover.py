@@ -46,10 +46,11 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
     pkg_file = root_path / "package.json"
     if not pkg_file.is_file():
         raise BadInput(f"{root}: no package.json found (otelize needs the root of a Node.js app)")
-    pkg_bytes = _read(pkg_file, "package.json")
-    pkg = loads_json(pkg_bytes, "package.json")
+    pkg_label = (Path(root) / "package.json").as_posix()  # as the user named the app: errors say which one
+    pkg_bytes = _read(pkg_file, pkg_label)
+    pkg = loads_json(pkg_bytes, pkg_label)
     if not isinstance(pkg, dict):
-        raise BadInput("package.json: top level must be a JSON object")
+        raise BadInput(f"{pkg_label}: top level must be a JSON object")
 
     express_range = _dependency_range(pkg, "express")
     if express_range is None:
@@ -112,7 +113,7 @@ def _prisma_provider(root: Path, pkg: dict[str, Any]) -> str | None:
 
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        return read_regular(path)
     except OSError as exc:
         raise BadInput(f"{what}: cannot read ({exc.strerror})") from None
 
@@ -259,10 +260,37 @@ def _walk(
                 walk(Path(entry.path), child_rel, specs)
             elif entry.name.endswith(SOURCE_SUFFIXES) and not _is_declaration(entry.name):
                 if include is None or include.match_file(child_rel):
+                    if not _regular(entry):  # a FIFO would block the read forever; a device, worse
+                        skipped.append((child_rel, "not a regular file"))
+                        continue
                     files.append(child_rel)
 
     walk(root, "", _outer_specs(root))
     return sorted(files), skipped
+
+
+def _regular(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()  # follows a (checked, in-root) symlink; False for FIFOs, sockets, devices
+    except OSError:
+        return False
+
+
+def read_regular(path: Path) -> bytes:
+    """A source file's bytes; OSError when it is not (or no longer) a regular file.
+
+    Opened non-blocking, so a file swapped for a FIFO after discovery fails
+    instead of hanging the run."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
 
 
 def _outer_specs(root: Path) -> list[tuple[str, pathspec.PathSpec]]:

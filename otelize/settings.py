@@ -12,8 +12,11 @@ rules: [otelize-rules]          # extra rule folders, relative to this file
 ```
 
 Every error is one line naming the file and the key; an unknown key gets a
-"did you mean" suggestion. `Settings.to_api()` is the plain dict that
-`otelize.api` and the workers read (`ctx.settings`).
+"did you mean" suggestion. `Settings` is the one validated object that
+`otelize.api` and the workers read (`ctx.settings`). A library caller may pass
+a mapping instead: `coerce_settings` validates it with the same rules and
+messages (the keys above, plus `disabled_workers`, `disabled_categories` and
+`jobs`, the form `Settings.to_api()` writes).
 """
 
 from __future__ import annotations
@@ -21,19 +24,21 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pathspec
 
 from otelize import yamlio
 
 from otelize.errors import BadInput
-from otelize.ruleset import CATEGORIES
+from otelize.registry import CATEGORIES, WORKERS
 
 CONFIG_FILE = ".otelize.yaml"
 PROTOCOLS = ("http/protobuf", "grpc", "console")
 SPAN_NAMING = ("class.method", "method", "file.class.method")
 KEYS = ("service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules")
+API_KEYS = KEYS + ("disabled_workers", "disabled_categories", "jobs")  # a library caller's mapping
+API_SOURCE = "settings"  # how errors name a library caller's mapping
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Settings:
     categories: dict[str, bool] = field(default_factory=dict)
     span_naming: str = "class.method"
     rules: tuple[Path, ...] = ()  # absolute (config rules are relative to the config file)
+    jobs: int | None = None  # processes for the per-file work (library only; default: by project size)
     source: str | None = None  # the config file that was read, for messages
 
     @property
@@ -107,15 +113,25 @@ def _toggles(source: str, key: str, value: Any, names: tuple[str, ...], what: st
     return out
 
 
-def parse_settings(data: Any, source: str, base: Path) -> Settings:
+def coerce_settings(value: Settings | Mapping[str, Any]) -> Settings:
+    """A library caller's settings, validated as a config file is (errors name `settings`):
+    a Settings as is, or a mapping of the config keys (or of `to_api()`'s)."""
+    if isinstance(value, Settings):
+        return value
+    if not isinstance(value, Mapping):
+        raise BadInput(f"{API_SOURCE}: must be an otelize.settings.Settings or a mapping, not {type(value).__name__}")
+    return replace(parse_settings(dict(value), API_SOURCE, Path.cwd(), keys=API_KEYS), source=None)
+
+
+def parse_settings(data: Any, source: str, base: Path, keys: tuple[str, ...] = KEYS) -> Settings:
     """Validate a config mapping. `base` is the folder relative `rules:` paths start from."""
     if data is None:
         return Settings(source=source)
     if not isinstance(data, dict):
         raise BadInput(f"{source}: the top level must be a mapping of settings")
     for key in data:
-        if key not in KEYS:
-            raise _err(source, str(key), f"unknown key{_suggest(str(key), KEYS)}")
+        if key not in keys:
+            raise _err(source, str(key), f"unknown key{_suggest(str(key), keys)}")
     s = Settings(source=source)
     if "service_name" in data:
         name = data["service_name"]
@@ -134,14 +150,26 @@ def parse_settings(data: Any, source: str, base: Path) -> Settings:
         if key in data:
             s = replace(s, **{key: _globs(source, key, data[key])})
     if "workers" in data:
-        from otelize.plan import WORKERS
-
         s = replace(s, workers=_toggles(source, "workers", data["workers"], WORKERS, "worker"))
     if "categories" in data:
         s = replace(s, categories=_toggles(source, "categories", data["categories"], CATEGORIES, "category"))
+    for key, names, what, field_name in (("disabled_workers", WORKERS, "worker", "workers"),
+                                         ("disabled_categories", CATEGORIES, "category", "categories")):
+        if key in data:
+            off = data[key]
+            if not isinstance(off, (list, tuple)) or not all(isinstance(n, str) for n in off):
+                raise _err(source, key, f"must be a list of {what} names")
+            toggles = _toggles(source, key, {n: False for n in off}, names, what)
+            s = replace(s, **{field_name: {**getattr(s, field_name), **toggles}})
+    if "jobs" in data and data["jobs"] is not None:
+        jobs = data["jobs"]
+        if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+            raise _err(source, "jobs", "must be a positive integer")
+        s = replace(s, jobs=jobs)
     if "rules" in data:
         dirs = data["rules"]
         dirs = [dirs] if isinstance(dirs, str) else dirs
+        dirs = [str(d) if isinstance(d, Path) else d for d in dirs] if isinstance(dirs, (list, tuple)) else dirs
         if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
             raise _err(source, "rules", "must be a folder or a list of folders")
         paths = []
@@ -162,6 +190,8 @@ def load_settings(root: str | Path, config: str | Path | None = None) -> Setting
             raise BadInput(f"{config}: no such config file")
     else:
         path, source = Path(root) / CONFIG_FILE, CONFIG_FILE
+        if path.is_dir():
+            raise BadInput(f"{(Path(root) / CONFIG_FILE).as_posix()}: is a folder, not a settings file")
         if not path.is_file():
             return Settings()
     return parse_settings(yamlio.load_file(path, source, BadInput), source, path.parent.resolve())
@@ -193,8 +223,6 @@ def with_flags(
         s = replace(s, include=_globs("--include", "include", list(include)))
     if exclude:
         s = replace(s, exclude=_globs("--exclude", "exclude", list(exclude)))
-    from otelize.plan import WORKERS
-
     workers, categories = dict(s.workers), dict(s.categories)
     for flag, names, on in (("--enable", enable, True), ("--disable", disable, False)):
         for name in names:

@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from otelize import _callable_module
 from otelize import jsonedit
 from otelize.api import gc_paused
 from otelize.layout import same_code
@@ -27,13 +28,14 @@ from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
 from otelize.wrap import detect_style, unwrap_interior, unwrap_reflowed
 from otelize.workers.base import HELPER_MODULE, TRACING_MODULE, is_generated
+from otelize.registry import ALL_HELPERS, RECORD_ERROR
 
 WORKER = "strip"
-_HELPER_CALLS = """(call_expression function: (identifier) @f
-  (#match? @f "^(withSpan|withClientSpan|withCacheReadSpan|recordActiveSpanError)$"))"""
+_HELPER_CALLS = f"""(call_expression function: (identifier) @f
+  (#match? @f "^({'|'.join(h.name for h in ALL_HELPERS)})$"))"""  # every helper otel.ts exports
 HELPER_STILL_USED = "the span helper is still used by instrumentation left in place"
-_RECORD_QUERY = """(expression_statement (call_expression function: (identifier) @f
-  (#eq? @f "recordActiveSpanError"))) @stmt"""
+_RECORD_QUERY = f"""(expression_statement (call_expression function: (identifier) @f
+  (#eq? @f "{RECORD_ERROR.name}"))) @stmt"""
 
 
 @dataclass
@@ -41,10 +43,18 @@ class StripResult:
     changes: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)  # path -> (old, new or None = delete)
     kept: list[Skip] = field(default_factory=list)  # instrumentation left alone, with the reason
     unwrapped: int = 0
+    lockfile: str | None = None  # the app's lockfile, when package.json lost packages it still lists
+    package_manager: str = "npm"
 
     @property
     def changed(self) -> bool:
         return bool(self.changes)
+
+    def exit_code(self, check: bool = False) -> int:
+        """The CLI's exit code: 1 when `check` and something would be removed, else 0."""
+        from otelize.errors import EXIT_CHANGES, EXIT_OK
+
+        return EXIT_CHANGES if check and self.changed else EXIT_OK
 
 
 def _line_bounds(src: bytes, start: int, end: int) -> tuple[int, int] | None:
@@ -209,8 +219,17 @@ def _remove_run(members: tuple, i: int, j: int) -> list[Edit]:  # noqa: ANN001
     return []  # the whole object: left as is (an empty object would not round-trip)
 
 
-@gc_paused
 def strip(root: str | Path, *, write: bool = True) -> StripResult:
+    if not write:
+        return _strip(root, write)
+    from otelize.journal import run_lock
+
+    with run_lock(root):  # in place: one run at a time (otelize.journal)
+        return _strip(root, write)
+
+
+@gc_paused
+def _strip(root: str | Path, write: bool) -> StripResult:
     from otelize.api import analyze
     from otelize.synthesize import write_changes
     from otelize.workers import config as config_worker
@@ -285,7 +304,16 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
             result.kept.append(Skip(path, 1, path, "removing instrumentation would break the syntax; left as is", WORKER))
             continue
         result.changes[path] = (old, new)
+    result.package_manager = project.package_manager
+    if "package.json" in result.changes and project.lockfiles:
+        result.lockfile = sorted(project.lockfiles)[0]
     result.kept.sort(key=lambda s: (s.file, s.line, s.symbol))
     if write and result.changes:
-        write_changes(project.root, {p: new for p, (_, new) in result.changes.items()})
+        from otelize.api import expected_bytes
+
+        changes = {p: new for p, (_, new) in result.changes.items()}
+        write_changes(project.root, changes, expected_bytes(analysis, result.changes))
     return result
+
+
+_callable_module(__name__, "strip")  # `otelize.strip(...)` calls strip() (otelize/__init__.py)

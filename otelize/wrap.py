@@ -22,7 +22,9 @@ from tree_sitter import Node
 
 from otelize.parse import ParsedFile, captures, query, text
 
-HELPERS = ("withSpan", "withClientSpan", "withCacheReadSpan")
+from otelize.registry import SPAN_HELPERS
+
+HELPERS = tuple(h.name for h in SPAN_HELPERS)  # the span helpers a wrapper may call (otelize.registry)
 FOOTER = b"});"
 FOOTER_NO_SEMICOLON = b"})"  # for files written without semicolons
 

@@ -71,7 +71,7 @@ def test_no_entry_found_warns_names_the_line_and_check_is_not_clean(tmp_path: Pa
     # everything else is written: a second --check finds no edit, and still is not clean
     again = otelize("instrument", str(app), "--check")
     assert again.returncode == 1, again.stderr
-    assert "no edits to make (already instrumented), but tracing is not loaded" in again.stderr
+    assert "otelize: no edits to make (already instrumented;" in again.stderr and "), but tracing is not loaded" in again.stderr
     assert line in again.stderr
     # -q keeps warnings
     assert line in otelize("-q", "instrument", str(app), "--check").stderr

@@ -89,7 +89,7 @@ def render_tracing(ctx: WorkerContext) -> bytes:
     return render(
         "tracing.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
-        service_name=ctx.settings.get("service_name") or ctx.project.name,
+        service_name=ctx.settings.service_name or ctx.project.name,
         service_version=ctx.project.version,
         exporter=protocol(ctx.settings),
         module=ctx.project.module,

@@ -9,7 +9,7 @@ changes a version the user chose.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -20,6 +20,9 @@ from otelize.edits import Skip, WorkerResult
 from otelize.errors import BadInput, RuleError
 from otelize.resources import data_dir
 from otelize.workers.base import Task, WorkerContext
+
+if TYPE_CHECKING:
+    from otelize.settings import Settings
 
 WORKER = "dependency"
 PACKAGES_FILE = "otel-packages.yaml"
@@ -59,15 +62,12 @@ def load_packages() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     return dict(packages), result
 
 
-def protocol(settings: dict[str, Any]) -> str:
-    """The exporter protocol setting: http/protobuf (default), grpc or console."""
-    value = settings.get("protocol") or "http/protobuf"
-    if value not in PROTOCOLS:
-        raise BadInput(f"unknown protocol {value!r} (expected one of: {', '.join(PROTOCOLS)})")
-    return str(value)
+def protocol(settings: Settings) -> str:
+    """The exporter protocol setting: http/protobuf (default), grpc or console (validated by Settings)."""
+    return settings.protocol
 
 
-def wanted_packages(settings: dict[str, Any], module: str) -> dict[str, str]:
+def wanted_packages(settings: Settings, module: str) -> dict[str, str]:
     """The packages (name -> pinned version) a project with these settings needs."""
     packages, profiles = load_packages()
     names = list(profiles["base"]) + list(profiles[protocol(settings)])

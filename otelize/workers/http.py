@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from otelize.edits import Edit, ImportRequest, Skip, WorkerResult
 from otelize.parse import ParsedFile, text
+from otelize.registry import RECORD_ERROR
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.spans import helper_specifier
 from otelize.wrap import detect_style
 
-RECORD = "recordActiveSpanError"
+RECORD = RECORD_ERROR.name
 
 
 def record_statement(param: str, semicolons: bool) -> bytes:

@@ -20,6 +20,7 @@ from otelize.parse import ParsedFile, captures, query, text
 from otelize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, same_header, wrap_interior,
 )
+from otelize.registry import Helper
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -35,8 +36,8 @@ class SpanSpec:
     """What a worker wants for one function."""
 
     name: str
-    kind: str  # INTERNAL | CLIENT
-    helper: str  # withSpan | withClientSpan | withCacheReadSpan
+    kind: str  # the helper's span kind: INTERNAL | CLIENT | ...
+    helper: str  # a helper of otelize.registry: withSpan | withClientSpan | ...
     attributes: tuple[tuple[str, str], ...]  # key -> TypeScript expression
     report_attributes: tuple[tuple[str, object], ...]  # key -> value for the report (literal or "<param>")
 
@@ -172,6 +173,7 @@ def wrap_file(
             inner = arrow.child_by_field_name("body")
             start, end = existing.parent.start_byte, inner.start_byte + 1
             current = pf.source[start:end]
+            planned = replace(planned, added=False)
             if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
             elif _outdated_own_header(existing, current, spec, fn, path, style):
@@ -251,7 +253,7 @@ def span_base_name(fn: FunctionFact, path: str) -> str:
 
 def span_name(ctx: WorkerContext, fn: FunctionFact, path: str) -> str:
     """The span name in the `span_naming` style of the settings (code.function.name keeps `class.method`)."""
-    return name_in_style(ctx.settings.get("span_naming") or "class.method", fn, path)
+    return name_in_style(ctx.settings.span_naming, fn, path)
 
 
 def names_in_every_style(fn: FunctionFact, path: str) -> set[str]:
@@ -275,17 +277,17 @@ def make_spec(
     path: str,
     fn: FunctionFact,
     style: Style,
-    kind: str,
-    helper: str,
+    helper: Helper,
     extra: list[tuple[str, str, object]],
     name: str | None = None,
 ) -> SpanSpec:
+    """The span for `fn`: its name, the helper's kind, the code attributes and `extra`."""
     attrs = code_attributes(ctx, path, fn, style.quote) + extra
     attrs.sort(key=lambda a: a[0])
     return SpanSpec(
         name or span_name(ctx, fn, path),
-        kind,
-        helper,
+        helper.kind or "INTERNAL",
+        helper.name,
         tuple((k, expr) for k, expr, _ in attrs),
         tuple((k, val) for k, _, val in attrs),
     )
