@@ -81,29 +81,74 @@ class TsConfig:
 
 
 @dataclass(frozen=True)
+class Bundle:
+    """A tsup / esbuild command line: its entry files and the folder it writes them to."""
+
+    script: str  # the package.json script that holds the command
+    entries: tuple[str, ...]  # positional .ts entries, as written
+    out_dir: str | None  # None: one output file (esbuild --outfile): no second entry possible
+
+    def emits(self, rel: str) -> str | None:
+        """tsup/esbuild write each entry as <out_dir>/<path below the entries' common folder>.js."""
+        entries = [posixpath.normpath(e) for e in self.entries]
+        if self.out_dir is None or rel not in entries:
+            return None
+        base = posixpath.commonpath([posixpath.dirname(e) for e in entries]) if len(entries) > 1 else posixpath.dirname(rel)
+        return posixpath.normpath(posixpath.join(self.out_dir, posixpath.splitext(posixpath.relpath(rel, base or "."))[0] + ".js"))
+
+
+def _bundle(name: str, script: str, tokens: list[str]) -> Bundle | None:
+    entries = tuple(t for t in tokens[1:] if not t.startswith("-") and t.endswith(TS_EXTENSIONS))
+    if not entries:
+        return None
+    out_dir: str | None = None
+    if name == "tsup":
+        out_dir = "dist"
+        for i, t in enumerate(tokens):
+            if t in ("-d", "--out-dir") and i + 1 < len(tokens):
+                out_dir = tokens[i + 1]
+            elif t.startswith("--out-dir="):
+                out_dir = t.split("=", 1)[1]
+    elif name == "esbuild":
+        out_dir = next((t.split("=", 1)[1] for t in tokens if t.startswith("--outdir=")), None)
+    return Bundle(script, entries, posixpath.normpath(out_dir) if out_dir else None)
+
+
+@dataclass(frozen=True)
 class Build:
     tool: str | None  # "tsc", a bundler name, or None (no build script / not recognised)
     command: str | None  # the command of the build step that decided `tool`
     tsconfig: TsConfig | None  # the tsconfig the build compiles with (tsc), else tsconfig.json
     notes: tuple[str, ...] = field(default=())
     main: str | None = None  # the entry file the build names (an Nx target's `main`), relative
+    bundle: Bundle | None = None  # the tsup / esbuild command, when that is the build
+
+    def emits_bundled(self, rel: str) -> str | None:
+        """The .js a tsup/esbuild build writes for `rel`, when `rel` is one of its entries."""
+        return self.bundle.emits(rel) if self.bundle is not None and self.tool in ("tsup", "esbuild") else None
 
     def emits(self, rel: str) -> str | None:
         """The .js path the build writes for source file `rel`, when it provably does."""
+        if self.tool in ("tsup", "esbuild"):
+            return self.emits_bundled(rel)
         if self.tool != "tsc" or self.tsconfig is None or self.tsconfig.no_emit or not self.tsconfig.compiles(rel):
             return None
         return self.tsconfig.emitted(rel)
 
 
-def script_steps(scripts: dict[str, Any], name: str, depth: int = 0) -> list[list[str]]:
+def script_steps(scripts: dict[str, Any], name: str) -> list[list[str]]:
     """The commands (token lists) `npm run <name>` runs, with `npm run x` references
     followed (pre/post scripts included)."""
+    return [tokens for _, tokens in named_steps(scripts, name)]
+
+
+def named_steps(scripts: dict[str, Any], name: str, depth: int = 0) -> list[tuple[str, list[str]]]:
+    """(script name, tokens) of every command `npm run <name>` runs."""
     text = scripts.get(name)
     if not isinstance(text, str) or depth > 8:
         return []
-    out: list[list[str]] = []
-    for pre in (f"pre{name}",):
-        out += script_steps(scripts, pre, depth + 1)
+    out: list[tuple[str, list[str]]] = []
+    out += named_steps(scripts, f"pre{name}", depth + 1)
     for part in _SEPARATORS.split(text):
         try:
             tokens = shlex.split(part)
@@ -114,10 +159,10 @@ def script_steps(scripts: dict[str, Any], name: str, depth: int = 0) -> list[lis
             continue
         ref = _script_ref(tokens)
         if ref is not None:
-            out += script_steps(scripts, ref, depth + 1)
+            out += named_steps(scripts, ref, depth + 1)
         else:
-            out.append(tokens)
-    out += script_steps(scripts, f"post{name}", depth + 1)
+            out.append((name, tokens))
+    out += named_steps(scripts, f"post{name}", depth + 1)
     return out
 
 
@@ -158,13 +203,14 @@ def _analyse(root_s: str, scripts_t: tuple[tuple[str, str], ...]) -> Build:
     root = Path(root_s)
     scripts = dict(scripts_t)
     default = load_tsconfig(root, "tsconfig.json")
-    steps = script_steps(scripts, "build")
+    steps = named_steps(scripts, "build")
     if not steps:
         return Build(None, None, default)
+    bundle: Bundle | None = None
     tool: str | None = None
     command: str | None = None
     config = default
-    for tokens in steps:
+    for script, tokens in steps:
         name = posixpath.basename(tokens[0])
         if name == "nx":
             nx = nx_target(root, tokens)
@@ -178,9 +224,10 @@ def _analyse(root_s: str, scripts_t: tuple[tuple[str, str], ...]) -> Build:
         elif name in BUNDLERS or name.startswith(("webpack", "rollup", "esbuild")):
             # `tsc && webpack`: the last step that emits decides what runs
             tool, command = ("webpack" if name.startswith("webpack") else name), " ".join(tokens)
+            bundle = _bundle(name, script, tokens) if name in ("tsup", "esbuild") else None
         elif name in ("node", "ts-node", "tsx") and any(t.endswith(("esbuild.mjs", "esbuild.js", "build.mjs", "build.js", "build.ts")) for t in tokens):
             tool, command = "esbuild", " ".join(tokens)  # a build script of the project's own (an esbuild API call)
-    return Build(tool, command, config)
+    return Build(tool, command, config, bundle=bundle if tool in ("tsup", "esbuild") else None)
 
 
 def nx_target(root: Path, tokens: list[str]) -> Build | None:

@@ -292,6 +292,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
         pins = {k: v for k, v in pins.items() if k != "@opentelemetry/api"}
     flag = f"--import {config_worker.tracing_js_path(ctx)}" if project.module == "esm" else None
     edits["package.json"] += strip_package_json(project.package_json_bytes, pins, flag)
+    edits["package.json"] += config_worker.strip_bundle_entry(ctx)
 
     for path in sorted(edits):
         if not edits[path]:

@@ -37,6 +37,7 @@ CASES = [
     ("builds/tsc-cjs", "dev"),  # node --watch on the build
     ("builds/tsup", "start"),  # the bundle is all tsup emits: the entry imports tracing first
     ("builds/tsup", "dev"),  # tsx watch
+    ("builds/tsup-esm", "start"),  # an ES-module bundle: tsup emits dist/server.js only
     ("builds/esbuild", "start"),
     ("builds/esbuild", "dev"),  # ts-node
     ("builds/webpack", "start"),

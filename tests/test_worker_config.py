@@ -218,9 +218,11 @@ def test_esm_start_script(tmp_path: Path) -> None:
         (b'{"name": "x"}', TSCONFIG, "no build script that emits it"),
         (b'{"name": "x", "scripts": {"build": "tsc", "start": "ts-node src/index.ts"}}', TSCONFIG, "does not start with `node `"),
         (b'{"name": "x", "scripts": {"build": "tsc", "start": "ts-node src/index.ts"}}', TSCONFIG, "does not start with `node `"),
-        (b'{"name": "x", "scripts": {"build": "tsup src/index.ts", "start": "node dist/index.js"}}', TSCONFIG, "emits a bundle"),
-        (b'{"name": "x", "scripts": {"build": "tsc --noEmit && esbuild src/index.ts --bundle --outdir=dist", "start": "node dist/index.js"}}',
-         TSCONFIG, "(`esbuild src/index.ts --bundle --outdir=dist`) emits a bundle"),
+        (b'{"name": "x", "scripts": {"build": "webpack", "start": "node dist/index.js"}}', TSCONFIG, "(`webpack`) emits a bundle"),
+        (b'{"name": "x", "scripts": {"build": "esbuild src/index.ts --bundle --outfile=dist/index.js", "start": "node dist/index.js"}}',
+         TSCONFIG, "emits a bundle"),
+        (b'{"name": "x", "scripts": {"build": "tsc --noEmit && esbuild src/index.ts --bundle --outfile=dist/index.js", "start": "node dist/index.js"}}',
+         TSCONFIG, "(`esbuild src/index.ts --bundle --outfile=dist/index.js`) emits a bundle"),
         # the build's tsconfig compiles src/app/ only: src/tracing.ts would never be emitted
         (b'{"name": "x", "scripts": {"build": "tsc -p tsconfig.app.json", "start": "node dist/index.js"}}',
          b'{"compilerOptions": {"outDir": "dist"}, "files": ["src/index.ts"]}', "is not compiled by tsconfig.app.json"),
@@ -355,3 +357,53 @@ def test_the_auto_instrumentation_register_hook_counts_as_an_existing_sdk(tmp_pa
     assert [f.path for f in result.new_files] == ["src/otel.ts"]  # the helper, no tracing.ts
     assert result.imports == []
     assert "package.json scripts.start" in next(s.reason for s in result.skips if s.symbol == "tracing")
+
+
+@pytest.mark.parametrize(
+    ("build", "entry", "grown", "emitted"),
+    [
+        ("tsup src/index.ts --format esm", "src/index.ts", "tsup src/index.ts src/tracing.ts --format esm", "./dist/tracing.js"),
+        ("tsup src/index.ts -d out --format esm", "src/index.ts", "tsup src/index.ts src/tracing.ts -d out --format esm", "./out/tracing.js"),
+        ("rimraf dist && esbuild src/index.ts --bundle --platform=node --packages=external --format=esm --outdir=dist",
+         "src/index.ts",
+         "rimraf dist && esbuild src/index.ts src/tracing.ts --bundle --platform=node --packages=external --format=esm --outdir=dist",
+         "./dist/tracing.js"),
+    ],
+)
+def test_esm_bundle_gets_tracing_as_a_second_entry(tmp_path: Path, build: str, entry: str, grown: str, emitted: str) -> None:
+    """An ES-module bundle loads express before any of its code runs: tracing.ts becomes a second
+    entry of the tsup/esbuild command, and the start script preloads what that emits."""
+    from otelize.strip import strip_package_json
+
+    (tmp_path / "tsconfig.json").write_bytes(TSCONFIG)
+    pkg = json.dumps({"name": "x", "scripts": {"build": build, "start": "node dist/index.js"}}).encode()
+    ctx = make_ctx(tmp_path, module="esm", package_json=pkg, entry=entry)
+    result = config.run(ctx, TASK)
+    out = apply_edits(pkg, result.edits)
+    scripts = json.loads(out)["scripts"]
+    assert scripts == {"build": grown, "start": f"node --import {emitted} dist/index.js"}
+    assert result.imports == []
+    # a second run: the build now emits tracing.js, nothing more to do
+    (tmp_path / "package.json").write_bytes(out)
+    again = make_ctx(tmp_path, module="esm", package_json=out, entry=entry)
+    write_new_files(tmp_path, result)
+    assert config.run(again, TASK).edits == []
+    # strip takes both out again, byte for byte
+    undo = strip_package_json(out, {}, f"--import {emitted}") + config.strip_bundle_entry(again)
+    assert apply_edits(out, undo) == pkg
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        "esbuild src/index.ts --bundle --outfile=dist/index.js",  # one output file: no second entry
+        "tsup src/app/index.ts --format esm",  # src/tracing.ts would move the output to dist/app/index.js
+    ],
+)
+def test_esm_bundle_that_cannot_take_a_second_entry_imports_it(tmp_path: Path, build: str) -> None:
+    (tmp_path / "tsconfig.json").write_bytes(TSCONFIG)
+    pkg = json.dumps({"name": "x", "scripts": {"build": build, "start": "node dist/index.js"}}).encode()
+    entry = build.split()[1]
+    result = config.run(make_ctx(tmp_path, module="esm", package_json=pkg, entry=entry), TASK)
+    assert result.edits == []
+    assert [i.file for i in result.imports] == [entry]

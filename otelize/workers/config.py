@@ -230,22 +230,60 @@ def _can_preload(ctx: WorkerContext) -> str | None:
     return None
 
 
-def _esm_start_script(ctx: WorkerContext, result: WorkerResult) -> None:
-    data = ctx.project.package_json_bytes
-    root = jsonedit.parse(data, PACKAGE_JSON)
+def _script_node(ctx: WorkerContext, name: str):  # type: ignore[no-untyped-def]
+    root = jsonedit.parse(ctx.project.package_json_bytes, PACKAGE_JSON)
     scripts = root.get("scripts") if root.kind == "object" else None
-    start = scripts.value.get("start") if scripts is not None and scripts.value.kind == "object" else None
-    assert start is not None and start.value.kind == "string"  # _can_preload checked it
-    command: str = start.value.value
-    flag = f"--import {tracing_js_path(ctx)}"
+    member = scripts.value.get(name) if scripts is not None and scripts.value.kind == "object" else None
+    return member.value if member is not None and member.value.kind == "string" else None
+
+
+def _esm_start_script(ctx: WorkerContext, result: WorkerResult, js: str | None = None) -> None:
+    start = _script_node(ctx, "start")
+    assert start is not None  # _can_preload checked it
+    command: str = start.value
+    flag = f"--import {js or tracing_js_path(ctx)}"
     if flag in command:
         return
-    result.edits.append(jsonedit.replace_string(PACKAGE_JSON, start.value, f"node {flag} {command[5:]}", WORKER))
+    result.edits.append(jsonedit.replace_string(PACKAGE_JSON, start, f"node {flag} {command[5:]}", WORKER))
+    if js is not None:
+        return  # (the caller says why the build emits it)
     result.notes.append(
         f"ES-module project: scripts.start now preloads the SDK with `{flag}` (the build, "
         f"`{builds.analyse(ctx.project.root, ctx.project.package_json).command}`, emits it); static imports are "
         "loaded before the entry file's own code, so only a preload starts tracing before express loads."
     )
+
+
+def _second_bundle_entry(ctx: WorkerContext) -> tuple[str, str] | None:
+    """An ES-module app bundled by tsup/esbuild: the bundle's imports of express are loaded before
+    any of its code runs, so tracing must be a preload of its own. When the bundler writes one
+    file per entry (tsup; esbuild --outdir), tracing.ts becomes a second entry of that command:
+    (the script's new text, the tracing.js it will emit). None when that would move the
+    existing outputs or the command is not one otelize can extend safely."""
+    build = builds.analyse(ctx.project.root, ctx.project.package_json)
+    bundle = build.bundle
+    if bundle is None or bundle.out_dir is None or _start_script(ctx) is None or not _start_script(ctx).startswith("node "):
+        return None
+    grown = builds.Bundle(bundle.script, bundle.entries + (ctx.tracing_path,), bundle.out_dir)
+    if any(grown.emits(e) != bundle.emits(e) for e in bundle.entries):
+        return None  # the entries' common folder would change, and with it every output path
+    node = _script_node(ctx, bundle.script)
+    first = bundle.entries[0]
+    if node is None or node.value.count(first) != 1:
+        return None
+    return node.value.replace(first, f"{first} {ctx.tracing_path}", 1), grown.emits(ctx.tracing_path) or ""
+
+
+def strip_bundle_entry(ctx: WorkerContext) -> list:  # type: ignore[type-arg]
+    """The edit that takes tracing.ts out of the tsup/esbuild command again (`otelize strip`)."""
+    bundle = builds.analyse(ctx.project.root, ctx.project.package_json).bundle
+    if bundle is None or ctx.tracing_path not in bundle.entries or len(bundle.entries) < 2:
+        return []
+    node = _script_node(ctx, bundle.script)
+    added = f" {ctx.tracing_path}"
+    if node is None or node.value.count(added) != 1:
+        return []
+    return [jsonedit.replace_string(PACKAGE_JSON, node, node.value.replace(added, "", 1), WORKER)]
 
 
 def missing_entry_message(ctx: WorkerContext) -> str:
@@ -276,8 +314,18 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
         # the entry the build names (an Nx target's `main`) is what runs; other files that
         # listen themselves stay entries, a file found only for creating the app does not
         entries = (main,) + tuple(e for e in entries if e != main and e in ctx.facts and ctx.facts[e].listen_line is not None)
+    second = _second_bundle_entry(ctx) if ctx.project.module == "esm" and _can_preload(ctx) is not None else None
     if ctx.project.module == "esm" and _can_preload(ctx) is None:
         _esm_start_script(ctx, result)
+    elif second is not None:
+        script, js = second
+        bundle = builds.analyse(ctx.project.root, ctx.project.package_json).bundle
+        assert bundle is not None
+        result.edits.append(jsonedit.replace_string(PACKAGE_JSON, _script_node(ctx, bundle.script), script, WORKER))
+        result.notes.append(f"ES-module bundle: {ctx.tracing_path} is now a second entry of scripts.{bundle.script}, "
+                            f"so the build emits {js}, and scripts.start preloads it "
+                            "(an ES-module bundle loads express before any of its own code runs).")
+        _esm_start_script(ctx, result, f"./{js}" if not js.startswith("../") else js)
     elif not entries:
         result.skips.append(Skip(ctx.tracing_path, 0, "tracing", missing_entry_message(ctx), WORKER))
     else:
