@@ -46,6 +46,7 @@ CASES = [
     ("entries/loaders", "start"),
     ("entries/server-file", "start"),  # `import http` before the app: tracing must come first in server.ts
     ("entries/index-listen", "start"),
+    ("entries/bin-www", "start"),  # node bin/www (JavaScript, requires http first, then the built app)
     ("entries/routing-controllers", "start"),
     ("entries/use-express-server", "start"),
     ("entries/tsoa", "start"),

@@ -19,6 +19,8 @@ EXPECTED = {
     "loaders": ("src/app.ts", "./tracing"),
     # export default app in app.ts; `import http` first, then http.createServer(app).listen() in server.ts
     "server-file": ("src/server.ts", "./tracing"),
+    # bin/www (JavaScript, not analysed) requires the built app: the file that creates the app loads tracing
+    "bin-www": ("src/app.ts", "./tracing"),
     # export const app in app.ts; app.listen() in index.ts
     "index-listen": ("src/index.ts", "./tracing"),
     # routing-controllers: const app = createExpressServer({...}); app.listen()
