@@ -344,7 +344,8 @@ def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, 
         jobs = analysis.jobs if len(misses) >= 2 * analysis.jobs else min(analysis.jobs, default_jobs(len(misses)))
         return edit_files([job for _, job in misses], jobs, state)
 
-    key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings.to_api())
+    key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings.to_api(),
+                                     worker_context(analysis).placement)
     digests = {job.path: scancache.edit_job_digest(job.source, job.errors, job.tasks, job.extra) for job in jobs_list}
     items = [(job.path, job) for job in jobs_list]
     return scancache.cached_map(analysis.project.root, key, scancache.EDIT_FILE, items, digests, edit)

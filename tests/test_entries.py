@@ -144,3 +144,20 @@ def test_both_helper_names_taken_exits_2_and_writes_nothing(tmp_path: Path) -> N
     assert proc.stderr == ("otelize: error: src/otel.ts and src/otelize-otel.ts are files of the app's own: "
                            "otelize will not overwrite them; rename one of them\n")
     assert {p: p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()} == before
+
+
+def test_cached_edits_follow_a_new_helper_name(tmp_path: Path) -> None:
+    """--cache: a file of the user's named src/otel.ts appearing between runs moves otelize's
+    helper to src/otelize-otel.ts, and the cached edits of unchanged files must follow."""
+    import shutil
+
+    from otelize.strip import strip
+
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "class-app", app, ignore=shutil.ignore_patterns("node_modules"))
+    instrument(app, write=False, cache=True, cached_answer=False)  # fills the cache with './otel' imports
+    (app / "src/otel.ts").write_bytes(b"export const mine = 1;\n")
+    result = instrument(app, write=False, cache=True, cached_answer=False)
+    service = result.synthesis.changes["src/services/greetingService.ts"][1]
+    assert b"from '../otelize-otel'" in service and b"from '../otel'" not in service
+    strip(app)
