@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from typing import TYPE_CHECKING
 
 from otelize.discover import load_project
-from otelize.journal import recover_and_warn, run_lock
+from otelize.journal import recover_and_warn, run_lock, sweep_temps
 from otelize.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,14 +130,15 @@ def analyze(
     recover_and_warn(root)
     settings = resolve_settings(root, settings)
     project = load_project(root, include=settings.include, exclude=settings.exclude)
+    sweep_temps(project.root, project.temp_files)
     all_rule_dirs = list(settings.rules) + list(rule_dirs or [])
-    rules = load_rules(all_rule_dirs or None)
+    rules = load_rules(all_rule_dirs or None, switches=settings.rule_switches)
     sources, problems = read_sources(project)
     cache_key = None
     if cache:
         from otelize.scancache import rules_key
 
-        cache_key = rules_key(all_rule_dirs)
+        cache_key = rules_key(all_rule_dirs, settings.rule_switches)
         parsed, scans, jobs = _scan_with_cache(project.root, sources, rules, cache_key, jobs, settings)
     else:
         jobs = jobs if jobs is not None else settings.jobs or default_jobs(len(sources))
@@ -162,6 +163,7 @@ def analyze(
         frozenset(settings.disabled_workers),
         frozenset(settings.disabled_categories),
         tuple(graph.entries),
+        frozenset(graph.use_handlers),
     )
     return analysis
 
@@ -394,6 +396,7 @@ def _instrument(
 
         settings = resolve_settings(root, settings)
         project = load_project(root, include=settings.include, exclude=settings.exclude)
+        sweep_temps(project.root, project.temp_files)
         key = statecache.fingerprint(project, settings.to_api(), list(settings.rules) + list(rule_dirs or []))
         if statecache.is_clean(project.root, key):
             from otelize.edits import Synthesis
@@ -411,7 +414,8 @@ def _instrument(
         statecache.remember_clean(analysis.project.root, key)
     if out_dir is not None:
         target, ignore = out_folder(analysis.project.root, Path(out_dir), analysis.project.out_dir)
-        write_copy(analysis.project.root, target, {p: new for p, (_, new) in syn.changes.items()}, ignore)
+        changes = {p: new for p, (_, new) in syn.changes.items()}
+        write_copy(analysis.project.root, target, changes, ignore, expected=expected_bytes(analysis, syn.changes))
         result.written, result.out_dir = True, target
     elif write and syn.changes:
         changes = {p: new for p, (_, new) in syn.changes.items()}

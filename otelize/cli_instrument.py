@@ -22,7 +22,8 @@ Examples:
 \b
 Exit codes: 0 done or nothing to do, 1 --check found changes (or files were
 changed with --exit-nonzero-on-change), 2 bad input, 3 partial (some files
-unparsable and left untouched).
+unparsable and left untouched), 4 nothing written (a file changed during the
+run, or another run holds the lock), 130 interrupted.
 """
 
 
@@ -104,7 +105,8 @@ Examples:
   otelize strip ./my-app --diff    # show what would be removed
 \b
 Instrumentation edited by hand since is left alone and reported.
-Exit codes: 0 done or nothing to do, 1 --check found instrumentation, 2 bad input.
+Exit codes: 0 done or nothing to do, 1 --check found instrumentation, 2 bad input,
+4 nothing written (a file changed during the run, or another run holds the lock), 130 interrupted.
 """
 
 

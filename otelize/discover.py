@@ -71,7 +71,8 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
     paths = options.get("paths") if isinstance(options.get("paths"), dict) else {}
 
     module = _module_system(pkg, options)
-    files, skipped = _walk(root_path, out_dir, _spec(include), _spec(exclude))
+    temps: list[str] = []
+    files, skipped = _walk(root_path, out_dir, _spec(include), _spec(exclude), temps)
     src_dir = root_dir if root_dir is not None else ("src" if any(f.startswith("src/") for f in files) else "")
 
     return Project(
@@ -89,6 +90,7 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
         paths={str(k): [str(x) for x in v] for k, v in sorted(paths.items()) if isinstance(v, list)},
         lockfiles=[name for name in LOCKFILES if (root_path / name).is_file()],
         skipped=skipped,
+        temp_files=sorted(temps),
         prisma_provider=_prisma_provider(root_path, pkg),
     )
 
@@ -200,9 +202,14 @@ def _spec(globs: Any) -> pathspec.PathSpec | None:
 
 
 def _walk(
-    root: Path, out_dir: str | None, include: pathspec.PathSpec | None = None, exclude: pathspec.PathSpec | None = None
+    root: Path,
+    out_dir: str | None,
+    include: pathspec.PathSpec | None = None,
+    exclude: pathspec.PathSpec | None = None,
+    temps: list[str] | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Sorted walk. Returns (source files, skipped (path, reason))."""
+    """Sorted walk. Returns (source files, skipped (path, reason)); appends to `temps`
+    the temp files an interrupted otelize write left in the folders walked."""
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
     skip_dirs = {out_dir} if out_dir else set()
@@ -242,6 +249,9 @@ def _walk(
             except OSError as exc:
                 skipped.append((child_rel, f"unreadable ({exc.strerror})"))
                 continue
+            if temps is not None and not is_link and not is_dir and _TEMP.fullmatch(entry.name):
+                temps.append(child_rel)  # seen before .gitignore: `*.tmp` is often ignored
+                continue
             if _ignored(specs, child_rel, is_dir):
                 continue
             if exclude is not None and exclude.match_file(child_rel + "/" if is_dir else child_rel):
@@ -267,6 +277,9 @@ def _walk(
 
     walk(root, "", _outer_specs(root))
     return sorted(files), skipped
+
+
+_TEMP = re.compile(r"\.otelize-.+\.tmp")  # otelize.synthesize.write_changes' temp files (and older otelize's)
 
 
 def _regular(entry: os.DirEntry[str]) -> bool:

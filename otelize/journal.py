@@ -294,6 +294,22 @@ def _recover(root: Path) -> str | None:
     return msg
 
 
+def sweep_temps(root: Path, temps: list[str]) -> None:
+    """Remove `.otelize-*.tmp` files (found by discovery) that no running otelize owns:
+    left by a run killed before the journal existed (older otelize versions)."""
+    if not temps:
+        return
+    try:
+        with run_lock(root, wait=0):
+            if pending(root):
+                return  # recover() owns these
+            gone = sum(1 for rel in temps if _inside(root, rel) and _unlink(root / rel))
+    except Busy:
+        return  # another run is writing: they are its own
+    if gone:
+        warnings.warn(f"removed {gone} temp file(s) (.otelize-*.tmp) left by an interrupted run", OtelizeWarning, stacklevel=2)
+
+
 def recover_and_warn(root: str | os.PathLike[str]) -> None:
     msg = recover(root)
     if msg is not None:

@@ -30,8 +30,13 @@ def build_plan(
     disabled_workers: frozenset[str] = frozenset(),
     disabled_categories: frozenset[str] = frozenset(),
     entries: tuple[str, ...] = (),
+    registered: frozenset[str] | None = None,
 ) -> list[Task]:
-    """Tasks in a deterministic topological order. Files of a disabled category get no task."""
+    """Tasks in a deterministic topological order. Files of a disabled category get no task.
+
+    `registered`: the symbols registered with `app.use()` / `router.use()` (graph ids); a
+    function tagged `error-handler` is one only when it is registered so (Express calls a
+    four-parameter function given to `use` for errors only). None: no such check."""
     import networkx as nx  # imported here: plan is imported by light modules
 
     dag: nx.DiGraph = nx.DiGraph()
@@ -64,13 +69,20 @@ def build_plan(
             if w.targets == FILES and decision.category in w.category_names:
                 add(Task(f"{w.name}:{path}", w.name, (path,), base, decision.options))
             elif w.targets == ERROR_HANDLERS:
-                handlers = [
+                tagged = [
                     fn.qualname
                     for fn in facts[path].functions
                     if "error-handler" in classification.function(path, fn.qualname).tags
                 ]
-                if handlers:
-                    add(Task(f"{w.name}:{path}", w.name, (path,), base, (("error_handlers", tuple(handlers)),)))
+                if tagged:
+                    from otelize.graph import sym_id
+
+                    handlers = [q for q in tagged if registered is None or sym_id(path, q) in registered]
+                    unregistered = [q for q in tagged if q not in handlers]
+                    options = (("error_handlers", tuple(handlers)),)
+                    if unregistered:
+                        options += (("unregistered", tuple(unregistered)),)
+                    add(Task(f"{w.name}:{path}", w.name, (path,), base, options))
 
     rank = {w: i for i, w in enumerate(WORKERS)}
     order = nx.lexicographical_topological_sort(dag, key=lambda tid: (rank[tasks[tid].worker], tid))

@@ -7,7 +7,7 @@ A worker is declared once, in `REGISTRY`: its name, the categories it serves
 - `ruleset.CATEGORIES` (what a rule may classify a file as);
 - `plan.WORKERS` and `plan.CATEGORY_WORKER` (task order and routing);
 - `pipeline.run_task` (dispatch: the module's `run(ctx, task)`);
-- `wrap.HELPERS` and strip's helper-call query (what counts as otelize's wrapper);
+- `wrap.HELPERS` / `wrap.EXPORTS` (what counts as otelize's wrapper, and what strip removes);
 - `report_plan.COLORS` (the graph colours);
 - settings validation (`workers:`, `categories:`, `--enable`/`--disable`);
 - the test lists.
@@ -68,13 +68,16 @@ class Worker:
         raise KeyError(f"worker {self.name}: no helper {name}")
 
 
-WITH_SPAN = Helper("withSpan", "INTERNAL", doc="Runs `fn` inside an INTERNAL span; returns its result (the same promise if it returns one).")
+WITH_SPAN = Helper("withSpan", "INTERNAL", doc="Runs `fn` inside an INTERNAL span; returns its result (see above for promises).")
 WITH_CLIENT_SPAN = Helper("withClientSpan", "CLIENT", doc="Runs `fn` inside a CLIENT span (database, cache, outgoing API calls).")
 WITH_CACHE_READ_SPAN = Helper(
     "withCacheReadSpan", "CLIENT", cache_read=True,
     doc="Like withClientSpan, and sets `cache.hit` to whether the (awaited) result is neither undefined nor null.",
 )
-RECORD_ERROR = Helper("recordActiveSpanError", None, doc="Records `error` on the active span (if any): exception event, status ERROR, `error.type`.")
+RECORD_ERROR = Helper(
+    "recordActiveSpanError", None,
+    doc="Records `error` on the active span (if any): an exception event; status ERROR and `error.type` unless the error's HTTP status is below 500.",
+)
 
 REGISTRY: tuple[Worker, ...] = (
     Worker("dependency", "otelize.workers.dependency", PROJECT, main_process=True),
@@ -90,6 +93,10 @@ REGISTRY: tuple[Worker, ...] = (
         helpers=(WITH_CACHE_READ_SPAN, WITH_CLIENT_SPAN),
     ),
     Worker("external-api", "otelize.workers.external_api", FILES, (Category("external-api", "#d9d2e9"),), helpers=(WITH_CLIENT_SPAN,)),
+    Worker(
+        "messaging", "otelize.workers.messaging", FILES, (Category("messaging", "#d0e0e3"),),
+        helpers=(Helper("withConsumerSpan", "CONSUMER", doc="Runs `fn` inside a CONSUMER span (a queue or stream consumer's handler)."), WITH_SPAN),
+    ),
 )
 
 OTHER = Category("other", "#ffffff")  # classified as nothing a worker serves

@@ -57,7 +57,11 @@ def _err(source: str, key: str, msg: str) -> RuleError:
 
 def load_rule_file(path: Path, display: str | None = None) -> Rule:
     source = display or path.name
-    return parse_rule(yamlio.load_file(path, source, RuleError), source)
+    rule = parse_rule(yamlio.load_file(path, source, RuleError), source)
+    stem = path.name.rsplit(".", 1)[0]
+    if rule.id != stem:  # ids are how rules override each other: one file per id, named after it
+        raise _err(source, "id", f"`{rule.id}` must equal the file name (`{stem}`): rename the file or the id")
+    return rule
 
 
 def parse_rule(data: Any, source: str) -> Rule:
@@ -109,8 +113,12 @@ class RuleSet:
         return next((r for r in self.all_rules if r.id == rid), None)
 
 
-def load_rules(rule_dirs: list[Path] | None = None, profile: Path | None = None) -> RuleSet:
-    """Built-in rules, then each extra dir in order; a later rule with the same id overrides."""
+def load_rules(
+    rule_dirs: list[Path] | None = None, profile: Path | None = None, switches: dict[str, bool] | None = None
+) -> RuleSet:
+    """Built-in rules, then each extra dir in order; a later rule with the same id overrides.
+
+    `switches` turns single rules on or off by id (`--enable` / `--disable RULE_ID`), over the profile."""
     from otelize.resources import data_dir
 
     builtin = data_dir("rules")
@@ -128,6 +136,17 @@ def load_rules(rule_dirs: list[Path] | None = None, profile: Path | None = None)
     profile_path = profile or builtin / "profile.yaml"
     enabled_ids, overrides = _load_profile(profile_path, found)
     user_ids = {r.id for d in dirs[1:] for r in found.values() if r.source.startswith(f"{d.name}/")}
+    for rid, on in sorted((switches or {}).items()):
+        if rid not in found:
+            from otelize.registry import CATEGORIES, WORKERS
+
+            known = sorted(set(found) | set(WORKERS) | set(CATEGORIES))
+            close = difflib.get_close_matches(rid, known, n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise RuleError(f"--{'enable' if on else 'disable'} {rid}: not a worker, a category or a rule id{hint}")
+        (enabled_ids.add if on else enabled_ids.discard)(rid)
+        if not on:
+            user_ids.discard(rid)
     enabled = []
     for rid in sorted(found):
         if rid in enabled_ids or rid in user_ids:
@@ -231,28 +250,38 @@ class Where:
         return _err(self.source, self.path + suffix, msg)
 
 
-class AllOf(Matcher):
+class _Combined(Matcher):
+    """A list of matchers, combined by `combine` (`all` or `any`)."""
+
+    combine: ClassVar[Callable[[Any], bool]]
+
+    def __init__(self, value: Any, where: Where) -> None:
+        self._set(_list_of_matchers(value, where))
+
+    def _set(self, parts: list[Matcher]) -> None:
+        self.parts = parts
+        self.uses_graph = any(p.uses_graph for p in parts)
+
+    @classmethod
+    def of(cls, parts: list[Matcher]) -> Matcher:
+        out = cls.__new__(cls)
+        out._set(parts)
+        return out
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        return self.combine(p(ctx) for p in self.parts)
+
+
+class AllOf(_Combined):
     """`all: [...]`, and every mapping (its keys must all hold)."""
 
     key = "all"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        self.parts = _list_of_matchers(value, where)
-        self.uses_graph = any(p.uses_graph for p in self.parts)
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        return all(p(ctx) for p in self.parts)
+    combine = staticmethod(all)
 
 
-class AnyOf(Matcher):
+class AnyOf(_Combined):
     key = "any"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        self.parts = _list_of_matchers(value, where)
-        self.uses_graph = any(p.uses_graph for p in self.parts)
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        return any(p(ctx) for p in self.parts)
+    combine = staticmethod(any)
 
 
 class Not(Matcher):
@@ -363,6 +392,13 @@ class TreeQuery(Matcher):
             query(value)
         except Exception as exc:  # tree_sitter raises QueryError subclasses
             raise where.error(f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
+        from otelize.parse import query_regexes
+
+        for pattern in query_regexes(value):  # `#match?` predicates run on RE2 too (otelize.parse)
+            try:
+                compile_regex(pattern)
+            except ValueError as exc:
+                raise where.error(f"invalid regular expression {exc}") from None
         self.source = value  # compiled per grammar (and cached) by parse.query
 
     def __call__(self, ctx: MatchContext) -> bool:
@@ -491,9 +527,7 @@ def compile_mapping(m: Any, where: Where) -> Matcher:
         parts.append(cls(value, where.at(f".{key}")))
     if len(parts) == 1:
         return parts[0]
-    out = AllOf.__new__(AllOf)
-    out.parts, out.uses_graph = parts, any(p.uses_graph for p in parts)
-    return out
+    return AllOf.of(parts)
 
 
 def compile_matcher(m: Any, source: str, where: str = "match") -> Matcher:

@@ -45,9 +45,9 @@ EDIT_FILE = "edit.pickle"
 FORMAT = 1
 
 
-def rules_key(rule_dirs: list[Path]) -> str:
-    """What a scan depends on besides the file: otelize's and the parser's versions, and every
-    rule file (built-in and extra)."""
+def rules_key(rule_dirs: list[Path], switches: dict[str, bool] | None = None) -> str:
+    """What a scan depends on besides the file: otelize's and the parser's versions, every
+    rule file (built-in and extra), and the rules switched on or off by id."""
     from importlib.metadata import PackageNotFoundError, version
 
     from otelize.resources import data_dir
@@ -58,7 +58,7 @@ def rules_key(rule_dirs: list[Path]) -> str:
             parser.append(version(dist))
         except PackageNotFoundError:
             parser.append("?")
-    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{parser}\0".encode() + code_digest())
+    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{parser}\0{sorted((switches or {}).items())}\0".encode() + code_digest())
     hash_folders(h, [data_dir("rules"), *rule_dirs])
     return h.hexdigest()
 

@@ -37,7 +37,7 @@ CONFIG_FILE = ".otelize.yaml"
 PROTOCOLS = ("http/protobuf", "grpc", "console")
 SPAN_NAMING = ("class.method", "method", "file.class.method")
 KEYS = ("service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules")
-API_KEYS = KEYS + ("disabled_workers", "disabled_categories", "jobs")  # a library caller's mapping
+API_KEYS = KEYS + ("disabled_workers", "disabled_categories", "disabled_rules", "enabled_rules", "jobs")  # a library caller's mapping
 API_SOURCE = "settings"  # how errors name a library caller's mapping
 
 
@@ -51,6 +51,7 @@ class Settings:
     categories: dict[str, bool] = field(default_factory=dict)
     span_naming: str = "class.method"
     rules: tuple[Path, ...] = ()  # absolute (config rules are relative to the config file)
+    rule_switches: dict[str, bool] = field(default_factory=dict)  # rule id -> on/off (--enable/--disable RULE_ID)
     jobs: int | None = None  # processes for the per-file work (library only; default: by project size)
     source: str | None = None  # the config file that was read, for messages
 
@@ -77,6 +78,10 @@ class Settings:
             out["disabled_categories"] = self.disabled_categories
         if self.rules:
             out["rules"] = [str(p) for p in self.rules]
+        for key, on in (("disabled_rules", False), ("enabled_rules", True)):
+            ids = sorted(r for r, state in self.rule_switches.items() if state is on)
+            if ids:
+                out[key] = ids
         return out
 
 
@@ -161,6 +166,12 @@ def parse_settings(data: Any, source: str, base: Path, keys: tuple[str, ...] = K
                 raise _err(source, key, f"must be a list of {what} names")
             toggles = _toggles(source, key, {n: False for n in off}, names, what)
             s = replace(s, **{field_name: {**getattr(s, field_name), **toggles}})
+    for key, on in (("disabled_rules", False), ("enabled_rules", True)):
+        if key in data:  # rule ids: checked against the rules when they load (otelize.ruleset.load_rules)
+            ids = data[key]
+            if not isinstance(ids, (list, tuple)) or not all(isinstance(n, str) for n in ids):
+                raise _err(source, key, "must be a list of rule ids")
+            s = replace(s, rule_switches={**s.rule_switches, **{n: on for n in ids}})
     if "jobs" in data and data["jobs"] is not None:
         jobs = data["jobs"]
         if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -211,7 +222,8 @@ def with_flags(
     """Command-line flags over the config file: a flag that is given wins.
 
     `--include`/`--exclude` replace the config's list; `--enable`/`--disable`
-    name a worker or a category (a name that is both means both).
+    name a worker or a category (a name that is both means both), or else a
+    rule id, which is checked when the rules load.
     """
     if service_name is not None:
         s = replace(s, service_name=service_name)
@@ -223,16 +235,13 @@ def with_flags(
         s = replace(s, include=_globs("--include", "include", list(include)))
     if exclude:
         s = replace(s, exclude=_globs("--exclude", "exclude", list(exclude)))
-    workers, categories = dict(s.workers), dict(s.categories)
-    for flag, names, on in (("--enable", enable, True), ("--disable", disable, False)):
+    workers, categories, switches = dict(s.workers), dict(s.categories), dict(s.rule_switches)
+    for names, on in ((enable, True), (disable, False)):
         for name in names:
             if name not in WORKERS and name not in CATEGORIES:
-                known = tuple(sorted(set(WORKERS) | set(CATEGORIES)))
-                close = difflib.get_close_matches(name, list(known), n=1)
-                hint = f" (did you mean `{close[0]}`?)" if close else f" (allowed: {', '.join(known)})"
-                raise BadInput(f"{flag} {name}: not a worker or a category{hint}")
+                switches[name] = on  # a rule id, or a mistake that load_rules names with a suggestion
             if name in WORKERS:
                 workers[name] = on
             if name in CATEGORIES:
                 categories[name] = on
-    return replace(s, workers=workers, categories=categories)
+    return replace(s, workers=workers, categories=categories, rule_switches=switches)

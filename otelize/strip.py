@@ -26,16 +26,15 @@ from otelize.layout import same_code
 from otelize.edits import Edit, Skip, apply_edits
 from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
-from otelize.wrap import detect_style, unwrap_interior, unwrap_reflowed
+from otelize.wrap import RECORD, detect_style, imported_helpers, unwrap_interior, unwrap_reflowed
 from otelize.workers.base import HELPER_MODULE, TRACING_MODULE, is_generated
-from otelize.registry import ALL_HELPERS, RECORD_ERROR
 
 WORKER = "strip"
-_HELPER_CALLS = f"""(call_expression function: (identifier) @f
-  (#match? @f "^({'|'.join(h.name for h in ALL_HELPERS)})$"))"""  # every helper otel.ts exports
+# every identifier callee: filtered by the names the file's helper import binds (a helper
+# may be imported under another name, otelize.wrap.local_names)
+_HELPER_CALLS = """(call_expression function: (identifier) @f)"""
 HELPER_STILL_USED = "the span helper is still used by instrumentation left in place"
-_RECORD_QUERY = f"""(expression_statement (call_expression function: (identifier) @f
-  (#eq? @f "{RECORD_ERROR.name}"))) @stmt"""
+_RECORD_QUERY = """(expression_statement (call_expression function: (identifier) @f)) @stmt"""
 
 
 @dataclass
@@ -117,7 +116,11 @@ def strip_source(
         edits.append(Edit.replace(pf.path, body_start + 1, body_end - 1, original, WORKER))
         taken.append((body_start, body_end))
 
+    record = {RECORD, imported_helpers(pf).get(RECORD, RECORD)}  # (imported under another name in a file that binds it)
     for stmt in captures(query(_RECORD_QUERY, pf.tsx), pf.root).get("stmt", []):
+        callee = stmt.named_children[0].child_by_field_name("function")
+        if text(callee) not in record:
+            continue
         if any(s <= stmt.start_byte < e for s, e in taken):
             continue
         bounds = _line_bounds(src, stmt.start_byte, stmt.end_byte)
@@ -140,7 +143,7 @@ def strip_source(
     ]
     for call in survivors:
         fn = _enclosing_function(function_ranges, call.start_byte)
-        if fn is not None and fn[2] not in kept_lines and text(call) != "recordActiveSpanError":
+        if fn is not None and fn[2] not in kept_lines and text(call) not in record:
             kept.append(Skip(pf.path, fn[2], fn[3], "otelize wrapper edited by hand (no longer its body's only statement)", WORKER))
             kept_lines.add(fn[2])
 
@@ -177,7 +180,10 @@ def _helper_imports(pf: ParsedFile, specs: set[str]) -> set[str]:
     for node in pf.root.named_children:
         source = node.child_by_field_name("source") if node.type == "import_statement" else None
         if source is not None and text(source)[1:-1] in specs:
-            names |= {text(n) for n in captures(query("(import_specifier name: (identifier) @n)", pf.tsx), node).get("n", [])}
+            for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
+                local = spec.child_by_field_name("alias") or spec.child_by_field_name("name")
+                if local is not None:
+                    names.add(text(local))
     return names
 
 

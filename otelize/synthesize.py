@@ -26,7 +26,7 @@ from otelize.edits import Edit, PlannedSpan, Synthesis, WorkerResult, apply_edit
 from otelize import journal
 from otelize.errors import BadInput, EditConflict, Interrupted, OtelizeError, StaleInput
 from otelize.imports import import_edits
-from otelize.parse import ParsedFile, parse_source
+from otelize.parse import ParsedFile, parse_source, reparse
 
 
 def synthesize(
@@ -64,7 +64,7 @@ def synthesize(
         new = apply_edits(old, edits[path])
         if new == old:
             continue
-        problem = _validate(path, old, new, parsed.get(path))
+        problem = _validate(path, old, new, parsed.get(path), edits[path])
         if problem is not None:
             syn.reverted.append((path, problem))
             spans_by_file.pop(path, None)
@@ -140,14 +140,19 @@ def _read(path: Path) -> bytes:
         raise BadInput(f"{path.name}: cannot read ({exc.strerror})") from None
 
 
-def _validate(path: str, old: bytes, new: bytes, before: ParsedFile | None) -> str | None:
+def _validate(path: str, old: bytes, new: bytes, before: ParsedFile | None, edits: list[Edit]) -> str | None:
+    """None when `new` is as sound as `old`, else why not. A source file is re-parsed
+    incrementally from the tree it was analysed with (otelize.parse.reparse)."""
     if path.endswith(".json"):
         try:
             json.loads(new.decode("utf-8-sig"))
         except (ValueError, UnicodeDecodeError) as exc:
             return f"edit produced invalid JSON ({exc})"
         return None
-    after = parse_source(path, new)
+    if before is not None and before.source == old:
+        after = reparse(before, new, ((e.start, e.end, e.text) for e in edits))
+    else:
+        after = parse_source(path, new)
     was_ok = before.ok if before is not None else parse_source(path, old).ok
     if was_ok and not after.ok:
         line, col, kind = after.errors[0] if after.errors else (0, 0, after.problem or "?")
@@ -362,8 +367,12 @@ def write_copy(
     changes: dict[str, bytes | None],
     ignore: Callable[[str, list[str]], set[str]] | None = None,
     threads: int = 8,
+    expected: dict[str, bytes | None] | None = None,
 ) -> None:
     """Write a copy of the project at `src` with `changes` applied into `dest` (absent or empty).
+
+    `expected`: as for write_changes; checked once the copy is written, so a file
+    saved during the run or the copy leaves no copy at all (StaleInput).
 
     For `instrument --out`. Every file is created once, with its final bytes,
     and fsynced; the writes run in a few threads, since fsync waits on the disk,
@@ -438,6 +447,9 @@ def write_copy(
                 pass
         finally:  # on a failure, files not yet started are never started
             pool.shutdown(wait=True, cancel_futures=True)
+        stale = _stale(src, expected or {})
+        if stale is not None:
+            raise StaleInput(f"{stale}: changed while otelize was running; nothing was written (run it again)")
     except BaseException as exc:  # also Ctrl-C: leave dest as it was
         if dest_existed:
             for child in list(dest.iterdir()) if dest.is_dir() else []:

@@ -219,3 +219,32 @@ def test_diffs_and_plan_headings_are_coloured_on_a_terminal_only(app: Path) -> N
     assert "\x1b[" not in plain and plain.startswith("--- a/")
     code, shown = run_on_terminal(["plan", str(app)])
     assert "\x1b[1mroutes (" in shown
+
+
+def test_disable_turns_off_one_built_in_rule_by_id(app: Path) -> None:
+    before = analyze(app)
+    assert before.classification.file("src/utils/cache.ts").category == "cache"
+    after = analyze(app, settings={"disabled_rules": ["cache-name", "cache-driver-import"]})
+    assert after.classification.file("src/utils/cache.ts").category != "cache"
+    assert "cache-name" not in {r.id for r in after.rules.rules}
+    proc = run("plan", str(app), "--disable", "cache-name", "--disable", "cache-driver-import", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    files = {f["path"]: f["category"] for f in json.loads(proc.stdout)["files"]}
+    assert files["src/utils/cache.ts"] != "cache"
+
+
+def test_an_unknown_name_to_disable_gets_a_suggestion(app: Path) -> None:
+    proc = run("plan", str(app), "--disable", "cache-nam")
+    assert proc.returncode == 2
+    assert proc.stderr == ("otelize: error: --disable cache-nam: not a worker, a category or a rule id "
+                           "(did you mean `cache-name`?)\n")
+
+
+def test_a_rule_id_must_equal_its_file_name(tmp_path: Path, app: Path) -> None:
+    rules = tmp_path / "my-rules"
+    rules.mkdir()
+    (rules / "mailer.yaml").write_text("id: mail-client\ncategory: external-api\nmatch: {path: 'src/mail/**'}\n")
+    proc = run("plan", str(app), "--rules", str(rules))
+    assert proc.returncode == 2
+    assert proc.stderr == ("otelize: error: my-rules/mailer.yaml: key `id`: `mail-client` must equal the file name "
+                           "(`mailer`): rename the file or the id\n")

@@ -4,7 +4,6 @@ validated object, and a library caller gets the CLI's errors; exit codes on the 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +13,7 @@ import pytest
 import otelize
 from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL, BadInput
 from otelize.settings import Settings, coerce_settings, load_settings, parse_settings
-
-SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample-app"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Path:
-    dest = tmp_path / "shop"
-    shutil.copytree(SAMPLE_APP, dest, ignore=shutil.ignore_patterns("node_modules", "dist"))
-    return dest
-
+from test_settings import app  # noqa: F401  (the sample app, copied)
 
 # --- settings through the library ---------------------------------------------------------
 

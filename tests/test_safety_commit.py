@@ -236,3 +236,28 @@ def test_lock_of_a_killed_run_is_not_in_the_way(app: Path, tmp_path: Path, instr
     assert run.returncode == 0, run.stderr
     assert "its temp files were removed" in run.stderr
     assert tree(app) == instrumented and debris(app) == []
+
+
+def test_temp_files_of_an_older_otelize_are_swept(app: Path, original: Path) -> None:
+    """Random-named temp files from a run killed before the journal existed (older otelize),
+    also where `.gitignore` ignores `*.tmp`."""
+    (app / ".gitignore").write_text("*.tmp\n")
+    before = tree(app)
+    for rel in ("src/.otelize-k2j4h1.tmp", "src/services/.otelize-x9a.tmp", ".otelize-q.tmp"):
+        (app / rel).write_bytes(b"half")
+    messages = recover_with_plan(app)
+    assert debris(app) == [] and tree(app) == before
+    assert messages == ["removed 3 temp file(s) (.otelize-*.tmp) left by an interrupted run"]
+
+
+def test_a_running_writer_s_temp_files_are_not_swept_by_a_reader(app: Path, tmp_path: Path) -> None:
+    first, go = start_paused(app, tmp_path)  # staging, holding the lock
+    try:
+        staged = debris(app)
+        assert staged
+        recover_with_plan(app)  # a concurrent `plan` must not take them away
+        assert debris(app) == staged
+    finally:
+        go.touch()
+        first.communicate(timeout=180)
+    assert first.returncode == 0 and debris(app) == []

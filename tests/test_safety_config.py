@@ -96,6 +96,38 @@ def test_backtracking_regex_in_a_rule_runs_in_linear_time(app: Path, tmp_path: P
     assert code == 0, err
 
 
+def test_backtracking_regex_in_a_query_predicate_runs_in_linear_time(app: Path, tmp_path: Path) -> None:
+    """py-tree-sitter evaluates `#match?` with Python's re; otelize evaluates it with RE2."""
+    rules = tmp_path / "my-rules"
+    rules.mkdir()
+    (rules / "slowq.yaml").write_text(
+        "id: slowq\ncategory: service\nscope: function\n"
+        "match: {has: '((identifier) @f (#match? @f \"^(a+)+$\"))'}\n"
+    )
+    (app / "src" / "services" / "slow.ts").write_text(f"export function {'a' * 40}b(): number {{\n  return 1;\n}}\n")
+    code, out, err = run("plan", str(app), "--rules", str(rules), timeout=240)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("pred, text, expected", [
+    ("match?", "abc", True), ("match?", "xbc", False), ("not-match?", "abc", False), ("not-match?", "xbc", True),
+])
+def test_query_predicates_keep_their_meaning(pred: str, text: str, expected: bool) -> None:
+    from otelize.parse import captures, parse_source, query
+
+    pf = parse_source("a.ts", f"const {text} = 1;\n".encode())
+    got = captures(query(f'((identifier) @f (#{pred} @f "^a"))'), pf.root)
+    assert bool(got.get("f")) is expected
+
+
+def test_a_query_predicate_regex_outside_re2_is_refused(app: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "my-rules"
+    rules.mkdir()
+    (rules / "q.yaml").write_text("id: q\ncategory: service\nmatch: {query: '((identifier) @f (#match? @f \"(?<=a)b\"))'}\n")
+    code, _, err = run("plan", str(app), "--rules", str(rules))
+    assert code == 2 and "key `match.query`: invalid regular expression (RE2 syntax" in one_error(err)
+
+
 def test_regex_outside_re2_is_refused_on_load(app: Path, tmp_path: Path) -> None:
     rules = tmp_path / "my-rules"
     rules.mkdir()

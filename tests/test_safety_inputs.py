@@ -145,3 +145,13 @@ def test_mode_bits_are_honoured_even_as_root(app: Path, what: str) -> None:
     kind = "file is read-only" if what == "file" else "folder is not writable"
     assert len(err.splitlines()) == 1 and kind in err and "nothing was written" in err
     assert tree(app) == before
+
+
+def test_out_copy_is_not_left_behind_when_a_file_changes_during_the_run(app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rel = "src/routes/users.ts"
+    edit_during_the_run(monkeypatch, app / rel, lambda b: b"// saved by the user\n" + b)
+    out = tmp_path / "out"
+    code, err = invoke("instrument", str(app), "--out", str(out))
+    assert code == 4
+    assert err.splitlines() == [f"otelize: error: {rel}: changed while otelize was running; nothing was written (run it again)"]
+    assert not out.exists()

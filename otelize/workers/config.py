@@ -29,8 +29,19 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.errors import BadInput
-from otelize.workers.base import GENERATED_HEADER, HELPER_MODULE, TRACING_MODULE, Task, WorkerContext, is_generated
+from otelize.workers.base import (
+    GENERATED_HEADER,
+    HELPER_ALT_MODULE,
+    HELPER_MODULE,
+    TRACING_ALT_MODULE,
+    TRACING_MODULE,
+    Task,
+    WorkerContext,
+    is_generated,
+)
+from otelize.wrap import SPAN_HELPERS
 from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
+from otelize.registry import SPAN_HELPERS
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -104,6 +115,7 @@ def render_helper(ctx: WorkerContext | None = None) -> bytes:
     return render(
         "otel.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
+        helpers=SPAN_HELPERS,
         added_packages=added_packages(ctx) if ctx is not None else None,
     )
 
@@ -134,7 +146,7 @@ def import_specifier(entry: str, target: str) -> str:
 
 
 NOT_LOADED = "tracing is not loaded"  # the reason prefix of the skip that says so (warning; --check not clean)
-ALT_NAMES = {TRACING_MODULE: "otelize-tracing.ts", HELPER_MODULE: "otelize-otel.ts"}
+ALT_NAMES = {TRACING_MODULE: TRACING_ALT_MODULE, HELPER_MODULE: HELPER_ALT_MODULE}
 _TAKEN_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".js", ".mjs", ".cjs", ".jsx")
 
 

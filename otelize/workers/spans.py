@@ -18,7 +18,8 @@ from tree_sitter import Node
 
 from otelize.parse import ParsedFile, captures, query, text
 from otelize.wrap import (
-    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, same_header, wrap_interior,
+    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
+    same_header, wrap_interior,
 )
 from otelize.registry import Helper
 from otelize.workers.base import Task, WorkerContext
@@ -88,7 +89,60 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | Non
         return "one-expression helper (trivial)"
     if captures(query(_MANUAL_SPAN, pf.tsx), node):
         return "already instrumented manually (startActiveSpan)"
+    redeclared = _var_redeclared_parameters(node)
+    if redeclared:
+        # in the wrapper's arrow the `var` would be a new, undefined binding instead of the parameter
+        return f"parameter `{redeclared[0]}` is redeclared with `var` in the body"
     return None
+
+
+_FUNCTIONS = frozenset({
+    "function_declaration", "function_expression", "arrow_function", "method_definition", "generator_function",
+    "generator_function_declaration", "function",
+})
+
+
+def binding_names(node: Node | None) -> list[str]:
+    """The names a parameter or declarator pattern binds (not those in default values)."""
+    if node is None:
+        return []
+    kind = node.type
+    if kind in ("identifier", "shorthand_property_identifier_pattern"):
+        return [text(node)]
+    if kind in ("required_parameter", "optional_parameter"):
+        return binding_names(node.child_by_field_name("pattern"))
+    if kind in ("assignment_pattern", "object_assignment_pattern"):
+        return binding_names(node.child_by_field_name("left"))
+    if kind == "pair_pattern":
+        return binding_names(node.child_by_field_name("value"))
+    if kind in ("object_pattern", "array_pattern", "rest_pattern", "formal_parameters"):
+        return [n for child in node.named_children for n in binding_names(child)]
+    return []
+
+
+def _var_redeclared_parameters(body: Node) -> list[str]:
+    """Parameters of the body's function that a `var` of that same function redeclares."""
+    fn = body.parent
+    params = set(binding_names(fn.child_by_field_name("parameters") if fn is not None else None))
+    if fn is not None and fn.child_by_field_name("parameter") is not None:  # `a => { ... }`
+        params |= set(binding_names(fn.child_by_field_name("parameter")))
+    if not params:
+        return []
+    out = []
+    stack = list(body.named_children)
+    while stack:
+        node = stack.pop()
+        if node.type in _FUNCTIONS or node.type == "class_body":
+            continue  # their `var`s are their own
+        if node.type == "variable_declaration":
+            for decl in node.named_children:
+                if decl.type == "variable_declarator":
+                    out += [n for n in binding_names(decl.child_by_field_name("name")) if n in params]
+        kind = node.child_by_field_name("kind") if node.type == "for_in_statement" else None
+        if kind is not None and text(kind) == "var":  # `for (var a of xs)`
+            out += [n for n in binding_names(node.child_by_field_name("left")) if n in params]
+        stack.extend(node.named_children)
+    return sorted(set(out))
 
 
 def helper_specifier(ctx: WorkerContext, file: str) -> str:
@@ -163,12 +217,14 @@ def wrap_file(
         if isinstance(spec, str):
             result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
             continue
+        exported_as = spec.helper
+        spec = replace(spec, helper=local_names(pf)[spec.helper])  # the name this file calls it by
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
         body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
         existing = find_wrapper(pf, body)
         hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
         if existing is not None:
-            helpers.add(spec.helper)
+            helpers.add(exported_as)
             arrow = existing.child_by_field_name("arguments").named_children[-1]
             inner = arrow.child_by_field_name("body")
             start, end = existing.parent.start_byte, inner.start_byte + 1
@@ -196,9 +252,10 @@ def wrap_file(
         result.edits.append(Edit.replace(path, start, end, new, task.worker))
         wrapped.add(fn.start, fn.end)
         result.spans.append(planned)
-        helpers.add(spec.helper)
+        helpers.add(exported_as)
     if helpers:
-        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), tuple(sorted(helpers)), False, task.worker))
+        names = tuple(sorted(import_name(h, local_names(pf)[h]) for h in helpers))
+        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), names, False, task.worker))
     return result
 
 
