@@ -817,6 +817,10 @@ def _entry_call(node: Node, chain: tuple[str, ...] | None, facts: FileFacts, exp
         _add(facts.listens_on, chain[0])
     if callee.type == "member_expression" and text(callee.child_by_field_name("property")) == "listen":
         inner = callee.child_by_field_name("object")
+        if inner is not None and inner.type == "new_expression":  # new App([...]).listen()
+            ctor = inner.child_by_field_name("constructor")
+            if ctor is not None and ctor.type == "identifier":
+                _add(facts.listens_on, text(ctor))
         if inner is not None and inner.type == "call_expression":  # http.createServer(app).listen()
             inner_chain = _chain(inner.child_by_field_name("function"))
             args = inner.child_by_field_name("arguments")

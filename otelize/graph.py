@@ -10,6 +10,7 @@ Edge ``kind`` attribute: ``imports``, ``defines``, ``calls``, ``handles``.
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -367,6 +368,9 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
     app_graph.entry = app_graph.entries[0] if app_graph.entries else None
 
 
+_TEST_FILE = re.compile(r"(^|/)(__tests__|tests?|e2e)/|\.(test|spec|e2e)\.[cm]?tsx?$")
+
+
 def _started_elsewhere(facts: dict[str, FileFacts], lookup, known: set[str]) -> list[str]:  # type: ignore[no-untyped-def]
     """Files that start an app built in another file: `app.listen()` / `http.createServer(app)
     .listen()` on an app imported from app.ts; `new App([...]).listen()` of a class that holds
@@ -393,8 +397,13 @@ def _started_elsewhere(facts: dict[str, FileFacts], lookup, known: set[str]) -> 
             tname = tf.aliases.get(tname, tname)
             if tname in tf.apps or tname in tf.servers or tname in tf.app_classes or (tname == "*" and tf.apps):
                 hit = True
+        # what `.listen()` is called on: `new App().listen()`, or `app.listen()` of `const app = new App()`
+        instances = dict(f.instances)
+        for types in f.local_types.values():
+            instances.update(types)
+        listened = {instances.get(n, n) for n in f.listens_on}
         for call in f.calls:
-            if not call.is_new or len(call.chain) != 1:
+            if not call.is_new or len(call.chain) != 1 or call.chain[0] not in listened:
                 continue
             loc = lookup(path, call.chain[0])
             if loc is not None and loc[0] in facts:
@@ -404,7 +413,7 @@ def _started_elsewhere(facts: dict[str, FileFacts], lookup, known: set[str]) -> 
                     hit = True
             elif call.chain[0] in f.app_classes and call.chain[0] in f.listen_classes:
                 hit = True  # the class and `new App().listen()` in one file
-        if hit:
+        if hit and not _TEST_FILE.search(path):  # a test starts the app too, but node never runs it
             out.append(path)
     return out
 
