@@ -792,7 +792,11 @@ def _chain(node: Node | None) -> tuple[str, ...] | None:
 # (module, export) of functions that create an express app: `createExpressServer({...})`
 APP_FACTORIES = {("routing-controllers", "createExpressServer")}
 # (module, object, method) of framework bootstraps that build the app and start it
-BOOTSTRAPS = {("@tsed/platform-express", "PlatformExpress", "bootstrap"), ("@tsed/platform-express", "PlatformExpress", "create")}
+BOOTSTRAPS = {
+    ("@tsed/platform-express", "PlatformExpress", "bootstrap"),
+    ("@tsed/platform-express", "PlatformExpress", "create"),
+    ("@tsed/common", "ServerLoader", "bootstrap"),  # Ts.ED 5
+}
 HTTP_MODULES = ("http", "https", "node:http", "node:https", "http2", "node:http2")
 
 

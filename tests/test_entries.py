@@ -161,3 +161,15 @@ def test_cached_edits_follow_a_new_helper_name(tmp_path: Path) -> None:
     service = result.synthesis.changes["src/services/greetingService.ts"][1]
     assert b"from '../otelize-otel'" in service and b"from '../otel'" not in service
     strip(app)
+
+
+def test_tsed_5_server_loader_bootstrap(tmp_path: Path) -> None:
+    # Ts.ED 5 (found on a real app): `await ServerLoader.bootstrap(Server)` from @tsed/common
+    (tmp_path / "src").mkdir()
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"express": "4.21.2", "@tsed/common": "5.65.0"}}')
+    (tmp_path / "src/Server.ts").write_text("import { ServerLoader } from '@tsed/common';\n\nexport class Server extends ServerLoader {}\n")
+    (tmp_path / "src/index.ts").write_text(
+        "import { ServerLoader } from '@tsed/common';\nimport { Server } from './Server';\n\n"
+        "async function bootstrap(): Promise<void> {\n  const server = await ServerLoader.bootstrap(Server);\n  await server.listen();\n}\n\nbootstrap();\n")
+    assert analyze(tmp_path).entry == "src/index.ts"
+    assert instrument(tmp_path, write=False).synthesis.changes["src/index.ts"][1].startswith(b"import './tracing';\n")
