@@ -46,13 +46,17 @@ def _helper_module_imports(pf: ParsedFile) -> list[Node]:
 
 
 def imported_helpers(pf: ParsedFile) -> dict[str, str]:
-    """Export of otel.ts -> the local name this file imports it under."""
+    """Export of otel.ts -> the local name this file imports it under (computed once per file)."""
+    cached = pf.cache.get("helper_imports")
+    if cached is not None:
+        return cached
     out: dict[str, str] = {}
     for node in _helper_module_imports(pf):
         for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
             name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
             if name is not None and text(name) in EXPORTS:
                 out.setdefault(text(name), text(alias or name))
+    pf.cache["helper_imports"] = out
     return out
 
 
@@ -100,7 +104,12 @@ def import_name(name: str, local: str) -> str:
 
 def wrapper_callees(pf: ParsedFile) -> set[str]:
     """The names a span wrapper of this file may call: the helpers, and their local aliases."""
-    return set(HELPERS) | {local for name, local in imported_helpers(pf).items() if name in HELPERS}
+    cached = pf.cache.get("wrapper_callees")
+    if cached is None:
+        cached = pf.cache["wrapper_callees"] = set(HELPERS) | {
+            local for name, local in imported_helpers(pf).items() if name in HELPERS
+        }
+    return cached
 FOOTER = b"});"
 FOOTER_NO_SEMICOLON = b"})"  # for files written without semicolons
 
