@@ -95,11 +95,11 @@ def test_turbo_root_names_the_express_app_to_run_on() -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "otelize", "plan", str(FIXTURES / "turbo")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "otelize", "plan", str(FIXTURES / "workspaces" / "turbo")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("it is a workspace root: run otelize on its Express app: apps/api")
     # and there, the entry behind `turbo run start` (apps/api: node dist/index.js) is found
-    result = instrument(FIXTURES / "turbo" / "apps" / "api", write=False)
+    result = instrument(FIXTURES / "workspaces" / "turbo" / "apps" / "api", write=False)
     assert result.synthesis.changes["src/index.ts"][1].startswith(b"import './tracing';\n")
 
 
