@@ -123,6 +123,7 @@ def analyze(
     """
     from otelize.classify import classify
     from otelize.graph import build_graph
+    from otelize.parse import unparsable_reason
     from otelize.pipeline import default_jobs, scan_files
     from otelize.plan import build_plan
     from otelize.ruleset import load_rules
@@ -147,8 +148,7 @@ def analyze(
         if scan.problem:
             problems.append((scan.path, scan.problem))
         elif scan.errors:
-            line, col, kind = scan.errors[0]
-            problems.append((scan.path, f"syntax error at line {line} column {col} ({kind})"))
+            problems.append((scan.path, unparsable_reason(scan.errors)))
     problems.sort()
     facts = {s.path: s.facts for s in scans if s.facts is not None}
     static = {s.path: s.static for s in scans if s.static is not None}
@@ -406,6 +406,7 @@ def _instrument(
 
     # --out promises to leave PATH untouched: no scan cache is written there
     analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs, cache=cache and out_dir is None)
+    refuse_if_nothing(analysis)
     syn = synthesize_plan(analysis)
     result = InstrumentResult(analysis, syn)
     if key is not None and not result.changed and not result.partial and not result.not_loaded:
@@ -422,6 +423,36 @@ def _instrument(
         write_changes(analysis.project.root, changes, expected_bytes(analysis, syn.changes))
         result.written = True
     return result
+
+
+def nothing_to_instrument(analysis: Analysis) -> str | None:
+    """Why otelize can do nothing useful for this app (None when it can): no source file it
+    reads, or neither an Express app or route (for the HTTP spans) nor a function to wrap."""
+    from otelize.discover import JS_SOURCE_SUFFIXES, SOURCE_SUFFIXES
+    from otelize.registry import MAIN_WORKERS
+
+    project = analysis.project
+    if not project.files:
+        kinds = ", ".join(SOURCE_SUFFIXES + JS_SOURCE_SUFFIXES)
+        return f"nothing to instrument: no source files ({kinds}) found under {project.root.name}/"
+    if not analysis.facts:
+        return f"nothing to instrument: none of the {len(project.files)} source file(s) could be read"
+    if analysis.graph.routes or analysis.entry or any(t.worker not in MAIN_WORKERS for t in analysis.tasks):
+        return None  # an app that starts (express(), listen) gets the HTTP server spans at least
+    disabled = sorted(analysis.settings.disabled_workers)
+    hint = f" (workers turned off: {', '.join(disabled)})" if disabled else ""
+    return (
+        f"nothing to instrument: {len(analysis.facts)} source file(s) read, but no Express app, no route and no "
+        f"service, database, cache or API-client function to wrap{hint}; nothing written"
+    )
+
+
+def refuse_if_nothing(analysis: Analysis) -> None:
+    from otelize.errors import NothingToInstrument
+
+    reason = nothing_to_instrument(analysis)
+    if reason is not None:
+        raise NothingToInstrument(reason)
 
 
 def check_report_path(root: str | Path, report: Path) -> None:

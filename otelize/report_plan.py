@@ -63,6 +63,7 @@ def plan_data(a: Analysis) -> dict[str, Any]:
             "express": project.express_major,
         },
         "routes": [r.to_dict() for r in a.graph.routes],
+        "unmounted_routes": [r.to_dict() for r in a.graph.unmounted],
         "files": files,
         "functions": functions,
         "unparsable": [{"file": f, "reason": r} for f, r in sorted(a.unparsable)],
@@ -101,6 +102,12 @@ def format_text(a: Analysis) -> str:
     if not routes:
         out.append("  (none found)")
     out.append("")
+    if a.graph.unmounted:
+        out.append(f"unmounted ({len(a.graph.unmounted)}): routes of routers no app mounts, paths as written:")
+        uwidth = max(len(r.path) for r in a.graph.unmounted)
+        for r in a.graph.unmounted:
+            out.append(f"  {r.method:<7} {r.path:<{uwidth}} → {r.file}:{r.line} {r.handler}")
+        out.append("")
 
     out.append(f"files ({len(data['files'])}):")
     by_cat: dict[str, list[dict[str, Any]]] = {}

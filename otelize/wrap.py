@@ -36,10 +36,15 @@ def _helper_module_imports(pf: ParsedFile) -> list[Node]:
     # (otelize-otel.ts: the helper's name in an app with an otel.ts of its own)
     stems = {m.rsplit(".", 1)[0] for m in (HELPER_MODULE, HELPER_ALT_MODULE)}
     names = stems | {stem + ".js" for stem in stems}
+    from otelize.imports import required_module
+
     out = []
     for node in pf.root.named_children:
         source = node.child_by_field_name("source") if node.type == "import_statement" else None
         spec = text(source)[1:-1] if source is not None and source.type == "string" else ""
+        if not spec and node.type in ("lexical_declaration", "variable_declaration"):
+            required = required_module(node)  # CommonJS: `const { withSpan } = require('./otel')`
+            spec = required[0] if required is not None and required[1] is not None else ""
         if spec.startswith(".") and spec.rsplit("/", 1)[-1] in names:
             out.append(node)
     return out
@@ -52,6 +57,11 @@ def imported_helpers(pf: ParsedFile) -> dict[str, str]:
         return cached
     out: dict[str, str] = {}
     for node in _helper_module_imports(pf):
+        for prop in captures(query("(object_pattern [(shorthand_property_identifier_pattern) (pair_pattern)] @p)", pf.tsx), node).get("p", []):
+            key, value = (prop, prop) if prop.type == "shorthand_property_identifier_pattern" else (
+                prop.child_by_field_name("key"), prop.child_by_field_name("value"))
+            if key is not None and value is not None and text(key) in EXPORTS:
+                out.setdefault(text(key), text(value))
         for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
             name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
             if name is not None and text(name) in EXPORTS:

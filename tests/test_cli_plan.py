@@ -291,7 +291,7 @@ def test_unparsable_files_are_listed_and_plan_still_exits_0(tmp_path: Path) -> N
     data = json.loads(out)
     unparsable = {u["file"]: u["reason"] for u in data["unparsable"]}
     assert set(unparsable) == {"src/broken.ts", "src/binary.ts"}
-    assert "syntax error at line 1" in unparsable["src/broken.ts"]
+    assert "could not parse it at line 1" in unparsable["src/broken.ts"]
     assert "binary" in unparsable["src/binary.ts"]
     assert [(r["method"], r["path"]) for r in data["routes"]] == [("GET", "/x")]
     code, text, err = run("plan", str(root))

@@ -87,5 +87,10 @@ class WorkerContext:
         return self.placement[1]
 
 
+def in_language(module: str, language: str) -> str:
+    """`tracing.ts` as the file a project of `language` gets: `tracing.js` for a JavaScript app."""
+    return module[: -len(".ts")] + ".js" if language == "js" else module
+
+
 def _join(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name

@@ -40,6 +40,7 @@ from otelize.workers.base import (
     is_generated,
 )
 from otelize.wrap import SPAN_HELPERS
+from otelize.workers.spans import uses_require
 from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
 from otelize.registry import SPAN_HELPERS
 
@@ -96,7 +97,21 @@ def added_packages(ctx: WorkerContext) -> list[str]:
     return sorted(set(missing_packages(ctx)) | set(recorded or []))
 
 
+def _in_app_language(ctx: WorkerContext, source: bytes) -> bytes:
+    """A rendered template as the app runs it: TypeScript, or for a JavaScript app the
+    same module with its types erased, as CommonJS or ES module (otelize.jsemit)."""
+    if ctx.project.language != "js":
+        return source
+    from otelize.jsemit import to_javascript
+
+    return to_javascript(source, ctx.project.module)
+
+
 def render_tracing(ctx: WorkerContext) -> bytes:
+    return _in_app_language(ctx, _render_tracing_ts(ctx))
+
+
+def _render_tracing_ts(ctx: WorkerContext) -> bytes:
     return render(
         "tracing.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
@@ -112,12 +127,13 @@ def render_tracing(ctx: WorkerContext) -> bytes:
 def render_helper(ctx: WorkerContext | None = None) -> bytes:
     """The span helper module; with a context it also records the packages otelize added
     (as tracing.ts does), for an app whose own SDK bootstrap means there is no tracing.ts."""
-    return render(
+    rendered = render(
         "otel.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
         helpers=SPAN_HELPERS,
         added_packages=added_packages(ctx) if ctx is not None else None,
     )
+    return _in_app_language(ctx, rendered) if ctx is not None else rendered
 
 
 def _existing(ctx: WorkerContext, path: str) -> bytes | None:
@@ -168,7 +184,7 @@ def placement(project, entry: str | None) -> tuple[str, str]:  # type: ignore[no
         candidates += config.folders()
     if entry:
         candidates.append(posixpath.dirname(entry))
-    if entry and not project.src_dir and "rootDir" not in project.tsconfig:
+    if entry and not project.src_dir and "rootDir" not in project.tsconfig and getattr(project, "language", "ts") != "js":
         # no source folder of its own (an Nx workspace root): next to the entry, not at the root
         candidates.insert(0, posixpath.dirname(entry))
 
@@ -184,12 +200,17 @@ def _join(folder: str, name: str) -> str:
 
 
 def _free_name(project, folder: str, name: str) -> str:  # type: ignore[no-untyped-def]
-    """`folder/name`, or otelize's alternative name when a file of the user's takes it."""
-    for candidate in (name, ALT_NAMES[name]):
+    """`folder/name` (tracing.js for a JavaScript app), or otelize's alternative name when a
+    file of the user's takes it."""
+    from otelize.workers.base import in_language
+
+    language = getattr(project, "language", "ts")
+    for candidate in (in_language(name, language), in_language(ALT_NAMES[name], language)):
         if not _taken(project.root, _join(folder, candidate)):
             return _join(folder, candidate)
+    name, alt = in_language(name, language), in_language(ALT_NAMES[name], language)
     raise BadInput(
-        f"{_join(folder, name)} and {_join(folder, ALT_NAMES[name])} are files of the app's own: "
+        f"{_join(folder, name)} and {_join(folder, alt)} are files of the app's own: "
         "otelize will not overwrite them; rename one of them"
     )
 
@@ -211,6 +232,8 @@ def _taken(root, path: str) -> bool:  # type: ignore[no-untyped-def]
 def tracing_js_path(ctx: WorkerContext) -> str:
     """Where the build emits tracing.ts (tsc with the file in its compiled set), else
     where tsc would with the discovered rootDir/outDir, relative to the root (posix)."""
+    if ctx.project.language == "js":  # JavaScript runs as written
+        return f"./{ctx.tracing_path}"
     emitted = builds.analyse(ctx.project.root, ctx.project.package_json).emits(ctx.tracing_path)
     if emitted is None:
         project = ctx.project
@@ -228,7 +251,7 @@ def _start_script(ctx: WorkerContext) -> str | None:
 def _can_preload(ctx: WorkerContext) -> str | None:
     """Why the start script cannot preload tracing.js (None: it can)."""
     build = builds.analyse(ctx.project.root, ctx.project.package_json)
-    if build.emits(ctx.tracing_path) is None:
+    if ctx.project.language != "js" and build.emits(ctx.tracing_path) is None:  # (JavaScript runs as written)
         if build.tool is None:
             return "no build script that emits it"
         if build.tool != "tsc":
@@ -355,6 +378,7 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
                     module=import_specifier(entry, ctx.tracing_path),
                     side_effect=True,
                     worker=WORKER,
+                    require=uses_require(ctx, entry),
                 )
             )
     return result
