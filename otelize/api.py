@@ -41,6 +41,14 @@ class Analysis:
     settings: Settings = None  # type: ignore[assignment]  # always set by analyze
     jobs: int = 1
     cache_key: str | None = None  # with --cache: what the per-file caches are keyed under (otelize.scancache)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): code excluded by default
+    pool: Any = None  # with keep_pool: the scan's children, holding the trees (otelize.pipeline.StickyPool)
+
+    def close_pool(self) -> None:
+        """End the scan's pool children (if kept); the edit phase then parses in a fresh pool."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     @property
     def entry(self) -> str | None:
@@ -113,24 +121,26 @@ def analyze(
     settings: Settings | Mapping[str, Any] | None = None,
     jobs: int | None = None,
     cache: bool = False,
+    keep_pool: bool = False,
 ) -> Analysis:
     """discover → parse → facts → graph → classify → plan.
 
     Per-file work (parse, facts, tree-based rules) runs in `jobs` processes
     (default: all cores for large projects, in-process for small ones). With
     `cache`, files whose bytes are unchanged since the last cached run are not
-    parsed again (otelize.scancache).
+    parsed again (otelize.scancache). With `keep_pool`, the scan's processes stay
+    up holding their trees, for `synthesize_plan` to edit each file where it was
+    parsed; the caller ends them (`synthesize_plan` does, else `Analysis.close_pool`).
     """
-    from otelize.classify import classify
-    from otelize.graph import build_graph
-    from otelize.parse import unparsable_reason
     from otelize.pipeline import default_jobs, scan_files
-    from otelize.plan import build_plan
     from otelize.ruleset import load_rules
 
     recover_and_warn(root)
     settings = resolve_settings(root, settings)
     project = load_project(root, include=settings.include, exclude=settings.exclude)
+    from otelize.classify import default_exclusions
+
+    project.files, excluded = default_exclusions(project, settings.include_code)
     sweep_temps(project.root, project.temp_files)
     all_rule_dirs = list(settings.rules) + list(rule_dirs or [])
     rules = load_rules(all_rule_dirs or None, switches=settings.rule_switches)
@@ -140,10 +150,29 @@ def analyze(
         from otelize.scancache import rules_key
 
         cache_key = rules_key(all_rule_dirs, settings.rule_switches)
-        parsed, scans, jobs = _scan_with_cache(project.root, sources, rules, cache_key, jobs, settings)
+        parsed, scans, jobs, pool = _scan_with_cache(project.root, sources, rules, cache_key, jobs, settings, keep_pool)
     else:
         jobs = jobs if jobs is not None else settings.jobs or default_jobs(len(sources))
-        parsed, scans = scan_files(sources, rules, jobs)
+        parsed, scans, pool = scan_files(sources, rules, jobs, keep=keep_pool)
+    try:
+        return _analyze_rest(project, rules, settings, sources, problems, parsed, scans, jobs, cache_key, pool, excluded)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+
+
+def _analyze_rest(
+    project: Project, rules: Any, settings: Any, sources: Any, problems: list[tuple[str, str]],
+    parsed: dict[str, Any], scans: list[Any], jobs: int, cache_key: str | None, pool: Any,
+    excluded: list[tuple[str, str]],
+) -> Analysis:
+    """analyze after the scan: the cross-file steps (graph, classification, plan)."""
+    from otelize.classify import classify
+    from otelize.graph import build_graph
+    from otelize.parse import unparsable_reason
+    from otelize.plan import build_plan
+
     for scan in scans:
         if scan.problem:
             problems.append((scan.path, scan.problem))
@@ -153,8 +182,10 @@ def analyze(
     facts = {s.path: s.facts for s in scans if s.facts is not None}
     static = {s.path: s.static for s in scans if s.static is not None}
     graph = build_graph(project, facts)
-    classification = classify(rules, {p: parsed[p] for p in facts}, facts, graph, static)
-    analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings, jobs, cache_key)
+    classification = classify(rules, {p: parsed[p] for p in facts}, facts, graph, static, project,
+                              settings.include_code)
+    analysis = Analysis(project, parsed, facts, graph, classification, rules, [], problems, settings, jobs, cache_key,
+                        excluded, pool)
     analysis.tasks = build_plan(
         facts,
         classification,
@@ -169,28 +200,38 @@ def analyze(
 
 
 def _scan_with_cache(
-    root: Path, sources: list[tuple[str, bytes]], rules: Any, key: str, jobs: int | None, settings: Settings
-) -> tuple[dict[str, Any], list[Any], int]:
-    """scan_files for the files the scan cache does not hold; the rest from the cache."""
+    root: Path, sources: list[tuple[str, bytes]], rules: Any, key: str, jobs: int | None, settings: Settings,
+    keep_pool: bool = False,
+) -> tuple[dict[str, Any], list[Any], int, Any]:
+    """scan_files for the files the scan cache does not hold; the rest from the cache.
+    With `keep_pool`, the pool that scanned the misses (if one did) is returned, holding their trees."""
     from otelize import scancache
     from otelize.parse import ParsedFile
     from otelize.pipeline import default_jobs, scan_files
 
     requested = jobs if jobs is not None else settings.jobs
     parsed: dict[str, ParsedFile] = {}
+    pools: list[Any] = []
 
     def scan(misses: list[tuple[str, bytes]]) -> list[Any]:
-        trees, scans = scan_files(misses, rules, requested or default_jobs(len(misses)))
+        trees, scans, pool = scan_files(misses, rules, requested or default_jobs(len(misses)), keep=keep_pool)
         parsed.update(trees)  # in-process scans keep the trees they built
+        if pool is not None:
+            pools.append(pool)
         return scans
 
     digests = {path: scancache.digest(data) for path, data in sources}
-    scans = scancache.cached_map(root, key, scancache.SCAN_FILE, sources, digests, scan)
+    try:
+        scans = scancache.cached_map(root, key, scancache.SCAN_FILE, sources, digests, scan)
+    except BaseException:
+        for pool in pools:
+            pool.close()
+        raise
     for (path, data), s in zip(sources, scans):
         if path not in parsed:
             parsed[path] = ParsedFile(path, data, errors=s.errors, problem=s.problem)
     # the edit phase that follows sizes its pool by the whole project, not by the misses
-    return {p: parsed[p] for p, _ in sources}, scans, requested or default_jobs(len(sources))
+    return {p: parsed[p] for p, _ in sources}, scans, requested or default_jobs(len(sources)), (pools or [None])[0]
 
 
 # --- instrument -----------------------------------------------------------------
@@ -264,10 +305,26 @@ def ignored_files(analysis: Analysis) -> list[Any]:
     return out
 
 
+def excluded_files(analysis: Analysis) -> list[Any]:
+    """A Skip for every file excluded by default (test code, migrations, ...: otelize.classify)."""
+    from otelize.edits import Skip
+
+    return [Skip(path, 1, "<file>", reason, "plan") for path, reason in analysis.excluded]
+
+
 @gc_paused
 def synthesize_plan(analysis: Analysis) -> Any:
     """Run the plan: cross-file workers here, per-file workers (and each file's
-    import step, splice and reparse) in `analysis.jobs` processes; merge in path order."""
+    import step, splice and reparse) in `analysis.jobs` processes; merge in path order.
+    With the scan's pool kept (analyze(keep_pool=True)), each file is edited in the child
+    that parsed it, from its tree; the pool is closed here, also on errors."""
+    try:
+        return _synthesize_plan(analysis)
+    finally:
+        analysis.close_pool()
+
+
+def _synthesize_plan(analysis: Analysis) -> Any:
     from otelize.edits import WorkerResult
     from otelize.pipeline import EditJob, edit_files, run_task
     from otelize.registry import MAIN_WORKERS
@@ -295,7 +352,7 @@ def synthesize_plan(analysis: Analysis) -> Any:
         rest = WorkerResult(res.worker, [e for e in res.edits if e.file not in analysis.facts], res.new_files,
                             [i for i in res.imports if i.file not in analysis.facts], res.spans, res.skips, res.packages, res.notes)
         kept.append(rest)
-    kept.append(WorkerResult("plan", skips=ignored_files(analysis)))
+    kept.append(WorkerResult("plan", skips=ignored_files(analysis) + excluded_files(analysis)))
     jobs_list = [
         EditJob(
             path,
@@ -316,7 +373,7 @@ def synthesize_plan(analysis: Analysis) -> Any:
         "root": str(analysis.project.root),
     }
     if analysis.cache_key is None:
-        parts = edit_files(jobs_list, analysis.jobs, state)
+        parts = edit_files(jobs_list, analysis.jobs, state, analysis.pool)
     else:
         parts = _edit_with_cache(analysis, jobs_list, state)
     return merge([synthesize(analysis.project.root, {}, kept, analysed_bytes(analysis))] + parts)
@@ -344,7 +401,7 @@ def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, 
 
     def edit(misses: list[tuple[str, Any]]) -> list[Any]:
         jobs = analysis.jobs if len(misses) >= 2 * analysis.jobs else min(analysis.jobs, default_jobs(len(misses)))
-        return edit_files([job for _, job in misses], jobs, state)
+        return edit_files([job for _, job in misses], jobs, state, analysis.pool)
 
     key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings.to_api(),
                                      worker_context(analysis).placement)
@@ -405,9 +462,14 @@ def _instrument(
     from otelize.synthesize import write_changes, write_copy
 
     # --out promises to leave PATH untouched: no scan cache is written there
-    analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs, cache=cache and out_dir is None)
-    refuse_if_nothing(analysis)
-    syn = synthesize_plan(analysis)
+    analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs, cache=cache and out_dir is None,
+                       keep_pool=True)
+    try:
+        refuse_if_nothing(analysis)
+    except BaseException:
+        analysis.close_pool()
+        raise
+    syn = synthesize_plan(analysis)  # ends the pool, also on errors
     result = InstrumentResult(analysis, syn)
     if key is not None and not result.changed and not result.partial and not result.not_loaded:
         from otelize import statecache

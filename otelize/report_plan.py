@@ -67,7 +67,9 @@ def plan_data(a: Analysis) -> dict[str, Any]:
         "files": files,
         "functions": functions,
         "unparsable": [{"file": f, "reason": r} for f, r in sorted(a.unparsable)],
-        "tasks": [{**t.to_dict(), "options": _jsonable(dict(t.options))} for t in a.tasks],
+        # per-function roles travel in the task options; the plan lists them as spans and skips instead
+        "tasks": [{**t.to_dict(), "options": _jsonable({k: v for k, v in t.options if k not in ("roles", "db_system_reached")})}
+                  for t in a.tasks],
     }
 
 

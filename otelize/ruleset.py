@@ -305,11 +305,15 @@ class Imports(Matcher):
         self.fetch = "fetch" in value
 
     def __call__(self, ctx: MatchContext) -> bool:
+        """A value import of one of the modules: type-only imports, and imports used
+        only as types, carry no weight (otelize.typeuse)."""
+        from otelize.typeuse import is_value_import
+
         if self.fetch and ctx.facts.has_fetch:
             return True
         for imp in ctx.facts.imports:
-            for mod in self.modules:
-                if imp.module == mod or imp.module.startswith(mod + "/"):
+            if any(imp.module == mod or imp.module.startswith(mod + "/") for mod in self.modules):
+                if is_value_import(imp, ctx.parsed):
                     return True
         return False
 

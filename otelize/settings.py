@@ -9,6 +9,7 @@ workers: {cache: false}         # turn a worker off (or back on)
 categories: {middleware: false} # files of this category get no spans
 span_naming: class.method       # class.method (default) | method | file.class.method
 rules: [otelize-rules]          # extra rule folders, relative to this file
+include_code: [tests]           # trace code excluded by default (see EXCLUDABLE)
 ```
 
 Every error is one line naming the file and the key; an unknown key gets a
@@ -36,9 +37,14 @@ from otelize.registry import CATEGORIES, WORKERS
 CONFIG_FILE = ".otelize.yaml"
 PROTOCOLS = ("http/protobuf", "grpc", "console")
 SPAN_NAMING = ("class.method", "method", "file.class.method")
-KEYS = ("service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules")
+KEYS = ("service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules", "include_code")
 API_KEYS = KEYS + ("disabled_workers", "disabled_categories", "disabled_rules", "enabled_rules", "jobs")  # a library caller's mapping
 API_SOURCE = "settings"  # how errors name a library caller's mapping
+# Code that gets no spans unless `include_code` names it (otelize.classify): test code,
+# migrations, seeders, scripts/, decorator factories, functions called at module load,
+# files of another package (a folder with its own package.json), and pure helpers
+# (synchronous functions of a span file that reach no I/O).
+EXCLUDABLE = ("tests", "migrations", "seeders", "scripts", "decorator-factories", "module-load", "nested-packages", "pure-helpers")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class Settings:
     categories: dict[str, bool] = field(default_factory=dict)
     span_naming: str = "class.method"
     rules: tuple[Path, ...] = ()  # absolute (config rules are relative to the config file)
+    include_code: tuple[str, ...] = ()  # EXCLUDABLE kinds traced anyway
     rule_switches: dict[str, bool] = field(default_factory=dict)  # rule id -> on/off (--enable/--disable RULE_ID)
     jobs: int | None = None  # processes for the per-file work (library only; default: by project size)
     source: str | None = None  # the config file that was read, for messages
@@ -78,6 +85,8 @@ class Settings:
             out["disabled_categories"] = self.disabled_categories
         if self.rules:
             out["rules"] = [str(p) for p in self.rules]
+        if self.include_code:
+            out["include_code"] = list(self.include_code)
         for key, on in (("disabled_rules", False), ("enabled_rules", True)):
             ids = sorted(r for r, state in self.rule_switches.items() if state is on)
             if ids:
@@ -154,6 +163,15 @@ def parse_settings(data: Any, source: str, base: Path, keys: tuple[str, ...] = K
     for key in ("include", "exclude"):
         if key in data:
             s = replace(s, **{key: _globs(source, key, data[key])})
+    if "include_code" in data:
+        kinds = data["include_code"]
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise _err(source, "include_code", f"must be a list of: {', '.join(EXCLUDABLE)}")
+        for k in kinds:
+            if k not in EXCLUDABLE:
+                raise _err(source, f"include_code.{k}", f"unknown kind of code{_suggest(k, EXCLUDABLE)}")
+        s = replace(s, include_code=tuple(sorted(set(kinds))))
     if "workers" in data:
         s = replace(s, workers=_toggles(source, "workers", data["workers"], WORKERS, "worker"))
     if "categories" in data:

@@ -127,7 +127,7 @@ def test_plan_text_format() -> None:
     assert "express:        4" in out
     assert re.search(r"^  POST\s+/api/orders\s+→ src/routes/orders\.ts:\d+ <anonymous>$", out, re.M), out
     assert re.search(r"^  GET\s+/api/orders/:id\s+→ src/routes/orders\.ts:\d+ ordersController\.getOrder$", out, re.M)
-    assert re.search(r"^    src/utils/database\.ts\s+database-name$", out, re.M)
+    assert re.search(r"^    src/utils/database\.ts\s+database-class$", out, re.M)
     assert re.search(r"^   1\. dependency$", out, re.M)
     assert re.search(r"^   2\. config  \(after dependency\)$", out, re.M)
 

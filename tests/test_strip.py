@@ -304,6 +304,7 @@ def _write_project(root: Path, service: bytes) -> None:
     (root / "tsconfig.json").write_bytes(TSCONFIG)
     (root / "src/index.ts").write_bytes(INDEX)
     (root / "src/services/x.ts").write_bytes(service)
+    (root / ".otelize.yaml").write_bytes(b"include_code: [pure-helpers]\n")  # the generated shapes are sync helpers
 
 
 @settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -68,6 +68,10 @@ def write_project(
     else:
         written["package.json"] = (json.dumps(package_json or default_package_json(), indent=2) + "\n").encode()
     written["tsconfig.json"] = (json.dumps(TSCONFIG, indent=2) + "\n").encode()
+    if ".otelize.yaml" not in files:
+        # these projects test how a span wraps a function: their toy functions are
+        # synchronous helpers, which otelize would otherwise leave alone (tests/test_roles.py)
+        written[".otelize.yaml"] = b"include_code: [pure-helpers]\n"
     if ENTRY not in files:
         written[ENTRY] = ENTRY_SOURCE.encode()
     for path, text in files.items():

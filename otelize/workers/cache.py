@@ -31,15 +31,15 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
 
     def choose(fn: FunctionFact):  # noqa: ANN202
         q = style.quote
-        op, read = fn.name.upper(), False
+        op, read = None, False
         for pattern, name, is_read in OPERATIONS:
             if re.search(pattern, fn.name, re.I):
                 op, read = name, is_read
                 break
-        extra: list[tuple[str, str, object]] = [
-            ("db.system.name", ts_string(system, q), system),
-            ("db.operation.name", ts_string(op, q), op),
-        ]
+        extra: list[tuple[str, str, object]] = [("db.system.name", ts_string(system, q), system)]
+        if op is not None:  # an operation the name states; never the function's own name upper-cased
+            extra.append(("db.operation.name", ts_string(op, q), op))
+        # cache.hit only where the read's result shows it: a value, or undefined/null for a miss
         helper = WITH_CACHE_READ_SPAN if read and op == "GET" and not re.match(r"^(has|exists)", fn.name) else WITH_CLIENT_SPAN
         return make_spec(ctx, path, fn, style, helper, extra)
 

@@ -1,10 +1,18 @@
 """Database worker: CLIENT spans around the database wrapper's operations.
 
-Attributes follow the current semantic conventions: `db.system.name` (from the
-driver imported; for an ORM or a wrapper, the Prisma schema's provider or the one
-kind of driver the project depends on; else the rule's default), `db.operation.name`,
+Attributes follow the current semantic conventions and are true or absent:
+`db.system.name` from the driver the file imports or reaches through its project
+imports; for an ORM or a wrapper, the Prisma schema's provider or the one kind of
+driver the project depends on (mysql2 -> mysql); the rule's default only when no
+driver is known. `db.operation.name` only from an operation the body names: the
+verb of a literal SQL string, or the one driver method it calls (`findOne`,
+`insertMany`, `hset`); for an in-house database client class (`Database.findById`,
+no driver below it) the method's own verb. Otherwise it is left out.
 `db.collection.name` (a literal table name in SQL, or the wrapper's
 table/collection parameter) and `db.query.text` only for literal SQL.
+
+Operations whose I/O goes through an auto-instrumented driver get INTERNAL spans
+instead (classification decides: otelize.classify.assign_roles).
 """
 
 from __future__ import annotations
@@ -21,13 +29,27 @@ from otelize.registry import WITH_CLIENT_SPAN
 from otelize.workers.spans import make_spec, style_of, wrap_file
 from otelize.wrap import ts_string
 
-# method-name prefix -> operation, for wrappers whose SQL is not literal
+# method-name prefix -> operation, for in-house database client classes only
 OPERATION_BY_NAME = (
     (r"^(find|get|select|query|list|search|count|fetch|load|read|exists)", "SELECT"),
     (r"^(insert|create|add|save|store)", "INSERT"),
     (r"^(update|set|patch|modify|increment|decrement|upsert)", "UPDATE"),
     (r"^(delete|remove|del|destroy|purge)", "DELETE"),
 )
+# an in-house database client (no driver below it): its method names are its operations
+CLIENT_CLASS = re.compile(r"(?i)(database|^db|dbclient|datastore)$")
+# driver / ORM methods whose name is the operation (mongodb, mongoose, prisma, sequelize, typeorm, redis)
+DRIVER_METHODS = frozenset({
+    "find", "findOne", "findById", "findMany", "findFirst", "findUnique", "findAll", "findByPk", "findOneBy", "findBy",
+    "findAndCountAll", "findOneAndUpdate", "findOneAndDelete", "findOneAndReplace", "findByIdAndUpdate",
+    "findByIdAndDelete", "insertOne", "insertMany", "updateOne", "updateMany", "replaceOne", "deleteOne", "deleteMany",
+    "aggregate", "countDocuments", "count", "distinct", "bulkWrite", "upsert", "createMany", "bulkCreate",
+})
+REDIS_COMMANDS = frozenset({
+    "hget", "hset", "hgetall", "hdel", "hmset", "lpush", "rpush", "lrange", "sadd", "smembers", "zadd", "zrange",
+    "setex", "mget", "mset", "expire", "incr", "decr",
+})
+_MEMBER_CALL = "(call_expression function: (member_expression property: (property_identifier) @m))"
 COLLECTION_PARAMS = ("table", "tableName", "collection", "collectionName", "model", "entity")
 _SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|UPSERT|MERGE|REPLACE)\b", re.I)
 _SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+[\"`]?([A-Za-z_][\w.]*)", re.I)
@@ -41,16 +63,22 @@ PRISMA_PROVIDERS = {
 
 
 def db_system(facts: FileFacts, options: dict, project: Project | None = None) -> str:
-    """The driver this file imports; else, for an ORM or an in-house wrapper, what the
-    project says: the Prisma schema's provider, or the one kind of driver package.json
-    depends on; else the rule's option."""
-    by_import = options.get("db_system_by_import") or {}
+    """The driver this file imports or reaches; else, for an ORM or an in-house wrapper,
+    what the project says: the Prisma schema's provider, or the one kind of driver
+    package.json depends on; else the rule's option."""
+    from otelize.classify import DB_SYSTEMS
+
+    by_import = {**DB_SYSTEMS, **(options.get("db_system_by_import") or {})}
     for imp in facts.imports:
+        if imp.type_only:
+            continue
         root = imp.module if imp.module in by_import else imp.module.split("/")[0]
         if root in by_import:
             return str(by_import[root])
     if "db_system" in options:
         return str(options["db_system"])
+    if "db_system_reached" in options:
+        return str(options["db_system_reached"])
     if project is not None:
         if project.prisma_provider in PRISMA_PROVIDERS and any(i.module == "@prisma/client" for i in facts.imports):
             return PRISMA_PROVIDERS[project.prisma_provider]  # type: ignore[index]
@@ -85,6 +113,21 @@ def literal_sql(pf: ParsedFile, fn: FunctionFact) -> str | None:
     return None
 
 
+def driver_operation(pf: ParsedFile, fn: FunctionFact) -> str | None:
+    """The one driver method the body calls (`findOne`, `hset` -> `HSET`), else None."""
+    node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
+    wrapper = find_wrapper(pf, node) if node is not None else None
+    if wrapper is not None:
+        node = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
+    if node is None:
+        return None
+    found = {text(m) for m in captures(query(_MEMBER_CALL, pf.tsx), node).get("m", []) if text(m) in DRIVER_METHODS | REDIS_COMMANDS}
+    if len(found) != 1:
+        return None
+    op = found.pop()
+    return op.upper() if op in REDIS_COMMANDS else op
+
+
 def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     (path,) = task.files
     style = style_of(ctx, path)
@@ -104,13 +147,14 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
             if table:
                 extra.append(("db.collection.name", ts_string(table.group(1), q), table.group(1)))
         else:
-            op = operation_for(fn.name)
+            op = driver_operation(pf, fn)
+            if op is None and fn.class_name and CLIENT_CLASS.search(fn.class_name):
+                op = operation_for(fn.name)
             param = next((p.name for p in fn.params if p.name in COLLECTION_PARAMS), None)
             if param is not None:
                 extra.append(("db.collection.name", param, f"<{param}>"))
-        if op is None:
-            op = fn.name
-        extra.append(("db.operation.name", ts_string(op, q), op))
+        if op is not None:
+            extra.append(("db.operation.name", ts_string(op, q), op))
         return make_spec(ctx, path, fn, style, WITH_CLIENT_SPAN, extra)
 
     return wrap_file(ctx, task, choose)

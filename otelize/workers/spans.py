@@ -21,7 +21,7 @@ from otelize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
     same_header, wrap_interior,
 )
-from otelize.registry import Helper
+from otelize.registry import WITH_SPAN, Helper
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -60,8 +60,9 @@ def candidates(facts: FileFacts) -> list[FunctionFact]:
     return out
 
 
-def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | None:
-    """None when the function may be wrapped, else the skip reason."""
+def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_private: bool = False) -> str | None:
+    """None when the function may be wrapped, else the skip reason. `allow_private`: a
+    private method the class registers as a callback (an event handler) may be wrapped."""
     if fn.line - 1 in facts.ignore_lines:
         return "ignored by comment"
     if fn.is_signature:
@@ -73,7 +74,7 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | Non
     if fn.is_generator:
         return "async generator" if fn.is_async else "generator"
     member = fn.name.rsplit(".", 1)[-1] if fn.kind == "object-method" else fn.name
-    if fn.is_private or member.startswith("_") or member.startswith("#"):
+    if (fn.is_private and not allow_private) or member.startswith("_") or member.startswith("#"):
         return "private member"
     if fn.kind == "function" and not fn.exported and fn.class_name is None:
         return "module-internal helper (not exported)"
@@ -94,6 +95,30 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | Non
         # in the wrapper's arrow the `var` would be a new, undefined binding instead of the parameter
         return f"parameter `{redeclared[0]}` is redeclared with `var` in the body"
     return None
+
+
+@dataclass(frozen=True)
+class TaskRole:
+    """A function's role, decided by classification (otelize.classify.assign_roles)."""
+
+    action: str  # span | skip
+    kind: str  # INTERNAL | CLIENT
+    name: str  # span name override (unique per app), or ""
+    reason: str
+
+
+def task_roles(task: Task) -> dict[str, TaskRole]:
+    return {q: TaskRole(a, k, n, r) for q, a, k, n, r in (task.option("roles") or ())}
+
+
+def apply_role(ctx: WorkerContext, path: str, fn: FunctionFact, style: Style, spec: SpanSpec, role: TaskRole) -> SpanSpec:
+    """An operation whose I/O an auto-instrumented library already traces becomes an
+    INTERNAL span with no client attributes; a colliding name gets its unique form."""
+    if role.kind == "INTERNAL" and spec.kind != "INTERNAL":
+        spec = make_spec(ctx, path, fn, style, WITH_SPAN, [], spec.name)
+    if role.name and ctx.settings.span_naming == "class.method":
+        spec = replace(spec, name=role.name)
+    return spec
 
 
 _FUNCTIONS = frozenset({
@@ -219,8 +244,12 @@ def wrap_file(
     helpers: set[str] = set()
     wrapped = _Intervals()
     mismatch = module_mismatch(ctx, path)
+    roles = task_roles(task)
     for fn in functions if functions is not None else candidates(facts):
-        reason = eligibility(fn, pf, facts)
+        role = roles.get(fn.qualname)
+        reason = eligibility(fn, pf, facts, allow_private=role is not None and role.action == "span")
+        if reason is None and role is not None and role.action == "skip":
+            reason = role.reason
         if reason is None and mismatch is not None:
             reason = mismatch
         if reason is None and fn.qualname in task.option("error_handlers", ()):
@@ -236,6 +265,8 @@ def wrap_file(
         if isinstance(spec, str):
             result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
             continue
+        if role is not None:
+            spec = apply_role(ctx, path, fn, style, spec, role)
         exported_as = spec.helper
         spec = replace(spec, helper=local_names(pf)[spec.helper])  # the name this file calls it by
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)

@@ -15,6 +15,11 @@ nothing cached and peak RSS is that run's own (the process and its pool):
   changes pending, so the state cache cannot answer; it fills the edit cache) and
   check_cache_warm (the same again: nothing to parse or edit)
 
+Each step also reports its CPU time over the same span as its wall time
+(user + system of the process and of its pool children, from getrusage) and
+`cpu x floor`, the CPU time against the floor's: on a machine shared with
+other work the CPU ratio is steadier than the wall ratio.
+
 Ratios are taken within one run of this script; the machine is noisy, so
 compare ratios, not absolute seconds.
 """
@@ -38,19 +43,23 @@ _CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 kind, root, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def cpu_now():
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime  # the process and its (reaped) pool
 jobs = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] != "auto" else None
 if kind == "floor":
     from otelize.discover import load_project
     from otelize.parse import _parser, is_tsx
     project = load_project(root)
     data = [(f, (project.root / f).read_bytes()) for f in project.files]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_now()
     for f, src in data:
         _parser(is_tsx(f)).parse(src)
     wall = time.perf_counter() - t0
+    cpu = cpu_now() - c0
     n = len(data)
 else:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_now()
     from otelize import api
     if kind == "plan":
         a = api.analyze(root, jobs=jobs)
@@ -65,8 +74,9 @@ else:
         r = api.instrument(root, out_dir=out, jobs=jobs)
         n = len(r.analysis.project.files)
     wall = time.perf_counter() - t0
+    cpu = cpu_now() - c0
 rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(json.dumps({"wall_s": wall, "peak_rss_mib": rss / 1024, "files": n}))
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss / 1024, "files": n}))
 """
 
 
@@ -125,6 +135,7 @@ def main() -> None:
             for key in STEPS[1:]:
                 if key in row:
                     row[key]["ratio_to_floor"] = row[key]["wall_s"] / floor
+                    row[key]["cpu_ratio_to_floor"] = row[key]["cpu_s"] / row["floor"]["cpu_s"]
                     row[key]["files_per_s"] = row[key]["files"] / row[key]["wall_s"]
             row["floor"]["files_per_s"] = row["floor"]["files"] / floor
             rows.append(row)
@@ -137,7 +148,8 @@ def main() -> None:
             key: b[key]["wall_s"] / a[key]["wall_s"] for key in ("floor", "plan", "instrument")
         } | {"files": b["n"] / a["n"]}
 
-    header = f"{'N':>6} {'step':<20} {'wall s':>8} {'files/s':>9} {'peak RSS MiB':>13} {'x floor':>8}"
+    header = (f"{'N':>6} {'step':<20} {'wall s':>8} {'files/s':>9} {'peak RSS MiB':>13} {'x floor':>8}"
+              f" {'cpu s':>7} {'cpu x floor':>11}")
     print(f"machine: {result['machine']}")
     print(header)
     print("-" * len(header))
@@ -147,7 +159,9 @@ def main() -> None:
                 continue
             m = row[key]
             ratio = f"{m['ratio_to_floor']:.2f}" if "ratio_to_floor" in m else "1.00"
-            print(f"{row['n']:>6} {key:<20} {m['wall_s']:>8.2f} {m['files_per_s']:>9.0f} {m['peak_rss_mib']:>13.0f} {ratio:>8}")
+            cpu_ratio = f"{m['cpu_ratio_to_floor']:.2f}" if "cpu_ratio_to_floor" in m else "1.00"
+            print(f"{row['n']:>6} {key:<20} {m['wall_s']:>8.2f} {m['files_per_s']:>9.0f} {m['peak_rss_mib']:>13.0f} {ratio:>8}"
+                  f" {m['cpu_s']:>7.2f} {cpu_ratio:>11}")
     if "scaling" in result:
         s = result["scaling"]
         print(f"scaling {rows[0]['n']} -> {rows[-1]['n']} files ({s['files']:.0f}x): "

@@ -1,0 +1,141 @@
+"""The sticky pool (otelize.pipeline.StickyPool): the child that scanned a file edits it.
+
+Every run here uses a real synthetic app (tests/bench/gen_app.py), real tree-sitter
+and real forked children; jobs=2 forces the pool below its size threshold.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+import otelize.parse as parse_mod
+import otelize.pipeline as pipeline
+from otelize import api
+from otelize.errors import BadInput, OtelizeError
+from tests.bench.gen_app import generate
+
+N_FILES = 60
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sticky") / "app"
+    generate(root, N_FILES, seed=3)
+    return root
+
+
+def outcome(result: api.InstrumentResult) -> tuple:
+    syn = result.synthesis
+    return (sorted((p, c) for p, c in syn.changes.items()), syn.reverted, syn.skips, syn.spans, syn.notes)
+
+
+def no_children() -> bool:
+    return multiprocessing.active_children() == []
+
+
+def test_pool_matches_serial_byte_for_byte(app: Path) -> None:
+    serial = api.instrument(app, write=False, jobs=1)
+    assert serial.synthesis.changes, "the synthetic app must get edits, else this compares nothing"
+    for jobs in (2, 3):
+        pooled = api.instrument(app, write=False, jobs=jobs)
+        assert outcome(pooled) == outcome(serial), f"jobs={jobs} differs from jobs=1"
+        assert pooled.analysis.pool is None  # synthesize_plan ended it
+    assert no_children()
+
+
+def test_each_file_is_parsed_once(app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full parses, counted in every process (the log is appended to by the children):
+    one per source file. Before the sticky pool, each edited file was parsed again."""
+    log = tmp_path / "parses.log"
+    real = parse_mod._parser
+
+    class Counting:
+        def __init__(self, parser: object) -> None:
+            self.parser = parser
+
+        def parse(self, source: bytes, old_tree: object = None) -> object:
+            kind = b"full\n" if old_tree is None else b"incremental\n"
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                os.write(fd, kind)
+            finally:
+                os.close(fd)
+            return self.parser.parse(source) if old_tree is None else self.parser.parse(source, old_tree)
+
+    monkeypatch.setattr(parse_mod, "_parser", lambda tsx: Counting(real(tsx)))
+    result = api.instrument(app, write=False, jobs=2)
+    kinds = log.read_text().split()
+    n_sources = len(result.analysis.project.files)
+    assert kinds.count("full") == n_sources
+    # each changed source file is validated by one incremental reparse of its scan tree
+    changed_sources = [p for p in result.synthesis.changes if p in result.analysis.facts]
+    assert kinds.count("incremental") == len(changed_sources) > 0
+    assert no_children()
+
+
+def failing_edit(bad: set[str]):
+    real = pipeline.edit_file
+
+    def edit(job: pipeline.EditJob) -> object:
+        if job.path in bad:
+            raise BadInput(f"{job.path}: refused by the test")
+        return real(job)
+
+    return edit
+
+
+def test_child_errors_are_the_serial_errors(app: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = api.analyze(app, jobs=1)
+    edited = sorted({t.files[0] for t in plan.tasks} & plan.editable)
+    bad = {edited[-1], edited[len(edited) // 2]}  # two failures: the first in path order is reported
+    monkeypatch.setattr(pipeline, "edit_file", failing_edit(bad))
+    messages = []
+    for jobs in (1, 2):
+        with pytest.raises(BadInput) as info:
+            api.instrument(app, write=False, jobs=jobs)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] == f"{min(bad)}: refused by the test"
+    assert no_children()
+
+
+def test_kept_pool_is_ended_by_close_and_by_synthesize(app: Path) -> None:
+    analysis = api.analyze(app, jobs=2, keep_pool=True)
+    assert len(multiprocessing.active_children()) == 2
+    analysis.close_pool()
+    assert no_children() and analysis.pool is None
+    assert api.synthesize_plan(analysis).changes  # without a pool: parsed again, still correct
+    plain = api.analyze(app, jobs=2)
+    assert plain.pool is None and no_children()
+
+
+def test_a_child_that_dies_is_a_one_line_error(app: Path) -> None:
+    analysis = api.analyze(app, jobs=2, keep_pool=True)
+    victim = analysis.pool.procs[1]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join()
+    with pytest.raises(OtelizeError, match="worker process ended without answering"):
+        api.synthesize_plan(analysis)
+    assert analysis.pool is None and no_children()
+
+
+def test_cache_with_pool_matches_uncached(app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cache with the pool: scan-cache hits have no tree in any child and are parsed
+    where they are edited; the output is the uncached run's."""
+    import shutil
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = tmp_path / "app"
+    shutil.copytree(app, root)
+    api.instrument(root, write=False, jobs=2, cache=True, cached_answer=False)  # fills the caches
+    some = sorted((root / "src").rglob("*.ts"))[3]
+    some.write_bytes(some.read_bytes() + b"\nexport function addedLater(): number {\n  return 1;\n}\n")
+    # a changed edit context (another file's bytes) makes every edit a miss, the scan mostly hits
+    warm = api.instrument(root, write=False, jobs=2, cache=True, cached_answer=False)
+    cold = api.instrument(root, write=False, jobs=1)
+    assert outcome(warm) == outcome(cold)
+    assert no_children()
