@@ -252,12 +252,20 @@ class InstrumentResult:
     def partial(self) -> bool:
         return bool((self.analysis is not None and self.analysis.unparsable) or self.synthesis.reverted)
 
+    @property
+    def not_loaded(self) -> list[Any]:
+        """The config worker's word that tracing will not be loaded when the app runs (no entry
+        found, ...): a warning, and `--check` is not clean while it holds."""
+        from otelize.workers.config import not_loaded
+
+        return not_loaded(self.synthesis.skips)
+
     def exit_code(self, check: bool = False) -> int:
-        """The CLI's exit code for this run: 1 when `check` and something would change,
+        """The CLI's exit code for this run: 1 when `check` and something would change (or tracing is not loaded),
         else 3 when some files were left alone (partial), else 0."""
         from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL
 
-        if check and self.changed:
+        if check and (self.changed or self.not_loaded):
             return EXIT_CHANGES
         return EXIT_PARTIAL if self.partial else EXIT_OK
 
@@ -395,7 +403,8 @@ def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, 
         jobs = analysis.jobs if len(misses) >= 2 * analysis.jobs else min(analysis.jobs, default_jobs(len(misses)))
         return edit_files([job for _, job in misses], jobs, state, analysis.pool)
 
-    key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings.to_api())
+    key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings.to_api(),
+                                     worker_context(analysis).placement)
     digests = {job.path: scancache.edit_job_digest(job.source, job.errors, job.tasks, job.extra) for job in jobs_list}
     items = [(job.path, job) for job in jobs_list]
     return scancache.cached_map(analysis.project.root, key, scancache.EDIT_FILE, items, digests, edit)
@@ -462,7 +471,7 @@ def _instrument(
         raise
     syn = synthesize_plan(analysis)  # ends the pool, also on errors
     result = InstrumentResult(analysis, syn)
-    if key is not None and not result.changed and not result.partial:
+    if key is not None and not result.changed and not result.partial and not result.not_loaded:
         from otelize import statecache
 
         statecache.remember_clean(analysis.project.root, key)

@@ -95,6 +95,8 @@ def instrument(
     for skip in result.synthesis.skips:
         out.detail(f"otelize: skipped {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
     out.info(report.summary(result, mode=mode))
+    for skip in result.not_loaded:  # a warning whatever the verbosity: every span would stay a no-op
+        click.echo(f"otelize: warning: {skip.reason}", err=True)
     sys.exit(result.exit_code(check=check or fail_on_change))
 
 

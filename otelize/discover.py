@@ -56,6 +56,12 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
 
     express_range = _dependency_range(pkg, "express")
     if express_range is None:
+        from otelize.project import express_workspaces
+
+        apps = express_workspaces(root_path, pkg)
+        if apps:  # a monorepo root (turbo, npm/yarn/pnpm workspaces): its Express apps are packages of their own
+            raise BadInput(f"{root}: not an Express app (package.json does not depend on express); it is a workspace "
+                           f"root: run otelize on its Express app{'s' if len(apps) > 1 else ''}: {', '.join(apps)}")
         raise BadInput(f"{root}: not an Express app (package.json does not depend on express)")
 
     tsconfig = _load_tsconfig(root_path, root_path / "tsconfig.json")

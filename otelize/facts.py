@@ -178,6 +178,14 @@ class FileFacts:
     ignore_lines: list[int] = field(default_factory=list)  # lines holding `// otelize-ignore`
     fn_trees: dict = field(default_factory=dict)  # FunctionFact.start -> otelize.fntree.FunctionTree
     has_fetch: bool = False
+    # entry points (see _entry_call): classes holding `this.x = express()`, classes that call
+    # `this.x.listen()`, names `.listen()` is called on that are not this file's own apps
+    # (`import app from './app'; app.listen()`, `http.createServer(app).listen()`), and
+    # framework bootstraps (`PlatformExpress.bootstrap(Server)`) as (call, line)
+    app_classes: list[str] = field(default_factory=list)
+    listen_classes: list[str] = field(default_factory=list)
+    listens_on: list[str] = field(default_factory=list)
+    bootstraps: list[tuple[str, int]] = field(default_factory=list)
 
     def function(self, qualname: str) -> FunctionFact | None:
         for fn in self.functions:
@@ -751,6 +759,9 @@ def _express_locals(facts: FileFacts) -> dict[str, set[str]]:
     """Local names bound to express: {"express": {...}, "Router": {...}}."""
     out: dict[str, set[str]] = {"express": set(), "Router": set()}
     for imp in facts.imports:
+        for local, imported in imp.names:  # framework factories that return an express app
+            if (imp.module, imported) in APP_FACTORIES:
+                out["express"].add(local)
         if imp.module in ROUTER_PACKAGES and imp.default:  # `import Router from 'express-promise-router'`
             out["Router"].add(imp.default)
         if imp.module != "express":
@@ -951,6 +962,77 @@ def _chain(node: Node | None) -> tuple[str, ...] | None:
     return None
 
 
+# --- entry points -------------------------------------------------------------
+
+# (module, export) of functions that create an express app: `createExpressServer({...})`
+APP_FACTORIES = {("routing-controllers", "createExpressServer")}
+# (module, object, method) of framework bootstraps that build the app and start it
+BOOTSTRAPS = {
+    ("@tsed/platform-express", "PlatformExpress", "bootstrap"),
+    ("@tsed/platform-express", "PlatformExpress", "create"),
+    ("@tsed/common", "ServerLoader", "bootstrap"),  # Ts.ED 5
+}
+HTTP_MODULES = ("http", "https", "node:http", "node:https", "http2", "node:http2")
+
+
+def _entry_call(node: Node, chain: tuple[str, ...] | None, facts: FileFacts, express_names: dict[str, set[str]]) -> None:
+    """Entry-point facts of one call: an express app held by a class (`this.app = express()`,
+    `this.app.listen()` in a method), `.listen()` on a name this file does not create
+    (the app imported from app.ts), `http.createServer(app).listen()`, a framework bootstrap."""
+    callee = node.child_by_field_name("function")
+    if callee is None:
+        return
+    cls = _class_of(node)
+    if _is_express_call(node, express_names) == "app" and cls is not None:
+        parent = node.parent
+        while parent is not None and parent.type in ("as_expression", "parenthesized_expression", "non_null_expression"):
+            parent = parent.parent
+        left = parent.child_by_field_name("left") if parent is not None and parent.type == "assignment_expression" else None
+        if left is not None and left.type == "member_expression" and text(left.child_by_field_name("object")) == "this":
+            _add(facts.app_classes, cls)
+    if chain is not None and len(chain) == 3 and chain[0] == "this" and chain[2] == "listen" and cls is not None:
+        _add(facts.listen_classes, cls)
+    if chain is not None and len(chain) == 2 and chain[1] == "listen" and chain[0] not in facts.apps and chain[0] not in facts.servers:
+        _add(facts.listens_on, chain[0])
+    if callee.type == "member_expression" and text(callee.child_by_field_name("property")) == "listen":
+        inner = callee.child_by_field_name("object")
+        if inner is not None and inner.type == "new_expression":  # new App([...]).listen()
+            ctor = inner.child_by_field_name("constructor")
+            if ctor is not None and ctor.type == "identifier":
+                _add(facts.listens_on, text(ctor))
+        if inner is not None and inner.type == "call_expression":  # http.createServer(app).listen()
+            inner_chain = _chain(inner.child_by_field_name("function"))
+            args = inner.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
+            if inner_chain and inner_chain[-1] in ("createServer", "createSecureServer") and first is not None and first.type == "identifier":
+                bound = {imp.module for imp in facts.imports for n in (imp.default, imp.namespace, *(l for l, _ in imp.names)) if n == inner_chain[0]}
+                if bound & set(HTTP_MODULES):
+                    if text(first) in facts.apps:
+                        facts.listen_line = line_of(node)
+                    else:
+                        _add(facts.listens_on, text(first))
+    if chain is not None and len(chain) == 2:
+        for imp in facts.imports:
+            for local, imported in imp.names:
+                if local == chain[0] and (imp.module, imported, chain[1]) in BOOTSTRAPS:
+                    facts.bootstraps.append((".".join(chain), line_of(node)))
+
+
+def _class_of(node: Node) -> str | None:
+    """The name of the class whose body holds `node`, if any."""
+    parent = node.parent
+    while parent is not None:
+        if parent.type in ("class_declaration", "abstract_class_declaration", "class"):
+            return text(parent.child_by_field_name("name")) or "default"
+        parent = parent.parent
+    return None
+
+
+def _add(items: list[str], value: str) -> None:
+    if value not in items:
+        items.append(value)
+
+
 def _call(
     node: Node,
     facts: FileFacts,
@@ -959,6 +1041,8 @@ def _call(
     express_names: dict[str, set[str]],
 ) -> None:
     is_new = node.type == "new_expression"
+    if not is_new:
+        _entry_call(node, _chain(node.child_by_field_name("function")), facts, express_names)
     callee = node.child_by_field_name("constructor" if is_new else "function")
     if callee is None:
         return

@@ -487,11 +487,62 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
     app_graph.routes = routes
     app_graph.unmounted = unmounted
     listen_files = [p for p in sorted(facts) if facts[p].listen_line is not None]
-    entries = listen_files or ([apps[0][0]] if apps else [])
+    listen_files += _started_elsewhere(facts, lookup, set(listen_files))
+    entries = sorted(set(listen_files)) or ([apps[0][0]] if apps else [])
     # several apps: every file that listens is an entry point; the primary one is the
     # shallowest conventional name (src/index.ts over src/admin/main.ts)
     app_graph.entries = sorted(entries, key=_entry_rank)
     app_graph.entry = app_graph.entries[0] if app_graph.entries else None
+
+
+_TEST_FILE = re.compile(r"(^|/)(__tests__|tests?|e2e)/|\.(test|spec|e2e)\.[cm]?[jt]sx?$")
+
+
+def _started_elsewhere(facts: dict[str, FileFacts], lookup, known: set[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Files that start an app built in another file: `app.listen()` / `http.createServer(app)
+    .listen()` on an app imported from app.ts; `new App([...]).listen()` of a class that holds
+    `this.app = express()` and listens in a method; a framework bootstrap
+    (`PlatformExpress.bootstrap(Server)`)."""
+    out = []
+    for path in sorted(facts):
+        if path in known:
+            continue
+        f = facts[path]
+        if f.bootstraps:
+            out.append(path)
+            continue
+        hit = False
+        for name in f.listens_on:
+            loc = lookup(path, name)
+            if loc is None:
+                continue
+            tfile, tname = loc
+            tf = facts.get(tfile)
+            if tf is None:
+                continue
+            tname = tf.exports.get("default", tname) if tname == "default" else tname
+            tname = tf.aliases.get(tname, tname)
+            if tname in tf.apps or tname in tf.servers or tname in tf.app_classes or (tname == "*" and tf.apps):
+                hit = True
+        # what `.listen()` is called on: `new App().listen()`, or `app.listen()` of `const app = new App()`
+        instances = dict(f.instances)
+        for types in f.local_types.values():
+            instances.update(types)
+        listened = {instances.get(n, n) for n in f.listens_on}
+        for call in f.calls:
+            if not call.is_new or len(call.chain) != 1 or call.chain[0] not in listened:
+                continue
+            loc = lookup(path, call.chain[0])
+            if loc is not None and loc[0] in facts:
+                tf = facts[loc[0]]
+                cname = tf.exports.get("default", loc[1]) if loc[1] == "default" else loc[1]
+                if cname in tf.app_classes and cname in tf.listen_classes:
+                    hit = True
+            elif call.chain[0] in f.app_classes and call.chain[0] in f.listen_classes:
+                hit = True  # the class and `new App().listen()` in one file
+        if hit and not _TEST_FILE.search(path):  # a test starts the app too, but node never runs it
+            out.append(path)
+    return out
 
 
 def _controller_prefixes(project, facts, lookup, resolve_path) -> dict[tuple[str, str], list[str]]:  # noqa: ANN001, C901

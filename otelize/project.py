@@ -56,3 +56,42 @@ class Project:
             if lock in self.lockfiles:
                 return pm
         return "npm"
+
+
+def express_workspaces(root: Path, package_json: dict[str, Any]) -> list[str]:
+    """The workspace packages of a monorepo root (npm/yarn `workspaces`, pnpm-workspace.yaml)
+    that depend on express: where otelize must be pointed when the root itself does not."""
+    import json
+
+    patterns: list[str] = []
+    ws = package_json.get("workspaces")
+    if isinstance(ws, dict):
+        ws = ws.get("packages")
+    if isinstance(ws, list):
+        patterns += [p for p in ws if isinstance(p, str)]
+    pnpm = root / "pnpm-workspace.yaml"
+    if pnpm.is_file():
+        from otelize import yamlio
+
+        try:
+            data = yamlio.load(pnpm.read_text("utf-8"))
+        except Exception:  # noqa: BLE001 - an unreadable workspace file names no package
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("packages"), list):
+            patterns += [p for p in data["packages"] if isinstance(p, str)]
+    out = set()
+    for pattern in patterns:
+        if pattern.startswith("!") or ".." in pattern.split("/"):
+            continue
+        for folder in sorted(root.glob(pattern.rstrip("/"))):
+            pkg = folder / "package.json"
+            try:
+                data = json.loads(pkg.read_bytes()) if pkg.is_file() else None
+            except (OSError, ValueError):
+                continue
+            if not isinstance(data, dict):
+                continue
+            sections = ("dependencies", "devDependencies", "peerDependencies", "optionalDependencies")
+            if any(isinstance(data.get(s), dict) and "express" in data[s] for s in sections):
+                out.add(folder.relative_to(root).as_posix())
+    return sorted(out)

@@ -6,6 +6,8 @@ import difflib
 import json
 from typing import Any
 
+from otelize.workers.config import NOT_LOADED
+
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -56,6 +58,10 @@ def render_json(result: InstrumentResult) -> str:
     return json.dumps(to_json(result), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
 
+def entry_words(entry: str | None) -> str:
+    return f"entry `{entry}`" if entry else "no entry point found"
+
+
 def render_markdown(result: InstrumentResult) -> str:
     data = to_json(result)
     app = data["app"]
@@ -75,8 +81,11 @@ def render_markdown(result: InstrumentResult) -> str:
         f"- **{len(data['skipped'])} functions skipped** (reasons below)",
         "",
     ]
-    if data["unparsable"] or data["reverted"]:
+    not_loaded = [s for s in data["skipped"] if s["worker"] == "config" and s["reason"].startswith(NOT_LOADED)]
+    if data["unparsable"] or data["reverted"] or not_loaded:
         lines += ["## Needs attention", ""]
+        for item in not_loaded:
+            lines.append(f"- **Tracing is not loaded when the app runs**: every span stays a no-op until you do it. {item['reason'][len(NOT_LOADED) + 2:]}")
         for item in data["unparsable"]:
             lines.append(f"- `{item['file']}`: not parsed, left untouched ({item['reason']})")
         for item in data["reverted"]:
@@ -157,7 +166,10 @@ def summary(result: InstrumentResult, *, mode: str) -> str:
     for f, r in syn.reverted:
         parts.append(f"otelize: warning: {f}: reverted: {r}")
     if not syn.changes:
-        parts = [f"otelize: nothing to do (already instrumented; {totals})"] + parts[1:]
+        first = f"otelize: nothing to do (already instrumented; {totals})"
+        if result.not_loaded:
+            first = f"otelize: no edits to make (already instrumented; {totals}), but tracing is not loaded: see the warning"
+        parts = [first] + parts[1:]
     return "\n".join(parts)
 
 

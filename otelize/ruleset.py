@@ -421,10 +421,10 @@ class Has(TreeQuery):
 class Express(Matcher):
     key = "express"
     FACTS: ClassVar[dict[str, Callable[[Any], bool]]] = {
-        "app": lambda f: bool(f.apps),
+        "app": lambda f: bool(f.apps or f.app_classes),  # `const app = express()`, `this.app = express()`
         "router": lambda f: bool(f.routers),
         "routes": lambda f: any(r.method != "USE" for r in f.routes),
-        "listen": lambda f: f.listen_line is not None,
+        "listen": lambda f: f.listen_line is not None or bool(f.bootstraps),  # also PlatformExpress.bootstrap(Server)
         "mounts": lambda f: any(r.method == "USE" for r in f.routes),
     }
 

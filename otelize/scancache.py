@@ -101,8 +101,9 @@ def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]], name: str 
     cache_write(root, name, MAGIC + mac(secret, payload) + payload)  # atomic, never through a symlink
 
 
-def edit_context_key(rules: str, project: Any, entry: str | None, settings: dict[str, Any]) -> str:
-    """Everything outside a file that its edit result depends on."""
+def edit_context_key(rules: str, project: Any, entry: str | None, settings: dict[str, Any], placement: Any = None) -> str:
+    """Everything outside a file that its edit result depends on (`placement`: where the
+    generated tracing.ts/otel.ts go, which the helper imports point at)."""
     import json
 
     def plain(o: Any) -> Any:
@@ -112,7 +113,7 @@ def edit_context_key(rules: str, project: Any, entry: str | None, settings: dict
         "rules": rules, "root": str(project.root), "module": project.module, "src_dir": project.src_dir,
         "out_dir": project.out_dir, "base_url": project.base_url, "tsconfig": project.tsconfig,
         "package_json": hashlib.sha256(project.package_json_bytes).hexdigest(), "entry": entry, "settings": settings,
-        "prisma_provider": project.prisma_provider,
+        "prisma_provider": project.prisma_provider, "placement": placement,
     }
     return hashlib.sha256(json.dumps(context, sort_keys=True, default=plain).encode()).hexdigest()
 

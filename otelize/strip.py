@@ -67,11 +67,13 @@ def _line_bounds(src: bytes, start: int, end: int) -> tuple[int, int] | None:
     return ls, le
 
 
-def _module_spec_targets(path: str, src_dir: str) -> set[str]:
-    """Specifiers (as otelize writes them) of the helper and tracing modules, seen from `path`."""
+def _module_spec_targets(path: str, src_dir: str, modules: tuple[str, ...] | None = None) -> set[str]:
+    """Specifiers (as otelize writes them) of the helper and tracing modules, seen from `path`
+    (`modules`: their paths, as the config worker placed them; default: in `src_dir`)."""
     out = set()
-    for module in (HELPER_MODULE, TRACING_MODULE):
-        target = posixpath.join(src_dir, module) if src_dir else module
+    if modules is None:
+        modules = tuple(posixpath.join(src_dir, m) if src_dir else m for m in (HELPER_MODULE, TRACING_MODULE))
+    for target in modules:
         rel = posixpath.relpath(target, posixpath.dirname(path) or ".")[: -len(".ts")]
         rel = rel if rel.startswith(".") else "./" + rel
         out |= {rel, rel + ".js"}
@@ -83,6 +85,7 @@ def strip_source(
     src_dir: str,
     function_ranges: list[tuple[int, int, int, str, int]],
     edited: frozenset[str] = frozenset(),
+    modules: tuple[str, ...] | None = None,
 ) -> tuple[list[Edit], list[Skip]]:
     """Edits that remove otelize's additions from one TypeScript file.
 
@@ -131,7 +134,7 @@ def strip_source(
 
     # helper calls that survive this strip: a kept wrapper, or one the user reshaped
     # (e.g. a statement added after it) that is no longer recognised as otelize's
-    specs = _module_spec_targets(pf.path, src_dir)
+    specs = _module_spec_targets(pf.path, src_dir, modules)
     ours = _helper_imports(pf, specs)  # names bound by otelize's helper import in this file
     removed = taken + [(e.start, e.end) for e in edits if not e.text]
     kept_lines = {k.line for k in kept}
@@ -263,6 +266,10 @@ def _strip(root: str | Path, write: bool) -> StripResult:
         for s in res.skips
         if s.reason == EDITED_HEADER
     }
+    from otelize.api import worker_context
+
+    ctx = worker_context(analysis)
+    modules = (ctx.helper_path, ctx.tracing_path)
     edits: dict[str, list[Edit]] = defaultdict(list)
     for path in sorted(analysis.parsed):
         pf = analysis.parsed[path]
@@ -275,14 +282,11 @@ def _strip(root: str | Path, write: bool) -> StripResult:
             for fn in analysis.facts[path].functions
             if fn.body_start is not None
         ]
-        more, kept = strip_source(pf, project.src_dir, ranges, frozenset(q for f, q in edited if f == path))
+        more, kept = strip_source(pf, project.src_dir, ranges, frozenset(q for f, q in edited if f == path), modules)
         edits[path] += more
         result.kept += kept
         result.unwrapped += sum(1 for e in more if e.end - e.start > 0 and e.text)
 
-    from otelize.api import worker_context
-
-    ctx = worker_context(analysis)
     generated = {ctx.tracing_path: config_worker.render_tracing(ctx), ctx.helper_path: config_worker.render_helper(ctx)}
     helper_needed = any(k.reason == HELPER_STILL_USED for k in result.kept)
     if helper_needed:  # kept instrumentation still imports it (and it imports @opentelemetry/api)
@@ -307,6 +311,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
         pins = {k: v for k, v in pins.items() if k != "@opentelemetry/api"}
     flag = f"--import {config_worker.tracing_js_path(ctx)}" if project.module == "esm" else None
     edits["package.json"] += strip_package_json(project.package_json_bytes, pins, flag)
+    edits["package.json"] += config_worker.strip_bundle_entry(ctx)
 
     for path in sorted(edits):
         if not edits[path]:

@@ -31,11 +31,13 @@ _IDENTIFIERS = "[(identifier) (shorthand_property_identifier_pattern) (shorthand
 
 def _helper_module_imports(pf: ParsedFile) -> list[Node]:
     """The file's import statements of the generated span helper (`./otel`, `../otel.js`)."""
-    from otelize.workers.base import HELPER_MODULE
+    from otelize.workers.base import HELPER_ALT_MODULE, HELPER_MODULE
 
+    # (otelize-otel.ts: the helper's name in an app with an otel.ts of its own)
+    stems = {m.rsplit(".", 1)[0] for m in (HELPER_MODULE, HELPER_ALT_MODULE)}
+    names = stems | {stem + ".js" for stem in stems}
     from otelize.imports import required_module
 
-    stem = HELPER_MODULE.rsplit(".", 1)[0]
     out = []
     for node in pf.root.named_children:
         source = node.child_by_field_name("source") if node.type == "import_statement" else None
@@ -43,7 +45,7 @@ def _helper_module_imports(pf: ParsedFile) -> list[Node]:
         if not spec and node.type in ("lexical_declaration", "variable_declaration"):
             required = required_module(node)  # CommonJS: `const { withSpan } = require('./otel')`
             spec = required[0] if required is not None and required[1] is not None else ""
-        if spec.startswith(".") and spec.rsplit("/", 1)[-1] in (stem, stem + ".js"):
+        if spec.startswith(".") and spec.rsplit("/", 1)[-1] in names:
             out.append(node)
     return out
 

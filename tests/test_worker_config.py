@@ -151,11 +151,37 @@ def test_import_specifier(tmp_path: Path, entry: str, src_dir: str, specifier: s
 
 
 def test_user_files_are_never_clobbered(tmp_path: Path) -> None:
+    # a tracing.ts of the user's own: otelize's goes beside it under another name, and the entry imports that
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "tracing.ts").write_bytes(b"// my own tracing\n")
     result = config.run(make_ctx(tmp_path), TASK)
-    assert [f.path for f in result.new_files] == ["src/otel.ts"]
-    assert [(s.file, s.worker) for s in result.skips] == [("src/tracing.ts", "config")]
+    assert sorted(f.path for f in result.new_files) == ["src/otel.ts", "src/otelize-tracing.ts"]
+    assert result.imports == [ImportRequest("src/index.ts", "./otelize-tracing", (), True, "config")]
+    assert (tmp_path / "src" / "tracing.ts").read_bytes() == b"// my own tracing\n"
+
+
+def test_user_otel_module_gets_a_helper_beside_it(tmp_path: Path) -> None:
+    # src/otel.ts of the user's (also as src/otel.js or a src/otel/ folder, which './otel' would resolve to)
+    for taken in ("otel.ts", "otel.js", "otel/index.ts"):
+        root = tmp_path / taken.replace("/", "_")
+        (root / "src" / Path(taken).parent).mkdir(parents=True)
+        (root / "src" / taken).write_bytes(b"export const x = 1;\n")
+        ctx = make_ctx(root)
+        assert ctx.helper_path == "src/otelize-otel.ts"
+        assert "src/otelize-otel.ts" in [f.path for f in config.run(ctx, TASK).new_files]
+        # a second run finds its own generated file under the alternative name: same place
+        write_new_files(root, config.run(ctx, TASK))
+        assert make_ctx(root).helper_path == "src/otelize-otel.ts"
+
+
+def test_both_names_taken_is_bad_input(tmp_path: Path) -> None:
+    from otelize.errors import BadInput
+
+    (tmp_path / "src").mkdir()
+    for name in ("otel.ts", "otelize-otel.ts"):
+        (tmp_path / "src" / name).write_bytes(b"export const x = 1;\n")
+    with pytest.raises(BadInput, match="src/otel.ts and src/otelize-otel.ts are files of the app's own"):
+        config.run(make_ctx(tmp_path), TASK)
 
 
 def test_second_run_is_a_no_op_and_old_versions_are_regenerated(tmp_path: Path) -> None:
@@ -166,8 +192,14 @@ def test_second_run_is_a_no_op_and_old_versions_are_regenerated(tmp_path: Path) 
     assert [f.path for f in config.run(ctx, TASK).new_files] == ["src/otel.ts"]
 
 
+ESM_PKG = b'{\n  "name": "shop-api",\n  "version": "1.2.3",\n  "scripts": {\n    "build": "tsc",\n    "start": "node dist/index.js"\n  }\n}\n'
+TSCONFIG = b'{"compilerOptions": {"rootDir": "src", "outDir": "dist"}, "include": ["src"]}'
+
+
 def test_esm_start_script(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path, module="esm")
+    (tmp_path / "tsconfig.json").write_bytes(TSCONFIG)
+    PKG = ESM_PKG
+    ctx = make_ctx(tmp_path, module="esm", package_json=PKG)
     result = config.run(ctx, TASK)
     assert result.imports == []
     out = apply_edits(PKG, result.edits)
@@ -183,22 +215,66 @@ def test_esm_start_script(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "package_json",
+    ("package_json", "tsconfig", "why"),
     [
-        b'{"name": "x"}',
-        b'{"name": "x", "scripts": {"start": "ts-node src/index.ts"}}',
+        (b'{"name": "x"}', TSCONFIG, "no build script that emits it"),
+        (b'{"name": "x", "scripts": {"build": "tsc", "start": "ts-node src/index.ts"}}', TSCONFIG, "does not start with `node `"),
+        (b'{"name": "x", "scripts": {"build": "tsc", "start": "ts-node src/index.ts"}}', TSCONFIG, "does not start with `node `"),
+        (b'{"name": "x", "scripts": {"build": "webpack", "start": "node dist/index.js"}}', TSCONFIG, "(`webpack`) emits a bundle"),
+        (b'{"name": "x", "scripts": {"build": "esbuild src/index.ts --bundle --outfile=dist/index.js", "start": "node dist/index.js"}}',
+         TSCONFIG, "emits a bundle"),
+        (b'{"name": "x", "scripts": {"build": "tsc --noEmit && esbuild src/index.ts --bundle --outfile=dist/index.js", "start": "node dist/index.js"}}',
+         TSCONFIG, "(`esbuild src/index.ts --bundle --outfile=dist/index.js`) emits a bundle"),
+        # the build's tsconfig compiles src/app/ only: src/tracing.ts would never be emitted
+        (b'{"name": "x", "scripts": {"build": "tsc -p tsconfig.app.json", "start": "node dist/index.js"}}',
+         b'{"compilerOptions": {"outDir": "dist"}, "files": ["src/index.ts"]}', "is not compiled by tsconfig.app.json"),
     ],
 )
-def test_esm_start_script_skips(tmp_path: Path, package_json: bytes) -> None:
+def test_esm_preloads_only_what_the_build_emits(tmp_path: Path, package_json: bytes, tsconfig: bytes, why: str) -> None:
+    (tmp_path / "tsconfig.json").write_bytes(TSCONFIG)
+    (tmp_path / "tsconfig.app.json").write_bytes(tsconfig)
     result = config.run(make_ctx(tmp_path, module="esm", package_json=package_json), TASK)
     assert result.edits == []
-    assert [s.symbol for s in result.skips] == ["scripts.start"]
+    # not preloaded: the entry imports tracing first instead (a bundler follows the import)
+    assert result.imports == [ImportRequest("src/index.ts", "./tracing", (), True, "config")]
+    assert why in result.notes[0]
 
 
 def test_esm_without_out_dir(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path, module="esm", out_dir=None)
-    out = apply_edits(PKG, config.run(ctx, TASK).edits)
+    (tmp_path / "tsconfig.json").write_bytes(b'{"compilerOptions": {"rootDir": "src"}}')
+    ctx = make_ctx(tmp_path, module="esm", out_dir=None, package_json=ESM_PKG)
+    out = apply_edits(ESM_PKG, config.run(ctx, TASK).edits)
     assert json.loads(out)["scripts"]["start"] == "node --import ./src/tracing.js dist/index.js"
+
+
+@pytest.mark.parametrize(
+    ("build", "tsconfig", "tracing", "emitted"),
+    [
+        # tsc -p tsconfig.app.json: its include is src/app/**, so tracing.ts goes there
+        ("tsc -p tsconfig.app.json", b'{"compilerOptions": {"outDir": "out"}, "include": ["src/app/**/*.ts"]}',
+         "src/app/tracing.ts", "./out/tracing.js"),
+        # tsconfig.build.json extends tsconfig.json and keeps its rootDir; files listed by hand plus a folder
+        ("rimraf dist && tsc --project tsconfig.build.json",
+         b'{"extends": "./tsconfig.json", "include": ["lib"], "exclude": ["lib/**/*.spec.ts"]}',
+         "src/tracing.ts", None),
+        ("npm run compile", b'{"compilerOptions": {"rootDir": "lib", "outDir": "build"}, "include": ["lib"]}',
+         "lib/tracing.ts", "./build/tracing.js"),
+    ],
+)
+def test_generated_files_go_where_the_build_compiles_them(tmp_path: Path, build: str, tsconfig: bytes, tracing: str, emitted: str | None) -> None:
+    (tmp_path / "tsconfig.json").write_bytes(b'{"compilerOptions": {"rootDir": "src", "outDir": "dist"}}')
+    name = "tsconfig.json" if build == "npm run compile" else build.split()[-1]
+    (tmp_path / "tsconfig.compile.json").write_bytes(tsconfig)
+    if name != "tsconfig.json":
+        (tmp_path / name).write_bytes(tsconfig)
+    pkg = json.dumps({"name": "x", "scripts": {"build": build, "compile": "tsc -p tsconfig.compile.json", "start": "node dist/index.js"}}).encode()
+    ctx = make_ctx(tmp_path, module="esm", package_json=pkg, entry=None)
+    assert ctx.tracing_path == tracing
+    result = config.run(ctx, TASK)
+    if emitted is None:  # rootDir src and include lib: nothing can be both; the entry imports it (none here)
+        assert result.edits == []
+    else:
+        assert json.loads(apply_edits(pkg, result.edits))["scripts"]["start"] == f"node --import {emitted} dist/index.js"
 
 
 def test_tracing_records_the_packages_otelize_adds(tmp_path: Path) -> None:
@@ -283,3 +359,53 @@ def test_the_auto_instrumentation_register_hook_counts_as_an_existing_sdk(tmp_pa
     assert [f.path for f in result.new_files] == ["src/otel.ts"]  # the helper, no tracing.ts
     assert result.imports == []
     assert "package.json scripts.start" in next(s.reason for s in result.skips if s.symbol == "tracing")
+
+
+@pytest.mark.parametrize(
+    ("build", "entry", "grown", "emitted"),
+    [
+        ("tsup src/index.ts --format esm", "src/index.ts", "tsup src/index.ts src/tracing.ts --format esm", "./dist/tracing.js"),
+        ("tsup src/index.ts -d out --format esm", "src/index.ts", "tsup src/index.ts src/tracing.ts -d out --format esm", "./out/tracing.js"),
+        ("rimraf dist && esbuild src/index.ts --bundle --platform=node --packages=external --format=esm --outdir=dist",
+         "src/index.ts",
+         "rimraf dist && esbuild src/index.ts src/tracing.ts --bundle --platform=node --packages=external --format=esm --outdir=dist",
+         "./dist/tracing.js"),
+    ],
+)
+def test_esm_bundle_gets_tracing_as_a_second_entry(tmp_path: Path, build: str, entry: str, grown: str, emitted: str) -> None:
+    """An ES-module bundle loads express before any of its code runs: tracing.ts becomes a second
+    entry of the tsup/esbuild command, and the start script preloads what that emits."""
+    from otelize.strip import strip_package_json
+
+    (tmp_path / "tsconfig.json").write_bytes(TSCONFIG)
+    pkg = json.dumps({"name": "x", "scripts": {"build": build, "start": "node dist/index.js"}}).encode()
+    ctx = make_ctx(tmp_path, module="esm", package_json=pkg, entry=entry)
+    result = config.run(ctx, TASK)
+    out = apply_edits(pkg, result.edits)
+    scripts = json.loads(out)["scripts"]
+    assert scripts == {"build": grown, "start": f"node --import {emitted} dist/index.js"}
+    assert result.imports == []
+    # a second run: the build now emits tracing.js, nothing more to do
+    (tmp_path / "package.json").write_bytes(out)
+    again = make_ctx(tmp_path, module="esm", package_json=out, entry=entry)
+    write_new_files(tmp_path, result)
+    assert config.run(again, TASK).edits == []
+    # strip takes both out again, byte for byte
+    undo = strip_package_json(out, {}, f"--import {emitted}") + config.strip_bundle_entry(again)
+    assert apply_edits(out, undo) == pkg
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        "esbuild src/index.ts --bundle --outfile=dist/index.js",  # one output file: no second entry
+        "tsup src/app/index.ts --format esm",  # src/tracing.ts would move the output to dist/app/index.js
+    ],
+)
+def test_esm_bundle_that_cannot_take_a_second_entry_imports_it(tmp_path: Path, build: str) -> None:
+    (tmp_path / "tsconfig.json").write_bytes(TSCONFIG)
+    pkg = json.dumps({"name": "x", "scripts": {"build": build, "start": "node dist/index.js"}}).encode()
+    entry = build.split()[1]
+    result = config.run(make_ctx(tmp_path, module="esm", package_json=pkg, entry=entry), TASK)
+    assert result.edits == []
+    assert [i.file for i in result.imports] == [entry]

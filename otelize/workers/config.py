@@ -1,15 +1,22 @@
 """The config worker: generate src/tracing.ts and src/otel.ts, and load tracing first.
 
 * ``tracing.ts`` starts the NodeSDK; it must run before express is loaded.
-  CommonJS projects get a side-effect import as the first statement of the
-  entry file (through an :class:`ImportRequest`; the import step writes it).
-  ES-module projects get ``node --import ./<outDir>/tracing.js`` in their
-  start script, because static imports are hoisted and evaluated in order,
-  so an import cannot reliably run before the app's own imports.
+  Every entry file gets a side-effect import of it as its first statement
+  (through an :class:`ImportRequest`; the import step writes it): tsc keeps it
+  first, and every bundler follows it and keeps its side effects. An ES-module
+  project whose build provably emits ``tracing.js`` (a ``tsc`` build with the
+  file inside the compiled set of the tsconfig it uses, see otelize.build) gets
+  ``node --import ./<outDir>/tracing.js`` in its start script instead, because
+  static imports are loaded before the entry's own code runs.
 * ``otel.ts`` holds the span helpers the other workers call.
+* Both go where the build's tsconfig compiles them (:func:`placement`); a file of
+  the user's with the same name makes otelize pick ``otelize-tracing.ts`` /
+  ``otelize-otel.ts``, and refuse (exit 2) when those are taken too.
 
 A file that exists and does not start with ``GENERATED_HEADER`` belongs to
-the user and is never overwritten.
+the user and is never overwritten. When tracing cannot be loaded (no entry,
+a start script it cannot change) the worker says so with a
+``NOT_LOADED`` skip: a warning on stderr, and ``--check`` is not clean.
 """
 
 from __future__ import annotations
@@ -17,10 +24,22 @@ from __future__ import annotations
 import posixpath
 import re
 
+from otelize import build as builds
 from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
-from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext, is_generated
+from otelize.errors import BadInput
+from otelize.workers.base import (
+    GENERATED_HEADER,
+    HELPER_ALT_MODULE,
+    HELPER_MODULE,
+    TRACING_ALT_MODULE,
+    TRACING_MODULE,
+    Task,
+    WorkerContext,
+    is_generated,
+)
+from otelize.wrap import SPAN_HELPERS
 from otelize.workers.spans import uses_require
 from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
 from otelize.registry import SPAN_HELPERS
@@ -142,46 +161,174 @@ def import_specifier(entry: str, target: str) -> str:
     return rel if rel.startswith("../") else f"./{rel}"
 
 
+NOT_LOADED = "tracing is not loaded"  # the reason prefix of the skip that says so (warning; --check not clean)
+ALT_NAMES = {TRACING_MODULE: TRACING_ALT_MODULE, HELPER_MODULE: HELPER_ALT_MODULE}
+_TAKEN_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".js", ".mjs", ".cjs", ".jsx")
+
+
+def not_loaded(skips: list[Skip]) -> list[Skip]:
+    """The config worker's skips that say the SDK will not be loaded when the app runs."""
+    return [s for s in skips if s.worker == WORKER and s.reason.startswith(NOT_LOADED)]
+
+
+def placement(project, entry: str | None) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(tracing path, helper path), relative to the root: in the first folder whose
+    `tracing.ts` the build's tsconfig compiles (the discovered source folder, then the
+    tsconfig's rootDir and include folders, then the entry's folder), under a name no
+    file of the user's holds. Raises BadInput when both names are taken."""
+    build = builds.analyse(project.root, project.package_json)
+    config = build.tsconfig
+    entry = build.main if build.main is not None and build.main in project.files else entry
+    candidates = [project.src_dir]
+    if config is not None:
+        candidates += config.folders()
+    if entry:
+        candidates.append(posixpath.dirname(entry))
+    if entry and not project.src_dir and "rootDir" not in project.tsconfig and getattr(project, "language", "ts") != "js":
+        # no source folder of its own (an Nx workspace root): next to the entry, not at the root
+        candidates.insert(0, posixpath.dirname(entry))
+
+    def compiled(folder: str) -> bool:
+        return config is None or config.compiles(_join(folder, TRACING_MODULE))
+
+    folder = next((c for c in candidates if compiled(c)), project.src_dir)
+    return _free_name(project, folder, TRACING_MODULE), _free_name(project, folder, HELPER_MODULE)
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+def _free_name(project, folder: str, name: str) -> str:  # type: ignore[no-untyped-def]
+    """`folder/name` (tracing.js for a JavaScript app), or otelize's alternative name when a
+    file of the user's takes it."""
+    from otelize.workers.base import in_language
+
+    language = getattr(project, "language", "ts")
+    for candidate in (in_language(name, language), in_language(ALT_NAMES[name], language)):
+        if not _taken(project.root, _join(folder, candidate)):
+            return _join(folder, candidate)
+    name, alt = in_language(name, language), in_language(ALT_NAMES[name], language)
+    raise BadInput(
+        f"{_join(folder, name)} and {_join(folder, alt)} are files of the app's own: "
+        "otelize will not overwrite them; rename one of them"
+    )
+
+
+def _taken(root, path: str) -> bool:  # type: ignore[no-untyped-def]
+    """A file of the user's (not generated by otelize) answers to `path`'s import specifier."""
+    stem = posixpath.splitext(path)[0]
+    file = root / path
+    if file.is_file():
+        try:
+            return not is_generated(file.read_bytes()[:256])
+        except OSError:
+            return True
+    if (root / stem).is_dir():
+        return True
+    return any((root / (stem + ext)).is_file() for ext in _TAKEN_SUFFIXES if stem + ext != path)
+
+
 def tracing_js_path(ctx: WorkerContext) -> str:
-    """Where tsc emits tracing.ts, relative to the project root (posix)."""
-    project = ctx.project
-    if project.language == "js":  # JavaScript runs as written
+    """Where the build emits tracing.ts (tsc with the file in its compiled set), else
+    where tsc would with the discovered rootDir/outDir, relative to the root (posix)."""
+    if ctx.project.language == "js":  # JavaScript runs as written
         return f"./{ctx.tracing_path}"
-    rel = posixpath.relpath(ctx.tracing_path, project.src_dir or ".")
-    out = posixpath.join(project.out_dir or project.src_dir or ".", posixpath.splitext(rel)[0] + ".js")
-    out = posixpath.normpath(out)
-    return out if out.startswith("../") else f"./{out}"
+    emitted = builds.analyse(ctx.project.root, ctx.project.package_json).emits(ctx.tracing_path)
+    if emitted is None:
+        project = ctx.project
+        rel = posixpath.relpath(ctx.tracing_path, project.src_dir or ".")
+        emitted = posixpath.normpath(posixpath.join(project.out_dir or project.src_dir or ".", posixpath.splitext(rel)[0] + ".js"))
+    return emitted if emitted.startswith("../") else f"./{emitted}"
 
 
-def _esm_start_script(ctx: WorkerContext, result: WorkerResult) -> None:
-    data = ctx.project.package_json_bytes
-    root = jsonedit.parse(data, PACKAGE_JSON)
+def _start_script(ctx: WorkerContext) -> str | None:
+    scripts = ctx.project.package_json.get("scripts")
+    start = scripts.get("start") if isinstance(scripts, dict) else None
+    return start if isinstance(start, str) else None
+
+
+def _can_preload(ctx: WorkerContext) -> str | None:
+    """Why the start script cannot preload tracing.js (None: it can)."""
+    build = builds.analyse(ctx.project.root, ctx.project.package_json)
+    if ctx.project.language != "js" and build.emits(ctx.tracing_path) is None:  # (JavaScript runs as written)
+        if build.tool is None:
+            return "no build script that emits it"
+        if build.tool != "tsc":
+            return f"the build (`{build.command}`) emits a bundle, not tracing.js"
+        return f"{ctx.tracing_path} is not compiled by {build.tsconfig.path if build.tsconfig else 'the tsconfig'}"
+    command = _start_script(ctx)
+    if command is None:
+        return "no start script"
+    if not command.startswith("node "):
+        return "the start script does not start with `node `"
+    return None
+
+
+def _script_node(ctx: WorkerContext, name: str):  # type: ignore[no-untyped-def]
+    root = jsonedit.parse(ctx.project.package_json_bytes, PACKAGE_JSON)
     scripts = root.get("scripts") if root.kind == "object" else None
-    start = scripts.value.get("start") if scripts is not None and scripts.value.kind == "object" else None
-    if start is None or start.value.kind != "string":
-        result.skips.append(
-            Skip(PACKAGE_JSON, 0, "scripts.start", "no start script: run node with --import for tracing.js", WORKER)
-        )
-        return
-    command: str = start.value.value
-    flag = f"--import {tracing_js_path(ctx)}"
+    member = scripts.value.get(name) if scripts is not None and scripts.value.kind == "object" else None
+    return member.value if member is not None and member.value.kind == "string" else None
+
+
+def _esm_start_script(ctx: WorkerContext, result: WorkerResult, js: str | None = None) -> None:
+    start = _script_node(ctx, "start")
+    assert start is not None  # _can_preload checked it
+    command: str = start.value
+    flag = f"--import {js or tracing_js_path(ctx)}"
     if flag in command:
         return
-    if not command.startswith("node "):
-        result.skips.append(
-            Skip(
-                PACKAGE_JSON,
-                0,
-                "scripts.start",
-                f"start script does not start with 'node ': add {flag} to the node command yourself",
-                WORKER,
-            )
-        )
-        return
-    result.edits.append(jsonedit.replace_string(PACKAGE_JSON, start.value, f"node {flag} {command[5:]}", WORKER))
+    result.edits.append(jsonedit.replace_string(PACKAGE_JSON, start, f"node {flag} {command[5:]}", WORKER))
+    if js is not None:
+        return  # (the caller says why the build emits it)
     result.notes.append(
-        f"ES-module project: scripts.start now preloads the SDK with `{flag}`; static imports are "
-        "evaluated before the entry file's own code, so only a preload starts tracing before express loads."
+        f"ES-module project: scripts.start now preloads the SDK with `{flag}` (the build, "
+        f"`{builds.analyse(ctx.project.root, ctx.project.package_json).command}`, emits it); static imports are "
+        "loaded before the entry file's own code, so only a preload starts tracing before express loads."
+    )
+
+
+def _second_bundle_entry(ctx: WorkerContext) -> tuple[str, str] | None:
+    """An ES-module app bundled by tsup/esbuild: the bundle's imports of express are loaded before
+    any of its code runs, so tracing must be a preload of its own. When the bundler writes one
+    file per entry (tsup; esbuild --outdir), tracing.ts becomes a second entry of that command:
+    (the script's new text, the tracing.js it will emit). None when that would move the
+    existing outputs or the command is not one otelize can extend safely."""
+    build = builds.analyse(ctx.project.root, ctx.project.package_json)
+    bundle = build.bundle
+    if bundle is None or bundle.out_dir is None or _start_script(ctx) is None or not _start_script(ctx).startswith("node "):
+        return None
+    grown = builds.Bundle(bundle.script, bundle.entries + (ctx.tracing_path,), bundle.out_dir)
+    if any(grown.emits(e) != bundle.emits(e) for e in bundle.entries):
+        return None  # the entries' common folder would change, and with it every output path
+    node = _script_node(ctx, bundle.script)
+    first = bundle.entries[0]
+    if node is None or node.value.count(first) != 1:
+        return None
+    return node.value.replace(first, f"{first} {ctx.tracing_path}", 1), grown.emits(ctx.tracing_path) or ""
+
+
+def strip_bundle_entry(ctx: WorkerContext) -> list:  # type: ignore[type-arg]
+    """The edit that takes tracing.ts out of the tsup/esbuild command again (`otelize strip`)."""
+    bundle = builds.analyse(ctx.project.root, ctx.project.package_json).bundle
+    if bundle is None or ctx.tracing_path not in bundle.entries or len(bundle.entries) < 2:
+        return []
+    node = _script_node(ctx, bundle.script)
+    added = f" {ctx.tracing_path}"
+    if node is None or node.value.count(added) != 1:
+        return []
+    return [jsonedit.replace_string(PACKAGE_JSON, node, node.value.replace(added, "", 1), WORKER)]
+
+
+def missing_entry_message(ctx: WorkerContext) -> str:
+    """The warning for an app whose entry file otelize could not find: the exact line to add, and where."""
+    spec = import_specifier(_join(ctx.project.src_dir, "index.ts"), ctx.tracing_path)
+    return (
+        f"{NOT_LOADED}: no entry file found (no file calls listen() on an express app or starts one through a "
+        f"framework); add `import '{spec}';` as the first line of the file that starts your server "
+        f"(the path is relative to a file in {ctx.project.src_dir or 'the app root'}/; adjust it for another folder), "
+        f"or start node with `--require` on the built {posixpath.basename(ctx.tracing_path)[:-3]}.js"
     )
 
 
@@ -196,13 +343,35 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
         return result
     _generate(ctx, ctx.tracing_path, render_tracing(ctx), result)
 
-    if ctx.project.module == "esm":
+    entries = task.files or ((ctx.entry,) if ctx.entry else ())
+    main = builds.analyse(ctx.project.root, ctx.project.package_json).main
+    if main is not None and main in ctx.parsed:
+        # the entry the build names (an Nx target's `main`) is what runs; other files that
+        # listen themselves stay entries, a file found only for creating the app does not
+        entries = (main,) + tuple(e for e in entries if e != main and e in ctx.facts and ctx.facts[e].listen_line is not None)
+    second = _second_bundle_entry(ctx) if ctx.project.module == "esm" and _can_preload(ctx) is not None else None
+    if ctx.project.module == "esm" and _can_preload(ctx) is None:
         _esm_start_script(ctx, result)
-    elif not (task.files or ctx.entry):
-        result.skips.append(Skip("", 0, "entry", "no entry file found: import ./tracing first yourself", WORKER))
+    elif second is not None:
+        script, js = second
+        bundle = builds.analyse(ctx.project.root, ctx.project.package_json).bundle
+        assert bundle is not None
+        result.edits.append(jsonedit.replace_string(PACKAGE_JSON, _script_node(ctx, bundle.script), script, WORKER))
+        result.notes.append(f"ES-module bundle: {ctx.tracing_path} is now a second entry of scripts.{bundle.script}, "
+                            f"so the build emits {js}, and scripts.start preloads it "
+                            "(an ES-module bundle loads express before any of its own code runs).")
+        _esm_start_script(ctx, result, f"./{js}" if not js.startswith("../") else js)
+    elif not entries:
+        result.skips.append(Skip(ctx.tracing_path, 0, "tracing", missing_entry_message(ctx), WORKER))
     else:
+        if ctx.project.module == "esm":
+            result.notes.append(
+                f"ES-module project: {_can_preload(ctx)}, so the entry imports tracing first; a bundler keeps it "
+                "first. Without a bundle, express is loaded before that import runs: preload the built "
+                f"tracing.js with `node --import` for its spans."
+            )
         # every entry point (several apps in one repo) loads tracing first
-        for entry in task.files or (ctx.entry,):
+        for entry in entries:
             result.imports.append(
                 ImportRequest(
                     file=entry,
