@@ -9,6 +9,8 @@ workers: {cache: false}         # turn a worker off (or back on)
 categories: {middleware: false} # files of this category get no spans
 span_naming: class.method       # class.method (default) | method | file.class.method
 rules: [otelize-rules]          # extra rule folders, relative to this file
+express_layers: false           # true: a span per Express middleware and router layer too
+force_toolchain: false          # true: add OpenTelemetry packages to a toolchain no line supports
 ```
 
 Every error is one line naming the file and the key; an unknown key gets a
@@ -33,7 +35,10 @@ from otelize.ruleset import CATEGORIES
 CONFIG_FILE = ".otelize.yaml"
 PROTOCOLS = ("http/protobuf", "grpc", "console")
 SPAN_NAMING = ("class.method", "method", "file.class.method")
-KEYS = ("service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules")
+KEYS = (
+    "service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules",
+    "express_layers", "force_toolchain",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class Settings:
     categories: dict[str, bool] = field(default_factory=dict)
     span_naming: str = "class.method"
     rules: tuple[Path, ...] = ()  # absolute (config rules are relative to the config file)
+    express_layers: bool = False  # Express middleware/router layer spans (off: request handlers only)
+    force_toolchain: bool = False  # otelize.workers.dependency.choose_line: no refusal
     source: str | None = None  # the config file that was read, for messages
 
     @property
@@ -71,6 +78,10 @@ class Settings:
             out["disabled_categories"] = self.disabled_categories
         if self.rules:
             out["rules"] = [str(p) for p in self.rules]
+        if self.express_layers:
+            out["express_layers"] = True
+        if self.force_toolchain:
+            out["force_toolchain"] = True
         return out
 
 
@@ -130,6 +141,11 @@ def parse_settings(data: Any, source: str, base: Path) -> Settings:
         if data["span_naming"] not in SPAN_NAMING:
             raise _err(source, "span_naming", f"must be one of {', '.join(SPAN_NAMING)}")
         s = replace(s, span_naming=data["span_naming"])
+    for key in ("express_layers", "force_toolchain"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise _err(source, key, "must be true or false")
+            s = replace(s, **{key: data[key]})
     for key in ("include", "exclude"):
         if key in data:
             s = replace(s, **{key: _globs(source, key, data[key])})
@@ -177,6 +193,7 @@ def with_flags(
     enable: tuple[str, ...] = (),
     disable: tuple[str, ...] = (),
     span_naming: str | None = None,
+    force_toolchain: bool = False,
 ) -> Settings:
     """Command-line flags over the config file: a flag that is given wins.
 
@@ -189,6 +206,8 @@ def with_flags(
         s = replace(s, protocol=protocol)
     if span_naming is not None:
         s = replace(s, span_naming=span_naming)
+    if force_toolchain:
+        s = replace(s, force_toolchain=True)
     if include:
         s = replace(s, include=_globs("--include", "include", list(include)))
     if exclude:

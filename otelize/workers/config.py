@@ -21,7 +21,14 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext, is_generated
-from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
+from otelize.workers.dependency import (
+    PACKAGE_JSON,
+    choose_line,
+    chosen_instrumentations,
+    missing_packages,
+    packages_at_pins,
+    protocol,
+)
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -76,16 +83,33 @@ def added_packages(ctx: WorkerContext) -> list[str]:
     return sorted(set(missing_packages(ctx)) | set(recorded or []))
 
 
+def _instrumentations(ctx: WorkerContext, line: object) -> list[dict[str, str]]:
+    """What tracing.ts registers: one constructor per chosen instrumentation package,
+    each under a distinct local name (two packages may export the same class name)."""
+    out, taken = [], set()
+    for c in chosen_instrumentations(ctx.project, ctx.settings, line)[0]:  # type: ignore[arg-type]
+        local, n = c.cls, 2
+        while local in taken:
+            local, n = f"{c.cls}{n}", n + 1
+        taken.add(local)
+        out.append({"package": c.package, "cls": c.cls, "local": local})
+    return out
+
+
 def render_tracing(ctx: WorkerContext) -> bytes:
+    line = choose_line(ctx.project, ctx.settings)
     return render(
         "tracing.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
         service_name=ctx.settings.get("service_name") or ctx.project.name,
         service_version=ctx.project.version,
-        exporter=protocol(ctx.settings),
+        protocol=protocol(ctx.settings),
         module=ctx.project.module,
         health_paths=health_paths(ctx),
         added_packages=added_packages(ctx),
+        line=line,
+        instrumentations=_instrumentations(ctx, line),
+        express_layers=bool(ctx.settings.get("express_layers")),
     )
 
 
