@@ -218,7 +218,7 @@ def load_packages() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
 
 
 WORKSPACE_MARKERS = ("pnpm-workspace.yaml", "lerna.json")
-LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock")
+LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock", "bun.lockb")
 
 
 def declared(package_json: dict[str, Any]) -> dict[str, str]:
@@ -274,7 +274,7 @@ def package_manager(root: Path, package_json: dict[str, Any]) -> str:
                 return name
     lock = _lockfile(root)
     if lock is not None:
-        return {"pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn", "bun.lock": "bun"}.get(lock.name, "npm")
+        return {"pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn", "bun.lock": "bun", "bun.lockb": "bun"}.get(lock.name, "npm")
     return "npm"
 
 
