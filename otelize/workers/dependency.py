@@ -55,6 +55,7 @@ class Line:
     packages: tuple[tuple[str, str], ...]  # (package, exact version)
     resource_api: str  # "functions" (resourceFromAttributes) | "class" (new Resource)
     traces_only: tuple[str, ...] = ()  # NodeSDK options set to [] unless their signal's exporter is configured
+    tsconfig_conflicts: tuple[tuple[tuple[str, bool], ...], ...] = ()  # compilerOptions its .d.ts fail under
 
     def require(self, tool: str) -> str | None:
         return dict(self.requires).get(tool)
@@ -109,7 +110,7 @@ def load_lines() -> tuple[tuple[Line, ...], dict[str, tuple[str, ...]]]:
         if not isinstance(body, dict):
             raise RuleError(f"{display}: key '{where}' must be a mapping")
         for key in body:
-            if key not in ("requires", "packages", "resource_api", "traces_only"):
+            if key not in ("requires", "packages", "resource_api", "traces_only", "tsconfig_conflicts"):
                 raise RuleError(f"{display}: key '{where}.{key}': unknown key")
         requires = _string_map(body.get("requires", {}), display, f"{where}.requires", "tools")
         for tool, rng in requires.items():
@@ -126,8 +127,14 @@ def load_lines() -> tuple[tuple[Line, ...], dict[str, tuple[str, ...]]]:
         traces_only = body.get("traces_only", [])
         if not isinstance(traces_only, list) or not set(traces_only) <= {"logRecordProcessors", "metricReaders"}:
             raise RuleError(f"{display}: key '{where}.traces_only' must list logRecordProcessors and/or metricReaders")
+        conflicts = body.get("tsconfig_conflicts", [])
+        if not isinstance(conflicts, list) or not all(
+            isinstance(c, dict) and c and all(isinstance(k, str) and isinstance(v, bool) for k, v in c.items())
+            for c in conflicts
+        ):
+            raise RuleError(f"{display}: key '{where}.tsconfig_conflicts' must be a list of {{option: true/false}} mappings")
         lines.append(Line(str(lid), tuple(sorted(requires.items())), tuple(sorted(packages.items())), resource_api,
-                          tuple(traces_only)))
+                          tuple(traces_only), tuple(tuple(sorted(c.items())) for c in conflicts)))
     profiles = doc.get("profiles")
     if not isinstance(profiles, dict):
         raise RuleError(f"{display}: key 'profiles' must be a mapping")
@@ -429,8 +436,17 @@ def toolchain(project: Any) -> Toolchain:
 TOOL_NAMES = {"typescript": "TypeScript", "@types/node": "@types/node", "node": "Node"}
 
 
-def _misfits(line: Line, tools: Toolchain) -> list[str]:
+def _conflicts(line: Line, tsconfig: dict[str, Any]) -> list[str]:
     out = []
+    for options in line.tsconfig_conflicts:
+        if all(bool(tsconfig.get(k, False)) == v for k, v in options):
+            shown = " and ".join(f"{k}: {str(v).lower()}" for k, v in options)
+            out.append(f"its type declarations do not compile with tsconfig {shown}")
+    return out
+
+
+def _misfits(line: Line, tools: Toolchain, tsconfig: dict[str, Any] | None = None) -> list[str]:
+    out = _conflicts(line, tsconfig or {})
     for tool, rng in line.requires:
         hit = tools.get(tool)
         if hit is not None and not npmrange.satisfies(hit[0], rng):
@@ -453,12 +469,20 @@ def choose_line(project: Any, settings: dict[str, Any]) -> Line:
     the most lenient line, the last one)."""
     lines, _ = load_lines()
     tools = toolchain(project)
+    tsconfig = project.tsconfig if isinstance(getattr(project, "tsconfig", None), dict) else {}
     for line in lines:
-        if not _misfits(line, tools):
+        if not _misfits(line, tools, tsconfig):
             return line
     if settings.get("force_toolchain"):
         return lines[-1]
     oldest = lines[-1]
+    if _conflicts(oldest, tsconfig) and not _misfits(oldest, tools):
+        newest = lines[0]
+        raise BadInput(
+            f"no OpenTelemetry JS line fits: {oldest.id}: {_conflicts(oldest, tsconfig)[0]}; {newest.id}: "
+            f"{'; '.join(_misfits(newest, tools, tsconfig))}; nothing was written (--force-toolchain adds the "
+            f"{oldest.id} packages anyway)"
+        )
     for tool, rng in oldest.requires:
         hit = tools.get(tool)
         if hit is not None and not npmrange.satisfies(hit[0], rng):
@@ -654,7 +678,7 @@ def _notes(ctx: WorkerContext, added: dict[str, str]) -> list[str]:
     seen = ", ".join(
         f"{TOOL_NAMES[t]} {_show(v)} ({w})" for t, v, w in tools.found
     ) or "no TypeScript, @types/node or Node engine declared"
-    forced = " (forced by --force-toolchain)" if _misfits(line, tools) else ""
+    forced = " (forced by --force-toolchain)" if _misfits(line, tools, ctx.project.tsconfig) else ""
     notes = [f"OpenTelemetry JS {line.id} line{forced}: {seen}"]
     chosen, left_out = chosen_instrumentations(ctx.project, ctx.settings, line)
     for c in chosen:
