@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from typing import TYPE_CHECKING
 
 from otelize.discover import load_project
+from otelize.journal import recover_and_warn, run_lock, sweep_temps
 from otelize.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,6 +24,7 @@ if TYPE_CHECKING:  # heavy modules (networkx, tree-sitter) load lazily: a cached
     from otelize.graph import AppGraph
     from otelize.parse import ParsedFile
     from otelize.ruleset import RuleSet
+    from otelize.settings import Settings
     from otelize.workers.base import Task
 
 
@@ -35,7 +38,7 @@ class Analysis:
     rules: RuleSet
     tasks: list[Task]
     unparsable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: Settings = None  # type: ignore[assignment]  # always set by analyze
     jobs: int = 1
     cache_key: str | None = None  # with --cache: what the per-file caches are keyed under (otelize.scancache)
 
@@ -44,20 +47,30 @@ class Analysis:
         return self.graph.entry
 
     @cached_property
+    def left_alone(self) -> dict[str, str]:
+        """Files never edited because of a marker in them, with the reason (for the plan and the report)."""
+        reasons = {"ignore-file": "ignored by comment", "generated": "generated file (@generated / DO NOT EDIT)"}
+        out: dict[str, str] = {}
+        for path in sorted(self.facts):
+            for marker, reason in reasons.items():
+                if marker in self.facts[path].markers:
+                    out[path] = reason
+                    break
+        return out
+
+    @cached_property
     def editable(self) -> set[str]:
-        return {
-            p
-            for p, pf in self.parsed.items()
-            if pf.ok and p in self.facts and not {"generated", "ignore-file"} & set(self.facts[p].markers)
-        }
+        return {p for p, pf in self.parsed.items() if pf.ok and p in self.facts and p not in self.left_alone}
 
 
 def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
     sources: list[tuple[str, bytes]] = []
     problems: list[tuple[str, str]] = []
+    from otelize.discover import read_regular
+
     for path in project.files:
         try:
-            sources.append((path, (project.root / path).read_bytes()))
+            sources.append((path, read_regular(project.root / path)))
         except OSError as exc:
             problems.append((path, f"unreadable ({exc.strerror})"))
     return sources, problems
@@ -85,11 +98,19 @@ def gc_paused(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
+def resolve_settings(root: str | Path, settings: Settings | Mapping[str, Any] | None) -> Settings:
+    """The run's settings: the app's .otelize.yaml when none are given (the library honours
+    it too), else the caller's, validated with the CLI's rules and messages."""
+    from otelize.settings import coerce_settings, load_settings
+
+    return load_settings(root) if settings is None else coerce_settings(settings)
+
+
 @gc_paused
 def analyze(
     root: str | Path,
     rule_dirs: list[Path] | None = None,
-    settings: dict[str, Any] | None = None,
+    settings: Settings | Mapping[str, Any] | None = None,
     jobs: int | None = None,
     cache: bool = False,
 ) -> Analysis:
@@ -106,23 +127,21 @@ def analyze(
     from otelize.plan import build_plan
     from otelize.ruleset import load_rules
 
-    if settings is None:  # the library honours the app's .otelize.yaml too
-        from otelize.settings import load_settings
-
-        settings = load_settings(root).to_api()
-    settings = dict(settings)
-    project = load_project(root, include=settings.get("include", ()), exclude=settings.get("exclude", ()))
-    all_rule_dirs = [Path(d) for d in settings.get("rules", ())] + list(rule_dirs or [])
-    rules = load_rules(all_rule_dirs or None)
+    recover_and_warn(root)
+    settings = resolve_settings(root, settings)
+    project = load_project(root, include=settings.include, exclude=settings.exclude)
+    sweep_temps(project.root, project.temp_files)
+    all_rule_dirs = list(settings.rules) + list(rule_dirs or [])
+    rules = load_rules(all_rule_dirs or None, switches=settings.rule_switches)
     sources, problems = read_sources(project)
     cache_key = None
     if cache:
         from otelize.scancache import rules_key
 
-        cache_key = rules_key(all_rule_dirs)
+        cache_key = rules_key(all_rule_dirs, settings.rule_switches)
         parsed, scans, jobs = _scan_with_cache(project.root, sources, rules, cache_key, jobs, settings)
     else:
-        jobs = jobs if jobs is not None else settings.get("jobs") or default_jobs(len(sources))
+        jobs = jobs if jobs is not None else settings.jobs or default_jobs(len(sources))
         parsed, scans = scan_files(sources, rules, jobs)
     for scan in scans:
         if scan.problem:
@@ -141,22 +160,23 @@ def analyze(
         classification,
         graph.entry,
         analysis.editable,
-        frozenset(settings.get("disabled_workers", ())),
-        frozenset(settings.get("disabled_categories", ())),
+        frozenset(settings.disabled_workers),
+        frozenset(settings.disabled_categories),
         tuple(graph.entries),
+        frozenset(graph.use_handlers),
     )
     return analysis
 
 
 def _scan_with_cache(
-    root: Path, sources: list[tuple[str, bytes]], rules: Any, key: str, jobs: int | None, settings: dict[str, Any]
+    root: Path, sources: list[tuple[str, bytes]], rules: Any, key: str, jobs: int | None, settings: Settings
 ) -> tuple[dict[str, Any], list[Any], int]:
     """scan_files for the files the scan cache does not hold; the rest from the cache."""
     from otelize import scancache
     from otelize.parse import ParsedFile
     from otelize.pipeline import default_jobs, scan_files
 
-    requested = jobs if jobs is not None else settings.get("jobs")
+    requested = jobs if jobs is not None else settings.jobs
     parsed: dict[str, ParsedFile] = {}
 
     def scan(misses: list[tuple[str, bytes]]) -> list[Any]:
@@ -191,6 +211,15 @@ class InstrumentResult:
     def partial(self) -> bool:
         return bool((self.analysis is not None and self.analysis.unparsable) or self.synthesis.reverted)
 
+    def exit_code(self, check: bool = False) -> int:
+        """The CLI's exit code for this run: 1 when `check` and something would change,
+        else 3 when some files were left alone (partial), else 0."""
+        from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL
+
+        if check and self.changed:
+            return EXIT_CHANGES
+        return EXIT_PARTIAL if self.partial else EXIT_OK
+
 
 def worker_context(analysis: Analysis) -> Any:
     from otelize.workers.base import WorkerContext
@@ -206,29 +235,24 @@ def worker_context(analysis: Analysis) -> Any:
     )
 
 
-MAIN_WORKERS = ("dependency", "config")  # cross-file workers, run in this process
-
-
 def run_workers(analysis: Analysis) -> list[Any]:
     """Run every planned task in plan order, in this process. Workers return values only."""
-    import importlib
-
-    from otelize.pipeline import WORKER_MODULES
+    from otelize.pipeline import run_task
 
     ctx = worker_context(analysis)
-    return [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks]
+    return [run_task(ctx, t) for t in analysis.tasks]
 
 
 def ignored_files(analysis: Analysis) -> list[Any]:
-    """A Skip for every file marked `// otelize-ignore-file` (never edited)."""
+    """A Skip for every file left alone for a marker in it (`// otelize-ignore-file`, `@generated`)."""
     from otelize.edits import Skip
 
     out = []
-    for path, facts in sorted(analysis.facts.items()):
-        if "ignore-file" in facts.markers:
-            source = analysis.parsed[path].source
-            line = source[: source.find(b"otelize-ignore-file")].count(b"\n") + 1
-            out.append(Skip(path, line, "<file>", "ignored by comment", "plan"))
+    for path, reason in analysis.left_alone.items():
+        source = analysis.parsed[path].source
+        marker = b"otelize-ignore-file" if reason == "ignored by comment" else None
+        line = source[: source.find(marker)].count(b"\n") + 1 if marker is not None else 1
+        out.append(Skip(path, line, "<file>", reason, "plan"))
     return out
 
 
@@ -236,16 +260,13 @@ def ignored_files(analysis: Analysis) -> list[Any]:
 def synthesize_plan(analysis: Analysis) -> Any:
     """Run the plan: cross-file workers here, per-file workers (and each file's
     import step, splice and reparse) in `analysis.jobs` processes; merge in path order."""
-    import importlib
-
     from otelize.edits import WorkerResult
-    from otelize.pipeline import WORKER_MODULES, EditJob, edit_files
+    from otelize.pipeline import EditJob, edit_files, run_task
+    from otelize.registry import MAIN_WORKERS
     from otelize.synthesize import merge, synthesize
 
     ctx = worker_context(analysis)
-    main_results = [
-        importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in analysis.tasks if t.worker in MAIN_WORKERS
-    ]
+    main_results = [run_task(ctx, t) for t in analysis.tasks if t.worker in MAIN_WORKERS]
     per_file: dict[str, list[Task]] = {}
     for t in analysis.tasks:
         if t.worker not in MAIN_WORKERS:
@@ -290,7 +311,22 @@ def synthesize_plan(analysis: Analysis) -> Any:
         parts = edit_files(jobs_list, analysis.jobs, state)
     else:
         parts = _edit_with_cache(analysis, jobs_list, state)
-    return merge([synthesize(analysis.project.root, {}, kept)] + parts)
+    return merge([synthesize(analysis.project.root, {}, kept, analysed_bytes(analysis))] + parts)
+
+
+def analysed_bytes(analysis: Analysis) -> dict[str, bytes]:
+    """Every file's bytes as the analysis read them (sources and package.json)."""
+    out = {p: pf.source for p, pf in analysis.parsed.items()}
+    out["package.json"] = analysis.project.package_json_bytes
+    return out
+
+
+def expected_bytes(analysis: Analysis, changes: dict[str, tuple[bytes | None, Any]]) -> dict[str, bytes | None]:
+    """What every analysed or written file must still hold at write time (None: absent)."""
+    out: dict[str, bytes | None] = dict(analysed_bytes(analysis))
+    for path, (old, _) in changes.items():
+        out.setdefault(path, old)
+    return out
 
 
 def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, Any]) -> list[Any]:
@@ -302,7 +338,7 @@ def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, 
         jobs = analysis.jobs if len(misses) >= 2 * analysis.jobs else min(analysis.jobs, default_jobs(len(misses)))
         return edit_files([job for _, job in misses], jobs, state)
 
-    key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings)
+    key = scancache.edit_context_key(analysis.cache_key or "", analysis.project, analysis.entry, analysis.settings.to_api())
     digests = {job.path: scancache.edit_job_digest(job.source, job.errors, job.tasks, job.extra) for job in jobs_list}
     items = [(job.path, job) for job in jobs_list]
     return scancache.cached_map(analysis.project.root, key, scancache.EDIT_FILE, items, digests, edit)
@@ -315,7 +351,7 @@ def instrument(
     write: bool = True,
     out_dir: str | Path | None = None,
     rule_dirs: list[Path] | None = None,
-    settings: dict[str, Any] | None = None,
+    settings: Settings | Mapping[str, Any] | None = None,
     jobs: int | None = None,
     cache: bool = False,
     cached_answer: bool = True,
@@ -328,16 +364,31 @@ def instrument(
     `.otelize-cache/` without any analysis (otelize.statecache; the result then
     has no analysis, so a caller that needs a diff or a report passes False).
     """
+    if write and out_dir is None:  # in place: one run at a time (otelize.journal)
+        with run_lock(root):
+            return _instrument(root, write, out_dir, rule_dirs, settings, jobs, cache, cached_answer)
+    return _instrument(root, write, out_dir, rule_dirs, settings, jobs, cache, cached_answer)
+
+
+def _instrument(
+    root: str | Path,
+    write: bool,
+    out_dir: str | Path | None,
+    rule_dirs: list[Path] | None,
+    settings: dict[str, Any] | None,
+    jobs: int | None,
+    cache: bool,
+    cached_answer: bool,
+) -> InstrumentResult:
+    recover_and_warn(root)
     key = None
     if cache and cached_answer and out_dir is None:
         from otelize import statecache
 
-        if settings is None:
-            from otelize.settings import load_settings
-
-            settings = load_settings(root).to_api()
-        project = load_project(root, include=settings.get("include", ()), exclude=settings.get("exclude", ()))
-        key = statecache.fingerprint(project, settings, [Path(d) for d in settings.get("rules", ())] + list(rule_dirs or []))
+        settings = resolve_settings(root, settings)
+        project = load_project(root, include=settings.include, exclude=settings.exclude)
+        sweep_temps(project.root, project.temp_files)
+        key = statecache.fingerprint(project, settings.to_api(), list(settings.rules) + list(rule_dirs or []))
         if statecache.is_clean(project.root, key):
             from otelize.edits import Synthesis
 
@@ -354,12 +405,48 @@ def instrument(
         statecache.remember_clean(analysis.project.root, key)
     if out_dir is not None:
         target, ignore = out_folder(analysis.project.root, Path(out_dir), analysis.project.out_dir)
-        write_copy(analysis.project.root, target, {p: new for p, (_, new) in syn.changes.items()}, ignore)
+        changes = {p: new for p, (_, new) in syn.changes.items()}
+        write_copy(analysis.project.root, target, changes, ignore, expected=expected_bytes(analysis, syn.changes))
         result.written, result.out_dir = True, target
     elif write and syn.changes:
-        write_changes(analysis.project.root, {p: new for p, (_, new) in syn.changes.items()})
+        changes = {p: new for p, (_, new) in syn.changes.items()}
+        write_changes(analysis.project.root, changes, expected_bytes(analysis, syn.changes))
         result.written = True
     return result
+
+
+def check_report_path(root: str | Path, report: Path) -> None:
+    """Refuse a `--report` path that is an existing file of the project (package.json, a
+    source file, anything), also through a symlink; an earlier otelize report may be replaced."""
+    from otelize.errors import BadInput
+
+    real_root = Path(root).resolve()
+    target = report.resolve()
+    if not (target == real_root or real_root in target.parents):
+        return
+    if not os.path.lexists(report) and not target.exists():
+        return
+    if target.is_file() and _is_report(target):
+        return
+    raise BadInput(f"{report}: is a file of the project; --report never overwrites one (choose a new path)")
+
+
+def _is_report(path: Path) -> bool:
+    """Whether `path` holds a report otelize wrote (markdown or JSON)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return False
+    if head.startswith(b"# otelize report: "):
+        return True
+    try:
+        import json
+
+        data = json.loads(head)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and list(data)[:4] == ["app", "spans", "skipped", "files"]
 
 
 COPY_IGNORE = ("node_modules", ".git", ".otelize-cache")

@@ -14,7 +14,7 @@ from typing import Any
 from otelize.facts import FileFacts, FunctionFact
 from otelize.graph import AppGraph, sym_id
 from otelize.parse import ParsedFile
-from otelize.ruleset import MatchContext, Rule, RuleSet, matches
+from otelize.ruleset import MatchContext, Rule, RuleSet
 
 MAX_ROUNDS = 4
 
@@ -56,9 +56,9 @@ def _decide(rules: list[Rule], ctx: MatchContext, memo: dict[str, bool] | None =
         if memo is not None and not r.uses_graph:
             hit = memo.get(r.id)
             if hit is None:
-                hit = memo[r.id] = matches(r.match, ctx)
+                hit = memo[r.id] = r.matcher(ctx)
         else:
-            hit = matches(r.match, ctx)
+            hit = r.matcher(ctx)
         if hit:
             hits.append(r)
     if not hits:
@@ -184,7 +184,7 @@ class FileStatic:
 
 def scan_static(ruleset: RuleSet, path: str, facts: FileFacts, parsed: ParsedFile) -> FileStatic:
     ctx = MatchContext(path, facts, parsed)
-    memo = tuple((r.id, matches(r.match, ctx)) for r in ruleset.rules if r.scope == "file" and not r.uses_graph)
+    memo = tuple((r.id, r.matcher(ctx)) for r in ruleset.rules if r.scope == "file" and not r.uses_graph)
     fn_rules = [r for r in ruleset.rules if r.scope == "function"]
     decisions = []
     if fn_rules and not any(r.uses_graph for r in fn_rules):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from otelize import __version__
-from otelize.errors import OtelizeError
+from otelize.errors import EXIT_INTERRUPTED, Interrupted, OtelizeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +30,8 @@ Exit codes:
   1  check found changes / verify incomplete
   2  bad input (no such path, no package.json, invalid JSON, not an Express app, bad rule file)
   3  partial: some files are unparsable and were left alone
+  4  nothing written: a file changed during the run, or another run holds the project's lock
+  130  interrupted (Ctrl-C, SIGTERM); the message says what state the tree is in
 """
 
 
@@ -87,10 +90,59 @@ class Output:
             click.echo(f"\r\x1b[K{msg}", err=True, nl=False, color=True)
             self._status = True
 
+    def progress(self) -> Callable[[str, int, int], None] | None:
+        """A callback for otelize.progress: `otelize: parsed 120/959 files` on one line, at most 10 times a
+        second (terminal only, not with -q)."""
+        if not self.tty or self.quiet:
+            return None
+        last = [0.0]
+
+        def tick(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if done == total or now - last[0] >= 0.1:
+                last[0] = now
+                self.status(f"otelize: {stage} {done}/{total} files")
+
+        return tick
+
     def clear(self) -> None:
         if self._status:
             click.echo("\r\x1b[K", err=True, nl=False, color=True)
             self._status = False
+
+
+def stdout_colour() -> bool:
+    """Colour on stdout: only a terminal, never with NO_COLOR."""
+    try:
+        return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    except (AttributeError, ValueError):
+        return False
+
+
+DIFF_COLOURS = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
+
+
+def echo_diff(text: str) -> None:
+    """A unified diff on stdout, coloured as git colours it when stdout is a terminal."""
+    if not stdout_colour():
+        click.echo(text, nl=False)
+        return
+    out = []
+    for line in text.splitlines(keepends=True):
+        style = next((s for prefix, s in DIFF_COLOURS if line.startswith(prefix)), None)
+        body, nl = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+        out.append((click.style(body, bold=True) if style == "bold" else click.style(body, fg=style) if style else body) + nl)
+    click.echo("".join(out), nl=False, color=True)
+
+
+def echo_plan(text: str) -> None:
+    """The plan on stdout, its section headings (unindented `name:` lines) in bold on a terminal."""
+    if not stdout_colour():
+        click.echo(text, nl=False)
+        return
+    lines = [click.style(line, bold=True) if line and not line.startswith(" ") and line.rstrip().endswith(":") or
+             line.startswith("app: ") else line for line in text.split("\n")]
+    click.echo("\n".join(lines), nl=False, color=True)
 
 
 def output() -> Output:
@@ -101,27 +153,94 @@ def output() -> Output:
 
 
 def reports_errors(fn: F) -> F:
-    """Turn an OtelizeError into `otelize: error: <msg>` on stderr and its exit code. Never a traceback."""
+    """Turn an OtelizeError into `otelize: error: <msg>` on stderr and its exit code. Never a traceback.
+
+    Ctrl-C and SIGTERM become `otelize: interrupted: <state of the tree>` and
+    exit code 130 (a commit in progress defers them until it is complete:
+    otelize.journal). Warnings the library raises (OtelizeWarning) are printed
+    as `otelize: warning: <msg>`.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
+        from otelize.journal import OtelizeWarning
+
+        previous = _sigterm_as_interrupt()
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", OtelizeWarning)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    for w in caught:
+                        if issubclass(w.category, OtelizeWarning):
+                            output().info(f"otelize: warning: {w.message}")
+        except Interrupted as exc:
+            output().error(f"otelize: interrupted: {exc}")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            output().error(f"otelize: interrupted: {_tree_state()}")
+            sys.exit(EXIT_INTERRUPTED)
         except OtelizeError as exc:
             output().error(error_line(exc))
             sys.exit(exc.exit_code)
         finally:
             output().clear()
+            if previous is not None:
+                import signal
+
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
 
 
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        out = ctx.find_object(Output)
+        if out is not None:
+            setattr(out, param.name or "", True)
+
+
+def verbosity_options(fn: F) -> F:
+    """-q/-v after the subcommand too (`otelize instrument . --check -q`), as before it."""
+    fn = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbosity,
+                      help="More detail on stderr (each skip, the settings file).")(fn)
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+                        help="Only warnings and errors on stderr.")(fn)
+
+
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does; returns the handler it replaced."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _tree_state() -> str:
+    from otelize.synthesize import COMMITTED
+
+    if COMMITTED[0]:
+        return f"after every change was written ({COMMITTED[0]} file(s)); the tree is consistent"
+    return "nothing was written"
+
+
 def project_argument(fn: F) -> F:
-    """The PATH argument shared by every command that reads a project.
+    """The PATH argument shared by every command that reads a project (default: the current folder),
+    and the -q/-v options every such command takes.
 
     Existence is checked by `otelize.discover` (a one-line BadInput), not by click.
     """
-    return click.argument("path", type=click.Path(path_type=Path, readable=False), metavar="PATH")(fn)
+    fn = click.argument("path", type=click.Path(path_type=Path, readable=False), metavar="[PATH]", default=".")(fn)
+    return verbosity_options(fn)
 
 
 def rules_option(fn: F) -> F:
@@ -168,8 +287,8 @@ def settings_options(fn: F) -> F:
     return fn
 
 
-def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[dict[str, Any], list[Path]]:
-    """(api settings, extra rule dirs): the config file, then the flags over it."""
+def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[Any, list[Path]]:
+    """(settings, extra rule dirs): the config file, then the flags over it."""
     from otelize.settings import load_settings, with_flags
 
     flags = dict(flags)
@@ -177,7 +296,7 @@ def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[dict[str, Any],
     settings = with_flags(load_settings(path, config), **flags)
     if settings.source:
         output().detail(f"otelize: settings from {settings.source}")
-    return settings.to_api(), list(rule_dirs)
+    return settings, list(rule_dirs)
 
 
 def cache_option(fn: F) -> F:
@@ -190,12 +309,36 @@ def cache_option(fn: F) -> F:
 def analyze_project(path: Path, flags: dict[str, Any], cache: bool = False) -> Any:
     from otelize.api import analyze
 
+    from otelize import progress
+
     settings, rule_dirs = resolve_settings(path, flags)
     output().status(f"otelize: analysing {path} ...")
-    return analyze(path, rule_dirs=rule_dirs or None, settings=settings, cache=cache)
+    with progress.reporting(output().progress()):
+        return analyze(path, rule_dirs=rule_dirs or None, settings=settings, cache=cache)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+class OtelizeGroup(click.Group):
+    """A click group whose usage errors are one line, `otelize: error: …`, exit 2, like every other error."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(error_line(Exception(exc.format_message() + where)), err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(error_line(Exception(exc.format_message())), err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("otelize: interrupted: nothing was written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OtelizeGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="otelize")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail on stderr (each skip, the settings file).")
@@ -238,7 +381,8 @@ def plan(path: Path, fmt: str, use_cache: bool, **flags: Any) -> None:
 
     analysis = analyze_project(path, flags, use_cache)
     output().clear()
-    click.echo(report_plan.FORMATS[fmt](analysis), nl=False)
+    text = report_plan.FORMATS[fmt](analysis)
+    echo_plan(text) if fmt == "text" else click.echo(text, nl=False)
 
 
 @cli.command(epilog=GRAPH_EPILOG)

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from otelize.cli import cli, output, project_argument, reports_errors, resolve_settings, settings_options
-from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL, BadInput
+from otelize.cli import cli, echo_diff, output, project_argument, reports_errors, resolve_settings, settings_options
+from otelize.errors import BadInput
 
 INSTRUMENT_EPILOG = """\b
 Examples:
@@ -22,7 +22,8 @@ Examples:
 \b
 Exit codes: 0 done or nothing to do, 1 --check found changes (or files were
 changed with --exit-nonzero-on-change), 2 bad input, 3 partial (some files
-unparsable and left untouched).
+unparsable and left untouched), 4 nothing written (a file changed during the
+run, or another run holds the lock), 130 interrupted.
 """
 
 
@@ -50,7 +51,7 @@ def instrument(
     **flags: Any,
 ) -> None:
     """Add OpenTelemetry packages, the SDK bootstrap and spans to the app."""
-    from otelize import report
+    from otelize import progress, report
     from otelize.api import instrument as run
 
     if sum(bool(x) for x in (show_diff, check, out_dir)) > 1:
@@ -61,22 +62,29 @@ def instrument(
         raise BadInput(f"{report_file}: --report must end in .json or .md")
     if report_file is not None and not report_file.parent.is_dir():  # checked before anything is written
         raise BadInput(f"{report_file}: --report folder does not exist")
+    if out_dir is not None and use_cache:
+        raise BadInput("--cache does not go with --out: the copy is always written whole")
+    if report_file is not None:
+        from otelize.api import check_report_path
+
+        check_report_path(path, report_file)
     mode = "diff" if show_diff else "check" if check else "out" if out_dir else "write"
     settings, rule_dirs = resolve_settings(path, flags)
     out = output()
     out.status(f"otelize: instrumenting {path} ...")
-    result = run(
-        path,
-        write=mode == "write",
-        out_dir=out_dir,
-        rule_dirs=rule_dirs or None,
-        settings=settings,
-        cache=use_cache,
-        cached_answer=report_file is None and not show_diff,
-    )
+    with progress.reporting(out.progress()):
+        result = run(
+            path,
+            write=mode == "write",
+            out_dir=out_dir,
+            rule_dirs=rule_dirs or None,
+            settings=settings,
+            cache=use_cache,
+            cached_answer=report_file is None and not show_diff,
+        )
     out.clear()
     if show_diff:
-        click.echo(report.unified_diff(result), nl=False)
+        echo_diff(report.unified_diff(result))
     if report_file is not None:
         text = report.render_json(result) if report_file.suffix == ".json" else report.render_markdown(result)
         try:
@@ -86,9 +94,7 @@ def instrument(
     for skip in result.synthesis.skips:
         out.detail(f"otelize: skipped {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
     out.info(report.summary(result, mode=mode))
-    if (check or fail_on_change) and result.changed:
-        sys.exit(EXIT_CHANGES)
-    sys.exit(EXIT_PARTIAL if result.partial else EXIT_OK)
+    sys.exit(result.exit_code(check=check or fail_on_change))
 
 
 STRIP_EPILOG = """\b
@@ -97,7 +103,8 @@ Examples:
   otelize strip ./my-app --diff    # show what would be removed
 \b
 Instrumentation edited by hand since is left alone and reported.
-Exit codes: 0 done or nothing to do, 1 --check found instrumentation, 2 bad input.
+Exit codes: 0 done or nothing to do, 1 --check found instrumentation, 2 bad input,
+4 nothing written (a file changed during the run, or another run holds the lock), 130 interrupted.
 """
 
 
@@ -114,11 +121,22 @@ def strip(path: Path, show_diff: bool, check: bool) -> None:
     result = run(path, write=not (show_diff or check))
     if show_diff:
         changes = {p: (old, new if new is not None else b"") for p, (old, new) in result.changes.items()}
-        click.echo(report.diff_changes(changes), nl=False)
+        echo_diff(report.diff_changes(changes))
+    out = output()
     for skip in result.kept:
-        output().info(f"otelize: kept {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
-    verb = "would change" if (show_diff or check) else "stripped"
-    output().info(f"otelize: {verb} {len(result.changes)} file(s); {len(result.kept)} left alone")
-    if check and result.changed:
-        sys.exit(EXIT_CHANGES)
-    sys.exit(EXIT_OK)
+        out.info(f"otelize: kept {skip.file}:{skip.line} {skip.symbol}: {skip.reason}")
+    preview = show_diff or check
+    if not result.changes:
+        out.info(f"otelize: nothing to do (no otelize instrumentation found; {len(result.kept)} left alone)")
+    else:
+        verb = "would strip" if preview else "stripped"
+        if not show_diff:
+            for file, (_, new) in sorted(result.changes.items()):
+                out.info(f"otelize: {verb} {file}{' (deleted)' if new is None else ''}")
+        out.info(f"otelize: {verb} {len(result.changes)} file(s); {len(result.kept)} left alone")
+    if result.lockfile is not None and not preview:
+        from otelize.report import next_steps
+
+        out.info(f"otelize: next: `{next_steps(result.package_manager)[0]}` to drop the removed packages "
+                 f"from {result.lockfile} and node_modules")
+    sys.exit(result.exit_code(check=check))

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from otelize.cli import cli, config_option, output, reports_errors, rules_option
+from otelize.cli import cli, config_option, output, project_argument, reports_errors, rules_option, verbosity_options
 from otelize.errors import EXIT_CHANGES, EXIT_OK, BadInput
 
 RULES_EPILOG = """\b
@@ -34,7 +34,7 @@ Examples:
 
 
 @rules.command("list", epilog=LIST_EPILOG)
-@click.argument("path", type=click.Path(path_type=Path, readable=False), metavar="[PATH]", default=".")
+@project_argument
 @config_option
 @rules_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -73,6 +73,7 @@ Exit codes: 0 every case passed, 1 a case failed or a rule has no test file, 2 b
 
 @rules.command("test", epilog=TEST_EPILOG)
 @click.argument("rule_dir", type=click.Path(path_type=Path, readable=False), metavar="DIR")
+@verbosity_options
 @click.option("--cases", "cases_dir", type=click.Path(path_type=Path), metavar="DIR",
               help="Folder of <rule-id>.yaml test files [default: DIR/tests].")
 @reports_errors
@@ -89,6 +90,9 @@ def test_rules(rule_dir: Path, cases_dir: Path | None) -> None:
     cases_dir = cases_dir if cases_dir is not None else rule_dir / "tests"
     problems = ruletest.check_case_files(cases_dir, own)
     cases = ruletest.load_cases(cases_dir) if cases_dir.is_dir() else []
+    if not cases and not problems:  # nothing was tested: that is not a pass
+        problems.append(f"{cases_dir}: no test cases found (and {rule_dir} has no rules to test)" if not own
+                        else f"{cases_dir}: no test cases found")
     out = output()
     failed = 0
     for i, case in enumerate(cases, 1):

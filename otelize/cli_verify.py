@@ -9,11 +9,10 @@ from pathlib import Path
 import click
 
 from otelize.cli import cli, config_option, output, project_argument, reports_errors
-from otelize.errors import EXIT_CHANGES, EXIT_OK
 
 VERIFY_EPILOG = """\b
 Examples:
-  otelize verify ./my-app                          # run `npm test`, compare spans with the plan
+  otelize verify ./my-app                          # run its tests (`npm test`, `pnpm test`, ...), compare spans
   otelize verify ./my-app --requests smoke.yaml    # start the app, send the requests
   otelize verify ./my-app --tree --format json
 \b
@@ -24,7 +23,8 @@ Exit codes: 0 every planned span was observed, 1 some were not, 2 bad input.
 @cli.command(epilog=VERIFY_EPILOG)
 @project_argument
 @config_option
-@click.option("--command", "command", metavar="CMD", help="Command to run instead of `npm test` (or `npm start` with --requests).")
+@click.option("--command", "command", metavar="CMD", help="Command to run instead of the app's `test` script (or `start` with --requests), "
+                   "through its package manager.")
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path, exists=True), metavar="FILE",
               help="YAML list of HTTP requests; otelize starts the app itself and sends them.")
 @click.option("--preload/--no-preload", default=None,
@@ -45,8 +45,10 @@ def verify(path: Path, config: Path | None, command: str | None, requests_file: 
 
     output().status(f"otelize: running {path} against the embedded OTLP receiver ...")
     result = v.verify(path, command=command, requests_file=requests_file, preload=preload, timeout=timeout,
-                      settings=settings.to_api())
+                      settings=settings)
     output().clear()
+    if result.not_installed:
+        output().info(f"otelize: warning: {path}: node_modules has no @opentelemetry/api: run `{result.not_installed}` first")
     if result.command_exit:
         output().info(f"otelize: warning: `{result.command}` exited with {result.command_exit}; the last lines of its output:")
         output().info("\n".join(f"  | {line}" for line in result.command_output))
@@ -60,4 +62,4 @@ def verify(path: Path, config: Path | None, command: str | None, requests_file: 
         if tree:
             click.echo("")
             click.echo(v.render_trees(result), nl=False)
-    sys.exit(EXIT_OK if result.ok else EXIT_CHANGES)
+    sys.exit(result.exit_code())

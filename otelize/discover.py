@@ -46,10 +46,11 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
     pkg_file = root_path / "package.json"
     if not pkg_file.is_file():
         raise BadInput(f"{root}: no package.json found (otelize needs the root of a Node.js app)")
-    pkg_bytes = _read(pkg_file, "package.json")
-    pkg = loads_json(pkg_bytes, "package.json")
+    pkg_label = (Path(root) / "package.json").as_posix()  # as the user named the app: errors say which one
+    pkg_bytes = _read(pkg_file, pkg_label)
+    pkg = loads_json(pkg_bytes, pkg_label)
     if not isinstance(pkg, dict):
-        raise BadInput("package.json: top level must be a JSON object")
+        raise BadInput(f"{pkg_label}: top level must be a JSON object")
 
     express_range = _dependency_range(pkg, "express")
     if express_range is None:
@@ -64,7 +65,8 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
     paths = options.get("paths") if isinstance(options.get("paths"), dict) else {}
 
     module = _module_system(pkg, options)
-    files, skipped = _walk(root_path, out_dir, _spec(include), _spec(exclude))
+    temps: list[str] = []
+    files, skipped = _walk(root_path, out_dir, _spec(include), _spec(exclude), temps)
     src_dir = root_dir if root_dir is not None else ("src" if any(f.startswith("src/") for f in files) else "")
 
     return Project(
@@ -82,6 +84,7 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
         paths={str(k): [str(x) for x in v] for k, v in sorted(paths.items()) if isinstance(v, list)},
         lockfiles=[name for name in LOCKFILES if (root_path / name).is_file()],
         skipped=skipped,
+        temp_files=sorted(temps),
         prisma_provider=_prisma_provider(root_path, pkg),
     )
 
@@ -106,7 +109,7 @@ def _prisma_provider(root: Path, pkg: dict[str, Any]) -> str | None:
 
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        return read_regular(path)
     except OSError as exc:
         raise BadInput(f"{what}: cannot read ({exc.strerror})") from None
 
@@ -193,9 +196,14 @@ def _spec(globs: Any) -> pathspec.PathSpec | None:
 
 
 def _walk(
-    root: Path, out_dir: str | None, include: pathspec.PathSpec | None = None, exclude: pathspec.PathSpec | None = None
+    root: Path,
+    out_dir: str | None,
+    include: pathspec.PathSpec | None = None,
+    exclude: pathspec.PathSpec | None = None,
+    temps: list[str] | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Sorted walk. Returns (source files, skipped (path, reason))."""
+    """Sorted walk. Returns (source files, skipped (path, reason)); appends to `temps`
+    the temp files an interrupted otelize write left in the folders walked."""
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
     skip_dirs = {out_dir} if out_dir else set()
@@ -235,6 +243,9 @@ def _walk(
             except OSError as exc:
                 skipped.append((child_rel, f"unreadable ({exc.strerror})"))
                 continue
+            if temps is not None and not is_link and not is_dir and _TEMP.fullmatch(entry.name):
+                temps.append(child_rel)  # seen before .gitignore: `*.tmp` is often ignored
+                continue
             if _ignored(specs, child_rel, is_dir):
                 continue
             if exclude is not None and exclude.match_file(child_rel + "/" if is_dir else child_rel):
@@ -253,10 +264,40 @@ def _walk(
                 walk(Path(entry.path), child_rel, specs)
             elif entry.name.endswith(SOURCE_SUFFIXES) and not _is_declaration(entry.name):
                 if include is None or include.match_file(child_rel):
+                    if not _regular(entry):  # a FIFO would block the read forever; a device, worse
+                        skipped.append((child_rel, "not a regular file"))
+                        continue
                     files.append(child_rel)
 
     walk(root, "", _outer_specs(root))
     return sorted(files), skipped
+
+
+_TEMP = re.compile(r"\.otelize-.+\.tmp")  # otelize.synthesize.write_changes' temp files (and older otelize's)
+
+
+def _regular(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()  # follows a (checked, in-root) symlink; False for FIFOs, sockets, devices
+    except OSError:
+        return False
+
+
+def read_regular(path: Path) -> bytes:
+    """A source file's bytes; OSError when it is not (or no longer) a regular file.
+
+    Opened non-blocking, so a file swapped for a FIFO after discovery fails
+    instead of hanging the run."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
 
 
 def _outer_specs(root: Path) -> list[tuple[str, pathspec.PathSpec]]:

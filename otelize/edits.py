@@ -148,6 +148,8 @@ class PlannedSpan:
     line: int
     attributes: tuple[tuple[str, Any], ...] = ()
     parent_hint: str = ""  # e.g. the caller category, for `verify`
+    added: bool = True  # False: the wrapper was already in the code before this run
+    new_line: int = 0  # the function's line in the instrumented file (0: not known yet; `line` is the source's)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +158,8 @@ class PlannedSpan:
             "worker": self.worker,
             "file": self.file,
             "line": self.line,
+            "instrumented_line": self.new_line or self.line,
+            "added": self.added,
             "attributes": {k: v for k, v in self.attributes},
         }
 

@@ -6,6 +6,8 @@ EXIT_OK = 0
 EXIT_CHANGES = 1  # --check found changes / verify found missing spans
 EXIT_BAD_INPUT = 2
 EXIT_PARTIAL = 3
+EXIT_CONFLICT = 4  # the project changed during the run, or another run holds its lock: nothing written
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM (128 + SIGINT, as shells report it)
 
 
 class OtelizeError(Exception):
@@ -26,3 +28,21 @@ class EditConflict(OtelizeError):
     """Two edits overlap. This is a bug in a worker, never silently merged."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class StaleInput(OtelizeError):
+    """A file changed between analysis and writing: nothing was written."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class Busy(OtelizeError):
+    """Another otelize run holds the project's lock for longer than we wait."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class Interrupted(OtelizeError):
+    """SIGINT/SIGTERM; the message says what state the tree is in."""
+
+    exit_code = EXIT_INTERRUPTED

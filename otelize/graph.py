@@ -33,6 +33,7 @@ class AppGraph:
     graph: nx.DiGraph
     routes: list[Route]
     middleware: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, handler)
+    use_handlers: set[str] = field(default_factory=set)  # symbols registered with app/router.use()
     entry: str | None = None  # the primary entry point
     entries: list[str] = field(default_factory=list)  # every file that starts an app (listen)
     apps: list[tuple[str, str]] = field(default_factory=list)  # (file, var)
@@ -319,6 +320,14 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
     for root in roots:
         visit(root, "", 0)
 
+    def handler_symbol(path: str, ref: HandlerRef, by_line: dict[int, FunctionFact]) -> str | None:
+        if ref.kind == "inline":
+            fn = by_line.get(ref.line)
+            return sym_id(path, fn.qualname) if fn is not None else None
+        if ref.kind in ("identifier", "member"):
+            return resolve_chain(path, None, tuple(ref.name.split(".")))
+        return None
+
     routes: list[Route] = []
     for path in sorted(facts):
         f = facts[path]
@@ -332,6 +341,9 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
                 for ref in handlers:  # `app.use('/x', auth, router)`: auth is middleware too
                     if not is_mount or router_of(path, ref) is None:
                         app_graph.middleware.append((path, reg.line, ref.name))
+                        symbol = handler_symbol(path, ref, by_line)
+                        if symbol is not None:
+                            app_graph.use_handlers.add(symbol)
                 continue
             for prefix in prefixes.get((path, reg.owner), [""]):
                 full = _join(prefix, sub)
@@ -341,12 +353,7 @@ def _routes(project, facts, app_graph: AppGraph, lookup, resolve_chain) -> None:
                 rid = f"route:{reg.method} {full}"
                 g.add_node(rid, kind="route", file=path, line=reg.line, method=reg.method, path=full)
                 for ref in handlers:
-                    target = None
-                    if ref.kind == "inline":
-                        fn = by_line.get(ref.line)
-                        target = sym_id(path, fn.qualname) if fn is not None else None
-                    elif ref.kind in ("identifier", "member"):
-                        target = resolve_chain(path, None, tuple(ref.name.split(".")))
+                    target = handler_symbol(path, ref, by_line)
                     if target is not None and target in g:
                         g.add_edge(rid, target, kind="handles")
     routes.sort(key=lambda r: (r.path, _METHOD_ORDER.get(r.method, 99), r.file, r.line))

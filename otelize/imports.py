@@ -13,9 +13,10 @@ from tree_sitter import Node
 
 from otelize.edits import Edit, ImportRequest, Skip
 from otelize.parse import ParsedFile, text
-from otelize.wrap import detect_style, ts_string
+from otelize.wrap import detect_style, has_directive, ts_string
 
 WORKER = "imports"
+BOM = b"\xef\xbb\xbf"
 
 
 def _source_of(stmt: Node) -> str | None:
@@ -30,7 +31,12 @@ def _top_statements(pf: ParsedFile) -> list[Node]:
 
 
 def _line_start(src: bytes, pos: int) -> int:
-    return src.rfind(b"\n", 0, pos) + 1
+    """The start of `pos`'s line; on the first line, after a byte order mark (which stays
+    the file's first bytes)."""
+    start = src.rfind(b"\n", 0, pos) + 1
+    if start == 0 and src.startswith(BOM) and pos >= len(BOM):
+        return len(BOM)
+    return start
 
 
 def _before_attached_comments(pf: ParsedFile, stmt: Node) -> int:
@@ -41,15 +47,29 @@ def _before_attached_comments(pf: ParsedFile, stmt: Node) -> int:
     """
     src = pf.source
     at = _line_start(src, stmt.start_byte)
-    if stmt.type == "import_statement":
-        return at  # a comment above the first import is the file's header: stay below it
+    # a comment above the first import is the file's header: stay below it, unless it is
+    # a directive (`// @ts-ignore`, `// eslint-disable-next-line`) that governs the import
+    only_directives = stmt.type == "import_statement"
     node = stmt.prev_sibling
     while node is not None and node.type == "comment":
         gap = src[node.end_byte : at]
         if gap.count(b"\n") > 1 or src[_line_start(src, node.start_byte) : node.start_byte].strip():
             break
+        if only_directives and not has_directive(src[node.start_byte : node.end_byte]):
+            break
         at = _line_start(src, node.start_byte)
         node = node.prev_sibling
+    return at
+
+
+def _not_under_a_directive(src: bytes, at: int) -> int:
+    """`at` (a line start), moved up while the line above ends in a next-line directive
+    (`import x from 'x'; // @ts-ignore` governs the line after it)."""
+    while at > 0:
+        above = _line_start(src, at - 1)
+        if above == at or not has_directive(src[above:at]):
+            break
+        at = above
     return at
 
 
@@ -105,7 +125,8 @@ def import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Ed
         for s in existing:
             for spec in _specifiers(s):
                 have.add(text(spec.child_by_field_name("alias") or spec.child_by_field_name("name")))
-        missing = sorted(wanted - have)
+        # a wanted name is `withSpan` or `withSpan as otelizeWithSpan`: present when its local name is bound
+        missing = sorted(w for w in wanted if w.rsplit(" as ", 1)[-1] not in have)
         if not missing:
             continue
         target = next((s for s in existing if _named_imports(s) is not None), None)
@@ -118,7 +139,7 @@ def import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Ed
 
     if new_lines:
         if imports:
-            at = _line_end(src, imports[-1].end_byte)
+            at = _not_under_a_directive(src, _line_end(src, imports[-1].end_byte))
             block = b"".join(new_lines)
             if at == len(src) and not src.endswith(b"\n"):
                 block = style.newline + block

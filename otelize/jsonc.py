@@ -56,9 +56,11 @@ def loads_jsonc(data: bytes, what: str) -> Any:
     except UnicodeDecodeError as exc:
         raise BadInput(f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(strip_jsonc(text))
+        return _shallow(json.loads(strip_jsonc(text)), what)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise _too_deep(what) from None
 
 
 def loads_json(data: bytes, what: str) -> Any:
@@ -68,6 +70,32 @@ def loads_json(data: bytes, what: str) -> Any:
     except UnicodeDecodeError as exc:
         raise BadInput(f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(text)
+        return _shallow(json.loads(text), what)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise _too_deep(what) from None
+
+
+MAX_DEPTH = 64  # package.json and tsconfig.json never come near; everything downstream stays far from the recursion limit
+
+
+def _too_deep(what: str) -> BadInput:
+    return BadInput(f"{what}: nested more than {MAX_DEPTH} levels deep")
+
+
+def _shallow(value: Any, what: str) -> Any:
+    """`value`, if no array or object in it is nested deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise _too_deep(what)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return value

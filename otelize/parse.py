@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+import re
+from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 import tree_sitter_typescript as tst
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
@@ -20,18 +24,53 @@ def _parser(tsx: bool) -> Parser:
     return Parser(language(tsx))
 
 
+# `#match?` and its variants are evaluated by py-tree-sitter with Python's `re`, which
+# backtracks: a rule's `(#match? @f "^(a+)+$")` took 54 s on a 29-character name. They
+# are renamed to custom predicates and evaluated here with RE2 (linear time), the
+# engine of the rules' `name`/`class` regexes (otelize.ruleset.rule_regex).
+_REGEX_PREDICATE = re.compile(r"#((?:any-)?(?:not-)?match\?)")
+_REGEX_STRINGS = re.compile(r'#(?:any-)?(?:not-)?match\?\s+@[\w.-]+\s+"((?:[^"\\]|\\.)*)"')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+
+
+def query_regexes(source: str) -> list[str]:
+    """The regexes of a query's `#match?`-style predicates (with tree-sitter's string escapes undone)."""
+    return [
+        re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), raw)
+        for raw in _REGEX_STRINGS.findall(source)
+    ]
+
+
 @cache
 def query(source: str, tsx: bool = False) -> Query:
-    """A compiled tree-sitter query (cached per grammar)."""
-    return Query(language(tsx), source)
+    """A compiled tree-sitter query (cached per grammar); regex predicates run on RE2 (see _REGEX_PREDICATE)."""
+    return Query(language(tsx), _REGEX_PREDICATE.sub(r"#otelize-\1", source))
+
+
+def _predicate(name: str, args: list[tuple[str, str]], _pattern: int, caps: dict[str, list[Node]]) -> bool:
+    if not name.startswith("otelize-") or len(args) != 2:
+        return True  # not ours: as py-tree-sitter treats an unknown predicate
+    kind = name[len("otelize-"):]
+    test = _regex(args[1][0])
+    found = [test((n.text or b"").decode("utf-8", "replace")) for n in caps.get(args[0][0], [])]
+    if kind.startswith("not-") or kind.startswith("any-not-"):
+        found = [not f for f in found]
+    return any(found) if kind.startswith("any-") else all(found)
+
+
+@cache
+def _regex(pattern: str) -> Any:
+    from otelize.ruleset import compile_regex
+
+    return compile_regex(pattern)
 
 
 def captures(q: Query, node: Node) -> dict[str, list[Node]]:
-    return QueryCursor(q).captures(node)
+    return QueryCursor(q).captures(node, predicate=_predicate)
 
 
 def matches(q: Query, node: Node) -> list[tuple[int, dict[str, list[Node]]]]:
-    return QueryCursor(q).matches(node)
+    return QueryCursor(q).matches(node, predicate=_predicate)
 
 
 def is_tsx(path: str) -> bool:
@@ -96,6 +135,41 @@ def parse_source(path: str, source: bytes) -> ParsedFile:
     parsed = ParsedFile(path, source, tree, tsx, problem=source_problem(source))
     if tree.root_node.has_error:
         parsed.errors = syntax_errors(tree.root_node)
+    return parsed
+
+
+def reparse(before: ParsedFile, new: bytes, edits: Iterable[tuple[int, int, bytes]]) -> ParsedFile:
+    """`new` parsed incrementally from `before`'s tree: `new` is `before.source` with
+    `edits` ((start, end, text) byte ranges of the old source, none overlapping) applied.
+
+    Each splice is told to a copy of the old tree (`Tree.edit`, last splice first, so the
+    earlier offsets stay valid), and tree-sitter then re-parses only what changed. The
+    result is the tree a full parse of `new` gives.
+    """
+    old = before.source
+    line_starts = [0]
+    pos = old.find(b"\n")
+    while pos != -1:
+        line_starts.append(pos + 1)
+        pos = old.find(b"\n", pos + 1)
+
+    def point(offset: int) -> tuple[int, int]:
+        row = bisect.bisect_right(line_starts, offset) - 1
+        return row, offset - line_starts[row]
+
+    tree = before.tree.copy()
+    for start, end, text in sorted(set(edits), reverse=True):
+        start_point = point(start)
+        newlines = text.count(b"\n")
+        if newlines:
+            new_end_point = (start_point[0] + newlines, len(text) - text.rfind(b"\n") - 1)
+        else:
+            new_end_point = (start_point[0], start_point[1] + len(text))
+        tree.edit(start, end, start + len(text), start_point, point(end), new_end_point)
+    new_tree = _parser(before.tsx).parse(new, tree)
+    parsed = ParsedFile(before.path, new, new_tree, before.tsx, problem=source_problem(new))
+    if new_tree.root_node.has_error:
+        parsed.errors = syntax_errors(new_tree.root_node)
     return parsed
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from otelize import progress
 from otelize.classify import FileStatic, scan_static
 from otelize.edits import WorkerResult
 from otelize.facts import FileFacts, extract
@@ -33,15 +34,14 @@ PARALLEL_MIN_FILES = 96  # below this, a pool costs more than it saves
 T = TypeVar("T")
 R = TypeVar("R")
 
-WORKER_MODULES = {
-    "dependency": "otelize.workers.dependency",
-    "config": "otelize.workers.config",
-    "http": "otelize.workers.http",
-    "service": "otelize.workers.service",
-    "database": "otelize.workers.database",
-    "cache": "otelize.workers.cache",
-    "external-api": "otelize.workers.external_api",
-}
+
+
+def run_task(ctx: Any, task: Any) -> WorkerResult:
+    """Dispatch one task to its worker's module (otelize.registry), in this process."""
+    from otelize.registry import BY_NAME
+
+    return importlib.import_module(BY_NAME[task.worker].module).run(ctx, task)
+
 
 _STATE: dict[str, Any] = {}  # per-process read-only state, set by the pool initializer
 
@@ -61,20 +61,35 @@ def _apply(index: int) -> Any:
     return _STATE["_fn"](_STATE["_items"][index])
 
 
-def run_map(fn: Callable[[T], R], items: list[T], jobs: int, state: dict[str, Any]) -> list[R]:
+def run_map(fn: Callable[[T], R], items: list[T], jobs: int, state: dict[str, Any], stage: str = "") -> list[R]:
     """`[fn(x) for x in items]`, in a pool of `jobs` forked processes when jobs > 1.
 
     The items and the state reach the children through fork (copy-on-write), not
-    pickling: only an index goes in and only the result comes back.
+    pickling: only an index goes in and only the result comes back. With a
+    progress callback set (otelize.progress), each finished item is reported
+    as (stage, done, total).
     """
+    tick = progress.current()
     if jobs <= 1 or len(items) < 2:
         _init(state)
-        return [fn(item) for item in items]
+        if tick is None:
+            return [fn(item) for item in items]
+        out = []
+        for item in items:
+            out.append(fn(item))
+            tick(stage, len(out), len(items))
+        return out
     ctx = multiprocessing.get_context("fork")
     chunk = max(1, len(items) // (jobs * 8))
     inherited = {**state, "_fn": fn, "_items": items}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(inherited,)) as pool:
-        return list(pool.map(_apply, range(len(items)), chunksize=chunk))
+        if tick is None:
+            return list(pool.map(_apply, range(len(items)), chunksize=chunk))
+        out = []
+        for result in pool.map(_apply, range(len(items)), chunksize=chunk):
+            out.append(result)
+            tick(stage, len(out), len(items))
+        return out
 
 
 # --- phase 1: scan ----------------------------------------------------------------
@@ -106,16 +121,19 @@ def scan_files(sources: list[tuple[str, bytes]], rules: RuleSet, jobs: int) -> t
         _init({"rules": rules})
         parsed: dict[str, ParsedFile] = {}
         scans = []
+        tick = progress.current()
         for path, data in sources:
             pf = parse_source(path, data)
             parsed[path] = pf
             if pf.problem is not None:
                 scans.append(Scan(path, pf.errors, pf.problem, None, None))
-                continue
-            facts = extract(pf)
-            scans.append(Scan(path, pf.errors, None, facts, scan_static(rules, path, facts, pf)))
+            else:
+                facts = extract(pf)
+                scans.append(Scan(path, pf.errors, None, facts, scan_static(rules, path, facts, pf)))
+            if tick is not None:
+                tick("parsed", len(scans), len(sources))
         return parsed, scans
-    scans = run_map(scan_file, sources, jobs, {"rules": rules})
+    scans = run_map(scan_file, sources, jobs, {"rules": rules}, "parsed")
     data = dict(sources)
     parsed = {s.path: ParsedFile(s.path, data[s.path], errors=s.errors, problem=s.problem) for s in scans}
     return parsed, scans
@@ -150,10 +168,10 @@ def edit_file(job: EditJob) -> Any:
         entry=_STATE["entry"],
         settings=_STATE["settings"],
     )
-    results = [importlib.import_module(WORKER_MODULES[t.worker]).run(ctx, t) for t in job.tasks] + job.extra
+    results = [run_task(ctx, t) for t in job.tasks] + job.extra
     return synthesize(Path(_STATE["root"]), {job.path: pf}, results)
 
 
 def edit_files(jobs_list: list[EditJob], jobs: int, state: dict[str, Any]) -> list[Any]:
-    return run_map(edit_file, jobs_list, jobs, state)
+    return run_map(edit_file, jobs_list, jobs, state, "edited")
 

@@ -38,6 +38,7 @@ class Project:
     lockfiles: list[str] = field(default_factory=list)
     prisma_provider: str | None = None  # `provider` of the datasource in the Prisma schema, when there is one
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) seen during discovery
+    temp_files: list[str] = field(default_factory=list)  # `.otelize-*.tmp` left by an interrupted write
 
     @property
     def name(self) -> str:

@@ -48,6 +48,10 @@ def to_json(result: InstrumentResult) -> dict[str, Any]:
     }
 
 
+def entry_words(entry: str | None) -> str:
+    return f"entry `{entry}`" if entry else "no entry point found: tracing is not loaded"
+
+
 def render_json(result: InstrumentResult) -> str:
     return json.dumps(to_json(result), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
@@ -62,10 +66,10 @@ def render_markdown(result: InstrumentResult) -> str:
         by_worker[s["worker"]] = by_worker.get(s["worker"], 0) + 1
     summary = ", ".join(f"{n} {w}" for w, n in sorted(by_worker.items())) or "none"
     lines += [
-        f"otelize added OpenTelemetry tracing to **{app['name']}** (entry `{app['entry']}`, {app['module']}, "
+        f"otelize added OpenTelemetry tracing to **{app['name']}** ({entry_words(app['entry'])}, {app['module']}, "
         f"Express {app['express']}).",
         "",
-        f"- **{len(spans)} spans** ({summary})",
+        f"- **{len(spans)} spans** ({summary}), {sum(1 for s in spans if s['added'])} of them added by this run",
         f"- **{len(data['files']['created'])} files created**, **{len(data['files']['modified'])} modified**",
         f"- **{len(data['packages'])} packages** added to package.json",
         f"- **{len(data['skipped'])} functions skipped** (reasons below)",
@@ -78,11 +82,26 @@ def render_markdown(result: InstrumentResult) -> str:
         for item in data["reverted"]:
             lines.append(f"- `{item['file']}`: reverted ({item['reason']})")
         lines.append("")
+    files = data["files"]
+    if files["created"] or files["modified"]:
+        lines += ["## Files", ""]
+        lines += [f"- created `{f}`" for f in files["created"]]
+        lines += [f"- modified `{f}`" for f in files["modified"]]
+        lines.append("")
     if spans:
-        lines += ["## Spans", "", "| span | kind | worker | where | attributes |", "|---|---|---|---|---|"]
+        lines += [
+            "## Spans",
+            "",
+            "Lines: *source* is the line in the code before instrumenting, *instrumented* the line after it.",
+            "",
+            "| span | kind | worker | file | source line | instrumented line | new | attributes |",
+            "|---|---|---|---|---:|---:|---|---|",
+        ]
         for s in spans:
-            attrs = ", ".join(f"`{k}`" for k in s["attributes"] if not k.startswith("code."))
-            lines.append(f"| `{s['name']}` | {s['kind']} | {s['worker']} | `{s['file']}:{s['line']}` | {attrs} |")
+            attrs = ", ".join(f"`{k}`" for k in s["attributes"])
+            new = "yes" if s["added"] else "no"
+            lines.append(f"| `{s['name']}` | {s['kind']} | {s['worker']} | `{s['file']}` | {s['line']} | "
+                         f"{s['instrumented_line']} | {new} | {attrs} |")
         lines.append("")
     if data["packages"]:
         lines += ["## Packages", ""]
@@ -109,14 +128,21 @@ def render_markdown(result: InstrumentResult) -> str:
 
 
 def summary(result: InstrumentResult, *, mode: str) -> str:
+    """What this run changed (each file, then a count), and the app's totals apart from it."""
     if result.cached:
         return "otelize: nothing to do (unchanged since the last clean run; .otelize-cache)"
     syn = result.synthesis
     verb = {"write": "instrumented", "check": "would change", "diff": "would change", "out": "wrote"}[mode]
-    parts = [
+    added = sum(1 for s in syn.spans if s.added)
+    totals = f"the app has {len(syn.spans)} span(s) in all, {len(syn.skips)} function(s) skipped"
+    parts: list[str] = []
+    if mode != "diff":  # a diff names its files already
+        parts += [f"otelize: {verb} {path}{'' if old is not None else ' (new file)'}" for path, (old, _) in
+                  sorted(syn.changes.items())]
+    parts.append(
         f"otelize: {verb} {len(syn.changes)} file(s): {len(syn.created)} created, {len(syn.modified)} modified; "
-        f"{len(syn.spans)} spans, {len(syn.skips)} skipped, {len(syn.packages)} packages added"
-    ]
+        f"{added} span(s) added, {len(syn.packages)} package(s) added; {totals}"
+    )
     if result.out_dir is not None:
         parts.append(f"otelize: instrumented copy in {result.out_dir}")
     if syn.packages and mode in ("write", "out"):
@@ -127,7 +153,7 @@ def summary(result: InstrumentResult, *, mode: str) -> str:
     for f, r in syn.reverted:
         parts.append(f"otelize: warning: {f}: reverted: {r}")
     if not syn.changes:
-        parts = ["otelize: nothing to do (already instrumented)"] + parts[1:]
+        parts = [f"otelize: nothing to do (already instrumented; {totals})"] + parts[1:]
     return "\n".join(parts)
 
 

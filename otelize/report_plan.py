@@ -14,23 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from otelize.ruleset import CATEGORIES
+from otelize import registry
+from otelize.registry import CATEGORIES
 
 if TYPE_CHECKING:
     from otelize.api import Analysis
 
 # Fill colours per category (Mermaid classDef and DOT fillcolor).
-COLORS = {
-    "entrypoint": "#f4cccc",
-    "http": "#cfe2f3",
-    "middleware": "#e6e6e6",
-    "service": "#d9ead3",
-    "database": "#fce5cd",
-    "cache": "#fff2cc",
-    "external-api": "#d9d2e9",
-    "other": "#ffffff",
-    "route": "#ffffff",
-}
+COLORS = registry.COLORS  # category -> fill colour, and `route`
 
 
 # --- plan ---------------------------------------------------------------------
@@ -43,7 +34,10 @@ def plan_data(a: Analysis) -> dict[str, Any]:
     files = []
     for path in project.files:
         d = cls.file(path)
-        files.append({"path": path, "category": d.category, "rules": list(d.rules)})
+        entry = {"path": path, "category": d.category, "rules": list(d.rules)}
+        if path in a.left_alone:
+            entry["left_alone"] = a.left_alone[path]
+        files.append(entry)
     functions = []
     for (path, qualname), d in sorted(cls.functions.items()):
         fd = cls.file(path)
@@ -111,15 +105,15 @@ def format_text(a: Analysis) -> str:
     out.append(f"files ({len(data['files'])}):")
     by_cat: dict[str, list[dict[str, Any]]] = {}
     for f in data["files"]:
-        by_cat.setdefault(f["category"], []).append(f)
+        by_cat.setdefault("left alone" if "left_alone" in f else f["category"], []).append(f)
     pwidth = max((len(f["path"]) for f in data["files"]), default=0)
-    for cat in CATEGORIES:
+    for cat in (*CATEGORIES, "left alone"):
         if cat not in by_cat:
             continue
         out.append(f"  {cat}:")
         for f in by_cat[cat]:
-            rules = ", ".join(f["rules"]) or "(no rule matched)"
-            out.append(f"    {f['path']:<{pwidth}}  {rules}")
+            why = f.get("left_alone") or ", ".join(f["rules"]) or "(no rule matched)"
+            out.append(f"    {f['path']:<{pwidth}}  {why}")
     out.append("")
 
     if data["functions"]:
@@ -270,7 +264,7 @@ def format_dot(a: Analysis) -> str:
         '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
     ]
     for rid, label in arch.routes:
-        out.append(f'  {rid} [label={_dot_quote(label)}, shape=oval, fillcolor="{COLORS["route"]}", style=dashed];')
+        out.append(f'  {rid} [label={_dot_quote(label)}, shape=oval, fillcolor="{COLORS["route"]}", style="filled,dashed"];')
     for nid, path, cat in arch.modules:
         out.append(f'  {nid} [label={_dot_quote(path, cat)}, fillcolor="{COLORS[cat]}", tooltip={_dot_quote(cat)}];')
     for u, v, kind in arch.edges:

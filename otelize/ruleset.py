@@ -2,17 +2,18 @@
 
 One rule per file in `rules/` (plus user rule directories). A profile
 (`rules/profile.yaml`) lists the enabled rules and their options. The schema
-is documented in `rules/README.md`; every validation error names the file and
-the key.
+is documented in `rules/README.md`. A rule's `match:` is compiled when it
+loads into typed matchers, one class per key, each validating its value and
+evaluating itself; every validation error names the file and the key.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import pathspec
 import yaml
@@ -20,12 +21,10 @@ import yaml
 from otelize import yamlio
 
 from otelize.errors import RuleError
+from otelize.registry import CATEGORIES  # what a rule may classify as: the categories the workers serve, and `other`
 
-CATEGORIES = ("entrypoint", "http", "middleware", "service", "database", "cache", "external-api", "other")
 SCOPES = ("file", "function")
 EXPRESS_FACTS = ("app", "router", "routes", "listen", "mounts")
-LEAF_KEYS = ("imports", "path", "name", "class", "kind", "query", "express", "graph", "params", "exported", "has")
-COMBINATORS = ("all", "any", "not")
 RULE_KEYS = {"id", "category", "scope", "priority", "description", "match", "options", "tags"}
 GRAPH_RELATIONS = ("called_from", "calls", "handles_route")
 
@@ -36,23 +35,20 @@ class Rule:
     category: str
     scope: str
     priority: int
-    match: dict[str, Any]
+    match: dict[str, Any]  # as written; `matcher` is it compiled
     source: str  # file the rule came from (display path)
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    matcher: Matcher = field(init=False, repr=False, compare=False)
 
-    @cached_property
+    def __post_init__(self) -> None:
+        # compiled (and so validated) here: `dataclasses.replace(rule, match=...)` recompiles
+        object.__setattr__(self, "matcher", compile_matcher(self.match, self.source))
+
+    @property
     def uses_graph(self) -> bool:
-        return _uses(self.match, "graph")
-
-
-def _uses(matcher: Any, key: str) -> bool:
-    if isinstance(matcher, dict):
-        return key in matcher or any(_uses(v, key) for k, v in matcher.items() if k in COMBINATORS)
-    if isinstance(matcher, list):
-        return any(_uses(m, key) for m in matcher)
-    return False
+        return self.matcher.uses_graph
 
 
 def _err(source: str, key: str, msg: str) -> RuleError:
@@ -61,7 +57,11 @@ def _err(source: str, key: str, msg: str) -> RuleError:
 
 def load_rule_file(path: Path, display: str | None = None) -> Rule:
     source = display or path.name
-    return parse_rule(yamlio.load_file(path, source, RuleError), source)
+    rule = parse_rule(yamlio.load_file(path, source, RuleError), source)
+    stem = path.name.rsplit(".", 1)[0]
+    if rule.id != stem:  # ids are how rules override each other: one file per id, named after it
+        raise _err(source, "id", f"`{rule.id}` must equal the file name (`{stem}`): rename the file or the id")
+    return rule
 
 
 def parse_rule(data: Any, source: str) -> Rule:
@@ -77,7 +77,7 @@ def parse_rule(data: Any, source: str) -> Rule:
     if not isinstance(rid, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", rid):
         raise _err(source, "id", "must be a lower-case slug like `database-driver-import`")
     if data["category"] not in CATEGORIES:
-        raise _err(source, "category", f"must be one of {', '.join(CATEGORIES)}")
+        raise _err(source, "category", f"must be one of {', '.join(CATEGORIES)} (no worker in otelize.registry serves `{data['category']}`)")
     scope = data.get("scope", "file")
     if scope not in SCOPES:
         raise _err(source, "scope", "must be `file` or `function`")
@@ -90,7 +90,6 @@ def parse_rule(data: Any, source: str) -> Rule:
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise _err(source, "tags", "must be a list of strings")
-    _validate_matcher(data["match"], source, "match", scope)
     return Rule(
         id=rid,
         category=data["category"],
@@ -104,70 +103,6 @@ def parse_rule(data: Any, source: str) -> Rule:
     )
 
 
-def _validate_matcher(m: Any, source: str, where: str, scope: str) -> None:
-    if not isinstance(m, dict) or not m:
-        raise _err(source, where, "a matcher must be a non-empty mapping")
-    for key, value in sorted(m.items()):
-        here = f"{where}.{key}"
-        if key in ("all", "any"):
-            if not isinstance(value, list) or not value:
-                raise _err(source, here, "must be a non-empty list of matchers")
-            for i, sub in enumerate(value):
-                _validate_matcher(sub, source, f"{here}[{i}]", scope)
-        elif key == "not":
-            _validate_matcher(value, source, here, scope)
-        elif key == "imports":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise _err(source, here, "must be a list of module names")
-        elif key == "path":
-            globs = [value] if isinstance(value, str) else value
-            if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
-                raise _err(source, here, "must be a glob or a list of globs")
-        elif key in ("name", "class"):
-            if not isinstance(value, str):
-                raise _err(source, here, "must be a regular expression string")
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise _err(source, here, f"invalid regular expression: {exc}") from None
-        elif key == "kind":
-            if not isinstance(value, str) or not re.fullmatch(r"[a-z_]+", value):
-                raise _err(source, here, "must be a tree-sitter node kind such as `class_declaration`")
-            from otelize.parse import language
-
-            if language().id_for_node_kind(value, True) in (None, 0):
-                raise _err(source, here, f"unknown tree-sitter node kind `{value}`")
-        elif key in ("query", "has"):
-            if not isinstance(value, str):
-                raise _err(source, here, "must be a tree-sitter query string")
-            from otelize.parse import query
-
-            try:
-                query(value)
-            except Exception as exc:  # tree_sitter raises QueryError subclasses
-                raise _err(source, here, f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
-        elif key == "express":
-            if value not in EXPRESS_FACTS:
-                raise _err(source, here, f"must be one of {', '.join(EXPRESS_FACTS)}")
-        elif key == "graph":
-            if not isinstance(value, dict) or len(value) != 1:
-                raise _err(source, here, f"must be a mapping with one of {', '.join(GRAPH_RELATIONS)}")
-            rel, target = next(iter(value.items()))
-            if rel not in GRAPH_RELATIONS:
-                raise _err(source, f"{here}.{rel}", f"unknown relation (allowed: {', '.join(GRAPH_RELATIONS)})")
-            targets = target if isinstance(target, list) else [target]
-            if rel != "handles_route" and not all(t in CATEGORIES for t in targets):
-                raise _err(source, f"{here}.{rel}", f"must name categories from {', '.join(CATEGORIES)}")
-        elif key == "params":
-            if not isinstance(value, dict) or not set(value) <= {"count", "min", "names"}:
-                raise _err(source, here, "must be a mapping with `count`, `min` or `names`")
-        elif key == "exported":
-            if not isinstance(value, bool):
-                raise _err(source, here, "must be true or false")
-        else:
-            raise _err(source, here, f"unknown matcher (allowed: {', '.join(LEAF_KEYS + COMBINATORS)})")
-
-
 @dataclass
 class RuleSet:
     rules: list[Rule]  # enabled rules, sorted by (-priority, id)
@@ -178,8 +113,12 @@ class RuleSet:
         return next((r for r in self.all_rules if r.id == rid), None)
 
 
-def load_rules(rule_dirs: list[Path] | None = None, profile: Path | None = None) -> RuleSet:
-    """Built-in rules, then each extra dir in order; a later rule with the same id overrides."""
+def load_rules(
+    rule_dirs: list[Path] | None = None, profile: Path | None = None, switches: dict[str, bool] | None = None
+) -> RuleSet:
+    """Built-in rules, then each extra dir in order; a later rule with the same id overrides.
+
+    `switches` turns single rules on or off by id (`--enable` / `--disable RULE_ID`), over the profile."""
     from otelize.resources import data_dir
 
     builtin = data_dir("rules")
@@ -197,12 +136,23 @@ def load_rules(rule_dirs: list[Path] | None = None, profile: Path | None = None)
     profile_path = profile or builtin / "profile.yaml"
     enabled_ids, overrides = _load_profile(profile_path, found)
     user_ids = {r.id for d in dirs[1:] for r in found.values() if r.source.startswith(f"{d.name}/")}
+    for rid, on in sorted((switches or {}).items()):
+        if rid not in found:
+            from otelize.registry import CATEGORIES, WORKERS
+
+            known = sorted(set(found) | set(WORKERS) | set(CATEGORIES))
+            close = difflib.get_close_matches(rid, known, n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise RuleError(f"--{'enable' if on else 'disable'} {rid}: not a worker, a category or a rule id{hint}")
+        (enabled_ids.add if on else enabled_ids.discard)(rid)
+        if not on:
+            user_ids.discard(rid)
     enabled = []
     for rid in sorted(found):
         if rid in enabled_ids or rid in user_ids:
             rule = found[rid]
             if rid in overrides:
-                rule = Rule(**{**rule.__dict__, "options": {**rule.options, **overrides[rid]}})
+                rule = replace(rule, options={**rule.options, **overrides[rid]})
             enabled.append(rule)
     enabled.sort(key=lambda r: (-r.priority, r.id))
     return RuleSet(enabled, sorted(found.values(), key=lambda r: r.id), profile_path.name)
@@ -236,6 +186,11 @@ def _load_profile(path: Path, found: dict[str, Rule]) -> tuple[set[str], dict[st
 
 
 # --- matching -----------------------------------------------------------------
+#
+# A rule's `match:` is compiled once, when the rule loads, into typed matchers
+# (as ast-grep's rule structs): one class per key, which validates its value in
+# its constructor and evaluates itself in `__call__`. A mapping is an implicit
+# `all` of its keys, evaluated in key order.
 
 
 @dataclass
@@ -250,105 +205,338 @@ class MatchContext:
     handles_route: Callable[[str], bool] | None = None
 
 
-@dataclass
-class _Compiled:
-    globs: dict[str, pathspec.PathSpec] = field(default_factory=dict)
+def compile_regex(pattern: str) -> Callable[[str], bool]:
+    """The one place a rule's regular expression is compiled and matched: a predicate
+    `text -> bool` (a search anywhere in the text). Raises ValueError on a bad pattern.
+
+    Compiled with RE2 (google-re2): matching takes time linear in the text, whatever the
+    pattern, so a rule from a repository cannot stall a run with catastrophic backtracking
+    (`(a+)+$`). RE2 has no backreferences or lookaround; such a pattern is refused when
+    the rule loads."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # the error becomes our one-line message, not a log line on stderr
+    try:
+        search = re2.compile(pattern, options=options).search
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"(RE2 syntax: no backreferences or lookaround): {reason}") from None
+    return lambda s: search(s) is not None
 
 
-_compiled = _Compiled()
+class Matcher:
+    """One key of a `match:` mapping, compiled. Subclasses set `key` and validate in `__init__`."""
+
+    key: ClassVar[str] = ""
+    uses_graph: bool = False
+
+    def __call__(self, ctx: MatchContext) -> bool:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
 
 
-def _glob(patterns: str | list[str]) -> pathspec.PathSpec:
-    key = patterns if isinstance(patterns, str) else "\n".join(patterns)
-    spec = _compiled.globs.get(key)
-    if spec is None:
-        lines = [patterns] if isinstance(patterns, str) else patterns
-        spec = pathspec.GitIgnoreSpec.from_lines(lines)
-        _compiled.globs[key] = spec
-    return spec
+class Where:
+    """Where a matcher value sits in its rule file, for the one-line error."""
+
+    __slots__ = ("source", "path")
+
+    def __init__(self, source: str, path: str) -> None:
+        self.source, self.path = source, path
+
+    def at(self, suffix: str) -> Where:
+        return Where(self.source, self.path + suffix)
+
+    def error(self, msg: str, suffix: str = "") -> RuleError:
+        return _err(self.source, self.path + suffix, msg)
 
 
-def matches(m: dict[str, Any], ctx: MatchContext) -> bool:
-    """All keys of a matcher must hold (an implicit `all`)."""
-    return all(_leaf(key, value, ctx) for key, value in sorted(m.items()))
+class _Combined(Matcher):
+    """A list of matchers, combined by `combine` (`all` or `any`)."""
+
+    combine: ClassVar[Callable[[Any], bool]]
+
+    def __init__(self, value: Any, where: Where) -> None:
+        self._set(_list_of_matchers(value, where))
+
+    def _set(self, parts: list[Matcher]) -> None:
+        self.parts = parts
+        self.uses_graph = any(p.uses_graph for p in parts)
+
+    @classmethod
+    def of(cls, parts: list[Matcher]) -> Matcher:
+        out = cls.__new__(cls)
+        out._set(parts)
+        return out
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        return self.combine(p(ctx) for p in self.parts)
 
 
-def _imports(facts: Any, modules: list[str]) -> bool:
-    for imp in facts.imports:
-        for mod in modules:
-            if imp.module == mod or imp.module.startswith(mod + "/"):
-                return True
-    return False
+class AllOf(_Combined):
+    """`all: [...]`, and every mapping (its keys must all hold)."""
+
+    key = "all"
+    combine = staticmethod(all)
 
 
-def _leaf(key: str, value: Any, ctx: MatchContext) -> bool:
-    from otelize.parse import captures, query
+class AnyOf(_Combined):
+    key = "any"
+    combine = staticmethod(any)
 
-    fn = ctx.function
-    if key == "all":
-        return all(matches(sub, ctx) for sub in value)
-    if key == "any":
-        return any(matches(sub, ctx) for sub in value)
-    if key == "not":
-        return not matches(value, ctx)
-    if key == "imports":
-        if "fetch" in value and ctx.facts.has_fetch:
+
+class Not(Matcher):
+    key = "not"
+
+    def __init__(self, value: Any, where: Where) -> None:
+        self.inner = compile_mapping(value, where)
+        self.uses_graph = self.inner.uses_graph
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        return not self.inner(ctx)
+
+
+class Imports(Matcher):
+    key = "imports"
+
+    def __init__(self, value: Any, where: Where) -> None:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise where.error("must be a list of module names")
+        self.modules = tuple(value)
+        self.fetch = "fetch" in value
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        if self.fetch and ctx.facts.has_fetch:
             return True
-        return _imports(ctx.facts, value)
-    if key == "path":
-        return _glob(value).match_file(ctx.path)
-    if key == "name":
+        for imp in ctx.facts.imports:
+            for mod in self.modules:
+                if imp.module == mod or imp.module.startswith(mod + "/"):
+                    return True
+        return False
+
+
+class PathGlob(Matcher):
+    key = "path"
+
+    def __init__(self, value: Any, where: Where) -> None:
+        globs = [value] if isinstance(value, str) else value
+        if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
+            raise where.error("must be a glob or a list of globs")
+        self.spec = pathspec.GitIgnoreSpec.from_lines(globs)
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        return self.spec.match_file(ctx.path)
+
+
+class _Regex(Matcher):
+    def __init__(self, value: Any, where: Where) -> None:
+        if not isinstance(value, str):
+            raise where.error("must be a regular expression string")
+        try:
+            self.test = compile_regex(value)
+        except ValueError as exc:
+            raise where.error(f"invalid regular expression {exc}") from None
+
+
+class Name(_Regex):
+    """The function's name; in file scope, the file's name without its extensions."""
+
+    key = "name"
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        if ctx.function is not None:
+            return self.test(ctx.function.name)
+        return self.test(ctx.path.rsplit("/", 1)[-1].split(".", 1)[0])
+
+
+class ClassName(_Regex):
+    key = "class"
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        fn = ctx.function
         if fn is not None:
-            return re.search(value, fn.name) is not None
-        stem = ctx.path.rsplit("/", 1)[-1].split(".", 1)[0]
-        return re.search(value, stem) is not None
-    if key == "class":
-        if fn is not None:
-            return fn.class_name is not None and re.search(value, fn.class_name) is not None
-        return any(re.search(value, c.name) for c in ctx.facts.classes)
-    if key == "kind":
-        if fn is not None:
-            return fn.node_type == value
-        return bool(captures(query(f"({value}) @n", ctx.parsed.tsx), ctx.parsed.root))
-    if key in ("query", "has"):
+            return fn.class_name is not None and self.test(fn.class_name)
+        return any(self.test(c.name) for c in ctx.facts.classes)
+
+
+class Kind(Matcher):
+    key = "kind"
+
+    def __init__(self, value: Any, where: Where) -> None:
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z_]+", value):
+            raise where.error("must be a tree-sitter node kind such as `class_declaration`")
+        from otelize.parse import language
+
+        if language().id_for_node_kind(value, True) in (None, 0):
+            raise where.error(f"unknown tree-sitter node kind `{value}`")
+        self.kind = value
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        from otelize.parse import captures, query
+
+        if ctx.function is not None:
+            return ctx.function.node_type == self.kind
+        return bool(captures(query(f"({self.kind}) @n", ctx.parsed.tsx), ctx.parsed.root))
+
+
+class TreeQuery(Matcher):
+    """A tree-sitter query with a capture, over the file (or the function's node)."""
+
+    key = "query"
+
+    def __init__(self, value: Any, where: Where) -> None:
+        if not isinstance(value, str):
+            raise where.error("must be a tree-sitter query string")
+        from otelize.parse import query
+
+        try:
+            query(value)
+        except Exception as exc:  # tree_sitter raises QueryError subclasses
+            raise where.error(f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
+        from otelize.parse import query_regexes
+
+        for pattern in query_regexes(value):  # `#match?` predicates run on RE2 too (otelize.parse)
+            try:
+                compile_regex(pattern)
+            except ValueError as exc:
+                raise where.error(f"invalid regular expression {exc}") from None
+        self.source = value  # compiled per grammar (and cached) by parse.query
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        from otelize.parse import captures, query
+
         node = ctx.parsed.root
-        if fn is not None:
-            node = node.descendant_for_byte_range(fn.start, fn.end) or node
-        caps = captures(query(value, ctx.parsed.tsx), node)
-        return any(caps.values())
-    if key == "express":
-        f = ctx.facts
-        return {
-            "app": bool(f.apps),
-            "router": bool(f.routers),
-            "routes": any(r.method != "USE" for r in f.routes),
-            "listen": f.listen_line is not None,
-            "mounts": any(r.method == "USE" for r in f.routes),
-        }[value]
-    if key == "params":
+        if ctx.function is not None:
+            node = node.descendant_for_byte_range(ctx.function.start, ctx.function.end) or node
+        return any(captures(query(self.source, ctx.parsed.tsx), node).values())
+
+
+class Has(TreeQuery):
+    key = "has"
+
+
+class Express(Matcher):
+    key = "express"
+    FACTS: ClassVar[dict[str, Callable[[Any], bool]]] = {
+        "app": lambda f: bool(f.apps),
+        "router": lambda f: bool(f.routers),
+        "routes": lambda f: any(r.method != "USE" for r in f.routes),
+        "listen": lambda f: f.listen_line is not None,
+        "mounts": lambda f: any(r.method == "USE" for r in f.routes),
+    }
+
+    def __init__(self, value: Any, where: Where) -> None:
+        if value not in EXPRESS_FACTS:
+            raise where.error(f"must be one of {', '.join(EXPRESS_FACTS)}")
+        self.test = self.FACTS[value]
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        return self.test(ctx.facts)
+
+
+class Params(Matcher):
+    key = "params"
+
+    def __init__(self, value: Any, where: Where) -> None:
+        if not isinstance(value, dict) or not set(value) <= {"count", "min", "names"}:
+            raise where.error("must be a mapping with `count`, `min` or `names`")
+        for k in ("count", "min"):
+            if k in value and (not isinstance(value[k], int) or isinstance(value[k], bool)):
+                raise where.error("must be an integer", f".{k}")
+        self.count, self.min = value.get("count"), value.get("min")
+        self.names = None
+        if "names" in value:
+            self.names = _Regex(value["names"], where.at(".names")).test
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        fn = ctx.function
         if fn is None:
             return False
         n = len(fn.params)
-        if "count" in value and n != value["count"]:
+        if self.count is not None and n != self.count:
             return False
-        if "min" in value and n < value["min"]:
+        if self.min is not None and n < self.min:
             return False
-        if "names" in value:
-            pattern = value["names"]
-            return all(re.search(pattern, p.name) for p in fn.params) if fn.params else False
+        if self.names is not None:
+            return all(self.names(p.name) for p in fn.params) if fn.params else False
         return True
-    if key == "exported":
-        if fn is not None:
-            return fn.exported == value
-        return bool(ctx.facts.exports) == value
-    if key == "graph":
+
+
+class Exported(Matcher):
+    key = "exported"
+
+    def __init__(self, value: Any, where: Where) -> None:
+        if not isinstance(value, bool):
+            raise where.error("must be true or false")
+        self.value = value
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        if ctx.function is not None:
+            return ctx.function.exported == self.value
+        return bool(ctx.facts.exports) == self.value
+
+
+class Graph(Matcher):
+    key = "graph"
+    uses_graph = True
+
+    def __init__(self, value: Any, where: Where) -> None:
+        if not isinstance(value, dict) or len(value) != 1:
+            raise where.error(f"must be a mapping with one of {', '.join(GRAPH_RELATIONS)}")
         rel, target = next(iter(value.items()))
-        if rel == "handles_route":
+        if rel not in GRAPH_RELATIONS:
+            raise where.error(f"unknown relation (allowed: {', '.join(GRAPH_RELATIONS)})", f".{rel}")
+        targets = target if isinstance(target, list) else [target]
+        if rel != "handles_route" and not all(t in CATEGORIES for t in targets):
+            raise where.error(f"must name categories from {', '.join(CATEGORIES)}", f".{rel}")
+        self.relation, self.target, self.targets = rel, target, set(targets)
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        fn = ctx.function
+        if self.relation == "handles_route":
             subject = fn.qualname if fn is not None else None
-            return ctx.handles_route is not None and ctx.handles_route(subject or "") == bool(target)
-        targets = set(target if isinstance(target, list) else [target])
+            return ctx.handles_route is not None and ctx.handles_route(subject or "") == bool(self.target)
         if ctx.graph_categories is None:
             return False
-        return bool(ctx.graph_categories(rel, fn.qualname if fn is not None else "") & targets)
-    raise AssertionError(f"unvalidated matcher key {key}")  # pragma: no cover - schema prevents it
+        return bool(ctx.graph_categories(self.relation, fn.qualname if fn is not None else "") & self.targets)
 
+
+MATCHERS: dict[str, type[Matcher]] = {
+    m.key: m for m in (AllOf, AnyOf, Not, Imports, PathGlob, Name, ClassName, Kind, TreeQuery, Has, Express, Params, Exported, Graph)
+}
+LEAF_KEYS = tuple(k for k in MATCHERS if k not in ("all", "any", "not"))
+COMBINATORS = ("all", "any", "not")
+
+
+def _list_of_matchers(value: Any, where: Where) -> list[Matcher]:
+    if not isinstance(value, list) or not value:
+        raise where.error("must be a non-empty list of matchers")
+    return [compile_mapping(sub, where.at(f"[{i}]")) for i, sub in enumerate(value)]
+
+
+def compile_mapping(m: Any, where: Where) -> Matcher:
+    """A matcher mapping: every key compiled (in key order), all of them must hold."""
+    if not isinstance(m, dict) or not m:
+        raise where.error("a matcher must be a non-empty mapping")
+    parts = []
+    for key, value in sorted(m.items()):
+        cls = MATCHERS.get(key)
+        if cls is None:
+            close = difflib.get_close_matches(str(key), list(MATCHERS), n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"allowed: {', '.join(LEAF_KEYS + COMBINATORS)}"
+            raise where.error(f"unknown matcher ({hint})", f".{key}")
+        parts.append(cls(value, where.at(f".{key}")))
+    if len(parts) == 1:
+        return parts[0]
+    return AllOf.of(parts)
+
+
+def compile_matcher(m: Any, source: str, where: str = "match") -> Matcher:
+    """Compile (and so validate) a rule's `match:`; errors name the file and the key."""
+    return compile_mapping(m, Where(source, where))
+
+
+def matches(m: dict[str, Any] | Matcher, ctx: MatchContext) -> bool:
+    """Whether a matcher holds (a compiled one, or a mapping compiled on the spot)."""
+    if not isinstance(m, Matcher):
+        m = compile_matcher(m, "<matcher>")
+    return m(ctx)

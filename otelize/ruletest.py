@@ -63,7 +63,10 @@ def load_cases(cases_dir: Path) -> list[Case]:
     """Every case of every `<id>.yaml` in `cases_dir`, in file order."""
     cases = []
     for path in sorted(cases_dir.glob("*.yaml")):
-        data = yamlio.load(path.read_text("utf-8")) or {}
+        try:
+            data = yamlio.load(path.read_text("utf-8"), aliases=True) or {}
+        except yaml.YAMLError:
+            continue  # reported by check_case_files
         rid = data.get("id", path.stem) if isinstance(data, dict) else path.stem
         for kind in ("valid", "invalid"):
             items = data.get(kind) if isinstance(data, dict) else None
@@ -81,7 +84,10 @@ def check_case_files(cases_dir: Path, rule_ids: set[str]) -> list[str]:
         problems.append(f"{rid}: no test file {cases_dir.name}/{rid}.yaml")
     for stem, path in files.items():
         try:
-            data = yamlio.load(path.read_text("utf-8")) or {}
+            data = yamlio.load(path.read_text("utf-8"), aliases=True) or {}
+        except yamlio.AliasError as exc:
+            problems.append(f"{path.name}: {exc.message}")
+            continue
         except yaml.YAMLError:
             problems.append(f"{path.name}: invalid YAML")
             continue

@@ -31,12 +31,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from otelize import __version__
-from otelize.statecache import CACHE_DIR, code_digest, ensure_cache_dir, hash_folders, mac, user_secret
+from otelize.statecache import cache_read, cache_write, code_digest, hash_folders, mac, user_secret
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,9 +45,9 @@ EDIT_FILE = "edit.pickle"
 FORMAT = 1
 
 
-def rules_key(rule_dirs: list[Path]) -> str:
-    """What a scan depends on besides the file: otelize's and the parser's versions, and every
-    rule file (built-in and extra)."""
+def rules_key(rule_dirs: list[Path], switches: dict[str, bool] | None = None) -> str:
+    """What a scan depends on besides the file: otelize's and the parser's versions, every
+    rule file (built-in and extra), and the rules switched on or off by id."""
     from importlib.metadata import PackageNotFoundError, version
 
     from otelize.resources import data_dir
@@ -59,7 +58,7 @@ def rules_key(rule_dirs: list[Path]) -> str:
             parser.append(version(dist))
         except PackageNotFoundError:
             parser.append("?")
-    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{parser}\0".encode() + code_digest())
+    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{parser}\0{sorted((switches or {}).items())}\0".encode() + code_digest())
     hash_folders(h, [data_dir("rules"), *rule_dirs])
     return h.hexdigest()
 
@@ -76,9 +75,8 @@ def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, 
     secret = user_secret()
     if secret is None:
         return {}
-    try:
-        blob = (root / CACHE_DIR / name).read_bytes()
-    except OSError:
+    blob = cache_read(root, name)
+    if blob is None:
         return {}
     head = len(MAGIC) + 32
     if not blob.startswith(MAGIC) or len(blob) < head:
@@ -97,26 +95,10 @@ def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, 
 
 def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]], name: str = SCAN_FILE) -> None:
     secret = user_secret()
-    folder = ensure_cache_dir(root) if secret is not None else None
-    if folder is None or secret is None:
+    if secret is None:
         return
     payload = pickle.dumps({"key": key, "entries": dict(sorted(entries.items()))}, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".cache-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(MAGIC + mac(secret, payload))
-            fh.write(payload)
-        os.replace(tmp, folder / name)
-        tmp = None
-    except OSError:
-        pass  # read-only tree, full disk: no cache this time
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    cache_write(root, name, MAGIC + mac(secret, payload) + payload)  # atomic, never through a symlink
 
 
 def edit_context_key(rules: str, project: Any, entry: str | None, settings: dict[str, Any]) -> str:

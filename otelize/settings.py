@@ -14,8 +14,11 @@ force_toolchain: false          # true: add OpenTelemetry packages to a toolchai
 ```
 
 Every error is one line naming the file and the key; an unknown key gets a
-"did you mean" suggestion. `Settings.to_api()` is the plain dict that
-`otelize.api` and the workers read (`ctx.settings`).
+"did you mean" suggestion. `Settings` is the one validated object that
+`otelize.api` and the workers read (`ctx.settings`). A library caller may pass
+a mapping instead: `coerce_settings` validates it with the same rules and
+messages (the keys above, plus `disabled_workers`, `disabled_categories` and
+`jobs`, the form `Settings.to_api()` writes).
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pathspec
 
 from otelize import yamlio
 
 from otelize.errors import BadInput
-from otelize.ruleset import CATEGORIES
+from otelize.registry import CATEGORIES, WORKERS
 
 CONFIG_FILE = ".otelize.yaml"
 PROTOCOLS = ("http/protobuf", "grpc", "console")
@@ -39,6 +42,8 @@ KEYS = (
     "service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules",
     "express_layers", "force_toolchain",
 )
+API_KEYS = KEYS + ("disabled_workers", "disabled_categories", "disabled_rules", "enabled_rules", "jobs")  # a library caller's mapping
+API_SOURCE = "settings"  # how errors name a library caller's mapping
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class Settings:
     rules: tuple[Path, ...] = ()  # absolute (config rules are relative to the config file)
     express_layers: bool = False  # Express middleware/router layer spans (off: request handlers only)
     force_toolchain: bool = False  # otelize.workers.dependency.choose_line: no refusal
+    rule_switches: dict[str, bool] = field(default_factory=dict)  # rule id -> on/off (--enable/--disable RULE_ID)
+    jobs: int | None = None  # processes for the per-file work (library only; default: by project size)
     source: str | None = None  # the config file that was read, for messages
 
     @property
@@ -82,6 +89,10 @@ class Settings:
             out["express_layers"] = True
         if self.force_toolchain:
             out["force_toolchain"] = True
+        for key, on in (("disabled_rules", False), ("enabled_rules", True)):
+            ids = sorted(r for r, state in self.rule_switches.items() if state is on)
+            if ids:
+                out[key] = ids
         return out
 
 
@@ -118,15 +129,25 @@ def _toggles(source: str, key: str, value: Any, names: tuple[str, ...], what: st
     return out
 
 
-def parse_settings(data: Any, source: str, base: Path) -> Settings:
+def coerce_settings(value: Settings | Mapping[str, Any]) -> Settings:
+    """A library caller's settings, validated as a config file is (errors name `settings`):
+    a Settings as is, or a mapping of the config keys (or of `to_api()`'s)."""
+    if isinstance(value, Settings):
+        return value
+    if not isinstance(value, Mapping):
+        raise BadInput(f"{API_SOURCE}: must be an otelize.settings.Settings or a mapping, not {type(value).__name__}")
+    return replace(parse_settings(dict(value), API_SOURCE, Path.cwd(), keys=API_KEYS), source=None)
+
+
+def parse_settings(data: Any, source: str, base: Path, keys: tuple[str, ...] = KEYS) -> Settings:
     """Validate a config mapping. `base` is the folder relative `rules:` paths start from."""
     if data is None:
         return Settings(source=source)
     if not isinstance(data, dict):
         raise BadInput(f"{source}: the top level must be a mapping of settings")
     for key in data:
-        if key not in KEYS:
-            raise _err(source, str(key), f"unknown key{_suggest(str(key), KEYS)}")
+        if key not in keys:
+            raise _err(source, str(key), f"unknown key{_suggest(str(key), keys)}")
     s = Settings(source=source)
     if "service_name" in data:
         name = data["service_name"]
@@ -150,14 +171,32 @@ def parse_settings(data: Any, source: str, base: Path) -> Settings:
         if key in data:
             s = replace(s, **{key: _globs(source, key, data[key])})
     if "workers" in data:
-        from otelize.plan import WORKERS
-
         s = replace(s, workers=_toggles(source, "workers", data["workers"], WORKERS, "worker"))
     if "categories" in data:
         s = replace(s, categories=_toggles(source, "categories", data["categories"], CATEGORIES, "category"))
+    for key, names, what, field_name in (("disabled_workers", WORKERS, "worker", "workers"),
+                                         ("disabled_categories", CATEGORIES, "category", "categories")):
+        if key in data:
+            off = data[key]
+            if not isinstance(off, (list, tuple)) or not all(isinstance(n, str) for n in off):
+                raise _err(source, key, f"must be a list of {what} names")
+            toggles = _toggles(source, key, {n: False for n in off}, names, what)
+            s = replace(s, **{field_name: {**getattr(s, field_name), **toggles}})
+    for key, on in (("disabled_rules", False), ("enabled_rules", True)):
+        if key in data:  # rule ids: checked against the rules when they load (otelize.ruleset.load_rules)
+            ids = data[key]
+            if not isinstance(ids, (list, tuple)) or not all(isinstance(n, str) for n in ids):
+                raise _err(source, key, "must be a list of rule ids")
+            s = replace(s, rule_switches={**s.rule_switches, **{n: on for n in ids}})
+    if "jobs" in data and data["jobs"] is not None:
+        jobs = data["jobs"]
+        if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+            raise _err(source, "jobs", "must be a positive integer")
+        s = replace(s, jobs=jobs)
     if "rules" in data:
         dirs = data["rules"]
         dirs = [dirs] if isinstance(dirs, str) else dirs
+        dirs = [str(d) if isinstance(d, Path) else d for d in dirs] if isinstance(dirs, (list, tuple)) else dirs
         if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
             raise _err(source, "rules", "must be a folder or a list of folders")
         paths = []
@@ -178,6 +217,8 @@ def load_settings(root: str | Path, config: str | Path | None = None) -> Setting
             raise BadInput(f"{config}: no such config file")
     else:
         path, source = Path(root) / CONFIG_FILE, CONFIG_FILE
+        if path.is_dir():
+            raise BadInput(f"{(Path(root) / CONFIG_FILE).as_posix()}: is a folder, not a settings file")
         if not path.is_file():
             return Settings()
     return parse_settings(yamlio.load_file(path, source, BadInput), source, path.parent.resolve())
@@ -198,7 +239,8 @@ def with_flags(
     """Command-line flags over the config file: a flag that is given wins.
 
     `--include`/`--exclude` replace the config's list; `--enable`/`--disable`
-    name a worker or a category (a name that is both means both).
+    name a worker or a category (a name that is both means both), or else a
+    rule id, which is checked when the rules load.
     """
     if service_name is not None:
         s = replace(s, service_name=service_name)
@@ -212,18 +254,13 @@ def with_flags(
         s = replace(s, include=_globs("--include", "include", list(include)))
     if exclude:
         s = replace(s, exclude=_globs("--exclude", "exclude", list(exclude)))
-    from otelize.plan import WORKERS
-
-    workers, categories = dict(s.workers), dict(s.categories)
-    for flag, names, on in (("--enable", enable, True), ("--disable", disable, False)):
+    workers, categories, switches = dict(s.workers), dict(s.categories), dict(s.rule_switches)
+    for names, on in ((enable, True), (disable, False)):
         for name in names:
             if name not in WORKERS and name not in CATEGORIES:
-                known = tuple(sorted(set(WORKERS) | set(CATEGORIES)))
-                close = difflib.get_close_matches(name, list(known), n=1)
-                hint = f" (did you mean `{close[0]}`?)" if close else f" (allowed: {', '.join(known)})"
-                raise BadInput(f"{flag} {name}: not a worker or a category{hint}")
+                switches[name] = on  # a rule id, or a mistake that load_rules names with a suggestion
             if name in WORKERS:
                 workers[name] = on
             if name in CATEGORIES:
                 categories[name] = on
-    return replace(s, workers=workers, categories=categories)
+    return replace(s, workers=workers, categories=categories, rule_switches=switches)

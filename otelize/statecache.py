@@ -119,35 +119,131 @@ def is_clean(root: Path, key: str) -> bool:
     marker = _signed(key)
     if marker is None:
         return False
+    data = cache_read(root, CLEAN_FILE)
+    if data is None:
+        return False
     try:
-        return hmac.compare_digest((root / CACHE_DIR / CLEAN_FILE).read_text("ascii").strip(), marker)
-    except (OSError, UnicodeDecodeError):
+        return hmac.compare_digest(data.decode("ascii").strip(), marker)
+    except UnicodeDecodeError:
         return False
 
 
-def ensure_cache_dir(root: Path) -> Path | None:
-    """`<root>/.otelize-cache/` with its own `.gitignore`; None when it cannot be made."""
-    folder = root / CACHE_DIR
-    if folder.is_symlink():  # nothing is ever written outside the project root
+# --- the cache folder, never through a symlink --------------------------------------------
+#
+# The folder lives in the project, so anything in it may have been planted by someone
+# else's commit. Every access opens `.otelize-cache` relative to the root with
+# O_NOFOLLOW, and each file in it relative to that folder with O_NOFOLLOW; writes go
+# to a new temp file (O_EXCL) renamed over the name, which replaces a planted symlink
+# instead of writing through it.
+
+_NOFOLLOW = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_cache_dir(root: Path, create: bool) -> int | None:
+    try:
+        rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
         return None
     try:
-        folder.mkdir(exist_ok=True)
-        ignore = folder / ".gitignore"
-        if not ignore.is_file():
-            ignore.write_text("# created by otelize\n*\n")
+        if create:
+            try:
+                os.mkdir(CACHE_DIR, 0o755, dir_fd=rootfd)
+            except FileExistsError:
+                pass
+        return os.open(CACHE_DIR, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=rootfd)
+    except OSError:  # absent, a symlink (ELOOP), not a folder, read-only tree
+        return None
+    finally:
+        os.close(rootfd)
+
+
+def cache_read(root: Path, name: str) -> bytes | None:
+    """The bytes of the regular file `<root>/.otelize-cache/<name>`, or None (absent, a symlink, a FIFO...)."""
+    import stat
+
+    folder = _open_cache_dir(root, create=False)
+    if folder is None:
+        return None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW, dir_fd=folder)
     except OSError:
-        return None  # a cache is an optimisation; a read-only tree just doesn't get one
-    return folder
+        return None
+    finally:
+        os.close(folder)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def cache_write(root: Path, name: str, data: bytes) -> bool:
+    """Write `<root>/.otelize-cache/<name>` atomically (made with its .gitignore if needed); False if it cannot."""
+    folder = _open_cache_dir(root, create=True)
+    if folder is None:
+        return False
+    try:
+        if name != GITIGNORE and not _has_gitignore(folder):
+            _write_at(folder, GITIGNORE, GITIGNORE_TEXT)
+        _write_at(folder, name, data)
+        return True
+    except OSError:
+        return False  # a cache is an optimisation; a read-only tree just doesn't get one
+    finally:
+        os.close(folder)
+
+
+GITIGNORE = ".gitignore"
+GITIGNORE_TEXT = b"# created by otelize\n*\n"
+
+
+def _has_gitignore(folder: int) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(GITIGNORE, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _write_at(folder: int, name: str, data: bytes) -> None:
+    tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644, dir_fd=folder)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as fh:
+            fh.write(data)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp, dir_fd=folder)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)  # replaces a symlink, never follows it
+    except BaseException:
+        os.unlink(tmp, dir_fd=folder)
+        raise
+
+
+def ensure_cache_dir(root: Path) -> bool:
+    """Make `<root>/.otelize-cache/` with its own `.gitignore`; False when it cannot be made."""
+    folder = _open_cache_dir(root, create=True)
+    if folder is None:
+        return False
+    try:
+        if not _has_gitignore(folder):
+            _write_at(folder, GITIGNORE, GITIGNORE_TEXT)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(folder)
 
 
 def remember_clean(root: Path, key: str) -> None:
-    folder = ensure_cache_dir(root)
-    if folder is None:
-        return
     marker = _signed(key)
-    if marker is None:
-        return
-    try:
-        (folder / CLEAN_FILE).write_text(marker + "\n")
-    except OSError:
-        pass
+    if marker is not None:
+        cache_write(root, CLEAN_FILE, (marker + "\n").encode())

@@ -19,21 +19,22 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from otelize import _callable_module
 from otelize import jsonedit
 from otelize.api import gc_paused
 from otelize.layout import same_code
 from otelize.edits import Edit, Skip, apply_edits
 from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
-from otelize.wrap import detect_style, unwrap_interior, unwrap_reflowed
+from otelize.wrap import RECORD, detect_style, imported_helpers, unwrap_interior, unwrap_reflowed
 from otelize.workers.base import HELPER_MODULE, TRACING_MODULE, is_generated
 
 WORKER = "strip"
-_HELPER_CALLS = """(call_expression function: (identifier) @f
-  (#match? @f "^(withSpan|withClientSpan|withCacheReadSpan|recordActiveSpanError)$"))"""
+# every identifier callee: filtered by the names the file's helper import binds (a helper
+# may be imported under another name, otelize.wrap.local_names)
+_HELPER_CALLS = """(call_expression function: (identifier) @f)"""
 HELPER_STILL_USED = "the span helper is still used by instrumentation left in place"
-_RECORD_QUERY = """(expression_statement (call_expression function: (identifier) @f
-  (#eq? @f "recordActiveSpanError"))) @stmt"""
+_RECORD_QUERY = """(expression_statement (call_expression function: (identifier) @f)) @stmt"""
 
 
 @dataclass
@@ -41,10 +42,18 @@ class StripResult:
     changes: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)  # path -> (old, new or None = delete)
     kept: list[Skip] = field(default_factory=list)  # instrumentation left alone, with the reason
     unwrapped: int = 0
+    lockfile: str | None = None  # the app's lockfile, when package.json lost packages it still lists
+    package_manager: str = "npm"
 
     @property
     def changed(self) -> bool:
         return bool(self.changes)
+
+    def exit_code(self, check: bool = False) -> int:
+        """The CLI's exit code: 1 when `check` and something would be removed, else 0."""
+        from otelize.errors import EXIT_CHANGES, EXIT_OK
+
+        return EXIT_CHANGES if check and self.changed else EXIT_OK
 
 
 def _line_bounds(src: bytes, start: int, end: int) -> tuple[int, int] | None:
@@ -104,7 +113,11 @@ def strip_source(
         edits.append(Edit.replace(pf.path, body_start + 1, body_end - 1, original, WORKER))
         taken.append((body_start, body_end))
 
+    record = {RECORD, imported_helpers(pf).get(RECORD, RECORD)}  # (imported under another name in a file that binds it)
     for stmt in captures(query(_RECORD_QUERY, pf.tsx), pf.root).get("stmt", []):
+        callee = stmt.named_children[0].child_by_field_name("function")
+        if text(callee) not in record:
+            continue
         if any(s <= stmt.start_byte < e for s, e in taken):
             continue
         bounds = _line_bounds(src, stmt.start_byte, stmt.end_byte)
@@ -127,7 +140,7 @@ def strip_source(
     ]
     for call in survivors:
         fn = _enclosing_function(function_ranges, call.start_byte)
-        if fn is not None and fn[2] not in kept_lines and text(call) != "recordActiveSpanError":
+        if fn is not None and fn[2] not in kept_lines and text(call) not in record:
             kept.append(Skip(pf.path, fn[2], fn[3], "otelize wrapper edited by hand (no longer its body's only statement)", WORKER))
             kept_lines.add(fn[2])
 
@@ -164,7 +177,10 @@ def _helper_imports(pf: ParsedFile, specs: set[str]) -> set[str]:
     for node in pf.root.named_children:
         source = node.child_by_field_name("source") if node.type == "import_statement" else None
         if source is not None and text(source)[1:-1] in specs:
-            names |= {text(n) for n in captures(query("(import_specifier name: (identifier) @n)", pf.tsx), node).get("n", [])}
+            for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
+                local = spec.child_by_field_name("alias") or spec.child_by_field_name("name")
+                if local is not None:
+                    names.add(text(local))
     return names
 
 
@@ -206,8 +222,17 @@ def _remove_run(members: tuple, i: int, j: int) -> list[Edit]:  # noqa: ANN001
     return []  # the whole object: left as is (an empty object would not round-trip)
 
 
-@gc_paused
 def strip(root: str | Path, *, write: bool = True) -> StripResult:
+    if not write:
+        return _strip(root, write)
+    from otelize.journal import run_lock
+
+    with run_lock(root):  # in place: one run at a time (otelize.journal)
+        return _strip(root, write)
+
+
+@gc_paused
+def _strip(root: str | Path, write: bool) -> StripResult:
     from otelize.api import analyze
     from otelize.synthesize import write_changes
     from otelize.workers import config as config_worker
@@ -281,7 +306,16 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
             result.kept.append(Skip(path, 1, path, "removing instrumentation would break the syntax; left as is", WORKER))
             continue
         result.changes[path] = (old, new)
+    result.package_manager = project.package_manager
+    if "package.json" in result.changes and project.lockfiles:
+        result.lockfile = sorted(project.lockfiles)[0]
     result.kept.sort(key=lambda s: (s.file, s.line, s.symbol))
     if write and result.changes:
-        write_changes(project.root, {p: new for p, (_, new) in result.changes.items()})
+        from otelize.api import expected_bytes
+
+        changes = {p: new for p, (_, new) in result.changes.items()}
+        write_changes(project.root, changes, expected_bytes(analysis, result.changes))
     return result
+
+
+_callable_module(__name__, "strip")  # `otelize.strip(...)` calls strip() (otelize/__init__.py)

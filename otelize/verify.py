@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from otelize import _callable_module
 from otelize import yamlio
 
 from otelize.errors import BadInput
@@ -63,6 +64,7 @@ class VerifyResult:
     command_output: list[str] = field(default_factory=list)  # last lines of the command's output
     semconv_source: str = ""
     pending_changes: int = 0
+    not_installed: str = ""  # the install command to run when the app's node_modules lack the OpenTelemetry API
 
     @property
     def missing(self) -> list[PlannedCheck]:
@@ -72,12 +74,19 @@ class VerifyResult:
     def ok(self) -> bool:
         return not self.missing
 
+    def exit_code(self) -> int:
+        """The CLI's exit code: 0 when every planned span was seen, else 1."""
+        from otelize.errors import EXIT_CHANGES, EXIT_OK
+
+        return EXIT_OK if self.ok else EXIT_CHANGES
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "command": self.command,
             "command_exit": self.command_exit,
             "command_output_tail": self.command_output,
+            "install_first": self.not_installed or None,
             "observed_spans": len(self.spans),
             "planned": [
                 {"name": p.name, "kind": p.kind, "worker": p.worker, "file": p.file, "line": p.line, "observed": p.observed}
@@ -117,10 +126,10 @@ def analyse_spans(planned: list[PlannedCheck], spans: list[ReceivedSpan], semcon
     return result
 
 
-def planned_spans(root: Path, settings: dict[str, Any] | None = None) -> tuple[list[PlannedCheck], int, str]:
+def planned_spans(root: Path, settings: Any = None) -> tuple[list[PlannedCheck], int, str]:
     """(planned spans, number of files instrument would still change, service name).
 
-    `settings` (api form) default to the app's .otelize.yaml, as for instrument."""
+    `settings` (a Settings or a mapping) default to the app's .otelize.yaml, as for instrument."""
     from otelize.api import instrument
 
     res = instrument(root, write=False, settings=settings)
@@ -258,12 +267,17 @@ def verify(
     preload: bool | None = None,
     timeout: float = 300.0,
     log: Any = None,
-    settings: dict[str, Any] | None = None,
+    settings: Any = None,  # a Settings or a mapping; default: the app's .otelize.yaml
 ) -> VerifyResult:
     from otelize.discover import load_project
 
+    from otelize.report import next_steps
+
     project = load_project(root)
     app = project.root
+    install, _, test_cmd = next_steps(project.package_manager)
+    start_cmd = test_cmd.rsplit(" ", 1)[0] + " start"  # npm start, pnpm start, yarn start, bun run start
+    installed = any((d / "node_modules" / "@opentelemetry" / "api").is_dir() for d in (app, *app.parents))
     planned, pending, service = planned_spans(app, settings)
     semconv = load_semconv(app)
     out_dir = project.out_dir or "dist"
@@ -278,7 +292,7 @@ def verify(
             reqs = load_requests(requests_file)
             port = _free_port()
             env["PORT"] = str(port)
-            cmd = command or "npm start"
+            cmd = command or start_cmd
             proc = subprocess.Popen(
                 cmd, shell=True, cwd=app, env=env, stdout=log or captured, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -292,7 +306,7 @@ def verify(
                 _stop(proc)
             exit_code = proc.returncode
         else:
-            cmd = command or "npm test"
+            cmd = command or test_cmd
             try:
                 done = subprocess.run(
                     cmd, shell=True, cwd=app, env=env, stdout=log or captured, stderr=subprocess.STDOUT, timeout=timeout
@@ -305,6 +319,7 @@ def verify(
     result = analyse_spans(planned, spans, semconv)
     result.command, result.command_exit, result.command_output = cmd, exit_code, output
     result.semconv_source, result.pending_changes = semconv.source, pending
+    result.not_installed = "" if installed else install
     return result
 
 
@@ -326,6 +341,9 @@ def render_table(result: VerifyResult) -> str:
         f"invalid attribute keys (semconv {result.semconv_source}): {', '.join(d['invalid_attributes']) or 'none'}",
         f"duplicated spans: {', '.join(d['duplicates']) or 'none'}",
     ]
+    if result.not_installed:
+        lines.append(f"warning: node_modules has no @opentelemetry/api: run `{result.not_installed}` first; "
+                     "spans are missing because the packages are")
     if result.pending_changes:
         lines.append(f"warning: `otelize instrument` would still change {result.pending_changes} file(s); spans may be missing")
     return "\n".join(lines) + "\n"
@@ -340,3 +358,6 @@ def render_trees(result: VerifyResult, limit: int | None = None) -> str:
         for root in roots:
             out.append(format_tree(root, attributes=TREE_ATTRIBUTES))
     return "\n\n".join(out) + ("\n" if out else "")
+
+
+_callable_module(__name__, "verify")  # `otelize.verify(...)` calls verify() (otelize/__init__.py)

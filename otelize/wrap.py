@@ -21,12 +21,99 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 from otelize.parse import ParsedFile, captures, query, text
+from otelize.registry import RECORD_ERROR, SPAN_HELPERS
 
-HELPERS = ("withSpan", "withClientSpan", "withCacheReadSpan")
+HELPERS = tuple(h.name for h in SPAN_HELPERS)  # the span helpers a wrapper may call (otelize.registry)
+RECORD = RECORD_ERROR.name  # the other export of otel.ts, for error middleware
+EXPORTS = (*HELPERS, RECORD)
+_IDENTIFIERS = "[(identifier) (shorthand_property_identifier_pattern) (shorthand_property_identifier)] @i"
+
+
+def _helper_module_imports(pf: ParsedFile) -> list[Node]:
+    """The file's import statements of the generated span helper (`./otel`, `../otel.js`)."""
+    from otelize.workers.base import HELPER_MODULE
+
+    stem = HELPER_MODULE.rsplit(".", 1)[0]
+    out = []
+    for node in pf.root.named_children:
+        source = node.child_by_field_name("source") if node.type == "import_statement" else None
+        spec = text(source)[1:-1] if source is not None and source.type == "string" else ""
+        if spec.startswith(".") and spec.rsplit("/", 1)[-1] in (stem, stem + ".js"):
+            out.append(node)
+    return out
+
+
+def imported_helpers(pf: ParsedFile) -> dict[str, str]:
+    """Export of otel.ts -> the local name this file imports it under."""
+    out: dict[str, str] = {}
+    for node in _helper_module_imports(pf):
+        for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
+            name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
+            if name is not None and text(name) in EXPORTS:
+                out.setdefault(text(name), text(alias or name))
+    return out
+
+
+def local_names(pf: ParsedFile) -> dict[str, str]:
+    """Export of otel.ts -> the name this file calls it by: the one it already imports it
+    under; else its own name, unless an identifier of the file that is not a call's callee
+    has that name (a parameter, a variable, a function, another import: a binding in some
+    scope that could shadow the helper), in which case `otelizeWithSpan` (or `...2`, ...),
+    a name no identifier of the file has. Computed once per file."""
+    cached = pf.cache.get("helper_local_names")
+    if cached is not None:
+        return cached
+    imported = imported_helpers(pf)
+    ours = [(n.start_byte, n.end_byte) for n in _helper_module_imports(pf)]
+    bindings: set[str] = set()
+    every: set[str] = set()
+    for node in captures(query(_IDENTIFIERS, pf.tsx), pf.root).get("i", []):
+        if any(s <= node.start_byte < e for s, e in ours):
+            continue
+        name = text(node)
+        every.add(name)
+        parent = node.parent
+        if not (parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == node):
+            bindings.add(name)
+    out: dict[str, str] = {}
+    for name in EXPORTS:
+        if name in imported:
+            out[name] = imported[name]
+        elif name not in bindings:
+            out[name] = name
+        else:
+            base = "otelize" + name[0].upper() + name[1:]
+            alias, n = base, 2
+            while alias in every:
+                alias, n = f"{base}{n}", n + 1
+            out[name] = alias
+    pf.cache["helper_local_names"] = out
+    return out
+
+
+def import_name(name: str, local: str) -> str:
+    """The import specifier for export `name` bound as `local`."""
+    return name if name == local else f"{name} as {local}"
+
+
+def wrapper_callees(pf: ParsedFile) -> set[str]:
+    """The names a span wrapper of this file may call: the helpers, and their local aliases."""
+    return set(HELPERS) | {local for name, local in imported_helpers(pf).items() if name in HELPERS}
 FOOTER = b"});"
 FOOTER_NO_SEMICOLON = b"})"  # for files written without semicolons
 
 _MULTILINE_LITERALS = "[(template_string) (string)] @s"
+
+# Comments that govern the line (or node) after them: nothing may be inserted between
+# such a comment and what it governs, or it would govern the inserted line instead.
+_DIRECTIVE = re.compile(
+    rb"@ts-ignore|@ts-expect-error|eslint-disable-next-line|prettier-ignore|(?:istanbul|c8)\s+ignore\s+next"
+)
+
+
+def has_directive(comment: bytes) -> bool:
+    """Whether `comment` (a comment, or a line ending in one) holds a next-line directive."""
+    return _DIRECTIVE.search(comment) is not None
 
 
 _SEMICOLON_STATEMENTS = ("import_statement", "lexical_declaration", "variable_declaration", "expression_statement")
@@ -148,6 +235,9 @@ def wrap_interior(
         # the code would stay outside the span, and the next run would not
         # recognise the wrapper (it is no longer the body's only statement)
         raise CannotWrap("opening brace shares a line with code")
+    if has_directive(head):
+        # `{ // @ts-ignore`: the span header would come between it and the line it governs
+        raise CannotWrap("a directive comment on the opening brace's line governs the next line")
     if not middle.strip():
         raise CannotWrap("empty body")
     nl = b"\r\n" if head.endswith(b"\r\n") else b"\n"
@@ -212,7 +302,7 @@ def find_wrapper(pf: ParsedFile, body: Node) -> Node | None:
     if expr is None or expr.type != "call_expression":
         return None
     fn = expr.child_by_field_name("function")
-    if fn is None or fn.type != "identifier" or text(fn) not in HELPERS:
+    if fn is None or fn.type != "identifier" or text(fn) not in wrapper_callees(pf):
         return None
     args = expr.child_by_field_name("arguments")
     parts = [a for a in args.named_children if a.type != "comment"] if args is not None else []

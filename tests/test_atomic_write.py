@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import otelize.synthesize as synthesize_mod
-from otelize.errors import EXIT_BAD_INPUT, OtelizeError
+from otelize.errors import EXIT_BAD_INPUT, Interrupted, OtelizeError
 from otelize.synthesize import WriteError, write_changes
 
 OLD = {
@@ -150,18 +150,21 @@ def test_fsync_failure_changes_nothing(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_temp_file_creation_failure_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = make_tree(tmp_path)
-    real_mkstemp = synthesize_mod.tempfile.mkstemp
+    real_open = os.open
     calls: list[object] = []
 
-    def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
-        calls.append(kwargs.get("dir"))
-        if len(calls) == 3:
-            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
-        return real_mkstemp(*args, **kwargs)
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.path.basename(str(path)).startswith(".otelize-") and str(path).endswith(".tmp") and flags & os.O_EXCL:
+            calls.append(path)
+            if len(calls) == 3:
+                raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(synthesize_mod.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(synthesize_mod.os, "open", open_)
     with pytest.raises(WriteError, match="nothing was written"):
         write_changes(tmp_path, NEW)
+    monkeypatch.undo()
+    assert len(calls) == 3
     assert_unchanged(tmp_path, before)
 
 
@@ -317,7 +320,8 @@ def test_keyboard_interrupt_restores_every_file_and_propagates(
         return real(*args)
 
     monkeypatch.setattr(synthesize_mod.os, name, interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    # while staging it becomes the one-line Interrupted (exit 130) that says nothing was written
+    with pytest.raises(Interrupted if phase == "stage" else KeyboardInterrupt):
         write_changes(tmp_path, NEW)
     monkeypatch.undo()
     assert_unchanged(tmp_path, before)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from otelize.registry import CATEGORIES
 from otelize.cli import cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ CONTRACT_ROUTES = [
     ("POST", "/api/orders"),
     ("GET", "/api/orders/:id"),
 ]
-WORKERS = ("dependency", "config", "http", "service", "database", "cache", "external-api")
+SAMPLE_APP_WORKERS = ("dependency", "config", "http", "service", "database", "cache", "external-api")  # what the sample app uses
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -107,7 +108,7 @@ def test_plan_functions_list_the_error_handler(plan_json: dict) -> None:
 
 def test_plan_tasks(plan_json: dict) -> None:
     tasks = plan_json["tasks"]
-    assert {t["worker"] for t in tasks} == set(WORKERS)
+    assert {t["worker"] for t in tasks} == set(SAMPLE_APP_WORKERS)
     assert [t["id"] for t in tasks[:2]] == ["dependency", "config"]
     assert tasks[1]["depends_on"] == ["dependency"]
     for t in tasks[2:]:
@@ -229,8 +230,8 @@ def test_bad_rule_dir_is_one_line_and_exit_2(tmp_path: Path) -> None:
     code, out, err = run("plan", str(SAMPLE_APP), "--rules", str(rules))
     assert code == 2
     assert err == "otelize: error: my-rules/x.yaml: key `category`: must be one of " + ", ".join(
-        ["entrypoint", "http", "middleware", "service", "database", "cache", "external-api", "other"]
-    ) + "\n"
+        CATEGORIES
+    ) + " (no worker in otelize.registry serves `databse`)\n"
 
 
 def test_rules_readme_worked_example(tmp_path: Path) -> None:

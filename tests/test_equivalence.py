@@ -78,6 +78,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     data["wrapped"] = sorted({s.name for s in result.synthesis.spans})
+    data["source"] = (instrumented / MODULE).read_text()
     return data
 
 
@@ -86,7 +87,41 @@ def test_every_call_behaves_the_same(outcome: dict[str, Any]) -> None:
     assert sorted(original) == sorted(instrumented)
     different = {name: (original[name], instrumented[name]) for name in original if original[name] != instrumented[name]}
     assert not different, json.dumps(different, indent=2)
-    assert outcome["unhandled"] == 0
+
+
+def test_a_rejection_nobody_handles_is_reported_the_same(outcome: dict[str, Any]) -> None:
+    """#18: the span helper marks no rejection as handled."""
+    unhandled = outcome["unhandled"]
+    assert unhandled["original"] == unhandled["instrumented"]
+    assert [u["message"] for u in unhandled["original"]] == ["nobody handles this"]
+
+
+def test_returned_values_are_never_touched(outcome: dict[str, Any]) -> None:
+    """#11.1 and #18: a lazy thenable is not run before the caller adds `sort()`; a Proxy's
+    traps and a `then` getter are not touched by the helper (the runner's own reads only)."""
+    o, i = outcome["original"], outcome["instrumented"]
+    assert o["lazyQuery sorted after return"] == {"promise": False, "thenable": True, "resolved": "rows sorted"}
+    assert o["proxied traps"] == {"returned": {"ctor": "Array"}}  # no trap fired
+    assert o["withThenGetter reads"] == {"returned": {"ctor": "Array"}}
+    for name in ("lazyQuery sorted after return", "proxied traps", "withThenGetter reads"):
+        assert i[name] == o[name]
+    assert {"lazyQuery", "proxied", "withThenGetter"} <= set(outcome["wrapped"])
+
+
+def test_a_parameter_named_like_the_helper_keeps_its_meaning(outcome: dict[str, Any]) -> None:
+    """#18: the helper is imported under another name, so the body still runs."""
+    assert outcome["original"]["paramNamedLikeTheHelper"] == {"returned": 42}
+    assert "paramNamedLikeTheHelper" in outcome["wrapped"]
+    assert "import { otelizeWithSpan, withSpan as" not in outcome["source"]
+    assert "withSpan as otelizeWithSpan" in outcome["source"]
+    assert "return otelizeWithSpan('paramNamedLikeTheHelper'" in outcome["source"]
+
+
+def test_a_parameter_redeclared_with_var_is_skipped(outcome: dict[str, Any]) -> None:
+    """#18: `var a = a || 100` inside the wrapper's arrow would no longer see the parameter."""
+    assert outcome["original"]["varRedeclaresParameter 5"] == {"returned": 5}
+    assert outcome["original"]["varRedeclaresParameter none"] == {"returned": 100}
+    assert "varRedeclaresParameter" not in outcome["wrapped"]
 
 
 def test_the_scenarios_really_exercise_the_tricky_parts(outcome: dict[str, Any]) -> None:
@@ -115,7 +150,7 @@ def test_the_scenarios_really_exercise_the_tricky_parts(outcome: dict[str, Any])
     assert o["thisOfPlainFunction as export"] == {"returned": "export:object:1"}
     assert o["thisOfPlainFunction call"] == {"returned": "obj:object:2"}
     assert o["thisOfPlainFunction number"] == {"returned": "num:number:1"}
-    assert o["counters"] == {"returned": {"ctor": "Object", "finally": 2, "thenCalls": 1}}
+    assert o["counters"] == {"returned": {"ctor": "Object", "finally": 2, "thenCalls": 2}}
 
 
 def test_only_the_instrumented_build_produces_spans(outcome: dict[str, Any]) -> None:

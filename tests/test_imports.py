@@ -224,3 +224,25 @@ def test_new_import_does_not_detach_a_comment_from_the_first_declaration() -> No
         b"export const answer: number = 'forty-two';\n"
     )
     assert parse_source("src/services/a.ts", out).ok
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(
+    ("before", "requests", "after"),
+    [
+        (b"const x = 1;\n", [named("withSpan")], b"import { withSpan } from '../otel';\nconst x = 1;\n"),
+        (b"// header\nconst x = 1;\n", [side_effect()], b"import './tracing';\n// header\nconst x = 1;\n"),
+        (b"import a from 'a';\na();\n", [side_effect(), named("withSpan")],
+         b"import './tracing';\nimport a from 'a';\nimport { withSpan } from '../otel';\na();\n"),
+        (b"import a from 'a';\nimport './tracing';\na();\n", [side_effect()], b"import './tracing';\nimport a from 'a';\na();\n"),
+    ],
+    ids=["no-imports", "side-effect-above-comment", "after-imports", "moved-to-top"],
+)
+def test_a_byte_order_mark_stays_the_first_bytes(before: bytes, requests: list[ImportRequest], after: bytes) -> None:
+    """#11.4: imports go after a BOM, never before it (it would then sit mid-file)."""
+    out, skips = add_imports(BOM + before, requests)
+    assert skips == []
+    assert out == BOM + after
+    assert out.count(BOM) == 1

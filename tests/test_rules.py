@@ -8,6 +8,7 @@ Also here: schema errors name the file and the key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,10 @@ SCHEMA_ERRORS = {
     "bad-graph-relation": ({**GOOD, "match": {"graph": {"calledby": ["http"]}}}, "key `match.graph.calledby`: unknown relation"),
     "bad-graph-category": ({**GOOD, "match": {"graph": {"calls": ["db"]}}}, "key `match.graph.calls`: must name categories"),
     "bad-options": ({**GOOD, "options": ["x"]}, "key `options`: must be a mapping"),
+    "matcher-did-you-mean": ({**GOOD, "match": {"not": {"klass": "Repo"}}}, "key `match.not.klass`: unknown matcher (did you mean `class`?)"),
+    "matcher-no-close-key": ({**GOOD, "match": {"zzz": 1}}, "key `match.zzz`: unknown matcher (allowed: imports, path"),
+    "bad-params-names": ({**GOOD, "match": {"params": {"names": "(err"}}}, "key `match.params.names`: invalid regular expression"),
+    "bad-params-count": ({**GOOD, "match": {"params": {"count": "two"}}}, "key `match.params.count`: must be an integer"),
 }
 
 
@@ -105,7 +110,7 @@ def test_schema_error_names_file_and_key(tmp_path: Path, case: str) -> None:
 
 def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     d = _write_rule(tmp_path, "broken.yaml", "id: x\ncategory: [unclosed\n")
-    with pytest.raises(RuleError, match=r"^my-rules/broken\.yaml: invalid YAML at line \d+$"):
+    with pytest.raises(RuleError, match=r"^my-rules/broken\.yaml: invalid YAML at line \d+ column \d+: while parsing a flow sequence; did not find expected "):
         load_rules([d])
 
 
@@ -144,3 +149,37 @@ def test_user_rule_overrides_builtin_and_is_enabled(tmp_path: Path) -> None:
     rules = load_rules([d])
     assert "mailer" in [r.id for r in rules.rules]
     assert rules.by_id("mailer").source == "my-rules/mailer.yaml"
+
+
+# --- typed matchers: one class per `match:` key -----------------------------------
+
+
+def test_every_documented_match_key_has_one_matcher_class() -> None:
+    from otelize.ruleset import MATCHERS
+
+    readme = (RULES_DIR / "README.md").read_text("utf-8")
+    table = readme[readme.index("| key "):].split("\n\n", 1)[0]  # the matcher table
+    documented = set(re.findall(r"^\| `(\w+)` +\|", table, re.M)) | {"all", "any", "not"}
+    assert documented == set(MATCHERS)
+    assert all(cls.key == key for key, cls in MATCHERS.items())
+
+
+def test_a_rule_is_compiled_once_on_load_and_replace_recompiles() -> None:
+    from dataclasses import replace
+
+    from otelize.ruleset import Graph, parse_rule
+
+    rule = parse_rule({**GOOD, "match": {"all": [{"name": "Repo$"}, {"not": {"exported": False}}]}}, "x.yaml")
+    assert not rule.uses_graph
+    graphed = replace(rule, match={"any": [{"name": "x"}, {"not": {"graph": {"calls": ["database"]}}}]})
+    assert graphed.uses_graph and not rule.uses_graph
+    assert isinstance(graphed.matcher.parts[1].inner, Graph)
+
+
+def test_compile_regex_is_the_one_regex_seam() -> None:
+    from otelize.ruleset import compile_regex
+
+    test = compile_regex("(?i)repo$")
+    assert test("UserRepo") and not test("Repository")
+    with pytest.raises(ValueError):
+        compile_regex("(")

@@ -108,7 +108,7 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     write_config(tmp_path, "service_name: shop\nprotocol: [grpc\n")
-    with pytest.raises(BadInput, match=r"^\.otelize\.yaml: invalid YAML at line 3$"):
+    with pytest.raises(BadInput, match=r"^\.otelize\.yaml: invalid YAML at line 3 column 1: while parsing a flow sequence; did not find expected ',' or '\]'$"):
         load_settings(tmp_path)
 
 

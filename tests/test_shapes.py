@@ -162,7 +162,7 @@ def test_annotated_functions_are_wrapped_or_skipped(run: Run) -> None:
         if e.want == "wrap":
             if (e.file, e.line) not in spans:
                 problems.append(f"MISSED wrap: {where} (skip reason: {skips.get((e.file, e.line))})")
-            elif not _body_of(run.after[e.file], e.file, e.qualname, e.line, run.before[e.file]).lstrip().startswith(b"return with"):
+            elif not _body_of(run.after[e.file], e.file, e.qualname, e.line, run.before[e.file]).lstrip().startswith((b"return with", b"return otelizeWith")):
                 problems.append(f"NOT WRAPPED in the file: {where}")
         else:
             reason = skips.get((e.file, e.line))

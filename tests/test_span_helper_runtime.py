@@ -117,10 +117,52 @@ def spans_by_name(checks: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_values_and_errors_pass_through(checks: dict[str, Any]) -> None:
     assert checks["sameValue"] is True
     assert checks["sameError"] is True
-    assert checks["samePromise"] is True
+    # a sync function's native promise comes back as the promise `then` derives from it
+    assert checks["samePromise"] is False and checks["returnedPromise"] is True
     assert checks["asyncValue"] == "late"
     assert checks["sameRejection"] is True
-    assert checks["unhandledRejections"] == 0
+
+
+def test_lazy_thenables_are_never_started(checks: dict[str, Any]) -> None:
+    """A query builder returned by a sync function is not run by the helper: the caller can
+    still add `.sort()`, and its own `await` is the only `then` call (#11.1)."""
+    assert checks["lazyThenCallsAfterReturn"] == 0
+    assert checks["lazySortable"] is True
+    assert checks["lazyValue"] == "sorted rows"
+    assert checks["lazyThenCalls"] == 1
+    assert checks["lazyCacheHit"] == 0
+    spans = spans_by_name(checks)
+    assert spans["lazy.thenable"]["status"]["code"] == STATUS_UNSET  # ended at return
+
+
+def test_a_real_knex_builder_is_not_executed(checks: dict[str, Any]) -> None:
+    assert checks["knexStarted"] == 0
+    assert checks["knexSql"] == 'select * from "users" where "id" = 1 order by "id" asc limit 2'
+    assert "knex.builder" in spans_by_name(checks)
+
+
+def test_returned_objects_are_never_read(checks: dict[str, Any]) -> None:
+    """No `then` getter read, no Proxy trap, for any returned value (#18)."""
+    assert checks["sameGetterObject"] is True and checks["thenGetterReads"] == 0
+    assert checks["sameProxy"] is True and checks["proxyTraps"] == []
+
+
+def test_a_rejection_nobody_handles_is_still_reported(checks: dict[str, Any]) -> None:
+    """The helper marks no rejection as handled: exactly the one nobody handles is reported."""
+    assert checks["unhandledRejections"] == 1 and checks["unhandledIsTheError"] is True
+    assert spans_by_name(checks)["sync.reject.unhandled"]["status"]["code"] == STATUS_ERROR
+
+
+def test_timing_and_stack_cost(checks: dict[str, Any]) -> None:
+    """Documented in README ("What a span costs"): the helper adds no microtask tick to an
+    async function (the 2 extra come from the wrapper's outer `async` adopting the inner
+    promise), one to a sync function's promise; and a few frames to each recursion level."""
+    ticks = checks["ticks"]
+    assert ticks["wrapped"] - ticks["bare"] == 2
+    assert ticks["wrappedAwait"] - ticks["bareAwait"] == 1
+    assert ticks["wrappedSyncPromise"] - ticks["syncPromise"] == 1
+    depth = checks["depth"]
+    assert depth["bare"] > depth["wrapped"] > depth["bare"] // 10
 
 
 def test_success_leaves_status_unset(checks: dict[str, Any]) -> None:
@@ -174,7 +216,35 @@ def test_record_active_span_error(checks: dict[str, Any]) -> None:
 def test_without_sdk(tmp_path: Path, helper_modules: Path) -> None:
     result = run_checks(tmp_path, helper_modules, "--no-sdk")
     assert result["spans"] == []
-    for key in ("sameValue", "sameError", "samePromise", "sameRejection"):
+    for key in ("sameValue", "sameError", "samePromise", "sameRejection", "lazySortable", "sameProxy"):
         assert result[key] is True
     assert result["asyncValue"] == "late" and result["cacheHitValue"] == "v"
-    assert result["unhandledRejections"] == 0
+    assert result["unhandledRejections"] == 1 and result["unhandledIsTheError"] is True
+    assert result["lazyThenCallsAfterReturn"] == 0 and result["thenGetterReads"] == 0 and result["proxyTraps"] == []
+
+
+OLD_TYPESCRIPT = HELPER_PROJECT / "old-typescript"
+
+
+@pytest.mark.parametrize("version", ["4.4", "4.9"])
+@pytest.mark.parametrize("target", ["es2015", "es2019"])
+def test_helper_compiles_with_old_typescript(tmp_path: Path, helper_modules: Path, version: str, target: str) -> None:
+    """otel.ts uses no syntax newer than TypeScript 4.4 (no instantiation expression), under
+    the strict flags a TypeScript of that age knows; es2015 also downlevels its async function."""
+    npm_install(OLD_TYPESCRIPT)
+    (tmp_path / "node_modules").symlink_to(OLD_TYPESCRIPT / "node_modules", target_is_directory=True)
+    options = {k: v for k, v in STRICT.items() if k != "target"}
+    options |= {"target": target, "lib": ["es2019"], "module": "commonjs", "moduleResolution": "node"}
+    (tmp_path / "tsconfig.json").write_text(json.dumps({"compilerOptions": options, "include": ["src"]}))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "otel.ts").write_bytes(config.render_helper())
+    proc = subprocess.run(["node", str(OLD_TYPESCRIPT / "node_modules" / f"typescript-{version}" / "bin" / "tsc"), "-p", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"tsc {version} failed:\n{proc.stdout}\n{proc.stderr}"
+    result = subprocess.run(["node", str(HELPER_PROJECT / "check-helper.js"), str(tmp_path / "dist" / "otel.js")],
+                            capture_output=True, text=True, timeout=60, cwd=HELPER_PROJECT,
+                            env={**os.environ, "NODE_PATH": str(helper_modules)})
+    assert result.returncode == 0, result.stderr
+    checks = json.loads(result.stdout)
+    assert checks["lazyThenCallsAfterReturn"] == 0 and checks["unhandledIsTheError"] is True
+    assert checks["asyncValue"] == "late" and checks["sameRejection"] is True

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from otelize.api import instrument
 from otelize.parse import parse_source
 from otelize.strip import HELPER_STILL_USED, strip
-from otelize.wrap import literal_spans
+from otelize.wrap import HELPERS, literal_spans
 from test_shapes import CASES, prepare, tree
 
 SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample-app"
@@ -381,7 +381,7 @@ def test_a_tracing_ts_without_a_package_record_keeps_the_pinned_ones_as_otelize_
 # --- hypothesis: the same shapes, re-flowed by a formatter between instrument and strip -----------
 
 _HEADER_LINE = re.compile(
-    rb"^(?P<ind>[ \t]*)return (?P<helper>withSpan|withClientSpan|withCacheReadSpan)\((?P<name>'[^']*'), "
+    rb"^(?P<ind>[ \t]*)return (?P<helper>" + "|".join(HELPERS).encode() + rb")\((?P<name>'[^']*'), "
     rb"(?P<attrs>\{.*\}), (?P<arrow>(?:async )?\(\) => \{)$"
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from otelize.facts import FileFacts
     from otelize.parse import ParsedFile
     from otelize.project import Project, Route
+    from otelize.settings import Settings
 
 # Files the config worker generates, relative to the project's src_dir.
 TRACING_MODULE = "tracing.ts"
@@ -52,7 +53,12 @@ class WorkerContext:
     classification: "Classification"
     routes: list["Route"]
     entry: str | None  # entry-point file (relative), e.g. "src/index.ts"
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: "Settings" = None  # type: ignore[assignment]  # a mapping is validated into Settings
+
+    def __post_init__(self) -> None:
+        from otelize.settings import Settings, coerce_settings
+
+        self.settings = Settings() if self.settings is None else coerce_settings(self.settings)
 
     @cached_property
     def sdk_bootstrap(self) -> str | None:

@@ -11,6 +11,7 @@ import re
 
 from otelize.edits import WorkerResult
 from otelize.facts import FunctionFact
+from otelize.registry import WITH_CACHE_READ_SPAN, WITH_CLIENT_SPAN
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.database import db_system
 from otelize.workers.spans import make_spec, style_of, wrap_file
@@ -39,7 +40,7 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
             ("db.system.name", ts_string(system, q), system),
             ("db.operation.name", ts_string(op, q), op),
         ]
-        helper = "withCacheReadSpan" if read and op == "GET" and not re.match(r"^(has|exists)", fn.name) else "withClientSpan"
-        return make_spec(ctx, path, fn, style, "CLIENT", helper, extra)
+        helper = WITH_CACHE_READ_SPAN if read and op == "GET" and not re.match(r"^(has|exists)", fn.name) else WITH_CLIENT_SPAN
+        return make_spec(ctx, path, fn, style, helper, extra)
 
     return wrap_file(ctx, task, choose)

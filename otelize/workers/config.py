@@ -28,7 +28,9 @@ from otelize.workers.dependency import (
     missing_packages,
     packages_at_pins,
     protocol,
+    setting,
 )
+from otelize.registry import SPAN_HELPERS
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -101,7 +103,7 @@ def render_tracing(ctx: WorkerContext) -> bytes:
     return render(
         "tracing.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
-        service_name=ctx.settings.get("service_name") or ctx.project.name,
+        service_name=ctx.settings.service_name or ctx.project.name,
         service_version=ctx.project.version,
         protocol=protocol(ctx.settings),
         module=ctx.project.module,
@@ -109,7 +111,7 @@ def render_tracing(ctx: WorkerContext) -> bytes:
         added_packages=added_packages(ctx),
         line=line,
         instrumentations=_instrumentations(ctx, line),
-        express_layers=bool(ctx.settings.get("express_layers")),
+        express_layers=bool(setting(ctx.settings, "express_layers")),
     )
 
 
@@ -119,6 +121,7 @@ def render_helper(ctx: WorkerContext | None = None) -> bytes:
     return render(
         "otel.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
+        helpers=SPAN_HELPERS,
         added_packages=added_packages(ctx) if ctx is not None else None,
     )
 

@@ -17,6 +17,7 @@ from otelize.parse import ParsedFile, captures, query, text
 from otelize.project import Project
 from otelize.workers.base import Task, WorkerContext
 from otelize.wrap import find_wrapper
+from otelize.registry import WITH_CLIENT_SPAN
 from otelize.workers.spans import make_spec, style_of, wrap_file
 from otelize.wrap import ts_string
 
@@ -110,6 +111,6 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
         if op is None:
             op = fn.name
         extra.append(("db.operation.name", ts_string(op, q), op))
-        return make_spec(ctx, path, fn, style, "CLIENT", "withClientSpan", extra)
+        return make_spec(ctx, path, fn, style, WITH_CLIENT_SPAN, extra)
 
     return wrap_file(ctx, task, choose)

@@ -34,6 +34,7 @@ from otelize.errors import BadInput, RuleError
 from otelize.resources import data_dir
 from otelize.workers.base import Task, WorkerContext
 
+
 WORKER = "dependency"
 PACKAGES_FILE = "otel-packages.yaml"
 INSTRUMENTATIONS_FILE = "otel-instrumentations.yaml"
@@ -209,10 +210,10 @@ def _instrumentations(extra: tuple[str, ...]) -> tuple[Instrumentation, ...]:
     return tuple(table.values())  # file order: the built-in table, then each folder's
 
 
-def load_instrumentations(settings: dict[str, Any] | None = None) -> tuple[Instrumentation, ...]:
+def load_instrumentations(settings: Any = None) -> tuple[Instrumentation, ...]:
     """The instrumentation table: the built-in one, extended by an
     otel-instrumentations.yaml in each of the settings' `rules:` folders."""
-    return _instrumentations(tuple(str(d) for d in (settings or {}).get("rules", ())))
+    return _instrumentations(tuple(str(d) for d in setting(settings, "rules", ()) or ()))
 
 
 def load_packages() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
@@ -463,7 +464,7 @@ def _minimum(rng: str) -> str:
     return npmrange.fmt(low) if low is not None else rng
 
 
-def choose_line(project: Any, settings: dict[str, Any]) -> Line:
+def choose_line(project: Any, settings: Any) -> Line:
     """The first version line the app's toolchain fits. None fits: a BadInput (exit 2)
     naming the version found and the minimum, unless settings['force_toolchain'] (then
     the most lenient line, the last one)."""
@@ -473,7 +474,7 @@ def choose_line(project: Any, settings: dict[str, Any]) -> Line:
     for line in lines:
         if not _misfits(line, tools, tsconfig):
             return line
-    if settings.get("force_toolchain"):
+    if setting(settings, "force_toolchain"):
         return lines[-1]
     oldest = lines[-1]
     if _conflicts(oldest, tsconfig) and not _misfits(oldest, tools):
@@ -494,7 +495,7 @@ def choose_line(project: Any, settings: dict[str, Any]) -> Line:
     raise BadInput("no OpenTelemetry JS line fits this toolchain: " + "; ".join(_misfits(oldest, tools)))
 
 
-def line_of(project: Any, settings: dict[str, Any]) -> Line:
+def line_of(project: Any, settings: Any) -> Line:
     """The chosen line, never refusing (for readers such as strip and the classifier)."""
     try:
         return choose_line(project, settings)
@@ -516,12 +517,11 @@ def _matches(library: str, dependency: str) -> bool:
 
 
 def chosen_instrumentations(
-    project: Any, settings: dict[str, Any] | None = None, line: Line | None = None
+    project: Any, settings: Any = None, line: Line | None = None
 ) -> tuple[list[Chosen], list[str]]:
     """The instrumentation packages for this app on `line`, in table order, and a note
     for each used library left out because its version is outside what the package
     supports. One package per library (the first entry that fits)."""
-    settings = settings or {}
     line = line or line_of(project, settings)
     deps = declared(project.package_json)
     chosen: list[Chosen] = []
@@ -551,7 +551,7 @@ def chosen_instrumentations(
     return chosen, notes
 
 
-def active_instrumentations(project: Any, settings: dict[str, Any] | None = None) -> frozenset[str]:
+def active_instrumentations(project: Any, settings: Any = None) -> frozenset[str]:
     """The npm library names (and the node builtins http, https) whose calls the generated
     tracing.ts auto-instruments for this project: a span over a call into one of them
     would duplicate the instrumentation's CLIENT span. Empty when the app starts the SDK
@@ -563,18 +563,26 @@ def active_instrumentations(project: Any, settings: dict[str, Any] | None = None
 # --- the worker -------------------------------------------------------------------
 
 
-def protocol(settings: dict[str, Any]) -> str:
-    """The exporter protocol setting: http/protobuf (default), grpc or console."""
-    value = settings.get("protocol") or "http/protobuf"
+def protocol(settings: Any) -> str:
+    """The exporter protocol setting: http/protobuf (default), grpc or console (validated by Settings)."""
+    value = setting(settings, "protocol") or "http/protobuf"
     if value not in PROTOCOLS:
         raise BadInput(f"unknown protocol {value!r} (expected one of: {', '.join(PROTOCOLS)})")
     return str(value)
 
 
-def wanted_packages(settings: dict[str, Any], module: str, project: Any = None) -> dict[str, str]:
+def setting(settings: Any, name: str, default: Any = None) -> Any:
+    """One setting from an otelize.settings.Settings (what workers get) or a plain mapping."""
+    if settings is None:
+        return default
+    if isinstance(settings, dict):
+        return settings.get(name, default)
+    return getattr(settings, name, default)
+
+
+def wanted_packages(settings: Any, module: str, project: Any = None) -> dict[str, str]:
     """The packages (name -> pinned version) a project with these settings needs: the
     line's SDK packages and, with a project, its instrumentations."""
-    protocol(settings)
     lines, profiles = load_lines()
     line = choose_line(project, settings) if project is not None else lines[0]
     pins = dict(line.packages)

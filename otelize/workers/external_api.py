@@ -17,6 +17,7 @@ from otelize.edits import WorkerResult
 from otelize.facts import FunctionFact
 from otelize.parse import ParsedFile, captures, query, text
 from otelize.workers.base import Task, WorkerContext
+from otelize.registry import WITH_CLIENT_SPAN
 from otelize.workers.spans import make_spec, style_of, wrap_file
 from otelize.wrap import ts_string
 
@@ -85,6 +86,6 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
         method = request_method(pf, fn)
         if method:
             extra.append(("http.request.method", ts_string(method, q), method))
-        return make_spec(ctx, path, fn, style, "CLIENT", "withClientSpan", extra)
+        return make_spec(ctx, path, fn, style, WITH_CLIENT_SPAN, extra)
 
     return wrap_file(ctx, task, choose)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from otelize.edits import WorkerResult
 from otelize.facts import FunctionFact
+from otelize.registry import WITH_SPAN
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.spans import make_spec, style_of, wrap_file
 
@@ -13,6 +14,6 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     style = style_of(ctx, path)
 
     def choose(fn: FunctionFact):  # noqa: ANN202
-        return make_spec(ctx, path, fn, style, "INTERNAL", "withSpan", [])
+        return make_spec(ctx, path, fn, style, WITH_SPAN, [])
 
     return wrap_file(ctx, task, choose)

@@ -7,6 +7,7 @@ wrapped safely and produces the edit, the import request and the report entries.
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
@@ -17,8 +18,10 @@ from tree_sitter import Node
 
 from otelize.parse import ParsedFile, captures, query, text
 from otelize.wrap import (
-    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, literal_spans, same_header, wrap_interior,
+    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
+    same_header, wrap_interior,
 )
+from otelize.registry import Helper
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -34,8 +37,8 @@ class SpanSpec:
     """What a worker wants for one function."""
 
     name: str
-    kind: str  # INTERNAL | CLIENT
-    helper: str  # withSpan | withClientSpan | withCacheReadSpan
+    kind: str  # the helper's span kind: INTERNAL | CLIENT | ...
+    helper: str  # a helper of otelize.registry: withSpan | withClientSpan | ...
     attributes: tuple[tuple[str, str], ...]  # key -> TypeScript expression
     report_attributes: tuple[tuple[str, object], ...]  # key -> value for the report (literal or "<param>")
 
@@ -86,7 +89,60 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts) -> str | Non
         return "one-expression helper (trivial)"
     if captures(query(_MANUAL_SPAN, pf.tsx), node):
         return "already instrumented manually (startActiveSpan)"
+    redeclared = _var_redeclared_parameters(node)
+    if redeclared:
+        # in the wrapper's arrow the `var` would be a new, undefined binding instead of the parameter
+        return f"parameter `{redeclared[0]}` is redeclared with `var` in the body"
     return None
+
+
+_FUNCTIONS = frozenset({
+    "function_declaration", "function_expression", "arrow_function", "method_definition", "generator_function",
+    "generator_function_declaration", "function",
+})
+
+
+def binding_names(node: Node | None) -> list[str]:
+    """The names a parameter or declarator pattern binds (not those in default values)."""
+    if node is None:
+        return []
+    kind = node.type
+    if kind in ("identifier", "shorthand_property_identifier_pattern"):
+        return [text(node)]
+    if kind in ("required_parameter", "optional_parameter"):
+        return binding_names(node.child_by_field_name("pattern"))
+    if kind in ("assignment_pattern", "object_assignment_pattern"):
+        return binding_names(node.child_by_field_name("left"))
+    if kind == "pair_pattern":
+        return binding_names(node.child_by_field_name("value"))
+    if kind in ("object_pattern", "array_pattern", "rest_pattern", "formal_parameters"):
+        return [n for child in node.named_children for n in binding_names(child)]
+    return []
+
+
+def _var_redeclared_parameters(body: Node) -> list[str]:
+    """Parameters of the body's function that a `var` of that same function redeclares."""
+    fn = body.parent
+    params = set(binding_names(fn.child_by_field_name("parameters") if fn is not None else None))
+    if fn is not None and fn.child_by_field_name("parameter") is not None:  # `a => { ... }`
+        params |= set(binding_names(fn.child_by_field_name("parameter")))
+    if not params:
+        return []
+    out = []
+    stack = list(body.named_children)
+    while stack:
+        node = stack.pop()
+        if node.type in _FUNCTIONS or node.type == "class_body":
+            continue  # their `var`s are their own
+        if node.type == "variable_declaration":
+            for decl in node.named_children:
+                if decl.type == "variable_declarator":
+                    out += [n for n in binding_names(decl.child_by_field_name("name")) if n in params]
+        kind = node.child_by_field_name("kind") if node.type == "for_in_statement" else None
+        if kind is not None and text(kind) == "var":  # `for (var a of xs)`
+            out += [n for n in binding_names(node.child_by_field_name("left")) if n in params]
+        stack.extend(node.named_children)
+    return sorted(set(out))
 
 
 def helper_specifier(ctx: WorkerContext, file: str) -> str:
@@ -106,6 +162,27 @@ def module_mismatch(ctx: WorkerContext, file: str) -> str | None:
     return None
 
 
+class _Intervals:
+    """Disjoint byte ranges [start, end) of the functions wrapped so far, kept sorted.
+
+    Membership is a bisection (n log n over a file, not n²: one file of 25,000
+    methods used to spend minutes comparing every function with every wrapped one).
+    """
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, start: int, end: int) -> None:
+        i = bisect.bisect_right(self._starts, start)
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+
+    def __contains__(self, offset: int) -> bool:
+        i = bisect.bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self._ends[i]
+
+
 def wrap_file(
     ctx: WorkerContext,
     task: Task,
@@ -123,13 +200,13 @@ def wrap_file(
     facts = ctx.facts[path]
     style = detect_style(pf)
     helpers: set[str] = set()
-    wrapped: list[tuple[int, int]] = []
+    wrapped = _Intervals()
     mismatch = module_mismatch(ctx, path)
     for fn in functions if functions is not None else candidates(facts):
         reason = eligibility(fn, pf, facts)
         if reason is None and mismatch is not None:
             reason = mismatch
-        if reason is None and any(s <= fn.start < e for s, e in wrapped):
+        if reason is None and fn.start in wrapped:
             reason = "nested inside a function that is already wrapped"
         if reason is not None:
             result.skips.append(Skip(path, fn.line, fn.qualname, reason, task.worker))
@@ -140,16 +217,19 @@ def wrap_file(
         if isinstance(spec, str):
             result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
             continue
+        exported_as = spec.helper
+        spec = replace(spec, helper=local_names(pf)[spec.helper])  # the name this file calls it by
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
         body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
         existing = find_wrapper(pf, body)
         hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
         if existing is not None:
-            helpers.add(spec.helper)
+            helpers.add(exported_as)
             arrow = existing.child_by_field_name("arguments").named_children[-1]
             inner = arrow.child_by_field_name("body")
             start, end = existing.parent.start_byte, inner.start_byte + 1
             current = pf.source[start:end]
+            planned = replace(planned, added=False)
             if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
             elif _outdated_own_header(existing, current, spec, fn, path, style):
@@ -170,11 +250,12 @@ def wrap_file(
             result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
             continue
         result.edits.append(Edit.replace(path, start, end, new, task.worker))
-        wrapped.append((fn.start, fn.end))
+        wrapped.add(fn.start, fn.end)
         result.spans.append(planned)
-        helpers.add(spec.helper)
+        helpers.add(exported_as)
     if helpers:
-        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), tuple(sorted(helpers)), False, task.worker))
+        names = tuple(sorted(import_name(h, local_names(pf)[h]) for h in helpers))
+        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), names, False, task.worker))
     return result
 
 
@@ -229,7 +310,7 @@ def span_base_name(fn: FunctionFact, path: str) -> str:
 
 def span_name(ctx: WorkerContext, fn: FunctionFact, path: str) -> str:
     """The span name in the `span_naming` style of the settings (code.function.name keeps `class.method`)."""
-    return name_in_style(ctx.settings.get("span_naming") or "class.method", fn, path)
+    return name_in_style(ctx.settings.span_naming, fn, path)
 
 
 def names_in_every_style(fn: FunctionFact, path: str) -> set[str]:
@@ -253,17 +334,17 @@ def make_spec(
     path: str,
     fn: FunctionFact,
     style: Style,
-    kind: str,
-    helper: str,
+    helper: Helper,
     extra: list[tuple[str, str, object]],
     name: str | None = None,
 ) -> SpanSpec:
+    """The span for `fn`: its name, the helper's kind, the code attributes and `extra`."""
     attrs = code_attributes(ctx, path, fn, style.quote) + extra
     attrs.sort(key=lambda a: a[0])
     return SpanSpec(
         name or span_name(ctx, fn, path),
-        kind,
-        helper,
+        helper.kind or "INTERNAL",
+        helper.name,
         tuple((k, expr) for k, expr, _ in attrs),
         tuple((k, val) for k, _, val in attrs),
     )

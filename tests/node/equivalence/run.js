@@ -89,6 +89,14 @@ function scenarios(m) {
     'thisOfPlainFunction as export': () => m.thisOfPlainFunction('export'),
     'thisOfPlainFunction call': () => m.thisOfPlainFunction.call({}, 'obj', 'extra'),
     'thisOfPlainFunction number': () => m.thisOfPlainFunction.call(5, 'num'),
+    'lazyQuery sorted after return': () => m.lazyQuery('users').sort(),
+    'proxied traps': () => { const log = []; m.proxied(log); return log; },
+    'withThenGetter reads': () => { const log = []; m.withThenGetter(log); return log; },
+    paramNamedLikeTheHelper: () => m.paramNamedLikeTheHelper((x) => x + 1, 20),
+    'varRedeclaresParameter 5': () => m.varRedeclaresParameter(5),
+    'varRedeclaresParameter none': () => m.varRedeclaresParameter(),
+    // dropped on purpose: nobody handles the rejection (counted per build, see main)
+    'unhandled rejection': () => { m.syncReturningRejection('nobody handles this'); return 'dropped'; },
   };
 }
 
@@ -103,12 +111,16 @@ async function runAll(file) {
 }
 
 async function main() {
-  let unhandled = 0;
-  process.on('unhandledRejection', () => { unhandled += 1; });
+  const unhandled = { original: [], instrumented: [] };
+  let phase = 'original';
+  process.on('unhandledRejection', (reason) => { unhandled[phase].push(error(reason)); });
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
   const original = await runAll(process.argv[2]);
+  await settle();
+  phase = 'instrumented';
   const before = exporter.getFinishedSpans().length;
   const instrumented = await runAll(process.argv[3]);
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await settle();
   const spans = exporter.getFinishedSpans().map((s) => ({
     name: s.name,
     status: s.status.code,

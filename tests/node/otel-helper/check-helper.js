@@ -18,6 +18,70 @@ if (!noSdk) {
 
 const otel = require(helperPath);
 
+// Every unhandled rejection, from the start (the helper must not hide one).
+const unhandledReasons = [];
+process.on('unhandledRejection', (reason) => {
+  unhandledReasons.push(reason);
+});
+
+// A lazy thenable, as ORMs return (mongoose Query, knex builder, PrismaPromise):
+// calling `then` runs the query. `sort` must still be possible after return.
+class LazyQuery {
+  constructor() {
+    this.thenCalls = 0;
+    this.sorted = false;
+  }
+  sort() {
+    if (this.thenCalls > 0) throw new Error('Query was already executed');
+    this.sorted = true;
+    return this;
+  }
+  then(onFulfilled, onRejected) {
+    this.thenCalls += 1;
+    return Promise.resolve(this.sorted ? 'sorted rows' : 'rows').then(onFulfilled, onRejected);
+  }
+}
+
+// A Proxy that logs every trap it sees.
+function loggingProxy(log) {
+  const handler = {};
+  for (const trap of ['get', 'has', 'getPrototypeOf', 'getOwnPropertyDescriptor', 'ownKeys', 'apply', 'set',
+    'defineProperty', 'deleteProperty', 'isExtensible', 'preventExtensions', 'setPrototypeOf']) {
+    handler[trap] = (...args) => {
+      log.push(trap);
+      return Reflect[trap](...args);
+    };
+  }
+  return new Proxy({ value: 1 }, handler);
+}
+
+function ticksUntilSettled(promise) {
+  let settled = false;
+  promise.then(() => { settled = true; }, () => { settled = true; });
+  return (async () => {
+    let ticks = 0;
+    while (!settled) {
+      await undefined;
+      ticks += 1;
+    }
+    return ticks;
+  })();
+}
+
+function maxDepth(recurse) {
+  let depth = 0;
+  const step = () => {
+    depth += 1;
+    recurse(step);
+  };
+  try {
+    step();
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+  }
+  return depth;
+}
+
 function hrToNanos(hr) {
   return BigInt(hr[0]) * 1000000000n + BigInt(hr[1]);
 }
@@ -67,7 +131,9 @@ async function main() {
     }, 30),
   );
   const returned = otel.withClientSpan('async.ok', {}, () => p);
+  // a sync function's promise comes back as the promise `then` derives from it
   out.samePromise = returned === p;
+  out.returnedPromise = returned instanceof Promise;
   out.asyncValue = await returned;
   out.endedBeforeResolve = endedBeforeResolve;
 
@@ -100,17 +166,82 @@ async function main() {
   otel.withSpan('handler', {}, () => otel.recordActiveSpanError(new RangeError('r')));
   otel.withSpan('handler.string', {}, () => otel.recordActiveSpanError('plain string'));
 
-  // No unhandled rejection from the helper's side chain.
-  let unhandled = 0;
-  process.on('unhandledRejection', () => {
-    unhandled += 1;
-  });
+  // Lazy thenables are never started by the helper; their span ends at return.
+  const lazy = otel.withClientSpan('lazy.thenable', {}, () => new LazyQuery());
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  out.lazyThenCallsAfterReturn = lazy.thenCalls;
+  try {
+    out.lazySortable = lazy instanceof LazyQuery && lazy.sort() === lazy;
+  } catch (error) {
+    out.lazySortable = String(error);
+  }
+  out.lazyValue = await lazy;
+  out.lazyThenCalls = lazy.thenCalls;
+  out.lazyCacheHit = otel.withCacheReadSpan('lazy.cache', {}, () => new LazyQuery()).thenCalls;
+
+  // A `then` getter is never read; a Proxy's traps never fire.
+  let getterReads = 0;
+  const withGetter = {
+    get then() {
+      getterReads += 1;
+      return undefined;
+    },
+  };
+  out.sameGetterObject = otel.withSpan('then.getter', {}, () => withGetter) === withGetter;
+  await otel.withSpan('then.getter.async', {}, async () => 1);
+  out.thenGetterReads = getterReads;
+  const traps = [];
+  const proxy = loggingProxy(traps);
+  out.sameProxy = otel.withSpan('proxy', {}, () => proxy) === proxy && otel.withCacheReadSpan('proxy.cache', {}, () => proxy) === proxy;
+  out.proxyTraps = traps;
+
+  // A real library's lazy builder: knex without a connection (building SQL needs no driver).
+  const knex = require('knex')({ client: 'pg' });
+  // every execution of a builder goes through client.runner (knex/lib/builder-interface-augmenter.js)
+  let knexStarted = 0;
+  const runner = knex.client.runner.bind(knex.client);
+  knex.client.runner = (query) => {
+    knexStarted += 1;
+    return runner(query);
+  };
+  const builder = otel.withClientSpan('knex.builder', {}, () => knex('users').where({ id: 1 }));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  out.knexSql = builder.orderBy('id').limit(2).toString();
+  out.knexStarted = knexStarted;
+
+  // A rejection nobody handles is still reported; a handled one is not.
+  const unhandledError = new Error('nobody handles me');
+  otel.withSpan('sync.reject.unhandled', {}, () => Promise.reject(unhandledError));
   const handled = otel.withSpan('async.reject.handled', {}, () => Promise.reject(new Error('x')));
   await handled.catch(() => undefined);
+  await otel.withSpan('async.reject.caught', {}, async () => { throw new Error('y'); }).catch(() => undefined);
   await new Promise((resolve) => setTimeout(resolve, 20));
-  out.unhandledRejections = unhandled;
+  out.unhandledRejections = unhandledReasons.length;
+  out.unhandledIsTheError = unhandledReasons.length === 1 && unhandledReasons[0] === unhandledError;
 
-  out.spans = exporter ? exporter.getFinishedSpans().map(spanJson) : [];
+  // Microtask ticks until an async method settles, bare and in otelize's wrapper shape.
+  async function bare() { return 1; }
+  async function wrapped() { return otel.withSpan('ticks', {}, async () => { return 1; }); }
+  async function bareAwait() { await null; return 1; }
+  async function wrappedAwait() { return otel.withSpan('ticks.await', {}, async () => { await null; return 1; }); }
+  function syncPromise() { return Promise.resolve(1); }
+  function wrappedSyncPromise() { return otel.withSpan('ticks.sync', {}, () => Promise.resolve(1)); }
+  out.ticks = {
+    bare: await ticksUntilSettled(bare()),
+    wrapped: await ticksUntilSettled(wrapped()),
+    bareAwait: await ticksUntilSettled(bareAwait()),
+    wrappedAwait: await ticksUntilSettled(wrappedAwait()),
+    syncPromise: await ticksUntilSettled(syncPromise()),
+    wrappedSyncPromise: await ticksUntilSettled(wrappedSyncPromise()),
+  };
+
+  // Maximum recursion depth of a sync function, bare and wrapped.
+  out.depth = {
+    bare: maxDepth((next) => next()),
+    wrapped: maxDepth((next) => otel.withSpan('depth', {}, () => next())),
+  };
+
+  out.spans = exporter ? exporter.getFinishedSpans().filter((s) => s.name !== 'depth').map(spanJson) : [];
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 

@@ -1,0 +1,109 @@
+"""End to end for the messaging worker: tests/node/queue-app (Express + bullmq) instrumented,
+installed and built, run against a real Redis (Debian's redis-server: `apt-get install
+redis-server`) with the real OTel SDK exporting to otelize's OTLP receiver. Each job the
+bullmq Worker processes is one CONSUMER span with the messaging attributes; a job whose
+processor throws is an ERROR span with the exception, and still fails in bullmq."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nodeutil import free_port, npm_install_cached, run_node_app
+from otelize.api import instrument
+from otelize.receiver import OtlpReceiver
+from otelize.verify import telemetry_env
+
+pytestmark = pytest.mark.node
+
+QUEUE_APP = Path(__file__).resolve().parent / "node" / "queue-app"
+
+
+@pytest.fixture(scope="module")
+def redis_port():
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server not installed (Debian: apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() != "PONG":
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("redis-server did not start")
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _post(base: str, path: str, body: object) -> None:
+    req = urllib.request.Request(base + path, json.dumps(body).encode(), method="POST", headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=15) as resp:
+        assert resp.status == 202
+
+
+def _done(base: str) -> list[str]:
+    with urllib.request.urlopen(base + "/done", timeout=15) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="module")
+def consumer_spans(redis_port: int, tmp_path_factory: pytest.TempPathFactory):
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not available")
+    app = tmp_path_factory.mktemp("queue") / "queue-app"
+    shutil.copytree(QUEUE_APP, app, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    result = instrument(app, settings={})
+    assert "src/workers/emailWorker.ts" in result.synthesis.changes
+    npm_install_cached(app)
+    build = subprocess.run(["npm", "run", "build"], cwd=app, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr  # tsc as clean as before
+    with OtlpReceiver() as rx:
+        env = telemetry_env(rx.endpoint, "queue-app", None, "commonjs")
+        env["REDIS_PORT"] = str(redis_port)
+        with run_node_app(app, env=env) as base:
+            _post(base, "/emails", {"to": "ada@example.org"})
+            _post(base, "/emails", {"to": "bob@invalid"})
+            deadline = time.monotonic() + 30
+            while len(done := _done(base)) < 2:
+                assert time.monotonic() < deadline, f"jobs not processed: {done}"
+                time.sleep(0.1)
+        spans = [s for s in rx.spans() if s.resource.get("service.name") == "queue-app"]
+    return done, spans
+
+
+def test_jobs_behave_as_before(consumer_spans) -> None:
+    done, _ = consumer_spans
+    assert sorted(done) == ["failed bob@invalid", "sent ada@example.org"]
+
+
+def test_one_consumer_span_per_job(consumer_spans) -> None:
+    _, spans = consumer_spans
+    consumers = [s for s in spans if s.name == "process emails"]
+    assert len(consumers) == 2 and all(s.kind == "CONSUMER" for s in consumers)
+    for s in consumers:
+        assert s.attributes["messaging.system"] == "bullmq"
+        assert s.attributes["messaging.destination.name"] == "emails"
+        assert s.attributes["messaging.operation.type"] == "process"
+        assert s.attributes["code.function.name"] == "emailWorker.processor"
+        assert s.duration_ns > 0
+
+
+def test_a_throwing_processor_is_an_error_span(consumer_spans) -> None:
+    _, spans = consumer_spans
+    by_status = {s.status_code: s for s in spans if s.name == "process emails"}
+    assert set(by_status) == {"UNSET", "ERROR"}
+    failed = by_status["ERROR"]
+    assert failed.status_message == "cannot deliver to bob@invalid"
+    assert failed.attributes["error.type"] == "RangeError"
+    assert [name for name, _ in failed.events] == ["exception"]
+    assert "error.type" not in by_status["UNSET"].attributes
