@@ -174,6 +174,11 @@ def run_and_trace(app: Path, service: str) -> list[Any]:
                 assert json.loads(response.read()) == {"message": "hello ada"}
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
                 assert response.status == 200
+            # the batch goes out after 100 ms; on a loaded machine give it time before SIGTERM
+            # (whose flush is bounded to 5 s; tests/test_flush_on_exit.py covers that path)
+            until = time.monotonic() + 30
+            while time.monotonic() < until and not any(s.kind == "SERVER" for s in rx.spans()):
+                time.sleep(0.2)
         finally:
             _stop(proc)
         log.seek(0)
