@@ -265,3 +265,21 @@ def test_builtin_pins_are_exact_and_share_each_lines_instrumentation_base() -> N
 ])
 def test_npm_ranges(version: tuple[int, int, int], rng: str, ok: bool) -> None:
     assert npmrange.satisfies(version, rng) is ok
+
+
+def test_state_cache_key_follows_the_toolchain_files(tmp_path: Path) -> None:
+    # a lockfile that moves TypeScript from 4.9 to 5.4 changes the version line: the
+    # cached "clean" answer of --check --cache must not survive it
+    from otelize import statecache
+
+    app = make_app(tmp_path, dev={"typescript": "^4.9.0 || ^5.0.0"})
+    lock = {"lockfileVersion": 3, "packages": {"node_modules/typescript": {"version": "4.9.5"}}}
+    (app / "package-lock.json").write_text(json.dumps(lock))
+    before = statecache.fingerprint(load_project(app), {}, [])
+    assert dependency.choose_line(load_project(app), {}).id == "1.x"
+    lock["packages"]["node_modules/typescript"]["version"] = "5.4.5"
+    (app / "package-lock.json").write_text(json.dumps(lock))
+    assert dependency.choose_line(load_project(app), {}).id == "2.x"
+    assert statecache.fingerprint(load_project(app), {}, []) != before
+    (app / ".nvmrc").write_text("16\n")
+    assert dependency.choose_line(load_project(app), {}).id == "1.x"

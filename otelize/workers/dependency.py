@@ -286,6 +286,18 @@ def package_manager(root: Path, package_json: dict[str, Any]) -> str:
     return "npm"
 
 
+def toolchain_files(root: Path) -> list[Path]:
+    """The files outside package.json and tsconfig.json that choose_line and
+    chosen_instrumentations read (for cache keys): the lockfile (the app's or its
+    workspace's), .nvmrc, .node-version, and the installed typescript and @types/node."""
+    ws = workspace_root(root)
+    files = [folder / name for folder in (root, ws) if folder is not None for name in LOCKFILES]
+    files += [root / ".nvmrc", root / ".node-version"]
+    files += [folder / "node_modules" / tool / PACKAGE_JSON for folder in (root, ws) if folder is not None
+              for tool in ("typescript", "@types/node")]
+    return files
+
+
 def _from_node_modules(root: Path, name: str) -> str | None:
     ws = workspace_root(root)
     for folder in [root, *root.parents]:
@@ -298,7 +310,7 @@ def _from_node_modules(root: Path, name: str) -> str | None:
 
 
 @cache
-def _lock_text(path: Path, mtime: float) -> str:
+def _lock_text(path: Path, stamp: tuple[int, int]) -> str:
     try:
         return path.read_text("utf-8", errors="replace")
     except OSError:
@@ -309,7 +321,8 @@ def _from_lockfile(root: Path, name: str, wanted: str | None) -> tuple[str, str]
     lock = _lockfile(root)
     if lock is None:
         return None
-    text = _lock_text(lock, lock.stat().st_mtime)
+    stat = lock.stat()
+    text = _lock_text(lock, (stat.st_mtime_ns, stat.st_size))
     member = root.relative_to(lock.parent).as_posix() if root != lock.parent else ""
     if lock.name in ("package-lock.json", "npm-shrinkwrap.json"):
         try:
