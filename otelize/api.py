@@ -397,6 +397,7 @@ def _instrument(
 
     # --out promises to leave PATH untouched: no scan cache is written there
     analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs, cache=cache and out_dir is None)
+    refuse_if_nothing(analysis)
     syn = synthesize_plan(analysis)
     result = InstrumentResult(analysis, syn)
     if key is not None and not result.changed and not result.partial:
@@ -413,6 +414,36 @@ def _instrument(
         write_changes(analysis.project.root, changes, expected_bytes(analysis, syn.changes))
         result.written = True
     return result
+
+
+def nothing_to_instrument(analysis: Analysis) -> str | None:
+    """Why otelize can do nothing useful for this app (None when it can): no source file it
+    reads, or neither an Express app or route (for the HTTP spans) nor a function to wrap."""
+    from otelize.discover import JS_SOURCE_SUFFIXES, SOURCE_SUFFIXES
+    from otelize.registry import MAIN_WORKERS
+
+    project = analysis.project
+    if not project.files:
+        kinds = ", ".join(SOURCE_SUFFIXES + JS_SOURCE_SUFFIXES)
+        return f"nothing to instrument: no source files ({kinds}) found under {project.root.name}/"
+    if not analysis.facts:
+        return f"nothing to instrument: none of the {len(project.files)} source file(s) could be read"
+    if analysis.graph.routes or analysis.entry or any(t.worker not in MAIN_WORKERS for t in analysis.tasks):
+        return None  # an app that starts (express(), listen) gets the HTTP server spans at least
+    disabled = sorted(analysis.settings.disabled_workers)
+    hint = f" (workers turned off: {', '.join(disabled)})" if disabled else ""
+    return (
+        f"nothing to instrument: {len(analysis.facts)} source file(s) read, but no Express app, no route and no "
+        f"service, database, cache or API-client function to wrap{hint}; nothing written"
+    )
+
+
+def refuse_if_nothing(analysis: Analysis) -> None:
+    from otelize.errors import NothingToInstrument
+
+    reason = nothing_to_instrument(analysis)
+    if reason is not None:
+        raise NothingToInstrument(reason)
 
 
 def check_report_path(root: str | Path, report: Path) -> None:

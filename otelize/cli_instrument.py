@@ -23,7 +23,8 @@ Examples:
 Exit codes: 0 done or nothing to do, 1 --check found changes (or files were
 changed with --exit-nonzero-on-change), 2 bad input, 3 partial (some files
 unparsable and left untouched), 4 nothing written (a file changed during the
-run, or another run holds the lock), 130 interrupted.
+run, or another run holds the lock), 5 nothing to instrument (no source files,
+or no route and no function to wrap; nothing written), 130 interrupted.
 """
 
 

@@ -23,6 +23,8 @@ from otelize.jsonc import loads_json, loads_jsonc
 from otelize.project import Project
 
 SOURCE_SUFFIXES = (".ts", ".tsx", ".mts", ".cts")
+JS_SOURCE_SUFFIXES = (".js", ".cjs", ".mjs", ".jsx")
+NODE_SHEBANG = re.compile(rb"^#![^\n]*\bnode\b")  # `bin/www`: a JavaScript file without an extension
 ALWAYS_SKIP_DIRS = {"node_modules", ".git", "dist", "build", "coverage", ".nyc_output", ".otelize-cache"}
 LOCKFILES = ("bun.lock", "bun.lockb", "package-lock.json", "pnpm-lock.yaml", "yarn.lock")
 
@@ -67,6 +69,7 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
     module = _module_system(pkg, options)
     temps: list[str] = []
     files, skipped = _walk(root_path, out_dir, _spec(include), _spec(exclude), temps)
+    files, language = _javascript_scope(files, skipped, options)
     src_dir = root_dir if root_dir is not None else ("src" if any(f.startswith("src/") for f in files) else "")
 
     return Project(
@@ -86,7 +89,36 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
         skipped=skipped,
         temp_files=sorted(temps),
         prisma_provider=_prisma_provider(root_path, pkg),
+        language=language,
     )
+
+
+_JS_TEST = re.compile(r"(^|/)(tests?|__tests__|__mocks__)/|\.(test|spec)\.[cm]?jsx?$")
+
+
+def is_js_source(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return name.endswith(JS_SOURCE_SUFFIXES) or "." not in name
+
+
+def _javascript_scope(files: list[str], skipped: list[tuple[str, str]], options: dict[str, Any]) -> tuple[list[str], str]:
+    """The sources otelize analyses, and the app's language ("ts" or "js").
+
+    An app without TypeScript sources is a JavaScript app: its .js/.cjs/.mjs/.jsx
+    files (and `bin/www`-style scripts) are its sources. In a TypeScript app they are
+    sources only with `allowJs` (tsc compiles them then); otherwise they are config
+    files or build helpers that tsc never sees, left out with one line in the report."""
+    ts_files = [f for f in files if not is_js_source(f)]
+    js_files = [f for f in files if is_js_source(f)]
+    if not ts_files:
+        tests = [f for f in files if _JS_TEST.search(f)]
+        if tests:  # the app's own tests run the app: they get no spans (and must pass unchanged)
+            skipped.append((tests[0], f"{len(tests)} test file(s) left out (test/, tests/, __tests__/, *.test.js, *.spec.js)"))
+        return [f for f in files if not _JS_TEST.search(f)], "js"
+    if js_files and options.get("allowJs") is not True:
+        skipped.append((js_files[0], f"{len(js_files)} JavaScript file(s) left out: a TypeScript project without allowJs"))
+        return ts_files, "ts"
+    return files, "ts"
 
 
 _DATASOURCE = re.compile(r'datasource\s+\w+\s*\{[^}]*?\bprovider\s*=\s*"([^"]+)"', re.S)
@@ -262,7 +294,9 @@ def _walk(
                 if entry.name in ALWAYS_SKIP_DIRS or child_rel in skip_dirs:
                     continue
                 walk(Path(entry.path), child_rel, specs)
-            elif entry.name.endswith(SOURCE_SUFFIXES) and not _is_declaration(entry.name):
+            elif (
+                entry.name.endswith(SOURCE_SUFFIXES + JS_SOURCE_SUFFIXES) and not _is_declaration(entry.name)
+            ) or ("." not in entry.name and _has_node_shebang(entry.path)):
                 if include is None or include.match_file(child_rel):
                     if not _regular(entry):  # a FIFO would block the read forever; a device, worse
                         skipped.append((child_rel, "not a regular file"))
@@ -326,6 +360,16 @@ def _outer_specs(root: Path) -> list[tuple[str, pathspec.PathSpec]]:
 
 
 _UP = "\0up:"  # marks a base that lies above the root: paths are matched as `<root from there>/<rel>`
+
+
+def _has_node_shebang(path: str) -> bool:
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as fh:
+            return bool(NODE_SHEBANG.match(fh.read(128)))
+    except OSError:
+        return False
 
 
 def _is_declaration(name: str) -> bool:

@@ -115,6 +115,7 @@ class ImportRequest:
     names: tuple[str, ...] = ()
     side_effect: bool = False
     worker: str = ""
+    require: bool = False  # a CommonJS JavaScript file: `const { names } = require('module')` / `require('module')`
 
 
 @dataclass(frozen=True, order=True)

@@ -7,6 +7,7 @@ EXIT_CHANGES = 1  # --check found changes / verify found missing spans
 EXIT_BAD_INPUT = 2
 EXIT_PARTIAL = 3
 EXIT_CONFLICT = 4  # the project changed during the run, or another run holds its lock: nothing written
+EXIT_NOTHING = 5  # otelize found nothing it can instrument in the app: nothing written
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM (128 + SIGINT, as shells report it)
 
 
@@ -28,6 +29,13 @@ class EditConflict(OtelizeError):
     """Two edits overlap. This is a bug in a worker, never silently merged."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class NothingToInstrument(OtelizeError):
+    """No source file otelize can analyse, or no route and no function to wrap: writing
+    tracing/otel files and packages the app would never use helps nobody."""
+
+    exit_code = EXIT_NOTHING
 
 
 class StaleInput(OtelizeError):

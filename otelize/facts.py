@@ -200,6 +200,12 @@ def extract(parsed: ParsedFile) -> FileFacts:
         _export(node, facts)
     for node in sorted(caps.get("assign", []), key=lambda n: n.start_byte):
         _commonjs_export(node, facts)
+    _constructor_arguments(facts, caps.get("var", []))
+    if any(fn.kind == "method" and fn.class_name and not any(c.name == fn.class_name for c in facts.classes) for fn in functions):
+        constructors = {
+            text(n.child_by_field_name("name")): n for n in caps.get("function", []) if n.type == "function_declaration"
+        }
+        _prototype_classes(facts, constructors)
 
     for node in sorted(caps.get("call", []), key=lambda n: n.start_byte):
         _call(node, facts, functions, starts, express_names)
@@ -278,7 +284,9 @@ def _import_statement(node: Node, facts: FileFacts) -> None:
 def _commonjs_export(node: Node, facts: FileFacts) -> None:
     """Top-level `module.exports = router`, `module.exports = { a, b: c }`,
     `exports.name = x` / `module.exports.name = x` (TypeScript compiled as, or
-    migrated from, CommonJS). `module.exports = x` is what `export = x` is."""
+    migrated from, CommonJS). `module.exports = x` is what `export = x` is.
+    The JavaScript forms (functions, instances, objects of functions, prototype
+    methods) are read by `_commonjs_js_export`."""
     left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
     if left is None or right is None:
         return
@@ -297,6 +305,7 @@ def _commonjs_export(node: Node, facts: FileFacts) -> None:
                     if key is not None and value is not None and value.type == "identifier":
                         facts.exports[text(key)] = text(value)
                         _mark_exported(facts, text(value))
+        _commonjs_js_export(right, facts)
         return
     for prefix in ("module.exports.", "exports."):
         name = target[len(prefix):] if target.startswith(prefix) else ""
@@ -304,6 +313,122 @@ def _commonjs_export(node: Node, facts: FileFacts) -> None:
             facts.exports[name] = text(right)
             _mark_exported(facts, text(right))
             return
+        if name.isidentifier() and right.type in _JS_FUNCTION_VALUES:
+            facts.exports[name] = name  # the function itself is named `name` (_commonjs_assigned)
+            return
+
+
+# --- JavaScript (CommonJS) idioms ------------------------------------------------
+
+_JS_FUNCTION_VALUES = ("function_expression", "arrow_function", "generator_function")
+
+
+def _is_module_exports(node: Node | None) -> bool:
+    return node is not None and text(node) == "module.exports"
+
+
+def _commonjs_assigned(assignment: Node, own_name: str) -> tuple[str, str | None, str, bool] | None:
+    """(name, prototype class, kind, exported) of a function assigned at module level:
+    `exports.find = async () => {}`, `module.exports.find = function () {}`,
+    `module.exports = function find() {}` (the module's value), and
+    `OrderService.prototype.place = function () {}` (a method of a constructor function)."""
+    holder = assignment.parent
+    if holder is None or holder.type != "expression_statement" or holder.parent is None or holder.parent.type != "program":
+        return None
+    target = text(assignment.child_by_field_name("left"))
+    if target == "module.exports":
+        return own_name or "default", None, "function-expression", True
+    for prefix in ("module.exports.", "exports."):
+        name = target[len(prefix):] if target.startswith(prefix) else ""
+        if name.isidentifier():
+            return name, None, "function-expression", True
+    parts = target.split(".")
+    if len(parts) == 3 and parts[1] == "prototype" and parts[0].isidentifier() and parts[2].isidentifier():
+        return parts[2], parts[0], "method", False
+    return None
+
+
+def _commonjs_js_export(right: Node, facts: FileFacts) -> None:
+    """`module.exports = new OrderService(db)` (a singleton: calls on the required module
+    are calls of its methods), `module.exports = function find() {}`, and
+    `module.exports = { async find() {}, list: async () => {} }` (members named `default.x`,
+    like `export default { ... }`)."""
+    if right.type == "new_expression":
+        ctor = right.child_by_field_name("constructor")
+        if ctor is not None and ctor.type == "identifier":
+            facts.instances["module.exports"] = text(ctor)
+            facts.exports["="] = "module.exports"
+            _mark_exported(facts, text(ctor))
+    elif right.type in _JS_FUNCTION_VALUES:
+        facts.exports["="] = text(right.child_by_field_name("name")) or "default"
+    elif right.type == "object":
+        members = [
+            p for p in right.named_children
+            if p.type == "method_definition"
+            or (p.type == "pair" and (v := p.child_by_field_name("value")) is not None and v.type in _JS_FUNCTION_VALUES)
+        ]
+        if members:
+            facts.exports.setdefault("=", "default")
+            facts.objects["default"] = [text(p.child_by_field_name("name") or p.child_by_field_name("key")) for p in members]
+
+
+def _constructor_arguments(facts: FileFacts, declarators: list[Node]) -> None:
+    """`const orderService = new OrderService(db, userService)` at module level, with
+    `constructor(db, users) { this.users = users; }`: without types (JavaScript), the field
+    holds what the one instantiation in this file passes, so `this.users.find()` resolves
+    through `userService`. Fields whose constructor parameter is typed keep their type."""
+    calls: dict[str, list[Node]] = {}
+    for node in declarators:
+        value = node.child_by_field_name("value")
+        if value is not None and value.type == "new_expression" and _is_module_level(node):
+            calls.setdefault(text(value.child_by_field_name("constructor")), []).append(value)
+    for cls in facts.classes:
+        if len(calls.get(cls.name, [])) != 1:
+            continue  # none, or several instances with (maybe) different collaborators
+        ctor = facts.function(f"{cls.name}.constructor")
+        args = calls[cls.name][0].child_by_field_name("arguments")
+        if ctor is None or args is None:
+            continue
+        values = [a for a in args.named_children if a.type != "comment"]
+        for i, param in enumerate(ctor.params):
+            if i < len(values) and values[i].type == "identifier" and param.name == param.text:  # an untyped parameter
+                for field_name, held in list(cls.field_types.items()):
+                    if held == "@" + param.name:
+                        cls.field_types[field_name] = "@" + text(values[i])
+
+
+def _required_project_module(facts: FileFacts, name: str) -> bool:
+    """`const app = require('./config/express'); app.listen(port)`: the app is built in another
+    module of the project and started here (bin/www, index.js), so this file is the entry."""
+    return any(imp.kind == "require" and imp.default == name and imp.module.startswith(".") for imp in facts.imports)
+
+
+def _prototype_classes(facts: FileFacts, constructors: dict[str, Node]) -> None:
+    """A constructor function with `X.prototype.m = function () {}` methods is a class:
+    its `this.x = new Y()` / `this.x = param` fields type calls of its methods."""
+    for name in sorted({fn.class_name for fn in facts.functions if fn.class_name and fn.kind == "method"}):
+        node = constructors.get(name)
+        if node is None or any(c.name == name for c in facts.classes):
+            continue
+        fact = ClassFact(name=name, line=line_of(node), start=node.start_byte, end=node.end_byte)
+        for fn in facts.functions:
+            if fn.start == node.start_byte and fn.class_name is None:
+                fn.is_constructor = True  # called with `new`: no span, as for a class constructor
+        body = node.child_by_field_name("body")
+        for stmt in body.named_children if body is not None else []:
+            expr = stmt.named_children[0] if stmt.type == "expression_statement" and stmt.named_children else None
+            if expr is None or expr.type != "assignment_expression":
+                continue
+            left, right = expr.child_by_field_name("left"), expr.child_by_field_name("right")
+            if left is None or right is None or left.type != "member_expression" or text(left.child_by_field_name("object")) != "this":
+                continue
+            field_name = text(left.child_by_field_name("property"))
+            if right.type == "new_expression":
+                fact.field_types[field_name] = text(right.child_by_field_name("constructor"))
+            elif right.type == "identifier":  # as for a class: a module-level instance, looked up by the graph
+                fact.field_types.setdefault(field_name, "@" + text(right))
+        facts.classes.append(fact)
+    facts.classes.sort(key=lambda c: c.start)
 
 
 def _export(node: Node, facts: FileFacts) -> None:
@@ -473,6 +598,8 @@ def _object_owner(obj: Node | None) -> str | None:
         return text(node.child_by_field_name("name")) or None
     if node is not None and node.type == "export_statement" and any(c.type == "default" for c in node.children):
         return "default"  # `export default { async find() {} }`
+    if node is not None and node.type == "assignment_expression" and _is_module_exports(node.child_by_field_name("left")):
+        return "default"  # `module.exports = { async find() {} }`: named like `export default {}`
     return None
 
 
@@ -502,6 +629,7 @@ def _function(node: Node, facts: FileFacts) -> FunctionFact | None:
     name = text(name_node)
     exported = False
     is_private = False
+    proto_class = None  # `X.prototype.m = function () {}`: a method of the constructor function X
 
     if node.type in ("method_definition", "method_signature", "abstract_method_signature"):
         class_node = _enclosing_class(node)
@@ -534,6 +662,8 @@ def _function(node: Node, facts: FileFacts) -> FunctionFact | None:
         elif parent is not None and parent.type == "export_statement":
             name = name or "default"
             exported = True
+        elif parent is not None and parent.type == "assignment_expression" and (assigned := _commonjs_assigned(parent, name)):
+            name, proto_class, kind, exported = assigned
         elif not name:
             name = f"<anonymous>@{line_of(node)}"
     else:
@@ -544,7 +674,7 @@ def _function(node: Node, facts: FileFacts) -> FunctionFact | None:
     if node.type == "function_declaration" and parent is not None and parent.type == "export_statement":
         exported = True
 
-    class_name = None
+    class_name = proto_class
     if class_node is not None:
         class_name = text(class_node.child_by_field_name("name")) or "default"
         exported = class_node.parent is not None and class_node.parent.type == "export_statement"
@@ -616,9 +746,19 @@ def _is_express_call(node: Node | None, names: dict[str, set[str]]) -> str | Non
             return "router"
     if fn.type == "member_expression":
         obj, prop = fn.child_by_field_name("object"), fn.child_by_field_name("property")
-        if obj is not None and text(obj) in names["express"] and text(prop) == "Router":
+        if obj is not None and (text(obj) in names["express"] or _is_require_of(obj, "express")) and text(prop) == "Router":
             return "router"
+    if _is_require_of(fn, "express"):  # `const app = require('express')()`
+        return "app"
     return None
+
+
+def _is_require_of(node: Node | None, module: str) -> bool:
+    """`require('express')`."""
+    if node is None or node.type != "call_expression" or text(node.child_by_field_name("function")) != "require":
+        return False
+    args = node.child_by_field_name("arguments")
+    return args is not None and len(args.named_children) == 1 and _string_value(args.named_children[0]) == module
 
 
 _TYPED_PARAM = re.compile(r"^(?:(?:public|private|protected|readonly|override)\s+)*([A-Za-z_$][\w$]*)\??\s*:\s*([A-Z][\w$]*)\s*(?:=[\s\S]*)?$")
@@ -799,7 +939,9 @@ def _call(
         facts.calls.append(CallFact(caller.qualname if caller else "<module>", chain, line_of(node), is_new))
         if chain == ("fetch",) or chain == ("globalThis", "fetch"):
             facts.has_fetch = True
-        if len(chain) == 2 and chain[1] == "listen" and (chain[0] in facts.apps or chain[0] in facts.servers):
+        if len(chain) == 2 and chain[1] == "listen" and (
+            chain[0] in facts.apps or chain[0] in facts.servers or _required_project_module(facts, chain[0])
+        ):
             facts.listen_line = line_of(node)
     if is_new:
         return

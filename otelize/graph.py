@@ -17,7 +17,7 @@ import networkx as nx
 from otelize.facts import FileFacts, FunctionFact, HandlerRef, RouteReg
 from otelize.project import Project, Route
 
-RESOLVE_SUFFIXES = (".ts", ".tsx", ".mts", ".cts")
+RESOLVE_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")  # TypeScript first: `./x` is x.ts over a stale x.js
 
 
 def mod_id(path: str) -> str:
@@ -183,6 +183,8 @@ def build_graph(project: Project, facts: dict[str, FileFacts]) -> AppGraph:
         if loc is None:
             return None
         vfile, vname = loc
+        if vname == "*":  # a required CommonJS module whose value is an instance: `module.exports = new X()`
+            vname = facts[vfile].exports.get("=", "*")
         cls = facts[vfile].instances.get(vname)
         if cls is None:
             return None
@@ -207,6 +209,21 @@ def build_graph(project: Project, facts: dict[str, FileFacts]) -> AppGraph:
         tfile, tname = loc
         fn = facts[tfile].function(tname)
         return sym_id(tfile, fn.qualname) if fn is not None else None
+
+    def module_value_member(file: str, member: str) -> str | None:
+        """`svc.find()` where `svc = require('./svc')` and that module sets `module.exports` to an
+        instance (`new OrderService()`), a class or constructor (static / prototype members), or
+        an object of functions."""
+        value = facts[file].exports.get("=")
+        if value is None:
+            return None
+        cls = facts[file].instances.get(value)
+        if cls is not None:
+            return method_symbol(class_location(file, cls), member)
+        fn = facts[file].function(f"{value}.{member}")
+        if fn is not None:
+            return sym_id(file, fn.qualname)
+        return None
 
     def resolve_chain(file: str, caller: FunctionFact | None, chain: tuple[str, ...]) -> str | None:
         if len(chain) == 1:
@@ -237,8 +254,8 @@ def build_graph(project: Project, facts: dict[str, FileFacts]) -> AppGraph:
             if loc is None:
                 return None
             tfile, tname = loc
-            if tname == "*":  # namespace import: ns.fn()
-                return function_symbol(tfile, chain[1])
+            if tname == "*":  # namespace import: ns.fn(); or a required CommonJS module
+                return function_symbol(tfile, chain[1]) or module_value_member(tfile, chain[1])
             fn = facts[tfile].function(f"{tname}.{chain[1]}")  # object literal member / static method
             if fn is not None:
                 return sym_id(tfile, fn.qualname)

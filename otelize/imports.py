@@ -79,6 +79,15 @@ def _line_end(src: bytes, pos: int) -> int:
 
 
 def import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Edit], list[Skip]]:
+    required = [r for r in requests if r.require]
+    if required:
+        edits, skips = require_edits(pf, required)
+        more, more_skips = _esm_import_edits(pf, [r for r in requests if not r.require]) if len(required) < len(requests) else ([], [])
+        return edits + more, skips + more_skips
+    return _esm_import_edits(pf, requests)
+
+
+def _esm_import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Edit], list[Skip]]:
     style = detect_style(pf)
     src = pf.source
     semi = ";" if style.semicolons else ""
@@ -166,3 +175,103 @@ def _named_imports(stmt: Node) -> Node | None:
 def _specifiers(stmt: Node) -> list[Node]:
     braces = _named_imports(stmt)
     return [c for c in braces.named_children if c.type == "import_specifier"] if braces is not None else []
+
+
+# --- CommonJS JavaScript: require() ---------------------------------------------
+
+
+def _is_directive(stmt: Node) -> bool:
+    """`'use strict';`: part of the directive prologue, which must stay first."""
+    return stmt.type == "expression_statement" and len(stmt.named_children) == 1 and stmt.named_children[0].type == "string"
+
+
+def required_module(stmt: Node) -> tuple[str, Node | None] | None:
+    """(module, object pattern or None) of a top-level `require('m');` or
+    `const { a, b } = require('m');` / `const x = require('m');` statement."""
+    call: Node | None = None
+    pattern: Node | None = None
+    if stmt.type == "expression_statement" and stmt.named_children:
+        call = stmt.named_children[0]
+    elif stmt.type in ("lexical_declaration", "variable_declaration"):
+        decls = [c for c in stmt.named_children if c.type == "variable_declarator"]
+        if len(decls) != 1:
+            return None
+        call, name = decls[0].child_by_field_name("value"), decls[0].child_by_field_name("name")
+        pattern = name if name is not None and name.type == "object_pattern" else None
+    if call is None or call.type != "call_expression" or text(call.child_by_field_name("function")) != "require":
+        return None
+    args = call.child_by_field_name("arguments")
+    if args is None or len(args.named_children) != 1 or args.named_children[0].type != "string":
+        return None
+    return text(args.named_children[0])[1:-1], pattern
+
+
+def _pattern(name: str) -> str:
+    """`withSpan as otelizeWithSpan` (an import specifier) as a destructuring property."""
+    return name.replace(" as ", ": ")
+
+
+def require_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Edit], list[Skip]]:
+    """The import step for a CommonJS JavaScript file: `require('./tracing');` as the first
+    statement after the directive prologue, and `const { withSpan } = require('./otel');`
+    after the file's last top-level require (names merged into an existing one)."""
+    style = detect_style(pf)
+    src = pf.source
+    semi = ";" if style.semicolons else ""
+    stmts = _top_statements(pf)
+    body = [s for s in stmts if not _is_directive(s)]
+    prologue = stmts[: len(stmts) - len(body)]
+    requires = [(s, r) for s in body if (r := required_module(s)) is not None]
+    edits: list[Edit] = []
+    skips: list[Skip] = []
+    first = body[0] if body else None
+    if first is not None:
+        top = _before_attached_comments(pf, first)
+        if prologue and top < prologue[-1].end_byte:
+            top = _line_end(src, prologue[-1].end_byte)
+    else:
+        top = _line_end(src, prologue[-1].end_byte) if prologue else len(src)
+    lead = style.newline if top == len(src) and src and not src.endswith(b"\n") else b""
+
+    for module in sorted({r.module for r in requests if r.side_effect}):
+        if first is not None and (r := required_module(first)) is not None and r == (module, None) and first.type == "expression_statement":
+            continue
+        if any(m == module and p is None and s.type == "expression_statement" for s, (m, p) in requires):
+            line = next(s for s, (m, _) in requires if m == module).start_point[0] + 1
+            skips.append(Skip(pf.path, line, module, f"`require('{module}')` exists but is not the first statement; move it to the top", WORKER))
+            continue
+        edits.append(Edit.insert(pf.path, top, lead + f"require({ts_string(module, style.quote)}){semi}".encode() + style.newline, WORKER))
+
+    named: dict[str, set[str]] = defaultdict(set)
+    for r in requests:
+        if not r.side_effect:
+            named[r.module].update(r.names)
+    new_lines: list[bytes] = []
+    for module in sorted(named):
+        existing = [p for _, (m, p) in requires if m == module and p is not None]
+        have = {text(c).replace(": ", " as ") for p in existing for c in p.named_children
+                if c.type in ("shorthand_property_identifier_pattern", "pair_pattern")}
+        missing = sorted(named[module] - have)  # names as `withSpan` or `withSpan as otelizeWithSpan`
+        if not missing:
+            continue
+        if existing:
+            names = sorted(have | set(missing))
+            edits.append(Edit.replace(pf.path, existing[0].start_byte, existing[0].end_byte, ("{ " + ", ".join(_pattern(n) for n in names) + " }").encode(), WORKER))
+            continue
+        new_lines.append(f"const {{ {', '.join(_pattern(n) for n in missing)} }} = require({ts_string(module, style.quote)}){semi}".encode() + style.newline)
+    if new_lines:
+        block = b"".join(new_lines)
+        after = [s for s, (m, _) in requires if not any(m == r.module for r in requests if r.side_effect)]
+        if after:
+            at = _line_end(src, after[-1].end_byte)
+            if at == len(src) and not src.endswith(b"\n"):
+                block = style.newline + block
+        else:
+            at = top
+            block = lead + block if not any(e.start == top for e in edits) else block
+        merged = [e for e in edits if e.start == at and e.end == at]
+        if merged:  # the side-effect require inserted at the same point comes first
+            edits = [e for e in edits if e not in merged]
+            block = b"".join(e.text for e in merged) + block
+        edits.append(Edit.insert(pf.path, at, block, WORKER))
+    return edits, skips

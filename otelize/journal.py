@@ -229,6 +229,11 @@ def recover(root: str | os.PathLike[str]) -> str | None:
             return _recover(real)
     except Busy:
         return None
+    except OSError as exc:  # a read-only tree, say: the journal stays for a run that can
+        return (
+            f"an earlier run was interrupted while writing and cannot be finished now ({exc.strerror}); "
+            f"{JOURNAL} is kept for the next run"
+        )
 
 
 def _recover(root: Path) -> str | None:

@@ -65,15 +65,15 @@ def build_plan(
         decision = classification.file(path)
         if path not in editable or decision.category in disabled_categories:
             continue
+        tagged = [
+            fn.qualname for fn in facts[path].functions if "error-handler" in classification.function(path, fn.qualname).tags
+        ]
         for w in per_file:
             if w.targets == FILES and decision.category in w.category_names:
-                add(Task(f"{w.name}:{path}", w.name, (path,), base, decision.options))
+                # error-handling middleware is the http worker's (one statement), never also wrapped in a span
+                extra = (("error_handlers", tuple(tagged)),) if tagged else ()
+                add(Task(f"{w.name}:{path}", w.name, (path,), base, decision.options + extra))
             elif w.targets == ERROR_HANDLERS:
-                tagged = [
-                    fn.qualname
-                    for fn in facts[path].functions
-                    if "error-handler" in classification.function(path, fn.qualname).tags
-                ]
                 if tagged:
                     from otelize.graph import sym_id
 

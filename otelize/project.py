@@ -39,6 +39,7 @@ class Project:
     prisma_provider: str | None = None  # `provider` of the datasource in the Prisma schema, when there is one
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) seen during discovery
     temp_files: list[str] = field(default_factory=list)  # `.otelize-*.tmp` left by an interrupted write
+    language: str = "ts"  # "ts", or "js" for an app without TypeScript sources (otelize writes .js files then)
 
     @property
     def name(self) -> str:

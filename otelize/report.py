@@ -147,7 +147,11 @@ def summary(result: InstrumentResult, *, mode: str) -> str:
         parts.append(f"otelize: instrumented copy in {result.out_dir}")
     if syn.packages and mode in ("write", "out"):
         install, build, test = next_steps(result.analysis.project.package_manager)
-        parts.append(f"otelize: next: `{install}`, then `{build}` and `{test}`")
+        scripts = result.analysis.project.package_json.get("scripts")
+        if isinstance(scripts, dict) and "build" in scripts:
+            parts.append(f"otelize: next: `{install}`, then `{build}` and `{test}`")
+        else:  # a JavaScript app without a build step
+            parts.append(f"otelize: next: `{install}`, then `{test}`")
     for f, r in result.analysis.unparsable:
         parts.append(f"otelize: warning: {f}: left untouched: {r}")
     for f, r in syn.reverted:

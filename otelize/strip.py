@@ -24,6 +24,7 @@ from otelize import jsonedit
 from otelize.api import gc_paused
 from otelize.layout import same_code
 from otelize.edits import Edit, Skip, apply_edits
+from otelize.imports import required_module
 from otelize.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
 from otelize.wrap import RECORD, detect_style, imported_helpers, unwrap_interior, unwrap_reflowed
@@ -145,10 +146,11 @@ def strip_source(
             kept_lines.add(fn[2])
 
     for node in pf.root.named_children:
-        if node.type != "import_statement":
+        required = required_module(node)
+        if node.type != "import_statement" and required is None:
             continue
-        source = node.child_by_field_name("source")
-        if source is None or text(source)[1:-1] not in specs:
+        source = node.child_by_field_name("source") if required is None else node
+        if source is None or (text(source)[1:-1] if required is None else required[0]) not in specs:
             continue
         bounds = _line_bounds(src, node.start_byte, node.end_byte)
         if survivors and _imports_helper(node):
@@ -168,13 +170,24 @@ def _enclosing_function(function_ranges: list[tuple[int, int, int, str, int]], p
 
 
 def _imports_helper(node) -> bool:  # noqa: ANN001
-    """Whether an import statement binds one of the span helpers (not `import './tracing'`)."""
+    """Whether an import statement (or a CommonJS `const { ... } = require()`) binds one of
+    the span helpers (not `import './tracing'` / `require('./tracing')`)."""
+    required = required_module(node)
+    if required is not None:
+        return required[1] is not None
     return any(n.type == "import_clause" for n in node.named_children)
 
 
 def _helper_imports(pf: ParsedFile, specs: set[str]) -> set[str]:
     names: set[str] = set()
     for node in pf.root.named_children:
+        required = required_module(node)
+        if required is not None and required[0] in specs and required[1] is not None:
+            for prop in required[1].named_children:  # the local names: `{ withSpan }`, `{ withSpan: otelizeWithSpan }`
+                local = prop if prop.type == "shorthand_property_identifier_pattern" else prop.child_by_field_name("value")
+                if local is not None and prop.type in ("shorthand_property_identifier_pattern", "pair_pattern"):
+                    names.add(text(local))
+            continue
         source = node.child_by_field_name("source") if node.type == "import_statement" else None
         if source is not None and text(source)[1:-1] in specs:
             for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
@@ -302,7 +315,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
         new = apply_edits(old, edits[path])
         if new == old:
             continue
-        if path.endswith((".ts", ".tsx", ".mts", ".cts")) and not parse_source(path, new).ok:
+        if path != "package.json" and not parse_source(path, new).ok:
             result.kept.append(Skip(path, 1, path, "removing instrumentation would break the syntax; left as is", WORKER))
             continue
         result.changes[path] = (old, new)

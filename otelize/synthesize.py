@@ -4,9 +4,12 @@
 - one splice per file;
 - every changed TypeScript file is reparsed: a file that parsed cleanly before
   and has ERROR/MISSING nodes after is reverted and reported;
-- writing is all-or-nothing: every target is checked writable first, content
-  goes to temp files in the same folder, then each is renamed into place; if a
-  rename fails, the files already replaced are restored (`write_changes`);
+- writing is all-or-nothing: every target is checked writable first (mode
+  bits too, even as root), content goes to temp files in the same folder, every
+  analysed file is compared with the bytes the analysis read (a difference
+  writes nothing: StaleInput), then each is renamed into place under a journal
+  that lets the next run finish a killed commit (otelize.journal); if a rename
+  fails, the files already replaced are restored (`write_changes`);
 - `--out` copies are written once per file into an empty folder, which is
   emptied again on any failure (`write_copy`).
 """

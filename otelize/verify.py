@@ -281,7 +281,8 @@ def verify(
     planned, pending, service = planned_spans(app, settings)
     semconv = load_semconv(app)
     out_dir = project.out_dir or "dist"
-    tracing_js = app / out_dir / "tracing.js"
+    # a JavaScript app runs its tracing.js where otelize wrote it; TypeScript, where tsc emits it
+    tracing_js = app / (project.src_dir or ".") / "tracing.js" if project.language == "js" else app / out_dir / "tracing.js"
     if preload is None:
         preload = project.module == "esm" and requests_file is None
     if preload and not tracing_js.is_file():

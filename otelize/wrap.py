@@ -33,24 +33,38 @@ def _helper_module_imports(pf: ParsedFile) -> list[Node]:
     """The file's import statements of the generated span helper (`./otel`, `../otel.js`)."""
     from otelize.workers.base import HELPER_MODULE
 
+    from otelize.imports import required_module
+
     stem = HELPER_MODULE.rsplit(".", 1)[0]
     out = []
     for node in pf.root.named_children:
         source = node.child_by_field_name("source") if node.type == "import_statement" else None
         spec = text(source)[1:-1] if source is not None and source.type == "string" else ""
+        if not spec and node.type in ("lexical_declaration", "variable_declaration"):
+            required = required_module(node)  # CommonJS: `const { withSpan } = require('./otel')`
+            spec = required[0] if required is not None and required[1] is not None else ""
         if spec.startswith(".") and spec.rsplit("/", 1)[-1] in (stem, stem + ".js"):
             out.append(node)
     return out
 
 
 def imported_helpers(pf: ParsedFile) -> dict[str, str]:
-    """Export of otel.ts -> the local name this file imports it under."""
+    """Export of otel.ts -> the local name this file imports it under (computed once per file)."""
+    cached = pf.cache.get("helper_imports")
+    if cached is not None:
+        return cached
     out: dict[str, str] = {}
     for node in _helper_module_imports(pf):
+        for prop in captures(query("(object_pattern [(shorthand_property_identifier_pattern) (pair_pattern)] @p)", pf.tsx), node).get("p", []):
+            key, value = (prop, prop) if prop.type == "shorthand_property_identifier_pattern" else (
+                prop.child_by_field_name("key"), prop.child_by_field_name("value"))
+            if key is not None and value is not None and text(key) in EXPORTS:
+                out.setdefault(text(key), text(value))
         for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
             name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
             if name is not None and text(name) in EXPORTS:
                 out.setdefault(text(name), text(alias or name))
+    pf.cache["helper_imports"] = out
     return out
 
 
@@ -98,7 +112,12 @@ def import_name(name: str, local: str) -> str:
 
 def wrapper_callees(pf: ParsedFile) -> set[str]:
     """The names a span wrapper of this file may call: the helpers, and their local aliases."""
-    return set(HELPERS) | {local for name, local in imported_helpers(pf).items() if name in HELPERS}
+    cached = pf.cache.get("wrapper_callees")
+    if cached is None:
+        cached = pf.cache["wrapper_callees"] = set(HELPERS) | {
+            local for name, local in imported_helpers(pf).items() if name in HELPERS
+        }
+    return cached
 FOOTER = b"});"
 FOOTER_NO_SEMICOLON = b"})"  # for files written without semicolons
 

@@ -424,13 +424,14 @@ def test_empty_file_is_fine_and_untouched(tmp_path: Path) -> None:
 
 
 def test_empty_project_sources_are_fine(tmp_path: Path) -> None:
-    """An Express package.json with no source files at all: nothing to parse, no crash."""
+    """An Express package.json with no source files at all: nothing to parse, no crash, and
+    no tracing/otel files or packages it could not use: one line and exit 5 (issue 15)."""
     root = tmp_path / "app"
     root.mkdir()
     (root / "package.json").write_text(PACKAGE_JSON)
     code, out, err = invoke("instrument", str(root), "--check")
-    assert code in (0, 1), err
-    assert "Traceback" not in err and "otelize: error:" not in err
+    assert code == 5, err
+    assert "Traceback" not in err and "otelize: error: nothing to instrument: no source files" in err
 
 
 # --- symlinks ----------------------------------------------------------------------------------

@@ -43,8 +43,10 @@ COMPILER = {
 }
 
 
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["typescript", "javascript"])
+def outcome(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The TypeScript module instrumented and compiled; or (javascript) its compiled CommonJS
+    build as the service of a JavaScript app, instrumented as JavaScript (require, otel.js)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm not available")
     from nodeutil import npm_install
@@ -70,9 +72,11 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert tsc.returncode == 0, f"tsc failed:\n{tsc.stdout}\n{tsc.stderr}"
 
     shutil.copy(RUNNER, build / "run.js")  # resolves the SDK packages through build/node_modules
+    candidate = build / "dist" / "instrumented" / "services" / "tricky.js"
+    if request.param == "javascript":
+        result, candidate = _instrument_as_javascript(build / "dist" / "original" / "tricky.js", tmp / "js-app", build / "js")
     proc = subprocess.run(
-        ["node", str(build / "run.js"), str(build / "dist" / "original" / "tricky.js"),
-         str(build / "dist" / "instrumented" / "services" / "tricky.js")],
+        ["node", str(build / "run.js"), str(build / "dist" / "original" / "tricky.js"), str(candidate)],
         capture_output=True, text=True, timeout=120, cwd=build,
     )
     assert proc.returncode == 0, proc.stderr
@@ -80,6 +84,22 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data["wrapped"] = sorted({s.name for s in result.synthesis.spans})
     data["source"] = (instrumented / MODULE).read_text()
     return data
+
+
+def _instrument_as_javascript(compiled: Path, app: Path, build: Path) -> tuple[Any, Path]:
+    """A JavaScript app whose service is `compiled` (tsc's CommonJS output: `exports.x = x`,
+    classes, 'use strict'), instrumented; its tricky.js and otel.js copied into `build`
+    (which resolves the SDK packages through the parent's node_modules)."""
+    (app / "services").mkdir(parents=True)
+    (app / "package.json").write_text(json.dumps({"name": "js-equivalence", "dependencies": {"express": "4.22.3"}}))
+    shutil.copy(compiled, app / "services" / "tricky.js")
+    result = instrument(app)
+    assert result.synthesis.reverted == [] and "services/tricky.js" in result.synthesis.changes
+    assert b"require('../otel');" in (app / "services" / "tricky.js").read_bytes()
+    (build / "services").mkdir(parents=True)
+    shutil.copy(app / "services" / "tricky.js", build / "services" / "tricky.js")
+    shutil.copy(app / "otel.js", build / "otel.js")  # generated JavaScript, CommonJS
+    return result, build / "services" / "tricky.js"
 
 
 def test_every_call_behaves_the_same(outcome: dict[str, Any]) -> None:

@@ -64,8 +64,8 @@ def test_a_four_parameter_factory_is_not_an_error_handler(tmp_path: Path) -> Non
     assert "recordActiveSpanError(schema)" not in text
     assert "    recordActiveSpanError(err);\n" not in text.split("export function onError")[0]
     assert "export function onError(err: Error, req: Request, res: Response, next: NextFunction): void {\n  recordActiveSpanError(err);\n" in text
-    reasons = {s.symbol: s.reason for s in skips if s.file == HANDLER and s.worker == "http"}
-    assert "validate" in reasons and "never registered with app.use()" in reasons["validate"]
+    # not tagged an error handler at all (its parameters are not named like one)
+    assert not [s for s in skips if s.file == HANDLER and s.symbol == "validate" and s.worker == "http"]
 
 
 def test_an_error_handler_never_registered_with_use_is_left_alone(tmp_path: Path) -> None:

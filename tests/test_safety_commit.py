@@ -261,3 +261,21 @@ def test_a_running_writer_s_temp_files_are_not_swept_by_a_reader(app: Path, tmp_
         go.touch()
         first.communicate(timeout=180)
     assert first.returncode == 0 and debris(app) == []
+
+
+def test_a_journal_that_cannot_be_finished_is_a_warning_not_a_traceback(
+    app: Path, instrumented: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc = child(app, "renamed:2", "kill")
+    proc.communicate(timeout=180)
+
+    def refuse(src, dst, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202  (a read-only tree; as root, simulated)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    messages = recover_with_plan(app)
+    monkeypatch.undo()
+    assert len(messages) == 1 and "cannot be finished now (Permission denied)" in messages[0]
+    assert (app / JOURNAL).exists()
+    assert recover_with_plan(app)[0].startswith("an earlier run was interrupted while writing; its write was completed")
+    assert tree(app) == instrumented

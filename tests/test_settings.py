@@ -146,8 +146,12 @@ def test_a_name_that_is_a_worker_and_a_category_disables_both() -> None:
 
 
 def test_unknown_enable_disable_name_suggests() -> None:
-    with pytest.raises(BadInput, match=r"^--disable cahce: not a worker or a category \(did you mean `cache`\?\)$"):
-        with_flags(Settings(), disable=("cahce",))
+    from otelize.ruleset import RuleError, load_rules
+
+    switched = with_flags(Settings(), disable=("cahce",))  # not a worker or category: maybe a rule id
+    assert switched.rule_switches == {"cahce": False}
+    with pytest.raises(RuleError, match=r"^--disable cahce: not a worker, a category or a rule id \(did you mean `cache`\?\)$"):
+        load_rules(switches=switched.rule_switches)
 
 
 # --- what each setting does --------------------------------------------------------------

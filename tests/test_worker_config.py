@@ -82,10 +82,12 @@ def test_generates_both_files_with_header(tmp_path: Path) -> None:
     assert b"import.meta" not in tracing
 
 
-def test_helper_imports_only_the_api(tmp_path: Path) -> None:
+def test_helper_imports_only_the_api_and_node_util(tmp_path: Path) -> None:
     helper = config.render_helper()
     imports = [line for line in helper.split(b"\n") if line.startswith(b"import ")]
-    assert imports and all(line.endswith(b"from '@opentelemetry/api';") for line in imports)
+    # the API, and Node's own util (types.isPromise): nothing that starts the SDK
+    assert imports and all(line.endswith((b"from '@opentelemetry/api';", b"from 'util';")) for line in imports)
+    assert any(line.endswith(b"from '@opentelemetry/api';") for line in imports)
     for h in ALL_HELPERS:  # every helper of the registry is exported
         assert f"export function {h.name}{'<T>' if h.kind else '('}".encode() in helper
 

@@ -69,11 +69,16 @@ class WorkerContext:
 
     @property
     def tracing_path(self) -> str:
-        return _join(self.project.src_dir, TRACING_MODULE)
+        return _join(self.project.src_dir, in_language(TRACING_MODULE, self.project.language))
 
     @property
     def helper_path(self) -> str:
-        return _join(self.project.src_dir, HELPER_MODULE)
+        return _join(self.project.src_dir, in_language(HELPER_MODULE, self.project.language))
+
+
+def in_language(module: str, language: str) -> str:
+    """`tracing.ts` as the file a project of `language` gets: `tracing.js` for a JavaScript app."""
+    return module[: -len(".ts")] + ".js" if language == "js" else module
 
 
 def _join(folder: str, name: str) -> str:

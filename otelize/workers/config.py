@@ -21,6 +21,7 @@ from otelize import jsonedit
 from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
 from otelize.render import render
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext, is_generated
+from otelize.workers.spans import uses_require
 from otelize.workers.dependency import (
     PACKAGE_JSON,
     choose_line,
@@ -98,7 +99,21 @@ def _instrumentations(ctx: WorkerContext, line: object) -> list[dict[str, str]]:
     return out
 
 
+def _in_app_language(ctx: WorkerContext, source: bytes) -> bytes:
+    """A rendered template as the app runs it: TypeScript, or for a JavaScript app the
+    same module with its types erased, as CommonJS or ES module (otelize.jsemit)."""
+    if ctx.project.language != "js":
+        return source
+    from otelize.jsemit import to_javascript
+
+    return to_javascript(source, ctx.project.module)
+
+
 def render_tracing(ctx: WorkerContext) -> bytes:
+    return _in_app_language(ctx, _render_tracing_ts(ctx))
+
+
+def _render_tracing_ts(ctx: WorkerContext) -> bytes:
     line = choose_line(ctx.project, ctx.settings)
     return render(
         "tracing.ts.j2",
@@ -118,12 +133,13 @@ def render_tracing(ctx: WorkerContext) -> bytes:
 def render_helper(ctx: WorkerContext | None = None) -> bytes:
     """The span helper module; with a context it also records the packages otelize added
     (as tracing.ts does), for an app whose own SDK bootstrap means there is no tracing.ts."""
-    return render(
+    rendered = render(
         "otel.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
         helpers=SPAN_HELPERS,
         added_packages=added_packages(ctx) if ctx is not None else None,
     )
+    return _in_app_language(ctx, rendered) if ctx is not None else rendered
 
 
 def _existing(ctx: WorkerContext, path: str) -> bytes | None:
@@ -154,6 +170,8 @@ def import_specifier(entry: str, target: str) -> str:
 def tracing_js_path(ctx: WorkerContext) -> str:
     """Where tsc emits tracing.ts, relative to the project root (posix)."""
     project = ctx.project
+    if project.language == "js":  # JavaScript runs as written
+        return f"./{ctx.tracing_path}"
     rel = posixpath.relpath(ctx.tracing_path, project.src_dir or ".")
     out = posixpath.join(project.out_dir or project.src_dir or ".", posixpath.splitext(rel)[0] + ".js")
     out = posixpath.normpath(out)
@@ -216,6 +234,7 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
                     module=import_specifier(entry, ctx.tracing_path),
                     side_effect=True,
                     worker=WORKER,
+                    require=uses_require(ctx, entry),
                 )
             )
     return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 from otelize.edits import Edit, ImportRequest, Skip, WorkerResult
 from otelize.parse import ParsedFile, text
 from otelize.workers.base import Task, WorkerContext
-from otelize.workers.spans import helper_specifier
+from otelize.workers.spans import helper_specifier, uses_require
 from otelize.wrap import RECORD, detect_style, has_directive, import_name, local_names
 
 def record_statement(param: str, semicolons: bool, local: str = RECORD) -> bytes:
@@ -78,7 +78,7 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
             continue
         body, first = first_statement(pf, fn.body_start, fn.body_end)
         local = local_names(pf)[RECORD]  # (another name when the file binds `recordActiveSpanError`)
-        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), (import_name(RECORD, local),), False, task.worker))
+        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), (import_name(RECORD, local),), False, task.worker, uses_require(ctx, path)))
         if is_record_call(first, param, local):
             continue
         stmt = record_statement(param, style.semicolons, local)

@@ -147,19 +147,36 @@ def _var_redeclared_parameters(body: Node) -> list[str]:
 
 def helper_specifier(ctx: WorkerContext, file: str) -> str:
     rel = posixpath.relpath(ctx.helper_path, posixpath.dirname(file) or ".")
-    rel = rel[: -len(".ts")]
+    rel = posixpath.splitext(rel)[0]
     if not rel.startswith("."):
         rel = "./" + rel
-    if ctx.project.module == "esm" or file.endswith(".mts"):
-        rel += ".js"  # ES-module resolution needs the extension (an .mts file is ESM in any project)
+    if ctx.project.module == "esm" or file.endswith((".mts", ".mjs")):
+        rel += ".js"  # ES-module resolution needs the extension (an .mts/.mjs file is ESM in any project)
     return rel
 
 
 def module_mismatch(ctx: WorkerContext, file: str) -> str | None:
     """Why `file` cannot import the span helper at all (None when it can)."""
-    if file.endswith(".cts") and ctx.project.module == "esm":
-        return "CommonJS file (.cts) in an ES-module project: it cannot require() the ES-module span helper"
+    if file.endswith((".cts", ".cjs")) and ctx.project.module == "esm":
+        kind = file.rsplit(".", 1)[-1]
+        return f"CommonJS file (.{kind}) in an ES-module project: it cannot require() the ES-module span helper"
     return None
+
+
+def uses_require(ctx: WorkerContext, file: str) -> bool:
+    """Whether `file` is a CommonJS JavaScript file, which gets `require()` rather than `import`:
+    a .cjs file, or a .js one without import/export statements in a CommonJS package.
+    (TypeScript files always get `import`: tsc compiles it to what the project runs.)"""
+    from otelize.parse import is_javascript
+
+    if not is_javascript(file) or file.endswith(".mjs"):
+        return False
+    if file.endswith(".cjs"):
+        return True
+    pf = ctx.parsed.get(file)
+    if pf is not None and any(c.type in ("import_statement", "export_statement") for c in pf.root.named_children):
+        return False  # ES-module syntax (written for a bundler or transpiler): keep to it
+    return ctx.project.module != "esm"
 
 
 class _Intervals:
@@ -206,6 +223,8 @@ def wrap_file(
         reason = eligibility(fn, pf, facts)
         if reason is None and mismatch is not None:
             reason = mismatch
+        if reason is None and fn.qualname in task.option("error_handlers", ()):
+            reason = "error-handling middleware (the http worker records the error on the active span)"
         if reason is None and fn.start in wrapped:
             reason = "nested inside a function that is already wrapped"
         if reason is not None:
@@ -255,7 +274,7 @@ def wrap_file(
         helpers.add(exported_as)
     if helpers:
         names = tuple(sorted(import_name(h, local_names(pf)[h]) for h in helpers))
-        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), names, False, task.worker))
+        result.imports.append(ImportRequest(path, helper_specifier(ctx, path), names, False, task.worker, uses_require(ctx, path)))
     return result
 
 
