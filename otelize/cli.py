@@ -278,6 +278,8 @@ def settings_options(fn: F) -> F:
         click.option("--enable", multiple=True, metavar="NAME", help="Turn a worker or category on (repeatable)."),
         click.option("--disable", multiple=True, metavar="NAME", help="Turn a worker or category off (repeatable)."),
         click.option("--span-naming", type=click.Choice(SPAN_NAMING), help="Span name style [default: class.method]."),
+        click.option("--force-toolchain", is_flag=True,
+                     help="Add the OpenTelemetry packages even to a TypeScript/Node toolchain no supported line fits."),
         rules_option,
     ]
     for option in reversed(options):

@@ -51,11 +51,11 @@ class Project:
 
     @property
     def package_manager(self) -> str:
-        order = {"pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn", "bun.lockb": "bun", "bun.lock": "bun", "package-lock.json": "npm"}
-        for lock, pm in order.items():
-            if lock in self.lockfiles:
-                return pm
-        return "npm"
+        """npm, pnpm, yarn or bun: the `packageManager` field, else the lockfile, each the
+        app's own or else its workspace root's (otelize.workers.dependency.package_manager)."""
+        from otelize.workers.dependency import package_manager
+
+        return package_manager(self.root, self.package_json)
 
 
 def express_workspaces(root: Path, package_json: dict[str, Any]) -> list[str]:

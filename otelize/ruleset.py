@@ -128,7 +128,7 @@ def load_rules(
         if not d.is_dir():
             raise RuleError(f"{d}: rule directory does not exist")
         for path in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")):
-            if path.name in ("profile.yaml", "otel-packages.yaml", "semconv.yaml") or path.name.startswith("_"):
+            if path.name in ("profile.yaml", "otel-packages.yaml", "otel-instrumentations.yaml", "semconv.yaml") or path.name.startswith("_"):
                 continue
             display = path.name if d == builtin else f"{d.name}/{path.name}"
             rule = load_rule_file(path, display)

@@ -10,6 +10,8 @@ categories: {middleware: false} # files of this category get no spans
 span_naming: class.method       # class.method (default) | method | file.class.method
 rules: [otelize-rules]          # extra rule folders, relative to this file
 include_code: [tests]           # trace code excluded by default (see EXCLUDABLE)
+express_layers: false           # true: a span per Express middleware and router layer too
+force_toolchain: false          # true: add OpenTelemetry packages to a toolchain no line supports
 ```
 
 Every error is one line naming the file and the key; an unknown key gets a
@@ -37,7 +39,10 @@ from otelize.registry import CATEGORIES, WORKERS
 CONFIG_FILE = ".otelize.yaml"
 PROTOCOLS = ("http/protobuf", "grpc", "console")
 SPAN_NAMING = ("class.method", "method", "file.class.method")
-KEYS = ("service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules", "include_code")
+KEYS = (
+    "service_name", "protocol", "include", "exclude", "workers", "categories", "span_naming", "rules",
+    "include_code", "express_layers", "force_toolchain",
+)
 API_KEYS = KEYS + ("disabled_workers", "disabled_categories", "disabled_rules", "enabled_rules", "jobs")  # a library caller's mapping
 API_SOURCE = "settings"  # how errors name a library caller's mapping
 # Code that gets no spans unless `include_code` names it (otelize.classify): test code,
@@ -58,6 +63,8 @@ class Settings:
     span_naming: str = "class.method"
     rules: tuple[Path, ...] = ()  # absolute (config rules are relative to the config file)
     include_code: tuple[str, ...] = ()  # EXCLUDABLE kinds traced anyway
+    express_layers: bool = False  # Express middleware/router layer spans (off: request handlers only)
+    force_toolchain: bool = False  # otelize.workers.dependency.choose_line: no refusal
     rule_switches: dict[str, bool] = field(default_factory=dict)  # rule id -> on/off (--enable/--disable RULE_ID)
     jobs: int | None = None  # processes for the per-file work (library only; default: by project size)
     source: str | None = None  # the config file that was read, for messages
@@ -87,6 +94,10 @@ class Settings:
             out["rules"] = [str(p) for p in self.rules]
         if self.include_code:
             out["include_code"] = list(self.include_code)
+        if self.express_layers:
+            out["express_layers"] = True
+        if self.force_toolchain:
+            out["force_toolchain"] = True
         for key, on in (("disabled_rules", False), ("enabled_rules", True)):
             ids = sorted(r for r, state in self.rule_switches.items() if state is on)
             if ids:
@@ -160,6 +171,11 @@ def parse_settings(data: Any, source: str, base: Path, keys: tuple[str, ...] = K
         if data["span_naming"] not in SPAN_NAMING:
             raise _err(source, "span_naming", f"must be one of {', '.join(SPAN_NAMING)}")
         s = replace(s, span_naming=data["span_naming"])
+    for key in ("express_layers", "force_toolchain"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise _err(source, key, "must be true or false")
+            s = replace(s, **{key: data[key]})
     for key in ("include", "exclude"):
         if key in data:
             s = replace(s, **{key: _globs(source, key, data[key])})
@@ -236,6 +252,7 @@ def with_flags(
     enable: tuple[str, ...] = (),
     disable: tuple[str, ...] = (),
     span_naming: str | None = None,
+    force_toolchain: bool = False,
 ) -> Settings:
     """Command-line flags over the config file: a flag that is given wins.
 
@@ -249,6 +266,8 @@ def with_flags(
         s = replace(s, protocol=protocol)
     if span_naming is not None:
         s = replace(s, span_naming=span_naming)
+    if force_toolchain:
+        s = replace(s, force_toolchain=True)
     if include:
         s = replace(s, include=_globs("--include", "include", list(include)))
     if exclude:

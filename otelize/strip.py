@@ -252,7 +252,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
     from otelize.api import analyze
     from otelize.synthesize import write_changes
     from otelize.workers import config as config_worker
-    from otelize.workers.dependency import load_packages
+    from otelize.workers.dependency import strip_pins
 
     analysis = analyze(root)
     project = analysis.project
@@ -303,7 +303,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
             continue
         result.changes[path] = (current, None)
 
-    pins, _ = load_packages()
+    pins = strip_pins(ctx)
     recorded = config_worker.recorded_in_generated(ctx)
     if recorded is not None:  # tracing.ts says which packages otelize added: only those go
         pins = {k: v for k, v in pins.items() if k in recorded}

@@ -175,7 +175,14 @@ def test_graph_resolves_calls_through_required_modules():
 def test_generated_javascript_has_no_types_and_checks_with_node(template, module, tmp_path):
     if template == "tracing.ts.j2":
         ctx = {"generated_header": "// g", "added_packages": ["@opentelemetry/api"]}
-        ctx.update(service_name="s", service_version="1", exporter="http/protobuf", module=module, health_paths=["/health"])
+        from otelize.workers.dependency import load_lines
+
+        instrumentations = [
+            {"package": "@opentelemetry/instrumentation-http", "cls": "HttpInstrumentation", "local": "HttpInstrumentation"},
+            {"package": "@opentelemetry/instrumentation-express", "cls": "ExpressInstrumentation", "local": "ExpressInstrumentation"},
+        ]
+        ctx.update(service_name="s", service_version="1", protocol="http/protobuf", module=module, health_paths=["/health"],
+                   line=load_lines()[0][0], instrumentations=instrumentations, express_layers=False)
         ts = render(template, **ctx)
     else:
         from otelize.workers.config import render_helper

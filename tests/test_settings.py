@@ -167,23 +167,25 @@ def test_service_name_reaches_tracing_ts(app: Path) -> None:
     assert "'shop-api'" not in text
 
 
-@pytest.mark.parametrize(("protocol", "exporter"), [
-    ("http/protobuf", "@opentelemetry/exporter-trace-otlp-proto"),
-    ("grpc", "@opentelemetry/exporter-trace-otlp-grpc"),
-    ("console", None),
+@pytest.mark.parametrize(("protocol", "default"), [
+    ("http/protobuf", None),
+    ("grpc", "process.env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'] = 'grpc';"),
+    ("console", "process.env['OTEL_TRACES_EXPORTER'] = 'console';"),
 ])
-def test_protocol_picks_the_exporter_and_its_package(app: Path, protocol: str, exporter: str | None) -> None:
+def test_protocol_is_only_the_default_of_the_sdk_env_config(app: Path, protocol: str, default: str | None) -> None:
+    # the SDK builds the exporter from OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_*: the
+    # setting only fills in what the environment leaves unset, and adds no package
     write_config(app, {"protocol": protocol})
     result = instrument(app, write=False)
     tracing = new_text(result, "src/tracing.ts")
-    packages = set(result.synthesis.packages)
-    all_exporters = {"@opentelemetry/exporter-trace-otlp-proto", "@opentelemetry/exporter-trace-otlp-grpc"}
-    if exporter is None:
-        assert "new tracing.ConsoleSpanExporter()" in tracing
-        assert not packages & all_exporters
+    assert "Exporter(" not in tracing and "traceExporter" not in tracing
+    assert not any("exporter" in p for p in result.synthesis.packages)
+    if default is None:
+        assert "process.env['OTEL_TRACES_EXPORTER'] =" not in tracing and "PROTOCOL'] =" not in tracing
     else:
-        assert f"import {{ OTLPTraceExporter }} from '{exporter}';" in tracing
-        assert packages & all_exporters == {exporter}
+        assert default in tracing
+        guard = tracing[: tracing.index(default)].rsplit("if (", 1)[1]
+        assert "=== undefined" in guard  # only when the environment does not say
 
 
 def test_exclude_leaves_files_out(app: Path) -> None:
@@ -270,8 +272,8 @@ def test_cli_flag_wins_over_the_config_file(app: Path) -> None:
 
     code, out, _ = run_cli("instrument", str(app), "--diff", "--protocol", "console")
     assert code == 0
-    assert "+  traceExporter: new tracing.ConsoleSpanExporter()," in out
-    assert "exporter-trace-otlp-grpc" not in out
+    assert "+  process.env['OTEL_TRACES_EXPORTER'] = 'console';" in out
+    assert "'grpc'" not in out
 
 
 def test_cli_config_option_reads_another_file(app: Path, tmp_path: Path) -> None:

@@ -74,10 +74,11 @@ def test_generates_both_files_with_header(tmp_path: Path) -> None:
     assert result.spans == []
     tracing = files["src/tracing.ts"]
     assert b"process.env['OTEL_SERVICE_NAME'] || 'shop-api'" in tracing
-    assert b"[ATTR_SERVICE_VERSION]: '1.2.3'" in tracing
-    assert b"new OTLPTraceExporter()" in tracing
-    assert b"@opentelemetry/exporter-trace-otlp-proto" in tracing
-    assert b"'@opentelemetry/instrumentation-fs': { enabled: false }" in tracing
+    assert b"'service.version': '1.2.3'" in tracing
+    assert b"Exporter" not in tracing  # the SDK's env config builds the exporter
+    assert b"new HttpInstrumentation(" in tracing and b"new ExpressInstrumentation({" in tracing
+    assert b"instrumentation-fs" not in tracing and b"auto-instrumentations" not in tracing
+    assert b"ignoreLayersType: [ExpressLayerType.MIDDLEWARE, ExpressLayerType.ROUTER]" in tracing
     assert b"import.meta" not in tracing
 
 
@@ -121,8 +122,8 @@ def test_no_health_routes_no_hook(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("protocol", "present", "absent"),
     [
-        ("grpc", b"@opentelemetry/exporter-trace-otlp-grpc", b"otlp-proto"),
-        ("console", b"new tracing.ConsoleSpanExporter()", b"OTLPTraceExporter"),
+        ("grpc", b"process.env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'] = 'grpc';", b"OTEL_TRACES_EXPORTER'] ="),
+        ("console", b"process.env['OTEL_TRACES_EXPORTER'] = 'console';", b"PROTOCOL'] ="),
     ],
 )
 def test_protocols(tmp_path: Path, protocol: str, present: bytes, absent: bytes) -> None:
@@ -283,17 +284,18 @@ def test_tracing_records_the_packages_otelize_adds(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, package_json=pkg)
     tracing = config.render_tracing(ctx)
     recorded = config.recorded_packages(tracing)
-    assert recorded == ["@opentelemetry/auto-instrumentations-node", "@opentelemetry/exporter-trace-otlp-proto",
-                        "@opentelemetry/resources", "@opentelemetry/sdk-node", "@opentelemetry/semantic-conventions"]
+    assert recorded == ["@opentelemetry/instrumentation-express", "@opentelemetry/instrumentation-http",
+                        "@opentelemetry/resources", "@opentelemetry/sdk-node"]
     # once they are in package.json, the record comes from the existing tracing.ts: same bytes again
     (tmp_path / "src").mkdir()
     (tmp_path / "src/tracing.ts").write_bytes(tracing)
     everything = b'{"name": "shop-api", "version": "1.2.3", "dependencies": {' + b", ".join(
         b'"%s": "1"' % name.encode() for name in ["@opentelemetry/api", *recorded]) + b"}}\n"
     assert config.render_tracing(make_ctx(tmp_path, package_json=everything)) == tracing
-    # switching the protocol adds the gRPC exporter to what otelize added, keeping the earlier record
-    grpc = config.recorded_packages(config.render_tracing(make_ctx(tmp_path, package_json=everything, protocol="grpc")))
-    assert grpc == sorted(recorded + ["@opentelemetry/exporter-trace-otlp-grpc"])
+    # a new library (pg) adds its instrumentation to what otelize added, keeping the earlier record
+    with_pg = everything.replace(b'{"@opentelemetry/api"', b'{"pg": "8.11.3", "@opentelemetry/api"')
+    more = config.recorded_packages(config.render_tracing(make_ctx(tmp_path, package_json=with_pg)))
+    assert more == sorted(recorded + ["@opentelemetry/instrumentation-pg"])
 
 
 def test_recorded_packages_needs_a_generated_file_with_a_record() -> None:

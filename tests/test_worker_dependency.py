@@ -16,7 +16,9 @@ from otelize.workers.base import Task, WorkerContext
 
 TASK = Task(id="dependency", worker="dependency")
 PACKAGES, PROFILES = dependency.load_packages()
-DEFAULT = sorted(PROFILES["base"] + PROFILES["http/protobuf"])
+# what an Express app with no other library gets on the preferred line: the SDK, http, express
+PACKAGES = {**PACKAGES, "@opentelemetry/instrumentation-http": "0.223.0", "@opentelemetry/instrumentation-express": "0.71.1"}
+DEFAULT = sorted([*PROFILES["base"], "@opentelemetry/instrumentation-express", "@opentelemetry/instrumentation-http"])
 
 
 def make_ctx(tmp_path: Path, data: bytes, module: str = "commonjs", **settings: object) -> WorkerContext:
@@ -86,7 +88,7 @@ def test_empty_dependencies_becomes_multiline(tmp_path: Path) -> None:
     lines = out.split(b"\n")
     assert lines[2] == b'  "dependencies": {'
     assert lines[3] == b'    "@opentelemetry/api": "1.9.0",'
-    assert out.endswith(b'"1.45.0"\n  }\n}\n')
+    assert out.endswith(b'"@opentelemetry/sdk-node": "0.223.0"\n  }\n}\n')
 
 
 def test_missing_dependencies_goes_after_scripts(tmp_path: Path) -> None:
@@ -94,7 +96,7 @@ def test_missing_dependencies_goes_after_scripts(tmp_path: Path) -> None:
     out = assert_idempotent(tmp_path, data)
     assert list(json.loads(out)) == ["name", "scripts", "dependencies", "license"]
     assert b'  },\n  "dependencies": {\n    "@opentelemetry/api": "1.9.0",\n' in out
-    assert out.endswith(b'"1.45.0"\n  },\n  "license": "MIT"\n}\n')
+    assert out.endswith(b'"@opentelemetry/sdk-node": "0.223.0"\n  },\n  "license": "MIT"\n}\n')
 
 
 def test_missing_dependencies_without_scripts_goes_last(tmp_path: Path) -> None:
@@ -134,12 +136,11 @@ def test_present_packages_are_never_changed(tmp_path: Path) -> None:
 
 
 def test_protocol_profiles(tmp_path: Path) -> None:
+    # sdk-node carries the exporters and picks one from the environment: no exporter package
     data = b'{\n  "name": "app"\n}\n'
-    _, grpc = run(tmp_path, data, protocol="grpc")
-    assert "@opentelemetry/exporter-trace-otlp-grpc" in grpc.packages
-    assert "@opentelemetry/exporter-trace-otlp-proto" not in grpc.packages
-    _, console = run(tmp_path, data, protocol="console")
-    assert not any("exporter" in name for name in console.packages)
+    for proto in ("grpc", "console", "http/protobuf"):
+        _, result = run(tmp_path, data, protocol=proto)
+        assert sorted(result.packages) == DEFAULT
     _, esm = run(tmp_path, data, module="esm")
     assert "@opentelemetry/instrumentation" in esm.packages
     with pytest.raises(BadInput):

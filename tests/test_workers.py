@@ -17,11 +17,10 @@ from transform import ENTRY, assert_transform, default_package_json, run_transfo
 
 OTEL_PACKAGES = {
     "@opentelemetry/api": "1.9.0",
-    "@opentelemetry/auto-instrumentations-node": "0.81.2",
-    "@opentelemetry/exporter-trace-otlp-proto": "0.223.0",
+    "@opentelemetry/instrumentation-express": "0.71.1",
+    "@opentelemetry/instrumentation-http": "0.223.0",
     "@opentelemetry/resources": "2.12.0",
     "@opentelemetry/sdk-node": "0.223.0",
-    "@opentelemetry/semantic-conventions": "1.45.0",
 }
 
 
@@ -568,16 +567,17 @@ def test_dependency_worker_inserts_packages_in_sorted_position(tmp_path: Path) -
         b'{\n  "name": "tiny-app",\n  "version": "1.0.0",\n  "dependencies": {\n'
         b'    "@aws-sdk/client-s3": "3.600.0",\n'
         b'    "@opentelemetry/api": "1.9.0",\n'
-        b'    "@opentelemetry/auto-instrumentations-node": "0.81.2",\n'
-        b'    "@opentelemetry/exporter-trace-otlp-proto": "0.223.0",\n'
+        b'    "@opentelemetry/instrumentation-aws-sdk": "0.78.0",\n'
+        b'    "@opentelemetry/instrumentation-express": "0.71.1",\n'
+        b'    "@opentelemetry/instrumentation-http": "0.223.0",\n'
         b'    "@opentelemetry/resources": "2.12.0",\n'
         b'    "@opentelemetry/sdk-node": "0.223.0",\n'
-        b'    "@opentelemetry/semantic-conventions": "1.45.0",\n'
         b'    "@types/never": "1.0.0",\n'
         b'    "express": "4.22.3",\n    "zod": "3.23.8"\n  }\n}\n'
     )
     assert changed["package.json"] == expected
-    assert to_json(result)["packages"] == OTEL_PACKAGES
+    # the AWS SDK v3 client the app uses gets its instrumentation
+    assert to_json(result)["packages"] == {**OTEL_PACKAGES, "@opentelemetry/instrumentation-aws-sdk": "0.78.0"}
 
 
 # --- config ------------------------------------------------------------------------

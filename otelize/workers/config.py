@@ -41,7 +41,15 @@ from otelize.workers.base import (
 )
 from otelize.wrap import SPAN_HELPERS
 from otelize.workers.spans import uses_require
-from otelize.workers.dependency import PACKAGE_JSON, missing_packages, packages_at_pins, protocol
+from otelize.workers.dependency import (
+    PACKAGE_JSON,
+    choose_line,
+    chosen_instrumentations,
+    missing_packages,
+    packages_at_pins,
+    protocol,
+    setting,
+)
 from otelize.registry import SPAN_HELPERS
 
 WORKER = "config"
@@ -97,6 +105,19 @@ def added_packages(ctx: WorkerContext) -> list[str]:
     return sorted(set(missing_packages(ctx)) | set(recorded or []))
 
 
+def _instrumentations(ctx: WorkerContext, line: object) -> list[dict[str, str]]:
+    """What tracing.ts registers: one constructor per chosen instrumentation package,
+    each under a distinct local name (two packages may export the same class name)."""
+    out, taken = [], set()
+    for c in chosen_instrumentations(ctx.project, ctx.settings, line)[0]:  # type: ignore[arg-type]
+        local, n = c.cls, 2
+        while local in taken:
+            local, n = f"{c.cls}{n}", n + 1
+        taken.add(local)
+        out.append({"package": c.package, "cls": c.cls, "local": local})
+    return out
+
+
 def _in_app_language(ctx: WorkerContext, source: bytes) -> bytes:
     """A rendered template as the app runs it: TypeScript, or for a JavaScript app the
     same module with its types erased, as CommonJS or ES module (otelize.jsemit)."""
@@ -112,15 +133,19 @@ def render_tracing(ctx: WorkerContext) -> bytes:
 
 
 def _render_tracing_ts(ctx: WorkerContext) -> bytes:
+    line = choose_line(ctx.project, ctx.settings)
     return render(
         "tracing.ts.j2",
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
         service_name=ctx.settings.service_name or ctx.project.name,
         service_version=ctx.project.version,
-        exporter=protocol(ctx.settings),
+        protocol=protocol(ctx.settings),
         module=ctx.project.module,
         health_paths=health_paths(ctx),
         added_packages=added_packages(ctx),
+        line=line,
+        instrumentations=_instrumentations(ctx, line),
+        express_layers=bool(setting(ctx.settings, "express_layers")),
     )
 
 

@@ -1,0 +1,285 @@
+"""Which instrumentation packages and which version line an app gets (no npm needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from otelize import npmrange
+from otelize.discover import load_project
+from otelize.errors import BadInput, RuleError
+from otelize.workers import dependency
+
+TABLE = dependency.load_instrumentations()
+ALWAYS = {"@opentelemetry/instrumentation-http", "@opentelemetry/instrumentation-express"}
+ROOT = Path(__file__).resolve().parent.parent
+
+INDEX = """\
+import express from 'express';
+const app = express();
+app.get('/x', (_req, res) => { res.send('x'); });
+app.listen(3000);
+"""
+
+
+def make_app(root: Path, deps: dict[str, str] | None = None, dev: dict[str, str] | None = None, **extra: object) -> Path:
+    (root / "src").mkdir(parents=True, exist_ok=True)
+    (root / "src" / "index.ts").write_text(INDEX)
+    pkg = {"name": "app", "version": "1.0.0", "dependencies": {"express": "4.21.2", **(deps or {})},
+           "devDependencies": dev or {}, **extra}
+    (root / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+    return root
+
+
+def instrumentations(root: Path, settings: dict | None = None) -> list[str]:
+    chosen, _ = dependency.chosen_instrumentations(load_project(root), settings or {})
+    return [c.package for c in chosen]
+
+
+def _library_cases() -> list[tuple[str, str, str, str]]:
+    """(line, library, a version it supports, package) for every library of the table."""
+    cases = []
+    for inst in TABLE:
+        for line, _, supports in inst.lines:
+            for library, rng in supports:
+                if library in ("http", "https", "express"):
+                    continue
+                low = npmrange.min_version(rng)
+                assert low is not None
+                name = library.replace("/*", "/client-s3")
+                cases.append((line, name, npmrange.fmt(low), inst.package))
+    return sorted(cases)
+
+
+@pytest.mark.parametrize(("line", "library", "version", "package"), _library_cases())
+def test_each_library_yields_its_package_and_no_other(tmp_path: Path, line: str, library: str, version: str,
+                                                      package: str) -> None:
+    typescript = "5.4.5" if line == "2.x" else "4.9.5"
+    app = make_app(tmp_path, {library: version}, {"typescript": typescript})
+    assert dependency.choose_line(load_project(app), {}).id == line
+    assert sorted(instrumentations(app)) == sorted(ALWAYS | {package})
+    assert library in dependency.active_instrumentations(load_project(app))
+
+
+def test_plain_express_app_gets_http_and_express_only(tmp_path: Path) -> None:
+    app = make_app(tmp_path, {"zod": "3.23.8", "axios": "1.7.0"})
+    assert instrumentations(app) == ["@opentelemetry/instrumentation-http", "@opentelemetry/instrumentation-express"]
+    assert dependency.active_instrumentations(load_project(app)) == frozenset({"http", "https", "express"})
+    assert "@opentelemetry/auto-instrumentations-node" not in dependency.wanted_packages({}, "commonjs", load_project(app))
+
+
+def test_redis_version_picks_the_package_on_the_old_line(tmp_path: Path) -> None:
+    for version, package in (("3.1.2", "@opentelemetry/instrumentation-redis"),
+                             ("^4.6.0", "@opentelemetry/instrumentation-redis-4")):
+        app = make_app(tmp_path / version, {"redis": version}, {"typescript": "4.9.5"})
+        assert instrumentations(app)[2:] == [package]
+
+
+def test_a_library_outside_the_supported_range_is_left_out_and_said(tmp_path: Path) -> None:
+    app = make_app(tmp_path, {"pg": "7.18.2"}, {"typescript": "5.4.5"})
+    chosen, notes = dependency.chosen_instrumentations(load_project(app), {})
+    assert "@opentelemetry/instrumentation-pg" not in [c.package for c in chosen]
+    assert notes == ["@opentelemetry/instrumentation-pg@0.76.0 not added: pg 7.18.2 (package.json '7.18.2') is outside '>=8.0.3 <9'"]
+
+
+def test_the_lockfile_version_wins_over_the_declared_range(tmp_path: Path) -> None:
+    app = make_app(tmp_path, {"mongoose": "*"}, {"typescript": "^4.0.0"})
+    lock = {"lockfileVersion": 3, "packages": {"": {}, "node_modules/typescript": {"version": "5.5.4"},
+                                               "node_modules/mongoose": {"version": "9.1.0"}}}
+    (app / "package-lock.json").write_text(json.dumps(lock))
+    project = load_project(app)
+    assert dependency.toolchain(project).get("typescript") == ((5, 5, 4), "package-lock.json")
+    assert dependency.choose_line(project, {}).id == "2.x"
+    assert "@opentelemetry/instrumentation-mongoose" in instrumentations(app)
+
+
+def test_node_modules_version_wins_and_pnpm_and_yarn_lockfiles_are_read(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "nm", dev={"typescript": "^5.0.0"})
+    (app / "node_modules" / "typescript").mkdir(parents=True)
+    (app / "node_modules" / "typescript" / "package.json").write_text('{"version": "4.8.4"}')
+    assert dependency.toolchain(load_project(app)).get("typescript") == ((4, 8, 4), "node_modules/typescript")
+
+    app = make_app(tmp_path / "pnpm", dev={"typescript": "^5.0.0"})
+    (app / "pnpm-lock.yaml").write_text(yaml.safe_dump({"lockfileVersion": "9.0", "importers": {".": {
+        "devDependencies": {"typescript": {"specifier": "^5.0.0", "version": "5.6.3"}}}}}))
+    assert dependency.toolchain(load_project(app)).get("typescript") == ((5, 6, 3), "pnpm-lock.yaml")
+    assert load_project(app).package_manager == "pnpm"
+
+    app = make_app(tmp_path / "yarn", dev={"typescript": "^4.7.0"})
+    (app / "yarn.lock").write_text('"typescript@^4.7.0":\n  version "4.9.5"\n  resolved "x"\n\n'
+                                   'typescript@^3.0.0:\n  version "3.9.10"\n')
+    assert dependency.toolchain(load_project(app)).get("typescript") == ((4, 9, 5), "yarn.lock")
+
+
+@pytest.mark.parametrize(("files", "engines", "line"), [
+    ({}, ">=18", "2.x"),           # majors compare: Node 18 runs its newest 18.x
+    ({}, ">=16.0.0", "1.x"),
+    ({".nvmrc": "v16.20.2\n"}, None, "1.x"),
+    ({".node-version": "20\n"}, None, "2.x"),
+    ({".nvmrc": "lts/*\n"}, None, "2.x"),  # not a version: no constraint
+])
+def test_node_engine_chooses_the_line(tmp_path: Path, files: dict[str, str], engines: str | None, line: str) -> None:
+    app = make_app(tmp_path, dev={"typescript": "5.4.5"}, **({"engines": {"node": engines}} if engines else {}))
+    for name, text in files.items():
+        (app / name).write_text(text)
+    assert dependency.choose_line(load_project(app), {}).id == line
+
+
+def test_exact_optional_property_types_without_skip_lib_check_needs_the_new_line(tmp_path: Path) -> None:
+    app = make_app(tmp_path, dev={"typescript": "4.9.5"})
+    (app / "tsconfig.json").write_text('{"compilerOptions": {"strict": true, "exactOptionalPropertyTypes": true}}')
+    with pytest.raises(BadInput, match="exactOptionalPropertyTypes: true and skipLibCheck: false"):
+        dependency.choose_line(load_project(app), {})
+    (app / "tsconfig.json").write_text('{"compilerOptions": {"exactOptionalPropertyTypes": true, "skipLibCheck": true}}')
+    assert dependency.choose_line(load_project(app), {}).id == "1.x"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "otelize", *args], capture_output=True, text=True, timeout=120)
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_typescript_3_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    app = make_app(tmp_path, dev={"typescript": "3.9.7"})
+    before = _snapshot(app)
+    proc = _cli("instrument", str(app))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "otelize: error: TypeScript 3.9.7 (package.json '3.9.7') is older than the minimum 4.4.0 of any "
+        "OpenTelemetry JS line otelize supports; nothing was written (--force-toolchain adds the 1.x packages anyway)"
+    ]
+    assert _snapshot(app) == before
+    forced = _cli("instrument", str(app), "--force-toolchain")
+    assert forced.returncode == 0, forced.stderr
+    added = json.loads((app / "package.json").read_text())["dependencies"]
+    assert added["@opentelemetry/sdk-node"] == "0.57.2"
+
+
+def test_force_toolchain_is_a_setting_too(tmp_path: Path) -> None:
+    app = make_app(tmp_path, dev={"typescript": "~3.5.0"})
+    (app / ".otelize.yaml").write_text("force_toolchain: true\n")
+    assert _cli("instrument", str(app), "--diff").returncode == 0
+
+
+def test_package_manager_field_and_workspace_lockfile(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "one", packageManager="pnpm@9.12.0")
+    (app / "package-lock.json").write_text("{}")
+    assert load_project(app).package_manager == "pnpm"  # the field wins over a stray lockfile
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "package.json").write_text(json.dumps({"name": "ws", "workspaces": ["apps/*"], "packageManager": "yarn@4.5.0"}))
+    member = make_app(ws / "apps" / "api")
+    assert dependency.workspace_root(member) == ws
+    assert load_project(member).package_manager == "yarn"
+    (ws / "package.json").write_text(json.dumps({"name": "ws", "workspaces": ["apps/*"]}))
+    (ws / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
+    assert load_project(member).package_manager == "pnpm"
+
+
+def test_report_names_each_added_package_and_its_cause(tmp_path: Path) -> None:
+    from otelize.api import instrument
+
+    app = make_app(tmp_path, {"ioredis": "5.4.1", "pino": "9.5.0"}, {"typescript": "5.4.5"})
+    notes = instrument(app, write=False).synthesis.notes
+    assert "added @opentelemetry/instrumentation-ioredis@0.71.0 for ioredis" in notes
+    assert "added @opentelemetry/instrumentation-pino@0.69.0 for pino" in notes
+    assert "added @opentelemetry/instrumentation-express@0.71.1 always (every Express app)" in notes
+    assert any(n.startswith("OpenTelemetry JS 2.x line: TypeScript 5.4.5") for n in notes)
+
+
+def test_express_layers_setting_turns_layer_spans_back_on(tmp_path: Path) -> None:
+    from otelize.api import instrument
+
+    app = make_app(tmp_path)
+    lean = instrument(app, write=False).synthesis.changes["src/tracing.ts"][1]
+    assert b"ignoreLayersType: [ExpressLayerType.MIDDLEWARE, ExpressLayerType.ROUTER]" in lean
+    (app / ".otelize.yaml").write_text("express_layers: true\n")
+    full = instrument(app, write=False).synthesis.changes["src/tracing.ts"][1]
+    assert b"ignoreLayersType" not in full and b"ExpressLayerType" not in full
+    assert b"new ExpressInstrumentation()," in full
+
+
+# --- the rules files: validated on load, user-extendable -----------------------------------
+
+
+def test_user_rules_folder_adds_and_overrides_entries(tmp_path: Path) -> None:
+    rules = tmp_path / "my-rules"
+    rules.mkdir()
+    (rules / "otel-instrumentations.yaml").write_text(yaml.safe_dump({"instrumentations": {
+        "@acme/instrumentation-widgets": {"class": "WidgetsInstrumentation",
+                                          "lines": {"2.x": {"version": "1.2.3", "supports": {"widgets": "^2.0.0"}}}},
+        "@opentelemetry/instrumentation-pg": {"class": "PgInstrumentation",
+                                              "lines": {"2.x": {"version": "0.76.0", "supports": {"pg": ">=9.0.0"}}}},
+    }}))
+    app = make_app(tmp_path / "app", {"widgets": "2.1.0", "pg": "8.13.1"}, {"typescript": "5.4.5"})
+    settings = {"rules": [str(rules)]}
+    assert instrumentations(app, settings)[2:] == ["@acme/instrumentation-widgets"]
+    assert dependency.wanted_packages(settings, "commonjs", load_project(app))["@acme/instrumentation-widgets"] == "1.2.3"
+    # the built-in table is unchanged for everyone else
+    assert "@opentelemetry/instrumentation-pg" in instrumentations(app)
+
+
+@pytest.mark.parametrize(("doc", "key"), [
+    ({"instrumentations": {"x": {"class": "X", "lines": {"9.x": {"version": "1.0.0", "supports": {"a": "*"}}}}}},
+     "'instrumentations.x.lines.9.x': unknown line"),
+    ({"instrumentations": {"x": {"class": "X", "lines": {"2.x": {"version": "^1.0.0", "supports": {"a": "*"}}}}}},
+     "'instrumentations.x.lines.2.x.version': pin an exact version"),
+    ({"instrumentations": {"x": {"class": "X", "lines": {"2.x": {"version": "1.0.0", "supports": {"a": "latest"}}}}}},
+     "'instrumentations.x.lines.2.x.supports.a': not an npm version range"),
+    ({"instrumentations": {"x": {"class": "not a name", "lines": {}}}}, "'instrumentations.x.class'"),
+    ({"instrumentations": {"x": {"class": "X", "enabled": True, "lines": {}}}}, "'instrumentations.x.enabled': unknown key"),
+    ({"instrumentation": {}}, "'instrumentations'"),
+])
+def test_bad_table_names_file_and_key(tmp_path: Path, doc: dict, key: str) -> None:
+    rules = tmp_path / "r"
+    rules.mkdir()
+    (rules / "otel-instrumentations.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(RuleError) as err:
+        dependency.load_instrumentations({"rules": [str(rules)]})
+    assert str(err.value).startswith(f"{rules / 'otel-instrumentations.yaml'}: ")
+    assert key in str(err.value)
+
+
+def test_builtin_pins_are_exact_and_share_each_lines_instrumentation_base() -> None:
+    lines, _ = dependency.load_lines()
+    assert [line.id for line in lines] == ["2.x", "1.x"]
+    for inst in TABLE:
+        for line, version, _ in inst.lines:
+            assert npmrange.parse_version(version) is not None, inst.package
+
+
+@pytest.mark.parametrize(("version", "rng", "ok"), [
+    ((5, 4, 5), "^5.0.4", True), ((5, 0, 3), ">=5.0.4", False), ((4, 7, 4), "~4.7", True),
+    ((18, 19, 0), "^18.19.0 || >=20.6.0", True), ((20, 5, 1), "^18.19.0 || >=20.6.0", False),
+    ((0, 2, 9), "^0.2.3", True), ((0, 3, 0), "^0.2.3", False), ((2, 3, 9), "1.2 - 2.3", True),
+    ((1, 0, 0), "*", True), ((3, 0, 0), "latest", False),
+])
+def test_npm_ranges(version: tuple[int, int, int], rng: str, ok: bool) -> None:
+    assert npmrange.satisfies(version, rng) is ok
+
+
+def test_state_cache_key_follows_the_toolchain_files(tmp_path: Path) -> None:
+    # a lockfile that moves TypeScript from 4.9 to 5.4 changes the version line: the
+    # cached "clean" answer of --check --cache must not survive it
+    from otelize import statecache
+
+    app = make_app(tmp_path, dev={"typescript": "^4.9.0 || ^5.0.0"})
+    lock = {"lockfileVersion": 3, "packages": {"node_modules/typescript": {"version": "4.9.5"}}}
+    (app / "package-lock.json").write_text(json.dumps(lock))
+    before = statecache.fingerprint(load_project(app), {}, [])
+    assert dependency.choose_line(load_project(app), {}).id == "1.x"
+    lock["packages"]["node_modules/typescript"]["version"] = "5.4.5"
+    (app / "package-lock.json").write_text(json.dumps(lock))
+    assert dependency.choose_line(load_project(app), {}).id == "2.x"
+    assert statecache.fingerprint(load_project(app), {}, []) != before
+    (app / ".nvmrc").write_text("16\n")
+    assert dependency.choose_line(load_project(app), {}).id == "1.x"
