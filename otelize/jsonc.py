@@ -51,26 +51,21 @@ def strip_jsonc(text: str) -> str:
 
 def loads_jsonc(data: bytes, what: str) -> Any:
     """Parse JSONC bytes; errors become a one-line BadInput naming `what`."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        return _shallow(json.loads(strip_jsonc(text)), what)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise _too_deep(what) from None
+    return _loads(data, what, comments=True)
 
 
 def loads_json(data: bytes, what: str) -> Any:
     """Parse strict JSON bytes (package.json); errors become a one-line BadInput."""
+    return _loads(data, what, comments=False)
+
+
+def _loads(data: bytes, what: str, *, comments: bool) -> Any:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        return _shallow(json.loads(text), what)
+        return _shallow(json.loads(strip_jsonc(text) if comments else text), what)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
