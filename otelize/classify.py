@@ -545,8 +545,9 @@ def assign_roles(result: Classification, parsed: dict[str, ParsedFile], facts: d
         registered = roles.registered_handlers(path) if decision.category == "service" else set()
         out: dict[str, Role] = {}
         for fn in candidates(facts[path]):
-            if fn.is_private and fn.name not in registered:
-                continue  # the worker reports private members
+            member = fn.name.rsplit(".", 1)[-1]
+            if (fn.is_private or member.startswith(("_", "#"))) and fn.name not in registered:
+                continue  # the worker skips (and reports) private members: they take no part in the roles
             role = roles.role(path, fn, decision.category)
             if role is not None:
                 out[fn.qualname] = role

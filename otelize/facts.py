@@ -651,7 +651,26 @@ def _enclosing_class(node: Node) -> Node | None:
     return None
 
 
+def _is_span_wrapper(node: Node) -> bool:
+    """`node` is the function otelize's span wrapper runs: the last argument of a call to a
+    span helper (`withSpan(name, attrs, async () => {...})`, also under an `otelize...` alias).
+    It is no function of its own: what it calls, its enclosing function calls, so an
+    instrumented file gives the same call graph (and the same roles) as the original."""
+    from otelize.wrap import HELPERS
+
+    args = node.parent
+    call = args.parent if args is not None and args.type == "arguments" else None
+    callee = call.child_by_field_name("function") if call is not None else None
+    if callee is None or callee.type != "identifier" or args.named_children[-1] != node:
+        return False
+    name = text(callee)
+    return name in HELPERS or (name.startswith("otelize") and name[7:8].isupper()
+                               and name[7].lower() + name[8:].rstrip("0123456789") in HELPERS)
+
+
 def _function(node: Node, facts: FileFacts) -> FunctionFact | None:
+    if node.type in ("arrow_function", "function_expression") and _is_span_wrapper(node):
+        return None
     kind_map = {
         "function_declaration": "function",
         "generator_function_declaration": "function",

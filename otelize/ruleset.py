@@ -113,6 +113,10 @@ class RuleSet:
         return next((r for r in self.all_rules if r.id == rid), None)
 
 
+# YAML files in a rules folder that are data, not rules (the profile, the package pins)
+DATA_FILES = frozenset({"profile.yaml", "otel-packages.yaml", "otel-instrumentations.yaml", "semconv.yaml"})
+
+
 def load_rules(
     rule_dirs: list[Path] | None = None, profile: Path | None = None, switches: dict[str, bool] | None = None
 ) -> RuleSet:
@@ -128,7 +132,7 @@ def load_rules(
         if not d.is_dir():
             raise RuleError(f"{d}: rule directory does not exist")
         for path in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")):
-            if path.name in ("profile.yaml", "otel-packages.yaml", "otel-instrumentations.yaml", "semconv.yaml") or path.name.startswith("_"):
+            if path.name in DATA_FILES or path.name.startswith("_"):
                 continue
             display = path.name if d == builtin else f"{d.name}/{path.name}"
             rule = load_rule_file(path, display)

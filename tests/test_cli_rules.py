@@ -53,8 +53,9 @@ def rows(*args: str) -> dict[str, dict]:
 
 def test_list_shows_every_builtin_rule_with_its_source(tmp_path: Path) -> None:
     listed = rows(str(tmp_path))
-    builtin = sorted(p.stem for p in data_dir("rules").glob("*.yaml")
-                     if p.name not in ("profile.yaml", "otel-packages.yaml", "semconv.yaml"))
+    from otelize.ruleset import DATA_FILES
+
+    builtin = sorted(p.stem for p in data_dir("rules").glob("*.yaml") if p.name not in DATA_FILES)
     assert sorted(listed) == builtin
     assert listed["cache-name"] == {"id": "cache-name", "category": "cache", "scope": "file", "priority": listed["cache-name"]["priority"],
                                     "enabled": True, "source": "cache-name.yaml"}
