@@ -1,4 +1,4 @@
-from otelize.cli import main
+from otelize.cli.main import main
 
 if __name__ == "__main__":
     main()

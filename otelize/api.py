@@ -12,19 +12,19 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from typing import TYPE_CHECKING
 
-from otelize.discover import load_project
-from otelize.journal import recover_and_warn, run_lock, sweep_temps
-from otelize.project import Project
+from otelize.project.discover import load_project
+from otelize.synthesize.journal import recover_and_warn, run_lock, sweep_temps
+from otelize.project.model import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:  # heavy modules (networkx, tree-sitter) load lazily: a cached --check needs none of them
-    from otelize.classify import Classification
-    from otelize.facts import FileFacts
-    from otelize.graph import AppGraph
-    from otelize.parse import ParsedFile
-    from otelize.ruleset import RuleSet
-    from otelize.settings import Settings
+    from otelize.classify.engine import Classification
+    from otelize.analysis.facts import FileFacts
+    from otelize.analysis.graph import AppGraph
+    from otelize.analysis.parse import ParsedFile
+    from otelize.classify.ruleset import RuleSet
+    from otelize.project.settings import Settings
     from otelize.workers.base import Task
 
 
@@ -40,9 +40,9 @@ class Analysis:
     unparsable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     settings: Settings = None  # type: ignore[assignment]  # always set by analyze
     jobs: int = 1
-    cache_key: str | None = None  # with --cache: what the per-file caches are keyed under (otelize.scancache)
+    cache_key: str | None = None  # with --cache: what the per-file caches are keyed under (otelize.run.scancache)
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): code excluded by default
-    pool: Any = None  # with keep_pool: the scan's children, holding the trees (otelize.pipeline.StickyPool)
+    pool: Any = None  # with keep_pool: the scan's children, holding the trees (otelize.run.pipeline.StickyPool)
 
     def close_pool(self) -> None:
         """End the scan's pool children (if kept); the edit phase then parses in a fresh pool."""
@@ -74,7 +74,7 @@ class Analysis:
 def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
     sources: list[tuple[str, bytes]] = []
     problems: list[tuple[str, str]] = []
-    from otelize.discover import read_regular
+    from otelize.project.discover import read_regular
 
     for path in project.files:
         try:
@@ -109,7 +109,7 @@ def gc_paused(fn: F) -> F:
 def resolve_settings(root: str | Path, settings: Settings | Mapping[str, Any] | None) -> Settings:
     """The run's settings: the app's .otelize.yaml when none are given (the library honours
     it too), else the caller's, validated with the CLI's rules and messages."""
-    from otelize.settings import coerce_settings, load_settings
+    from otelize.project.settings import coerce_settings, load_settings
 
     return load_settings(root) if settings is None else coerce_settings(settings)
 
@@ -128,17 +128,17 @@ def analyze(
     Per-file work (parse, facts, tree-based rules) runs in `jobs` processes
     (default: all cores for large projects, in-process for small ones). With
     `cache`, files whose bytes are unchanged since the last cached run are not
-    parsed again (otelize.scancache). With `keep_pool`, the scan's processes stay
+    parsed again (otelize.run.scancache). With `keep_pool`, the scan's processes stay
     up holding their trees, for `synthesize_plan` to edit each file where it was
     parsed; the caller ends them (`synthesize_plan` does, else `Analysis.close_pool`).
     """
-    from otelize.pipeline import default_jobs, scan_files
-    from otelize.ruleset import load_rules
+    from otelize.run.pipeline import default_jobs, scan_files
+    from otelize.classify.ruleset import load_rules
 
     recover_and_warn(root)
     settings = resolve_settings(root, settings)
     project = load_project(root, include=settings.include, exclude=settings.exclude)
-    from otelize.classify import default_exclusions
+    from otelize.classify.engine import default_exclusions
 
     project.files, excluded = default_exclusions(project, settings.include_code)
     sweep_temps(project.root, project.temp_files)
@@ -147,7 +147,7 @@ def analyze(
     sources, problems = read_sources(project)
     cache_key = None
     if cache:
-        from otelize.scancache import rules_key
+        from otelize.run.scancache import rules_key
 
         cache_key = rules_key(all_rule_dirs, settings.rule_switches)
         parsed, scans, jobs, pool = _scan_with_cache(project.root, sources, rules, cache_key, jobs, settings, keep_pool)
@@ -168,10 +168,10 @@ def _analyze_rest(
     excluded: list[tuple[str, str]],
 ) -> Analysis:
     """analyze after the scan: the cross-file steps (graph, classification, plan)."""
-    from otelize.classify import classify
-    from otelize.graph import build_graph
-    from otelize.parse import unparsable_reason
-    from otelize.plan import build_plan
+    from otelize.classify.engine import classify
+    from otelize.analysis.graph import build_graph
+    from otelize.analysis.parse import unparsable_reason
+    from otelize.plan.dag import build_plan
 
     for scan in scans:
         if scan.problem:
@@ -205,9 +205,9 @@ def _scan_with_cache(
 ) -> tuple[dict[str, Any], list[Any], int, Any]:
     """scan_files for the files the scan cache does not hold; the rest from the cache.
     With `keep_pool`, the pool that scanned the misses (if one did) is returned, holding their trees."""
-    from otelize import scancache
-    from otelize.parse import ParsedFile
-    from otelize.pipeline import default_jobs, scan_files
+    from otelize.run import scancache
+    from otelize.analysis.parse import ParsedFile
+    from otelize.run.pipeline import default_jobs, scan_files
 
     requested = jobs if jobs is not None else settings.jobs
     parsed: dict[str, ParsedFile] = {}
@@ -239,7 +239,7 @@ def _scan_with_cache(
 @dataclass
 class InstrumentResult:
     analysis: Analysis | None  # None when the state cache answered (nothing was analysed)
-    synthesis: Any  # otelize.synthesize.Synthesis
+    synthesis: Any  # otelize.synthesize.apply.Synthesis
     written: bool = False
     out_dir: Path | None = None
     cached: bool = False
@@ -286,7 +286,7 @@ def worker_context(analysis: Analysis) -> Any:
 
 def run_workers(analysis: Analysis) -> list[Any]:
     """Run every planned task in plan order, in this process. Workers return values only."""
-    from otelize.pipeline import run_task
+    from otelize.run.pipeline import run_task
 
     ctx = worker_context(analysis)
     return [run_task(ctx, t) for t in analysis.tasks]
@@ -294,7 +294,7 @@ def run_workers(analysis: Analysis) -> list[Any]:
 
 def ignored_files(analysis: Analysis) -> list[Any]:
     """A Skip for every file left alone for a marker in it (`// otelize-ignore-file`, `@generated`)."""
-    from otelize.edits import Skip
+    from otelize.synthesize.edits import Skip
 
     out = []
     for path, reason in analysis.left_alone.items():
@@ -306,8 +306,8 @@ def ignored_files(analysis: Analysis) -> list[Any]:
 
 
 def excluded_files(analysis: Analysis) -> list[Any]:
-    """A Skip for every file excluded by default (test code, migrations, ...: otelize.classify)."""
-    from otelize.edits import Skip
+    """A Skip for every file excluded by default (test code, migrations, ...: otelize.classify.engine)."""
+    from otelize.synthesize.edits import Skip
 
     return [Skip(path, 1, "<file>", reason, "plan") for path, reason in analysis.excluded]
 
@@ -325,10 +325,10 @@ def synthesize_plan(analysis: Analysis) -> Any:
 
 
 def _synthesize_plan(analysis: Analysis) -> Any:
-    from otelize.edits import WorkerResult
-    from otelize.pipeline import EditJob, edit_files, run_task
-    from otelize.registry import MAIN_WORKERS
-    from otelize.synthesize import merge, synthesize
+    from otelize.synthesize.edits import WorkerResult
+    from otelize.run.pipeline import EditJob, edit_files, run_task
+    from otelize.plan.registry import MAIN_WORKERS
+    from otelize.synthesize.apply import merge, synthesize
 
     ctx = worker_context(analysis)
     main_results = [run_task(ctx, t) for t in analysis.tasks if t.worker in MAIN_WORKERS]
@@ -396,8 +396,8 @@ def expected_bytes(analysis: Analysis, changes: dict[str, tuple[bytes | None, An
 
 def _edit_with_cache(analysis: Analysis, jobs_list: list[Any], state: dict[str, Any]) -> list[Any]:
     """edit_files for the files whose edit inputs changed; the rest from the edit cache."""
-    from otelize import scancache
-    from otelize.pipeline import default_jobs, edit_files
+    from otelize.run import scancache
+    from otelize.run.pipeline import default_jobs, edit_files
 
     def edit(misses: list[tuple[str, Any]]) -> list[Any]:
         jobs = analysis.jobs if len(misses) >= 2 * analysis.jobs else min(analysis.jobs, default_jobs(len(misses)))
@@ -425,12 +425,12 @@ def instrument(
     """Plan, run the workers, synthesize. Writes in place, to `out_dir`, or not at all.
 
     With `cache` (in place only): files unchanged since a cached run are not
-    parsed again (otelize.scancache), and, when `cached_answer` allows it, an
+    parsed again (otelize.run.scancache), and, when `cached_answer` allows it, an
     unchanged project whose last run was clean is answered from
-    `.otelize-cache/` without any analysis (otelize.statecache; the result then
+    `.otelize-cache/` without any analysis (otelize.run.statecache; the result then
     has no analysis, so a caller that needs a diff or a report passes False).
     """
-    if write and out_dir is None:  # in place: one run at a time (otelize.journal)
+    if write and out_dir is None:  # in place: one run at a time (otelize.synthesize.journal)
         with run_lock(root):
             return _instrument(root, write, out_dir, rule_dirs, settings, jobs, cache, cached_answer)
     return _instrument(root, write, out_dir, rule_dirs, settings, jobs, cache, cached_answer)
@@ -449,17 +449,17 @@ def _instrument(
     recover_and_warn(root)
     key = None
     if cache and cached_answer and out_dir is None:
-        from otelize import statecache
+        from otelize.run import statecache
 
         settings = resolve_settings(root, settings)
         project = load_project(root, include=settings.include, exclude=settings.exclude)
         sweep_temps(project.root, project.temp_files)
         key = statecache.fingerprint(project, settings.to_api(), list(settings.rules) + list(rule_dirs or []))
         if statecache.is_clean(project.root, key):
-            from otelize.edits import Synthesis
+            from otelize.synthesize.edits import Synthesis
 
             return InstrumentResult(None, Synthesis(), cached=True)
-    from otelize.synthesize import write_changes, write_copy
+    from otelize.synthesize.apply import write_changes, write_copy
 
     # --out promises to leave PATH untouched: no scan cache is written there
     analysis = analyze(root, rule_dirs=rule_dirs, settings=settings, jobs=jobs, cache=cache and out_dir is None,
@@ -472,7 +472,7 @@ def _instrument(
     syn = synthesize_plan(analysis)  # ends the pool, also on errors
     result = InstrumentResult(analysis, syn)
     if key is not None and not result.changed and not result.partial and not result.not_loaded:
-        from otelize import statecache
+        from otelize.run import statecache
 
         statecache.remember_clean(analysis.project.root, key)
     if out_dir is not None:
@@ -490,8 +490,8 @@ def _instrument(
 def nothing_to_instrument(analysis: Analysis) -> str | None:
     """Why otelize can do nothing useful for this app (None when it can): no source file it
     reads, or neither an Express app or route (for the HTTP spans) nor a function to wrap."""
-    from otelize.discover import JS_SOURCE_SUFFIXES, SOURCE_SUFFIXES
-    from otelize.registry import MAIN_WORKERS
+    from otelize.project.discover import JS_SOURCE_SUFFIXES, SOURCE_SUFFIXES
+    from otelize.plan.registry import MAIN_WORKERS
 
     project = analysis.project
     if not project.files:

@@ -26,12 +26,12 @@ from click.testing import CliRunner
 
 from fsutil import read_only
 
-import otelize.synthesize as synthesize_mod
+import otelize.synthesize.apply as synthesize_mod
 from otelize.api import analyze, instrument
-from otelize.cli import cli
+from otelize.cli.main import cli
 from otelize.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL
-from otelize.parse import parse_source
-from otelize.synthesize import WriteError
+from otelize.analysis.parse import parse_source
+from otelize.synthesize.apply import WriteError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -235,7 +235,7 @@ def test_unreadable_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """otelize's own check (chmod 000 has no effect for root, so os.access is simulated)."""
     root = make_app(tmp_path / "app")
     before = tree_state(tmp_path)
-    deny_read(monkeypatch, "otelize.discover", root)
+    deny_read(monkeypatch, "otelize.project.discover", root)
     code, out, err = invoke("instrument", str(root))
     assert_one_line_error(code, out, err, "app: directory is not readable")
     assert tree_state(tmp_path) == before

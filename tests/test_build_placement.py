@@ -1,4 +1,4 @@
-"""otelize.build's compiled set of a tsconfig, checked against the real tsc (`--listFilesOnly`):
+"""otelize.project.build's compiled set of a tsconfig, checked against the real tsc (`--listFilesOnly`):
 where otelize puts tracing.ts must be where the build's tsconfig compiles it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from otelize import build
+from otelize.project import build
 
 pytestmark = pytest.mark.node
 

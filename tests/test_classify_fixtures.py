@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from otelize.api import Analysis, analyze
-from otelize.ruleset import CATEGORIES
+from otelize.classify.ruleset import CATEGORIES
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "classify"
 PROJECTS = sorted(p.name for p in FIXTURES.iterdir() if (p / "package.json").is_file())

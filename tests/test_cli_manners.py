@@ -17,7 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from otelize.cli import cli
+from otelize.cli.main import cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_APP = REPO_ROOT / "sample-app"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from otelize.registry import CATEGORIES
-from otelize.cli import cli
+from otelize.plan.registry import CATEGORIES
+from otelize.cli.main import cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_APP = REPO_ROOT / "sample-app"
@@ -231,7 +231,7 @@ def test_bad_rule_dir_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert code == 2
     assert err == "otelize: error: my-rules/x.yaml: key `category`: must be one of " + ", ".join(
         CATEGORIES
-    ) + " (no worker in otelize.registry serves `databse`)\n"
+    ) + " (no worker in otelize.plan.registry serves `databse`)\n"
 
 
 def test_rules_readme_worked_example(tmp_path: Path) -> None:
@@ -337,7 +337,7 @@ def _load_gen_app():  # noqa: ANN202
 
 def test_plan_on_1000_generated_files(tmp_path: Path) -> None:
     from otelize.api import analyze
-    from otelize.report_plan import format_json
+    from otelize.report.plan import format_json
 
     gen = _load_gen_app()
     summary = gen.generate(tmp_path, 1000, 0)

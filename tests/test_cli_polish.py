@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from otelize.api import analyze, instrument
-from otelize.report import render_markdown, to_json
+from otelize.report.instrument import render_markdown, to_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_APP = REPO_ROOT / "sample-app"

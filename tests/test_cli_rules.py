@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from otelize.cli import cli
+from otelize.cli.main import cli
 from otelize.resources import data_dir
 
 MAILER_RULE = {
@@ -53,7 +53,7 @@ def rows(*args: str) -> dict[str, dict]:
 
 def test_list_shows_every_builtin_rule_with_its_source(tmp_path: Path) -> None:
     listed = rows(str(tmp_path))
-    from otelize.ruleset import DATA_FILES
+    from otelize.classify.ruleset import DATA_FILES
 
     builtin = sorted(p.stem for p in data_dir("rules").glob("*.yaml") if p.name not in DATA_FILES)
     assert sorted(listed) == builtin

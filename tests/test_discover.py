@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from otelize.discover import load_project
+from otelize.project.discover import load_project
 
 PKG = {"name": "svc", "version": "1.0.0", "dependencies": {"express": "4.21.2"}}
 

@@ -22,8 +22,8 @@ import pytest
 
 from nodeutil import free_port, npm_install_cached
 from otelize.api import instrument
-from otelize.receiver import OtlpReceiver, ReceivedSpan
-from otelize.verify import telemetry_env
+from otelize.verification.receiver import OtlpReceiver, ReceivedSpan
+from otelize.verification.verify import telemetry_env
 
 pytestmark = pytest.mark.node
 

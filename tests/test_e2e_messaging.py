@@ -17,8 +17,8 @@ import pytest
 
 from nodeutil import free_port, npm_install_cached, run_node_app
 from otelize.api import instrument
-from otelize.receiver import OtlpReceiver
-from otelize.verify import telemetry_env
+from otelize.verification.receiver import OtlpReceiver
+from otelize.verification.verify import telemetry_env
 
 pytestmark = pytest.mark.node
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from nodeutil import run_node_app
-from otelize.receiver import OtlpReceiver, ReceivedSpan
-from otelize.semconv import load as load_semconv
-from otelize.verify import PlannedCheck, analyse_spans, telemetry_env
+from otelize.verification.receiver import OtlpReceiver, ReceivedSpan
+from otelize.verification.semconv import load as load_semconv
+from otelize.verification.verify import PlannedCheck, analyse_spans, telemetry_env
 
 pytestmark = pytest.mark.node
 

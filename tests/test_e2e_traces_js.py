@@ -25,9 +25,9 @@ import pytest
 
 import test_e2e_traces as sample
 from nodeutil import npm_install_cached, run_node_app
-from otelize.receiver import OtlpReceiver
-from otelize.semconv import load as load_semconv
-from otelize.verify import PlannedCheck, analyse_spans, telemetry_env
+from otelize.verification.receiver import OtlpReceiver
+from otelize.verification.semconv import load as load_semconv
+from otelize.verification.verify import PlannedCheck, analyse_spans, telemetry_env
 
 pytestmark = pytest.mark.node
 

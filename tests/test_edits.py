@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otelize.edits import Edit, apply_edits, merge_edits
+from otelize.synthesize.edits import Edit, apply_edits, merge_edits
 from otelize.errors import EditConflict
 
 F = "src/a.ts"

@@ -108,7 +108,7 @@ def test_app_with_its_own_otel_and_tracing_modules(tmp_path: Path) -> None:
     them under other names, every import points there, and strip gives back the same bytes."""
     import shutil
 
-    from otelize.strip import strip
+    from otelize.stripping.strip import strip
 
     app = tmp_path / "app"
     shutil.copytree(FIXTURES / "class-app", app, ignore=shutil.ignore_patterns("node_modules", "package-lock.json"))
@@ -151,7 +151,7 @@ def test_cached_edits_follow_a_new_helper_name(tmp_path: Path) -> None:
     helper to src/otelize-otel.ts, and the cached edits of unchanged files must follow."""
     import shutil
 
-    from otelize.strip import strip
+    from otelize.stripping.strip import strip
 
     app = tmp_path / "app"
     shutil.copytree(FIXTURES / "class-app", app, ignore=shutil.ignore_patterns("node_modules"))

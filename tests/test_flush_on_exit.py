@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from nodeutil import npm_install
-from otelize.project import Project
-from otelize.receiver import OtlpReceiver
-from otelize.verify import telemetry_env
+from otelize.project.model import Project
+from otelize.verification.receiver import OtlpReceiver
+from otelize.verification.verify import telemetry_env
 from otelize.workers import config
 from otelize.workers.base import WorkerContext
 

@@ -13,7 +13,7 @@ Then `otelize.api.instrument(tmp, write=True)` must:
 - leave every changed or created TypeScript file parsing cleanly;
 - make zero edits when run a second time on its own result;
 
-and `otelize.strip.strip(tmp)` on the result must raise nothing but
+and `otelize.stripping.strip.strip(tmp)` on the result must raise nothing but
 `OtelizeError`, never touch an unparsable file and keep every file it changes
 parsing. The same holds for strip, then instrument, on a damaged
 *instrumented* tree. Failures print the seed and the mutations, so a case can
@@ -31,8 +31,8 @@ import pytest
 
 from otelize.api import instrument
 from otelize.errors import OtelizeError
-from otelize.parse import parse_source
-from otelize.strip import strip
+from otelize.analysis.parse import parse_source
+from otelize.stripping.strip import strip
 
 SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample-app"
 SEEDS = range(40)

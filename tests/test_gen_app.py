@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.gen_app import generate
-from otelize.parse import parse_source
+from otelize.analysis.parse import parse_source
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOMAIN_DIRS = ("routes", "services", "repositories", "cache", "clients")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from otelize.edits import ImportRequest, apply_edits
-from otelize.imports import import_edits
-from otelize.parse import parse_source
+from otelize.synthesize.edits import ImportRequest, apply_edits
+from otelize.synthesize.imports import import_edits
+from otelize.analysis.parse import parse_source
 from transform import ENTRY, run_transform, source
 
 PATH = "src/services/a.ts"
@@ -200,9 +200,9 @@ def test_entry_gets_tracing_import_first_end_to_end(tmp_path: Path, entry: str, 
 def test_new_import_does_not_detach_a_comment_from_the_first_declaration() -> None:
     """With no imports, the helper import goes above a JSDoc / ts directive attached to the
     first declaration, never between them (a `// @ts-expect-error` would apply to the import)."""
-    from otelize.edits import ImportRequest, apply_edits
-    from otelize.imports import import_edits
-    from otelize.parse import parse_source
+    from otelize.synthesize.edits import ImportRequest, apply_edits
+    from otelize.synthesize.imports import import_edits
+    from otelize.analysis.parse import parse_source
 
     src = (
         b"// License header\n"

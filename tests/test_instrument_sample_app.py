@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from otelize.api import InstrumentResult, instrument
-from otelize.cli import cli
-from otelize.parse import parse_source
-from otelize.report import to_json
+from otelize.cli.main import cli
+from otelize.analysis.parse import parse_source
+from otelize.report.instrument import to_json
 from transform import snapshot_tree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otelize import npmrange
-from otelize.discover import load_project
+from otelize.project import npmrange
+from otelize.project.discover import load_project
 from otelize.errors import BadInput, RuleError
 from otelize.workers import dependency
 
@@ -270,7 +270,7 @@ def test_npm_ranges(version: tuple[int, int, int], rng: str, ok: bool) -> None:
 def test_state_cache_key_follows_the_toolchain_files(tmp_path: Path) -> None:
     # a lockfile that moves TypeScript from 4.9 to 5.4 changes the version line: the
     # cached "clean" answer of --check --cache must not survive it
-    from otelize import statecache
+    from otelize.run import statecache
 
     app = make_app(tmp_path, dev={"typescript": "^4.9.0 || ^5.0.0"})
     lock = {"lockfileVersion": 3, "packages": {"node_modules/typescript": {"version": "4.9.5"}}}

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from otelize.api import analyze, instrument
-from otelize.discover import load_project
-from otelize.facts import extract
-from otelize.jsemit import to_javascript
-from otelize.parse import parse_source
-from otelize.render import render
-from otelize.strip import strip
+from otelize.project.discover import load_project
+from otelize.analysis.facts import extract
+from otelize.synthesize.jsemit import to_javascript
+from otelize.analysis.parse import parse_source
+from otelize.synthesize.render import render
+from otelize.stripping.strip import strip
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 JS_APPS = ("js-shop-cjs", "js-shop-esm")

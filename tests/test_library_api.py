@@ -12,7 +12,7 @@ import pytest
 
 import otelize
 from otelize.errors import EXIT_CHANGES, EXIT_OK, EXIT_PARTIAL, BadInput
-from otelize.settings import Settings, coerce_settings, load_settings, parse_settings
+from otelize.project.settings import Settings, coerce_settings, load_settings, parse_settings
 from test_settings import app  # noqa: F401  (the sample app, copied)
 
 # --- settings through the library ---------------------------------------------------------
@@ -34,7 +34,7 @@ def test_a_mapping_with_config_keys_is_honoured(app: Path) -> None:
         ({"disabled_workers": ["cahce"]}, "settings: key `disabled_workers.cahce`: unknown worker (did you mean `cache`?)"),
         ({"protcol": "grpc"}, "settings: key `protcol`: unknown key (did you mean `protocol`?)"),
         ({"jobs": 0}, "settings: key `jobs`: must be a positive integer"),
-        (["span_naming"], "settings: must be an otelize.settings.Settings or a mapping, not list"),
+        (["span_naming"], "settings: must be an otelize.project.settings.Settings or a mapping, not list"),
     ],
 )
 def test_a_bad_mapping_gets_the_cli_error(app: Path, settings: object, message: str) -> None:
@@ -89,13 +89,14 @@ def test_exports_are_the_api_functions() -> None:
         otelize.nothing_here  # noqa: B018
 
 
-def test_strip_and_verify_are_callable_also_after_their_modules_are_imported(app: Path) -> None:
-    # `otelize.strip` is also a submodule: importing it binds the module to the name
+def test_strip_and_verify_stay_the_functions_after_their_modules_are_imported(app: Path) -> None:
+    # the stage packages are otelize.stripping and otelize.verification: importing them binds
+    # nothing over the exported otelize.strip / otelize.verify
     code = (
-        "import otelize.strip, otelize.verify, otelize, sys\n"
+        "import otelize.stripping.strip, otelize.verification.verify, otelize, sys, types\n"
         "from otelize import strip, verify\n"
-        "assert callable(otelize.strip) and callable(strip) and callable(verify)\n"
-        "assert strip.StripResult and verify.VerifyResult\n"
+        "assert isinstance(otelize.strip, types.FunctionType) and otelize.strip is strip\n"
+        "assert isinstance(otelize.verify, types.FunctionType) and otelize.verify is verify\n"
         f"r = otelize.strip({str(app)!r}, write=False)\n"
         "print(r.exit_code(check=True))\n"
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from otelize.strip import strip
+from otelize.stripping.strip import strip
 from transform import ENTRY, default_package_json, run_transform_result, snapshot_tree, source, write_project
 
 HANDLER = "src/middleware/errors.ts"

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from otelize.api import instrument
-from otelize.cli import cli
+from otelize.cli.main import cli
 
 SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample-app"
 PAYMENT = "src/services/paymentService.ts"

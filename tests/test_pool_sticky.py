@@ -1,4 +1,4 @@
-"""The sticky pool (otelize.pipeline.StickyPool): the child that scanned a file edits it.
+"""The sticky pool (otelize.run.pipeline.StickyPool): the child that scanned a file edits it.
 
 Every run here uses a real synthetic app (tests/bench/gen_app.py), real tree-sitter
 and real forked children; jobs=2 forces the pool below its size threshold.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import otelize.parse as parse_mod
-import otelize.pipeline as pipeline
+import otelize.analysis.parse as parse_mod
+import otelize.run.pipeline as pipeline
 from otelize import api
 from otelize.errors import BadInput, OtelizeError
 from tests.bench.gen_app import generate

@@ -1,4 +1,4 @@
-"""The worker registry (otelize.registry) is the one declaration of the workers; a worker
+"""The worker registry (otelize.plan.registry) is the one declaration of the workers; a worker
 cannot be half-wired: each entry has its module, its rules and their tests, its colours,
 its helpers in otel.ts; and a rule, a worker module or a helper outside the registry fails."""
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from otelize import registry
+from otelize.plan import registry
 from otelize.errors import BadInput, RuleError
-from otelize.registry import CATEGORIES, REGISTRY, Category, Helper, Worker, check_registry
-from otelize.ruleset import load_rules, parse_rule
-from otelize.settings import parse_settings
+from otelize.plan.registry import CATEGORIES, REGISTRY, Category, Helper, Worker, check_registry
+from otelize.classify.ruleset import load_rules, parse_rule
+from otelize.project.settings import parse_settings
 from otelize.workers import config
 
 WORKERS_DIR = Path(importlib.import_module("otelize.workers").__file__).parent
@@ -48,7 +48,7 @@ def test_a_rule_category_without_a_registry_entry_fails_at_load() -> None:
         parse_rule({"id": "mail", "category": "mailer", "match": {"name": "Mail"}}, "my-rules/mail.yaml")
     assert str(err.value) == (
         "my-rules/mail.yaml: key `category`: must be one of " + ", ".join(CATEGORIES)
-        + " (no worker in otelize.registry serves `mailer`)"
+        + " (no worker in otelize.plan.registry serves `mailer`)"
     )
 
 
@@ -78,7 +78,7 @@ def test_settings_accept_every_worker_and_category() -> None:
 
 
 def test_plan_order_and_routing_come_from_the_registry() -> None:
-    from otelize import plan
+    from otelize.plan import dag as plan
 
     assert plan.WORKERS == tuple(w.name for w in REGISTRY)
     assert set(plan.CATEGORY_WORKER.values()) == {w.name for w in REGISTRY if w.targets == registry.FILES}

@@ -1,4 +1,4 @@
-"""Incremental re-parse (otelize.parse.reparse) gives the tree a full parse gives, so the
+"""Incremental re-parse (otelize.analysis.parse.reparse) gives the tree a full parse gives, so the
 synthesizer's validation can re-parse only what the edits changed."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from otelize.parse import parse_source, reparse
+from otelize.analysis.parse import parse_source, reparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_APP = REPO_ROOT / "sample-app"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from otelize.api import analyze
-from otelize.cli import cli
+from otelize.cli.main import cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "routes"
 
@@ -193,7 +193,7 @@ export class UsersController {
 
 
 def test_the_pinned_grammar_does_not_parse_a_decorator_call_chain() -> None:
-    from otelize.parse import grammar_version, parse_source
+    from otelize.analysis.parse import grammar_version, parse_source
 
     assert grammar_version() == "0.23.2"
     # when a newer grammar parses this, bump the pin and drop this test's premise
@@ -214,8 +214,8 @@ def test_an_unparsable_file_is_blamed_on_the_grammar(tmp_path: Path) -> None:
 
 
 def test_parameter_routers_are_keyed_by_the_deduplicated_qualname() -> None:
-    from otelize.facts import extract
-    from otelize.parse import parse_source
+    from otelize.analysis.facts import extract
+    from otelize.analysis.parse import parse_source
 
     source = b"""import { Router } from 'express';
 function a() { function register(x: number) { return x; } return register(1); }

@@ -1,6 +1,6 @@
 """Rule tests, ast-grep style: tests/rules/<rule-id>.yaml lists `valid:` code the
 rule must NOT match and `invalid:` code it MUST match. The case runner is
-`otelize.ruletest` (shared with `otelize rules test DIR`); see its docstring
+`otelize.classify.ruletest` (shared with `otelize rules test DIR`); see its docstring
 for the case format and what "matches" means.
 
 Also here: schema errors name the file and the key.
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from otelize import ruletest
+from otelize.classify import ruletest
 from otelize.errors import RuleError
 from otelize.resources import data_dir
-from otelize.ruleset import load_rule_file, load_rules
+from otelize.classify.ruleset import load_rule_file, load_rules
 
 RULES_DIR = data_dir("rules")
 TESTS_DIR = Path(__file__).resolve().parent / "rules"
@@ -155,7 +155,7 @@ def test_user_rule_overrides_builtin_and_is_enabled(tmp_path: Path) -> None:
 
 
 def test_every_documented_match_key_has_one_matcher_class() -> None:
-    from otelize.ruleset import MATCHERS
+    from otelize.classify.ruleset import MATCHERS
 
     readme = (RULES_DIR / "README.md").read_text("utf-8")
     table = readme[readme.index("| key "):].split("\n\n", 1)[0]  # the matcher table
@@ -167,7 +167,7 @@ def test_every_documented_match_key_has_one_matcher_class() -> None:
 def test_a_rule_is_compiled_once_on_load_and_replace_recompiles() -> None:
     from dataclasses import replace
 
-    from otelize.ruleset import Graph, parse_rule
+    from otelize.classify.ruleset import Graph, parse_rule
 
     rule = parse_rule({**GOOD, "match": {"all": [{"name": "Repo$"}, {"not": {"exported": False}}]}}, "x.yaml")
     assert not rule.uses_graph
@@ -177,7 +177,7 @@ def test_a_rule_is_compiled_once_on_load_and_replace_recompiles() -> None:
 
 
 def test_compile_regex_is_the_one_regex_seam() -> None:
-    from otelize.ruleset import compile_regex
+    from otelize.classify.ruleset import compile_regex
 
     test = compile_regex("(?i)repo$")
     assert test("UserRepo") and not test("Repository")

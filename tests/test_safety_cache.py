@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from otelize.api import instrument
-from otelize.cli import cli
+from otelize.cli.main import cli
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = ".otelize-cache"

@@ -2,9 +2,9 @@
 commit, Ctrl-C and SIGTERM during it, two runs at once, a lock left by a killed run.
 
 Each fault is injected into a child `otelize instrument` process at a named point of
-`otelize.synthesize.write_changes` (its `checkpoint(phase)` hook, replaced in the child):
+`otelize.synthesize.apply.write_changes` (its `checkpoint(phase)` hook, replaced in the child):
 `staged:N` after the N-th temp file, `journal` once the commit journal is on disk,
-`renamed:N` after the N-th rename. The promises (otelize.journal):
+`renamed:N` after the N-th rename. The promises (otelize.synthesize.journal):
 
 - a kill while staging: the next run removes the temp files; the tree is as before;
 - a kill during the renames: the next run completes the write; the tree is exactly
@@ -28,14 +28,14 @@ from pathlib import Path
 import pytest
 
 from otelize.api import analyze, instrument
-from otelize.journal import JOURNAL, OtelizeWarning
-from otelize.strip import strip
+from otelize.synthesize.journal import JOURNAL, OtelizeWarning
+from otelize.stripping.strip import strip
 
 REPO = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
 import os, signal, sys, time
-import otelize.synthesize as synthesize
+import otelize.synthesize.apply as synthesize
 point, action = os.environ["T_POINT"], os.environ["T_ACTION"]
 
 def checkpoint(phase):
@@ -54,7 +54,7 @@ def checkpoint(phase):
             time.sleep(0.02)
 
 synthesize.checkpoint = checkpoint
-from otelize.cli import main
+from otelize.cli.main import main
 sys.argv = ["otelize", *sys.argv[1:]]
 main()
 """

@@ -75,7 +75,7 @@ def test_alias_in_otelize_yaml_is_refused(app: Path) -> None:
 
 def test_alias_bomb_in_rule_test_cases_is_capped(tmp_path: Path) -> None:
     """Test cases may share snippets by alias (yaml.safe_dump writes them), but not explode."""
-    from otelize import yamlio
+    from otelize.project import yamlio
 
     shared = {"path": "src/a.ts", "code": "export const a = 1;\n"}
     dumped = yaml.safe_dump({"id": "x", "valid": [shared], "invalid": [shared]})
@@ -113,7 +113,7 @@ def test_backtracking_regex_in_a_query_predicate_runs_in_linear_time(app: Path, 
     ("match?", "abc", True), ("match?", "xbc", False), ("not-match?", "abc", False), ("not-match?", "xbc", True),
 ])
 def test_query_predicates_keep_their_meaning(pred: str, text: str, expected: bool) -> None:
-    from otelize.parse import captures, parse_source, query
+    from otelize.analysis.parse import captures, parse_source, query
 
     pf = parse_source("a.ts", f"const {text} = 1;\n".encode())
     got = captures(query(f'((identifier) @f (#{pred} @f "^a"))'), pf.root)
@@ -160,7 +160,7 @@ def test_a_fifo_named_like_a_source_file_is_skipped(app: Path) -> None:
 
 
 def test_a_fifo_swapped_in_after_discovery_is_not_read(tmp_path: Path, app: Path) -> None:
-    from otelize.discover import read_regular
+    from otelize.project.discover import read_regular
 
     os.mkfifo(tmp_path / "pipe.ts")
     with pytest.raises(OSError):

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import otelize.api as api
-from otelize.cli import cli
+from otelize.cli.main import cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ def test_package_json_saved_during_the_run_is_kept(app: Path, monkeypatch: pytes
 
 def test_strip_checks_too(app: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     api.instrument(app)
-    import otelize.strip as strip_mod
+    import otelize.stripping.strip as strip_mod
 
     real = strip_mod.strip_package_json
     target = app / "src" / "services" / "orderService.ts"

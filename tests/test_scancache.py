@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import otelize.pipeline as pipeline
+import otelize.run.pipeline as pipeline
 from fsutil import read_only
-from otelize import scancache, statecache
+from otelize.run import scancache
+from otelize.run import statecache
 from otelize.api import analyze, instrument
-from otelize.cli import cli
-from otelize.report_plan import FORMATS
+from otelize.cli.main import cli
+from otelize.report.plan import FORMATS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample-app"
 CACHE = Path(".otelize-cache") / scancache.SCAN_FILE

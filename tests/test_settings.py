@@ -12,9 +12,9 @@ import yaml
 from click.testing import CliRunner
 
 from otelize.api import analyze, instrument
-from otelize.cli import cli
+from otelize.cli.main import cli
 from otelize.errors import BadInput
-from otelize.settings import Settings, load_settings, with_flags
+from otelize.project.settings import Settings, load_settings, with_flags
 
 SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample-app"
 
@@ -146,7 +146,7 @@ def test_a_name_that_is_a_worker_and_a_category_disables_both() -> None:
 
 
 def test_unknown_enable_disable_name_suggests() -> None:
-    from otelize.ruleset import RuleError, load_rules
+    from otelize.classify.ruleset import RuleError, load_rules
 
     switched = with_flags(Settings(), disable=("cahce",))  # not a worker or category: maybe a rule id
     assert switched.rule_switches == {"cahce": False}
@@ -295,7 +295,7 @@ def test_cli_bad_config_is_one_line_exit_2(app: Path) -> None:
 
 
 def test_changing_span_naming_renames_otelize_s_spans_and_only_those(app: Path) -> None:
-    from otelize.strip import strip
+    from otelize.stripping.strip import strip
 
     before = {p.relative_to(app).as_posix(): p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()}
     instrument(app)

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from otelize.api import InstrumentResult, analyze, instrument
-from otelize.facts import FunctionFact, extract
-from otelize.parse import ParsedFile, parse_source
-from otelize.wrap import detect_style, find_wrapper, literal_spans, unwrap_interior
+from otelize.analysis.facts import FunctionFact, extract
+from otelize.analysis.parse import ParsedFile, parse_source
+from otelize.synthesize.wrap import detect_style, find_wrapper, literal_spans, unwrap_interior
 
 SHAPES = Path(__file__).resolve().parent / "fixtures" / "shapes"
 CASES = sorted(p.name for p in SHAPES.iterdir() if (p / "package.json").is_file())

@@ -8,7 +8,7 @@ import pytest
 
 from fixture_apps import APPS, FIXTURES
 from otelize.api import instrument
-from otelize.report import diff_changes
+from otelize.report.instrument import diff_changes
 from otelize.workers.base import is_generated
 
 

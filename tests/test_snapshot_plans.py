@@ -7,7 +7,7 @@ import pytest
 
 from fixture_apps import APPS, FIXTURES
 from otelize.api import analyze
-from otelize.report_plan import format_json
+from otelize.report.plan import format_json
 
 
 @pytest.mark.parametrize("app", APPS)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from nodeutil import npm_install
-from otelize.project import Project, Route
+from otelize.project.model import Project, Route
 from otelize.workers import config, dependency
 from otelize.workers.base import WorkerContext
 

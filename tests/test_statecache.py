@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from otelize.api import instrument
-from otelize.cli import cli
+from otelize.cli.main import cli
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample-app"
 
@@ -61,9 +61,9 @@ def test_cli_check_with_cache(tmp_path: Path) -> None:
 
 def test_a_committed_clean_marker_does_not_pass_the_check(tmp_path: Path) -> None:
     # anyone can compute the fingerprint of a tree; only this user's otelize can sign it
-    from otelize.discover import load_project
-    from otelize.settings import load_settings
-    from otelize import statecache
+    from otelize.project.discover import load_project
+    from otelize.project.settings import load_settings
+    from otelize.run import statecache
 
     app = tmp_path / "pristine"
     shutil.copytree(SAMPLE, app, ignore=shutil.ignore_patterns("node_modules", "dist"))

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otelize.api import instrument
-from otelize.parse import parse_source
-from otelize.strip import HELPER_STILL_USED, strip
-from otelize.wrap import HELPERS, literal_spans
+from otelize.analysis.parse import parse_source
+from otelize.stripping.strip import HELPER_STILL_USED, strip
+from otelize.synthesize.wrap import HELPERS, literal_spans
 from test_shapes import CASES, prepare, tree
 
 SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample-app"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import otelize.synthesize as synthesize_mod
+import otelize.synthesize.apply as synthesize_mod
 from otelize.api import instrument
-from otelize.edits import Edit, PlannedSpan, WorkerResult
+from otelize.synthesize.edits import Edit, PlannedSpan, WorkerResult
 from otelize.errors import EditConflict
-from otelize.parse import parse_source
-from otelize.report import to_json
-from otelize.synthesize import WriteError, synthesize, write_changes
+from otelize.analysis.parse import parse_source
+from otelize.report.instrument import to_json
+from otelize.synthesize.apply import WriteError, synthesize, write_changes
 from otelize.workers import service
 from fsutil import read_only
 from transform import snapshot_tree, write_project

@@ -25,8 +25,8 @@ import pytest
 
 from nodeutil import _accepts_connections, _stop, free_port
 from otelize.api import instrument
-from otelize.receiver import OtlpReceiver
-from otelize.verify import telemetry_env
+from otelize.verification.receiver import OtlpReceiver
+from otelize.verification.verify import telemetry_env
 
 pytestmark = pytest.mark.node
 
@@ -322,10 +322,10 @@ def test_tracing_compiles_at_each_lines_minimum_typescript(
                     deps=_line_pins(line), compiler={**flags, "target": "ES2019"})
     (app / "src" / "services" / "greetService.ts").unlink()
     (app / "src" / "index.ts").write_text("import './tracing';\nexport {};\n")
-    from otelize.discover import load_project
+    from otelize.project.discover import load_project
     from otelize.workers import config
     from otelize.workers.base import WorkerContext
-    from otelize.project import Route
+    from otelize.project.model import Route
 
     project = load_project(app)
     ctx = WorkerContext(project, {}, {}, None, [Route("GET", "/health", "src/index.ts", 1, "<anonymous>")],  # type: ignore[arg-type]

@@ -8,10 +8,10 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from otelize.edits import ImportRequest, apply_edits
-from otelize.project import Project, Route
-from otelize.registry import ALL_HELPERS
-from otelize.render import render
+from otelize.synthesize.edits import ImportRequest, apply_edits
+from otelize.project.model import Project, Route
+from otelize.plan.registry import ALL_HELPERS
+from otelize.synthesize.render import render
 from otelize.workers import config
 from otelize.workers.base import GENERATED_HEADER, Task, WorkerContext
 
@@ -327,7 +327,7 @@ export class BillingService {
 @pytest.mark.parametrize("api_declared", [True, False])
 def test_an_app_with_its_own_sdk_gets_spans_but_no_second_sdk(tmp_path: Path, api_declared: bool) -> None:
     from otelize.api import instrument
-    from otelize.strip import strip
+    from otelize.stripping.strip import strip
 
     deps = {"express": "4.21.2", "@opentelemetry/sdk-node": "0.200.0", "@opentelemetry/auto-instrumentations-node": "0.60.0"}
     if api_declared:
@@ -377,7 +377,7 @@ def test_the_auto_instrumentation_register_hook_counts_as_an_existing_sdk(tmp_pa
 def test_esm_bundle_gets_tracing_as_a_second_entry(tmp_path: Path, build: str, entry: str, grown: str, emitted: str) -> None:
     """An ES-module bundle loads express before any of its code runs: tracing.ts becomes a second
     entry of the tsup/esbuild command, and the start script preloads what that emits."""
-    from otelize.strip import strip_package_json
+    from otelize.stripping.strip import strip_package_json
 
     (tmp_path / "tsconfig.json").write_bytes(TSCONFIG)
     pkg = json.dumps({"name": "x", "scripts": {"build": build, "start": "node dist/index.js"}}).encode()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from otelize import jsonedit
-from otelize.edits import apply_edits
+from otelize.synthesize import jsonedit
+from otelize.synthesize.edits import apply_edits
 from otelize.errors import BadInput
-from otelize.project import Project
+from otelize.project.model import Project
 from otelize.workers import dependency
 from otelize.workers.base import Task, WorkerContext
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from otelize.api import instrument
-from otelize.strip import strip
+from otelize.stripping.strip import strip
 
 QUEUES = Path(__file__).resolve().parent / "fixtures" / "classify" / "queues"
 

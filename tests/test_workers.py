@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from otelize.report import to_json
+from otelize.report.instrument import to_json
 from otelize.workers.base import GENERATED_HEADER
 from transform import ENTRY, assert_transform, default_package_json, run_transform, run_transform_result, source
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from otelize.facts import extract
-from otelize.parse import parse_source
-from otelize.report import to_json
-from otelize.wrap import CannotWrap, detect_style, find_wrapper, header, unwrap_interior, wrap_interior
+from otelize.analysis.facts import extract
+from otelize.analysis.parse import parse_source
+from otelize.report.instrument import to_json
+from otelize.synthesize.wrap import CannotWrap, detect_style, find_wrapper, header, unwrap_interior, wrap_interior
 from transform import run_transform, run_transform_result, source
 
 PATH = "src/services/demoService.ts"
@@ -416,7 +416,7 @@ def test_manual_start_active_span_is_skipped(tmp_path: Path) -> None:
 def test_a_file_without_semicolons_gets_a_footer_without_one(tmp_path) -> None:
     """`})` not `});` where the file's statements end without semicolons; strip still round-trips."""
     from otelize.api import instrument
-    from otelize.strip import strip
+    from otelize.stripping.strip import strip
 
     root = tmp_path / "app"
     (root / "src" / "services").mkdir(parents=True)
@@ -444,7 +444,7 @@ def test_a_file_without_semicolons_gets_a_footer_without_one(tmp_path) -> None:
 
 
 def test_unwrap_reflowed_dedents_to_the_return_and_keeps_literals() -> None:
-    from otelize.wrap import unwrap_reflowed
+    from otelize.synthesize.wrap import unwrap_reflowed
 
     src = (
         b"export async function f(id: string): Promise<string> {\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from otelize.api import InstrumentResult, instrument
-from otelize.parse import parse_source
+from otelize.analysis.parse import parse_source
 
 EXPRESS_VERSION = "4.22.3"
 ENTRY = "src/index.ts"

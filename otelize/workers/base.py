@@ -7,11 +7,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from otelize.classify import Classification
-    from otelize.facts import FileFacts
-    from otelize.parse import ParsedFile
-    from otelize.project import Project, Route
-    from otelize.settings import Settings
+    from otelize.classify.engine import Classification
+    from otelize.analysis.facts import FileFacts
+    from otelize.analysis.parse import ParsedFile
+    from otelize.project.model import Project, Route
+    from otelize.project.settings import Settings
 
 # Files the config worker generates, relative to the project's src_dir.
 TRACING_MODULE = "tracing.ts"
@@ -59,7 +59,7 @@ class WorkerContext:
     settings: "Settings" = None  # type: ignore[assignment]  # a mapping is validated into Settings
 
     def __post_init__(self) -> None:
-        from otelize.settings import Settings, coerce_settings
+        from otelize.project.settings import Settings, coerce_settings
 
         self.settings = Settings() if self.settings is None else coerce_settings(self.settings)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 
-from otelize.edits import WorkerResult
-from otelize.facts import FunctionFact
-from otelize.registry import WITH_CACHE_READ_SPAN, WITH_CLIENT_SPAN
+from otelize.synthesize.edits import WorkerResult
+from otelize.analysis.facts import FunctionFact
+from otelize.plan.registry import WITH_CACHE_READ_SPAN, WITH_CLIENT_SPAN
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.database import db_system
 from otelize.workers.spans import make_spec, style_of, wrap_file
-from otelize.wrap import ts_string
+from otelize.synthesize.wrap import ts_string
 
 OPERATIONS = (
     (r"^(get|fetch|read|lookup|peek|has|exists|mget)", "GET", True),

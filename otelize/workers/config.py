@@ -5,7 +5,7 @@
   (through an :class:`ImportRequest`; the import step writes it): tsc keeps it
   first, and every bundler follows it and keeps its side effects. An ES-module
   project whose build provably emits ``tracing.js`` (a ``tsc`` build with the
-  file inside the compiled set of the tsconfig it uses, see otelize.build) gets
+  file inside the compiled set of the tsconfig it uses, see otelize.project.build) gets
   ``node --import ./<outDir>/tracing.js`` in its start script instead, because
   static imports are loaded before the entry's own code runs.
 * ``otel.ts`` holds the span helpers the other workers call.
@@ -24,10 +24,10 @@ from __future__ import annotations
 import posixpath
 import re
 
-from otelize import build as builds
-from otelize import jsonedit
-from otelize.edits import ImportRequest, NewFile, Skip, WorkerResult
-from otelize.render import render
+from otelize.project import build as builds
+from otelize.synthesize import jsonedit
+from otelize.synthesize.edits import ImportRequest, NewFile, Skip, WorkerResult
+from otelize.synthesize.render import render
 from otelize.errors import BadInput
 from otelize.workers.base import (
     GENERATED_HEADER,
@@ -39,7 +39,7 @@ from otelize.workers.base import (
     WorkerContext,
     is_generated,
 )
-from otelize.wrap import SPAN_HELPERS
+from otelize.synthesize.wrap import SPAN_HELPERS
 from otelize.workers.spans import uses_require
 from otelize.workers.dependency import (
     PACKAGE_JSON,
@@ -50,7 +50,7 @@ from otelize.workers.dependency import (
     protocol,
     setting,
 )
-from otelize.registry import SPAN_HELPERS
+from otelize.plan.registry import SPAN_HELPERS
 
 WORKER = "config"
 HEALTH_PATH = re.compile(r"^/(health|healthz|livez|readyz|ready|live|ping)$")
@@ -120,10 +120,10 @@ def _instrumentations(ctx: WorkerContext, line: object) -> list[dict[str, str]]:
 
 def _in_app_language(ctx: WorkerContext, source: bytes) -> bytes:
     """A rendered template as the app runs it: TypeScript, or for a JavaScript app the
-    same module with its types erased, as CommonJS or ES module (otelize.jsemit)."""
+    same module with its types erased, as CommonJS or ES module (otelize.synthesize.jsemit)."""
     if ctx.project.language != "js":
         return source
-    from otelize.jsemit import to_javascript
+    from otelize.synthesize.jsemit import to_javascript
 
     return to_javascript(source, ctx.project.module)
 
@@ -167,7 +167,7 @@ def _existing(ctx: WorkerContext, path: str) -> bytes | None:
 
 
 def _generate(ctx: WorkerContext, path: str, content: bytes, result: WorkerResult) -> None:
-    from otelize.layout import same_code
+    from otelize.synthesize.layout import same_code
 
     current = _existing(ctx, path)
     if current is None or (is_generated(current) and not same_code(path, current, content)):

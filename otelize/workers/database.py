@@ -12,22 +12,22 @@ no driver below it) the method's own verb. Otherwise it is left out.
 table/collection parameter) and `db.query.text` only for literal SQL.
 
 Operations whose I/O goes through an auto-instrumented driver get INTERNAL spans
-instead (classification decides: otelize.classify.assign_roles).
+instead (classification decides: otelize.classify.engine.assign_roles).
 """
 
 from __future__ import annotations
 
 import re
 
-from otelize.edits import WorkerResult
-from otelize.facts import FileFacts, FunctionFact
-from otelize.parse import ParsedFile, captures, query, text
-from otelize.project import Project
+from otelize.synthesize.edits import WorkerResult
+from otelize.analysis.facts import FileFacts, FunctionFact
+from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.project.model import Project
 from otelize.workers.base import Task, WorkerContext
-from otelize.wrap import find_wrapper
-from otelize.registry import WITH_CLIENT_SPAN
+from otelize.synthesize.wrap import find_wrapper
+from otelize.plan.registry import WITH_CLIENT_SPAN
 from otelize.workers.spans import make_spec, style_of, wrap_file
-from otelize.wrap import ts_string
+from otelize.synthesize.wrap import ts_string
 
 # method-name prefix -> operation, for in-house database client classes only
 OPERATION_BY_NAME = (
@@ -66,7 +66,7 @@ def db_system(facts: FileFacts, options: dict, project: Project | None = None) -
     """The driver this file imports or reaches; else, for an ORM or an in-house wrapper,
     what the project says: the Prisma schema's provider, or the one kind of driver
     package.json depends on; else the rule's option."""
-    from otelize.classify import DB_SYSTEMS
+    from otelize.classify.engine import DB_SYSTEMS
 
     by_import = {**DB_SYSTEMS, **(options.get("db_system_by_import") or {})}
     for imp in facts.imports:

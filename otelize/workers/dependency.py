@@ -28,8 +28,12 @@ from typing import Any
 
 import yaml
 
-from otelize import jsonedit, npmrange, yamlio
-from otelize.edits import Skip, WorkerResult
+from otelize.synthesize import jsonedit
+
+from otelize.project import npmrange
+
+from otelize.project import yamlio
+from otelize.synthesize.edits import Skip, WorkerResult
 from otelize.errors import BadInput, RuleError
 from otelize.resources import data_dir
 from otelize.workers.base import Task, WorkerContext
@@ -585,7 +589,7 @@ def protocol(settings: Any) -> str:
 
 
 def setting(settings: Any, name: str, default: Any = None) -> Any:
-    """One setting from an otelize.settings.Settings (what workers get) or a plain mapping."""
+    """One setting from an otelize.project.settings.Settings (what workers get) or a plain mapping."""
     if settings is None:
         return default
     if isinstance(settings, dict):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from otelize.edits import WorkerResult
-from otelize.facts import FunctionFact
-from otelize.parse import ParsedFile, captures, query, text
+from otelize.synthesize.edits import WorkerResult
+from otelize.analysis.facts import FunctionFact
+from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.workers.base import Task, WorkerContext
-from otelize.registry import WITH_CLIENT_SPAN
+from otelize.plan.registry import WITH_CLIENT_SPAN
 from otelize.workers.spans import make_spec, style_of, wrap_file
-from otelize.wrap import ts_string
+from otelize.synthesize.wrap import ts_string
 
 _URL = """((string (string_fragment) @url) (#match? @url "^https?://"))"""
 _METHOD_PROP = """(pair key: (property_identifier) @k (#eq? @k "method") value: (string (string_fragment) @m))"""

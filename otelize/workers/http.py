@@ -8,11 +8,11 @@ records the exception, ERROR status and `error.type` on the active span.
 
 from __future__ import annotations
 
-from otelize.edits import Edit, ImportRequest, Skip, WorkerResult
-from otelize.parse import ParsedFile, text
+from otelize.synthesize.edits import Edit, ImportRequest, Skip, WorkerResult
+from otelize.analysis.parse import ParsedFile, text
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.spans import helper_specifier, uses_require
-from otelize.wrap import RECORD, detect_style, has_directive, import_name, local_names
+from otelize.synthesize.wrap import RECORD, detect_style, has_directive, import_name, local_names
 
 def record_statement(param: str, semicolons: bool, local: str = RECORD) -> bytes:
     return f"{local}({param}){';' if semicolons else ''}".encode()

@@ -23,13 +23,13 @@ from dataclasses import dataclass, replace
 
 from tree_sitter import Node
 
-from otelize.edits import Skip, WorkerResult
-from otelize.facts import FileFacts, FunctionFact
-from otelize.parse import captures, query, text
-from otelize.registry import BY_NAME, WITH_SPAN
+from otelize.synthesize.edits import Skip, WorkerResult
+from otelize.analysis.facts import FileFacts, FunctionFact
+from otelize.analysis.parse import captures, query, text
+from otelize.plan.registry import BY_NAME, WITH_SPAN
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.spans import make_spec, style_of, wrap_file
-from otelize.wrap import ts_string
+from otelize.synthesize.wrap import ts_string
 
 WITH_CONSUMER_SPAN = BY_NAME["messaging"].helper("withConsumerSpan")
 

@@ -12,16 +12,16 @@ import posixpath
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
-from otelize.edits import Edit, ImportRequest, PlannedSpan, Skip, WorkerResult
-from otelize.facts import FileFacts, FunctionFact
+from otelize.synthesize.edits import Edit, ImportRequest, PlannedSpan, Skip, WorkerResult
+from otelize.analysis.facts import FileFacts, FunctionFact
 from tree_sitter import Node
 
-from otelize.parse import ParsedFile, captures, query, text
-from otelize.wrap import (
+from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.synthesize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
     same_header, wrap_interior,
 )
-from otelize.registry import WITH_SPAN, Helper
+from otelize.plan.registry import WITH_SPAN, Helper
 from otelize.workers.base import Task, WorkerContext
 
 _MANUAL_SPAN = """
@@ -38,7 +38,7 @@ class SpanSpec:
 
     name: str
     kind: str  # the helper's span kind: INTERNAL | CLIENT | ...
-    helper: str  # a helper of otelize.registry: withSpan | withClientSpan | ...
+    helper: str  # a helper of otelize.plan.registry: withSpan | withClientSpan | ...
     attributes: tuple[tuple[str, str], ...]  # key -> TypeScript expression
     report_attributes: tuple[tuple[str, object], ...]  # key -> value for the report (literal or "<param>")
 
@@ -99,7 +99,7 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
 
 @dataclass(frozen=True)
 class TaskRole:
-    """A function's role, decided by classification (otelize.classify.assign_roles)."""
+    """A function's role, decided by classification (otelize.classify.engine.assign_roles)."""
 
     action: str  # span | skip
     kind: str  # INTERNAL | CLIENT
@@ -192,7 +192,7 @@ def uses_require(ctx: WorkerContext, file: str) -> bool:
     """Whether `file` is a CommonJS JavaScript file, which gets `require()` rather than `import`:
     a .cjs file, or a .js one without import/export statements in a CommonJS package.
     (TypeScript files always get `import`: tsc compiles it to what the project runs.)"""
-    from otelize.parse import is_javascript
+    from otelize.analysis.parse import is_javascript
 
     if not is_javascript(file) or file.endswith(".mjs"):
         return False
@@ -336,7 +336,7 @@ def _outdated_own_header(call: Node, current: bytes, spec: SpanSpec, fn: Functio
 
 def code_attributes(ctx: WorkerContext, path: str, fn: FunctionFact, quote: str) -> list[tuple[str, str, object]]:
     """(key, ts expression, report value) for code.function.name and code.file.path."""
-    from otelize.wrap import ts_string
+    from otelize.synthesize.wrap import ts_string
 
     qual = span_base_name(fn, path)
     return [
@@ -364,7 +364,7 @@ def span_name(ctx: WorkerContext, fn: FunctionFact, path: str) -> str:
 
 
 def names_in_every_style(fn: FunctionFact, path: str) -> set[str]:
-    from otelize.settings import SPAN_NAMING
+    from otelize.project.settings import SPAN_NAMING
 
     return {name_in_style(style, fn, path) for style in SPAN_NAMING}
 

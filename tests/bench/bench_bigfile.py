@@ -36,7 +36,7 @@ def cpu():
     return r.ru_utime + r.ru_stime
 kind, root = sys.argv[1], sys.argv[2]
 if kind == "floor":
-    from otelize.parse import _parser
+    from otelize.analysis.parse import _parser
     src = (Path(root) / "src/services/bigService.ts").read_bytes()
     t0, c0 = time.perf_counter(), cpu()
     _parser(False).parse(src)

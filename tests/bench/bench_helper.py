@@ -61,7 +61,7 @@ TSCONFIG = {
 
 
 def render_template_text(text: str) -> bytes:
-    from otelize.render import environment
+    from otelize.synthesize.render import environment
     from otelize.workers.config import GENERATED_HEADER
 
     out = environment().from_string(text).render(generated_header=GENERATED_HEADER.decode().rstrip("\n"))

@@ -48,8 +48,8 @@ def cpu_now():
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime  # the process and its (reaped) pool
 jobs = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] != "auto" else None
 if kind == "floor":
-    from otelize.discover import load_project
-    from otelize.parse import _parser, is_tsx
+    from otelize.project.discover import load_project
+    from otelize.analysis.parse import _parser, is_tsx
     project = load_project(root)
     data = [(f, (project.root / f).read_bytes()) for f in project.files]
     t0, c0 = time.perf_counter(), cpu_now()

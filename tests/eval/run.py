@@ -117,7 +117,7 @@ class Observed:
 def observe(root: Path) -> Observed:
     """Analyse and plan in memory (nothing is written)."""
     from otelize.api import analyze, synthesize_plan, worker_context
-    from otelize.graph import sym_id
+    from otelize.analysis.graph import sym_id
 
     analysis = analyze(root, jobs=1)
     syn = synthesize_plan(analysis)

@@ -1,0 +1,1 @@
+"""Per-file analysis: parse (tree-sitter), facts, and the cross-file graph."""

@@ -1,0 +1,1 @@
+"""Classification: YAML rules compiled to matchers, the classifier, rule tests."""

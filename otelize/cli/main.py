@@ -1,0 +1,410 @@
+"""Thin click CLI: parse options, call otelize.api, print the result.
+
+One click command per verb. Every command is wrapped in `@reports_errors`,
+the one place where an `OtelizeError` becomes a one-line
+`otelize: error: <msg>` on stderr and its exit code. Commands hold no logic:
+formatting lives in `otelize.report_*`, analysis in `otelize.api`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from otelize import __version__
+from otelize.errors import EXIT_INTERRUPTED, Interrupted, OtelizeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  ok
+  1  check found changes / verify incomplete
+  2  bad input (no such path, no package.json, invalid JSON, not an Express app, bad rule file)
+  3  partial: some files are unparsable and were left alone
+  4  nothing written: a file changed during the run, or another run holds the project's lock
+  130  interrupted (Ctrl-C, SIGTERM); the message says what state the tree is in
+"""
+
+
+def error_line(exc: BaseException) -> str:
+    """The one-line message for a user-facing error."""
+    msg = " ".join(str(exc).split()) or exc.__class__.__name__
+    return f"otelize: error: {msg}"
+
+
+def stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@dataclass
+class Output:
+    """Messages on stderr. Colour and progress only on a terminal; NO_COLOR turns colour off.
+
+    -q: only warnings and errors; -v: also details (each skip, the config file used).
+    """
+
+    quiet: bool = False
+    verbose: bool = False
+    tty: bool = False
+    color: bool = False
+    _status: bool = False
+
+    @classmethod
+    def detect(cls, quiet: bool = False, verbose: bool = False) -> "Output":
+        tty = stderr_is_tty()
+        return cls(quiet, verbose, tty, tty and not os.environ.get("NO_COLOR"))
+
+    def _echo(self, msg: str, fg: str | None = None) -> None:
+        self.clear()
+        click.echo(click.style(msg, fg=fg) if self.color and fg else msg, err=True, color=self.color)
+
+    def info(self, msg: str) -> None:
+        for line in msg.splitlines():
+            if "warning:" in line:
+                self._echo(line, "yellow")
+            elif not self.quiet:
+                self._echo(line)
+
+    def detail(self, msg: str) -> None:
+        if self.verbose and not self.quiet:
+            self._echo(msg, "bright_black")
+
+    def error(self, msg: str) -> None:
+        self._echo(msg, "red")
+
+    def status(self, msg: str) -> None:
+        """A transient progress line, overwritten by the next message (terminal only)."""
+        if self.tty and not self.quiet:
+            click.echo(f"\r\x1b[K{msg}", err=True, nl=False, color=True)
+            self._status = True
+
+    def progress(self) -> Callable[[str, int, int], None] | None:
+        """A callback for otelize.run.progress: `otelize: parsed 120/959 files` on one line, at most 10 times a
+        second (terminal only, not with -q)."""
+        if not self.tty or self.quiet:
+            return None
+        last = [0.0]
+
+        def tick(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if done == total or now - last[0] >= 0.1:
+                last[0] = now
+                self.status(f"otelize: {stage} {done}/{total} files")
+
+        return tick
+
+    def clear(self) -> None:
+        if self._status:
+            click.echo("\r\x1b[K", err=True, nl=False, color=True)
+            self._status = False
+
+
+def stdout_colour() -> bool:
+    """Colour on stdout: only a terminal, never with NO_COLOR."""
+    try:
+        return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    except (AttributeError, ValueError):
+        return False
+
+
+DIFF_COLOURS = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
+
+
+def echo_diff(text: str) -> None:
+    """A unified diff on stdout, coloured as git colours it when stdout is a terminal."""
+    if not stdout_colour():
+        click.echo(text, nl=False)
+        return
+    out = []
+    for line in text.splitlines(keepends=True):
+        style = next((s for prefix, s in DIFF_COLOURS if line.startswith(prefix)), None)
+        body, nl = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+        out.append((click.style(body, bold=True) if style == "bold" else click.style(body, fg=style) if style else body) + nl)
+    click.echo("".join(out), nl=False, color=True)
+
+
+def echo_plan(text: str) -> None:
+    """The plan on stdout, its section headings (unindented `name:` lines) in bold on a terminal."""
+    if not stdout_colour():
+        click.echo(text, nl=False)
+        return
+    lines = [click.style(line, bold=True) if line and not line.startswith(" ") and line.rstrip().endswith(":") or
+             line.startswith("app: ") else line for line in text.split("\n")]
+    click.echo("\n".join(lines), nl=False, color=True)
+
+
+def output() -> Output:
+    """The Output of the current command (set up by the group's -q/-v)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Output) if ctx is not None else None
+    return obj if obj is not None else Output.detect()
+
+
+def reports_errors(fn: F) -> F:
+    """Turn an OtelizeError into `otelize: error: <msg>` on stderr and its exit code. Never a traceback.
+
+    Ctrl-C and SIGTERM become `otelize: interrupted: <state of the tree>` and
+    exit code 130 (a commit in progress defers them until it is complete:
+    otelize.synthesize.journal). Warnings the library raises (OtelizeWarning) are printed
+    as `otelize: warning: <msg>`.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
+        from otelize.synthesize.journal import OtelizeWarning
+
+        previous = _sigterm_as_interrupt()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", OtelizeWarning)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    for w in caught:
+                        if issubclass(w.category, OtelizeWarning):
+                            output().info(f"otelize: warning: {w.message}")
+        except Interrupted as exc:
+            output().error(f"otelize: interrupted: {exc}")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            output().error(f"otelize: interrupted: {_tree_state()}")
+            sys.exit(EXIT_INTERRUPTED)
+        except OtelizeError as exc:
+            output().error(error_line(exc))
+            sys.exit(exc.exit_code)
+        finally:
+            output().clear()
+            if previous is not None:
+                import signal
+
+                signal.signal(signal.SIGTERM, previous)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        out = ctx.find_object(Output)
+        if out is not None:
+            setattr(out, param.name or "", True)
+
+
+def verbosity_options(fn: F) -> F:
+    """-q/-v after the subcommand too (`otelize instrument . --check -q`), as before it."""
+    fn = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbosity,
+                      help="More detail on stderr (each skip, the settings file).")(fn)
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+                        help="Only warnings and errors on stderr.")(fn)
+
+
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does; returns the handler it replaced."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _tree_state() -> str:
+    from otelize.synthesize.apply import COMMITTED
+
+    if COMMITTED[0]:
+        return f"after every change was written ({COMMITTED[0]} file(s)); the tree is consistent"
+    return "nothing was written"
+
+
+def project_argument(fn: F) -> F:
+    """The PATH argument shared by every command that reads a project (default: the current folder),
+    and the -q/-v options every such command takes.
+
+    Existence is checked by `otelize.project.discover` (a one-line BadInput), not by click.
+    """
+    fn = click.argument("path", type=click.Path(path_type=Path, readable=False), metavar="[PATH]", default=".")(fn)
+    return verbosity_options(fn)
+
+
+def rules_option(fn: F) -> F:
+    """`--rules DIR` (repeatable): extra rule folders, loaded after the built-in rules."""
+    return click.option(
+        "--rules",
+        "rule_dirs",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        metavar="DIR",
+        help="Extra rule folder (repeatable); its rules are enabled and override built-in ids.",
+    )(fn)
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help="Settings file to use instead of PATH/.otelize.yaml.",
+    )(fn)
+
+
+def settings_options(fn: F) -> F:
+    """`--config` and the settings of .otelize.yaml as flags (a flag given wins over the file)."""
+    from otelize.project.settings import PROTOCOLS, SPAN_NAMING
+
+    options = [
+        config_option,
+        click.option("--service-name", metavar="NAME", help="service.name of the spans (default: package.json name)."),
+        click.option("--protocol", type=click.Choice(PROTOCOLS), help="Exporter protocol [default: http/protobuf]."),
+        click.option("--include", multiple=True, metavar="GLOB", help="Only these source files (repeatable; replaces `include:`)."),
+        click.option("--exclude", multiple=True, metavar="GLOB", help="Leave these files out (repeatable; replaces `exclude:`)."),
+        click.option("--enable", multiple=True, metavar="NAME", help="Turn a worker or category on (repeatable)."),
+        click.option("--disable", multiple=True, metavar="NAME", help="Turn a worker or category off (repeatable)."),
+        click.option("--span-naming", type=click.Choice(SPAN_NAMING), help="Span name style [default: class.method]."),
+        click.option("--force-toolchain", is_flag=True,
+                     help="Add the OpenTelemetry packages even to a TypeScript/Node toolchain no supported line fits."),
+        rules_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def resolve_settings(path: Path, flags: dict[str, Any]) -> tuple[Any, list[Path]]:
+    """(settings, extra rule dirs): the config file, then the flags over it."""
+    from otelize.project.settings import load_settings, with_flags
+
+    flags = dict(flags)
+    config, rule_dirs = flags.pop("config", None), flags.pop("rule_dirs", ())
+    settings = with_flags(load_settings(path, config), **flags)
+    if settings.source:
+        output().detail(f"otelize: settings from {settings.source}")
+    return settings, list(rule_dirs)
+
+
+def cache_option(fn: F) -> F:
+    return click.option(
+        "--cache", "use_cache", is_flag=True,
+        help="Parse only the files that changed since the last cached run (PATH/.otelize-cache/, git-ignored).",
+    )(fn)
+
+
+def analyze_project(path: Path, flags: dict[str, Any], cache: bool = False) -> Any:
+    from otelize.api import analyze
+
+    from otelize.run import progress
+
+    settings, rule_dirs = resolve_settings(path, flags)
+    output().status(f"otelize: analysing {path} ...")
+    with progress.reporting(output().progress()):
+        return analyze(path, rule_dirs=rule_dirs or None, settings=settings, cache=cache)
+
+
+class OtelizeGroup(click.Group):
+    """A click group whose usage errors are one line, `otelize: error: …`, exit 2, like every other error."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(error_line(Exception(exc.format_message() + where)), err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(error_line(Exception(exc.format_message())), err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("otelize: interrupted: nothing was written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OtelizeGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="otelize")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="More detail on stderr (each skip, the settings file).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Add OpenTelemetry tracing to an Express/TypeScript app, deterministically.
+
+    \b
+    Examples:
+      otelize plan ./my-app
+      otelize instrument ./my-app --diff
+      otelize -q instrument ./my-app --check
+    """
+    ctx.obj = Output.detect(quiet=quiet, verbose=verbose)
+
+
+PLAN_EPILOG = """\b
+Examples:
+  otelize plan ./my-app
+  otelize plan ./my-app --format json > plan.json
+  otelize plan ./my-app --rules ./otelize-rules --disable cache
+"""
+
+GRAPH_EPILOG = """\b
+Examples:
+  otelize graph ./my-app > architecture.mmd
+  otelize graph ./my-app --format dot | dot -Tsvg > architecture.svg
+"""
+
+
+@cli.command(epilog=PLAN_EPILOG)
+@project_argument
+@settings_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@cache_option
+@reports_errors
+def plan(path: Path, fmt: str, use_cache: bool, **flags: Any) -> None:
+    """Show the app, its routes, file categories and the planned tasks."""
+    from otelize.report import plan as report_plan
+
+    analysis = analyze_project(path, flags, use_cache)
+    output().clear()
+    text = report_plan.FORMATS[fmt](analysis)
+    echo_plan(text) if fmt == "text" else click.echo(text, nl=False)
+
+
+@cli.command(epilog=GRAPH_EPILOG)
+@project_argument
+@settings_options
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@cache_option
+@reports_errors
+def graph(path: Path, fmt: str, use_cache: bool, **flags: Any) -> None:
+    """Draw the architecture: routes, modules by category, calls."""
+    from otelize.report import plan as report_plan
+
+    analysis = analyze_project(path, flags, use_cache)
+    output().clear()
+    click.echo(report_plan.GRAPH_FORMATS[fmt](analysis), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="otelize")
+
+
+# Commands defined in their own modules register on `cli` when imported.
+from otelize.cli import instrument as cli_instrument  # noqa: E402,F401
+from otelize.cli import verify as cli_verify  # noqa: E402,F401
+from otelize.cli import rules as cli_rules  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""The worker registry and the task DAG."""

@@ -1,0 +1,1 @@
+"""The app on disk: discovery, package.json/tsconfig, settings."""

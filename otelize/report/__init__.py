@@ -1,0 +1,1 @@
+"""Reports: instrument summary/JSON/Markdown, plan and graph."""

@@ -1,0 +1,1 @@
+"""Running the pipeline: per-file work in processes, caches, progress."""

@@ -1,0 +1,1 @@
+"""`otelize strip`: the inverse of instrument."""

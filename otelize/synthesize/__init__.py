@@ -1,0 +1,1 @@
+"""Edits, the import step, applying and validating, atomic writes."""

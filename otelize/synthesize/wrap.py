@@ -1,0 +1,470 @@
+"""How a span wraps a function body, and how to take it off again.
+
+    async createOrder(input: CreateOrderInput): Promise<Order> {
+      return withSpan('OrderService.createOrder', { ... }, async () => {
+        ...the original statements, one indent deeper...
+      });
+    }
+
+The original lines reappear unchanged except for one added indent unit;
+lines that start inside a multi-line template literal or string are never
+touched. `wrap_interior` is a pure function of the original body and the
+header, and `unwrap_interior` inverts it exactly: strip re-wraps its result
+and compares bytes, so user edits to instrumented code are detected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tree_sitter import Node
+
+from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.plan.registry import RECORD_ERROR, SPAN_HELPERS
+
+HELPERS = tuple(h.name for h in SPAN_HELPERS)  # the span helpers a wrapper may call (otelize.plan.registry)
+RECORD = RECORD_ERROR.name  # the other export of otel.ts, for error middleware
+EXPORTS = (*HELPERS, RECORD)
+_IDENTIFIERS = "[(identifier) (shorthand_property_identifier_pattern) (shorthand_property_identifier)] @i"
+
+
+def _helper_module_imports(pf: ParsedFile) -> list[Node]:
+    """The file's import statements of the generated span helper (`./otel`, `../otel.js`)."""
+    from otelize.workers.base import HELPER_ALT_MODULE, HELPER_MODULE
+
+    # (otelize-otel.ts: the helper's name in an app with an otel.ts of its own)
+    stems = {m.rsplit(".", 1)[0] for m in (HELPER_MODULE, HELPER_ALT_MODULE)}
+    names = stems | {stem + ".js" for stem in stems}
+    from otelize.synthesize.imports import required_module
+
+    out = []
+    for node in pf.root.named_children:
+        source = node.child_by_field_name("source") if node.type == "import_statement" else None
+        spec = text(source)[1:-1] if source is not None and source.type == "string" else ""
+        if not spec and node.type in ("lexical_declaration", "variable_declaration"):
+            required = required_module(node)  # CommonJS: `const { withSpan } = require('./otel')`
+            spec = required[0] if required is not None and required[1] is not None else ""
+        if spec.startswith(".") and spec.rsplit("/", 1)[-1] in names:
+            out.append(node)
+    return out
+
+
+def imported_helpers(pf: ParsedFile) -> dict[str, str]:
+    """Export of otel.ts -> the local name this file imports it under (computed once per file)."""
+    cached = pf.cache.get("helper_imports")
+    if cached is not None:
+        return cached
+    out: dict[str, str] = {}
+    for node in _helper_module_imports(pf):
+        for prop in captures(query("(object_pattern [(shorthand_property_identifier_pattern) (pair_pattern)] @p)", pf.tsx), node).get("p", []):
+            key, value = (prop, prop) if prop.type == "shorthand_property_identifier_pattern" else (
+                prop.child_by_field_name("key"), prop.child_by_field_name("value"))
+            if key is not None and value is not None and text(key) in EXPORTS:
+                out.setdefault(text(key), text(value))
+        for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
+            name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
+            if name is not None and text(name) in EXPORTS:
+                out.setdefault(text(name), text(alias or name))
+    pf.cache["helper_imports"] = out
+    return out
+
+
+def local_names(pf: ParsedFile) -> dict[str, str]:
+    """Export of otel.ts -> the name this file calls it by: the one it already imports it
+    under; else its own name, unless an identifier of the file that is not a call's callee
+    has that name (a parameter, a variable, a function, another import: a binding in some
+    scope that could shadow the helper), in which case `otelizeWithSpan` (or `...2`, ...),
+    a name no identifier of the file has. Computed once per file."""
+    cached = pf.cache.get("helper_local_names")
+    if cached is not None:
+        return cached
+    imported = imported_helpers(pf)
+    ours = [(n.start_byte, n.end_byte) for n in _helper_module_imports(pf)]
+    bindings: set[str] = set()
+    every: set[str] = set()
+    for node in captures(query(_IDENTIFIERS, pf.tsx), pf.root).get("i", []):
+        if any(s <= node.start_byte < e for s, e in ours):
+            continue
+        name = text(node)
+        every.add(name)
+        parent = node.parent
+        if not (parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == node):
+            bindings.add(name)
+    out: dict[str, str] = {}
+    for name in EXPORTS:
+        if name in imported:
+            out[name] = imported[name]
+        elif name not in bindings:
+            out[name] = name
+        else:
+            base = "otelize" + name[0].upper() + name[1:]
+            alias, n = base, 2
+            while alias in every:
+                alias, n = f"{base}{n}", n + 1
+            out[name] = alias
+    pf.cache["helper_local_names"] = out
+    return out
+
+
+def import_name(name: str, local: str) -> str:
+    """The import specifier for export `name` bound as `local`."""
+    return name if name == local else f"{name} as {local}"
+
+
+def wrapper_callees(pf: ParsedFile) -> set[str]:
+    """The names a span wrapper of this file may call: the helpers, and their local aliases."""
+    cached = pf.cache.get("wrapper_callees")
+    if cached is None:
+        cached = pf.cache["wrapper_callees"] = set(HELPERS) | {
+            local for name, local in imported_helpers(pf).items() if name in HELPERS
+        }
+    return cached
+FOOTER = b"});"
+FOOTER_NO_SEMICOLON = b"})"  # for files written without semicolons
+
+_MULTILINE_LITERALS = "[(template_string) (string)] @s"
+
+# Comments that govern the line (or node) after them: nothing may be inserted between
+# such a comment and what it governs, or it would govern the inserted line instead.
+_DIRECTIVE = re.compile(
+    rb"@ts-ignore|@ts-expect-error|eslint-disable-next-line|prettier-ignore|(?:istanbul|c8)\s+ignore\s+next"
+)
+
+
+def has_directive(comment: bytes) -> bool:
+    """Whether `comment` (a comment, or a line ending in one) holds a next-line directive."""
+    return _DIRECTIVE.search(comment) is not None
+
+
+_SEMICOLON_STATEMENTS = ("import_statement", "lexical_declaration", "variable_declaration", "expression_statement")
+
+
+@dataclass(frozen=True)
+class Style:
+    newline: bytes  # b"\n" or b"\r\n"
+    quote: str  # "'" or '"'
+    semicolons: bool
+    indent_unit: bytes  # b"  ", b"    " or b"\t"
+
+
+def detect_style(pf: ParsedFile) -> Style:
+    """The file's newline, quote, semicolon and indent style (computed once per file)."""
+    style = pf.cache.get("style")
+    if style is None:
+        style = pf.cache["style"] = _style_of(pf)
+    return style
+
+
+def _style_of(pf: ParsedFile) -> Style:
+    src = pf.source
+    newline = b"\r\n" if src.count(b"\r\n") * 2 > src.count(b"\n") else b"\n"
+    singles = len(re.findall(rb"(?m)(?:from|import|require\() ?'", src))
+    doubles = len(re.findall(rb'(?m)(?:from|import|require\() ?"', src))
+    if singles == doubles:
+        singles, doubles = src.count(b"'"), src.count(b'"')
+    quote = '"' if doubles > singles else "'"
+    # from the statements themselves: a regex over lines misreads multi-line imports
+    stmts = [c for c in pf.root.named_children if c.type in _SEMICOLON_STATEMENTS]
+    imports = [c for c in stmts if c.type == "import_statement"] or stmts
+    semicolons = True if not imports else sum(1 for c in imports if src[c.end_byte - 1 : c.end_byte] == b";") * 2 >= len(imports)
+    return Style(newline, quote, semicolons, _indent_unit(src))
+
+
+def _indent_unit(src: bytes) -> bytes:
+    tabs = len(re.findall(rb"(?m)^\t+\S", src))
+    widths = [len(m) for m in re.findall(rb"(?m)^( +)\S", src)]
+    if tabs > len(widths):
+        return b"\t"
+    if not widths:
+        return b"  "
+    from collections import Counter
+
+    deltas: Counter[int] = Counter()
+    prev = 0
+    for w in widths:
+        if w > prev:
+            deltas[w - prev] += 1
+        prev = w
+    best = min((d for d, c in deltas.items() if c == max(deltas.values())), default=2)
+    return b" " * (best if best in (2, 3, 4, 8) else 2)
+
+
+def ts_string(value: str, quote: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("\n", "\\n")
+    return f"{quote}{escaped}{quote}"
+
+
+def header(helper: str, name: str, attributes: list[tuple[str, str]], is_async: bool, quote: str) -> bytes:
+    """`return withSpan('Name', { 'k': v, ... }, async () => {`.
+
+    `attributes` values are TypeScript expressions (already quoted when literal).
+    """
+    attrs = ", ".join(f"{ts_string(k, quote)}: {v}" for k, v in attributes)
+    obj = f"{{ {attrs} }}" if attrs else "{}"
+    arrow = "async () => {" if is_async else "() => {"
+    return f"return {helper}({ts_string(name, quote)}, {obj}, {arrow}".encode("utf-8")
+
+
+def literal_spans(pf: ParsedFile, start: int, end: int) -> list[tuple[int, int]]:
+    """Byte ranges of string/template literals that span lines, inside [start, end)."""
+    node = pf.root.descendant_for_byte_range(start, end) or pf.root
+    out = []
+    for n in captures(query(_MULTILINE_LITERALS, pf.tsx), node).get("s", []):
+        if n.start_byte >= start and n.end_byte <= end and n.start_point[0] != n.end_point[0]:
+            out.append((n.start_byte, n.end_byte))
+    return sorted(out)
+
+
+def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
+    return any(s < pos < e for s, e in spans)
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.splitlines(keepends=True)
+
+
+def _leading_ws(line: bytes) -> bytes:
+    return line[: len(line) - len(line.lstrip(b" \t"))]
+
+
+class CannotWrap(Exception):
+    """The body has a shape we refuse to rewrite; the message is the skip reason."""
+
+
+def wrap_interior(
+    interior: bytes,
+    base: int,
+    hdr: bytes,
+    literals: list[tuple[int, int]],
+    default_unit: bytes,
+    footer: bytes = FOOTER,
+) -> bytes:
+    """Wrap the bytes between a body's `{` and `}`. `base` is the file offset of interior[0]."""
+    if b"\n" not in interior:
+        if not interior.strip():
+            raise CannotWrap("empty body")
+        return b" " + hdr + interior + footer + b" "
+    first_nl = interior.index(b"\n")
+    last_nl = interior.rindex(b"\n")
+    head = interior[: first_nl + 1]
+    tail = interior[last_nl + 1 :]
+    middle = interior[first_nl + 1 : last_nl + 1]
+    if tail.strip():
+        raise CannotWrap("closing brace shares a line with code")
+    if not _only_comments(head):
+        # the code would stay outside the span, and the next run would not
+        # recognise the wrapper (it is no longer the body's only statement)
+        raise CannotWrap("opening brace shares a line with code")
+    if has_directive(head):
+        # `{ // @ts-ignore`: the span header would come between it and the line it governs
+        raise CannotWrap("a directive comment on the opening brace's line governs the next line")
+    if not middle.strip():
+        raise CannotWrap("empty body")
+    nl = b"\r\n" if head.endswith(b"\r\n") else b"\n"
+    ind, unit = _indents(middle, tail, default_unit)
+    out = bytearray(head + ind + hdr + nl)
+    pos = base + first_nl + 1
+    for line in _lines(middle):
+        if line.strip() and not _inside(pos, literals):
+            out += unit
+        out += line
+        pos += len(line)
+    out += ind + footer + nl + tail
+    return bytes(out)
+
+
+def _only_comments(line: bytes) -> bool:
+    """Whether `line` (the rest of the opening brace's line) holds only comments."""
+    rest = line.strip()
+    while rest.startswith(b"/*") and b"*/" in rest:
+        rest = rest[rest.index(b"*/") + 2 :].strip()
+    return not rest or rest.startswith(b"//")
+
+
+def _indents(middle: bytes, tail: bytes, default_unit: bytes) -> tuple[bytes, bytes]:
+    first = next(line for line in _lines(middle) if line.strip())
+    ind = _leading_ws(first)
+    unit = ind[len(tail) :] if ind.startswith(tail) and len(ind) > len(tail) else default_unit
+    return ind, unit
+
+
+@dataclass(frozen=True)
+class Wrapped:
+    """An instrumented body recognised by its AST shape."""
+
+    helper: str
+    name: str
+    header: bytes  # the exact header bytes in the file
+    original: bytes | None  # the interior before wrapping, or None when user edits make it unrecoverable
+    reason: str = ""
+
+
+def same_header(a: bytes, b: bytes) -> bool:
+    """Two span headers that differ only in layout (what a formatter such as Prettier
+    changes when it re-flows otelize's one-line header): compared as syntax trees by
+    otelize.synthesize.layout, each completed into a small function."""
+    if a == b:
+        return True
+    from otelize.synthesize.layout import same_code
+
+    def complete(h: bytes) -> bytes:
+        return b"function header() {\n" + h + b"\n});\n}\n"
+
+    return same_code("header.ts", complete(a), complete(b))
+
+
+def find_wrapper(pf: ParsedFile, body: Node) -> Node | None:
+    """The `return withSpan(...)` call when it is the body's only statement."""
+    stmts = [c for c in body.named_children if c.type != "comment"]
+    if len(stmts) != 1 or stmts[0].type != "return_statement":
+        return None
+    expr = stmts[0].named_children[0] if stmts[0].named_children else None
+    if expr is None or expr.type != "call_expression":
+        return None
+    fn = expr.child_by_field_name("function")
+    if fn is None or fn.type != "identifier" or text(fn) not in wrapper_callees(pf):
+        return None
+    args = expr.child_by_field_name("arguments")
+    parts = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+    if len(parts) != 3 or parts[0].type != "string" or parts[1].type != "object" or parts[2].type != "arrow_function":
+        return None
+    inner = parts[2].child_by_field_name("body")
+    if inner is None or inner.type != "statement_block":
+        return None
+    return expr
+
+
+def unwrap_interior(pf: ParsedFile, body: Node, default_unit: bytes) -> Wrapped | None:
+    """Recover the original interior of an instrumented body (None if not ours)."""
+    call = find_wrapper(pf, body)
+    if call is None:
+        return None
+    src = pf.source
+    args = call.child_by_field_name("arguments")
+    parts = [a for a in args.named_children if a.type != "comment"]
+    helper = text(call.child_by_field_name("function"))
+    name = text(parts[0])[1:-1]
+    inner = parts[2].child_by_field_name("body")
+    ret = call.parent
+    start, end = body.start_byte + 1, body.end_byte - 1
+    interior = src[start:end]
+    hdr = src[ret.start_byte : inner.start_byte + 1]
+    footer = b"}" + src[inner.end_byte : ret.end_byte]  # `});` or, in a file without semicolons, `})`
+    if footer not in (FOOTER, FOOTER_NO_SEMICOLON):
+        return Wrapped(helper, name, hdr, None, "instrumentation was edited or re-formatted since; left in place")
+    literals = literal_spans(pf, start, end)
+    candidate = _unwrap(
+        interior, start, hdr, src[inner.start_byte + 1 : inner.end_byte - 1], inner.start_byte + 1, literals, default_unit, footer
+    )
+    if candidate is None or wrap_interior_safe(candidate, start, hdr, pf, default_unit, footer) != interior:
+        return Wrapped(helper, name, hdr, None, "instrumentation was edited or re-formatted since; left in place")
+    return Wrapped(helper, name, hdr, candidate)
+
+
+def unwrap_reflowed(pf: ParsedFile, body: Node) -> bytes | None:
+    """The interior without the wrapper, for a wrapper whose header a formatter broke over
+    several lines (so its body sits deeper than otelize put it): the arrow body's lines,
+    dedented to the `return` statement's indentation. Lines inside multi-line literals
+    keep their bytes. None when the shape does not allow it."""
+    call = find_wrapper(pf, body)
+    if call is None:
+        return None
+    src = pf.source
+    ret = call.parent
+    parts = [a for a in call.child_by_field_name("arguments").named_children if a.type != "comment"]
+    inner = parts[2].child_by_field_name("body")
+    line_start = src.rfind(b"\n", 0, ret.start_byte) + 1
+    indent = src[line_start : ret.start_byte]
+    if indent.strip() or b"\n" not in src[ret.start_byte : inner.start_byte]:
+        return None  # `return` shares its line with code, or the header is not re-flowed
+    newline = b"\r\n" if b"\r\n" in src[inner.start_byte : inner.end_byte] else b"\n"
+    content_start = inner.start_byte + 1
+    content = src[content_start : inner.end_byte - 1]
+    literals = literal_spans(pf, content_start, inner.end_byte - 1)
+    lines: list[tuple[int, bytes]] = []  # (absolute offset, line without its end)
+    offset = content_start
+    for raw in content.split(b"\n"):
+        lines.append((offset, raw.rstrip(b"\r")))
+        offset += len(raw) + 1
+    while lines and not lines[0][1].strip():
+        lines.pop(0)
+    while lines and not lines[-1][1].strip():
+        lines.pop()
+    if not lines:
+        return None
+    movable = [ln for pos, ln in lines if ln.strip() and not _inside(pos, literals)]
+    depth = min(len(ln) - len(ln.lstrip(b" \t")) for ln in movable)
+    out = []
+    for pos, ln in lines:
+        if _inside(pos, literals):
+            out.append(ln)  # the inside of a multi-line literal never moves
+        elif not ln.strip():
+            out.append(b"")
+        else:
+            out.append(indent + ln[depth:])
+    return src[body.start_byte + 1 : line_start] + newline.join(out) + src[ret.end_byte : body.end_byte - 1]
+
+
+def wrap_interior_safe(
+    interior: bytes, base: int, hdr: bytes, pf: ParsedFile, default_unit: bytes, footer: bytes = FOOTER
+) -> bytes | None:
+    """Re-wrap a candidate original for verification (literal spans recomputed on the candidate)."""
+    from otelize.analysis.parse import parse_source
+
+    prefix = b"function __otelize_probe() {"
+    probe = parse_source(pf.path, prefix + interior + b"}")
+    shift = base - len(prefix)
+    lits = [(s + shift, e + shift) for s, e in literal_spans(probe, 0, len(probe.source))]
+    try:
+        return wrap_interior(interior, base, hdr, lits, default_unit, footer)
+    except CannotWrap:
+        return None
+
+
+def _unwrap(
+    interior: bytes,
+    base: int,
+    hdr: bytes,
+    inner: bytes,
+    inner_base: int,
+    literals: list[tuple[int, int]],
+    default_unit: bytes,
+    footer: bytes = FOOTER,
+) -> bytes | None:
+    if b"\n" not in interior:
+        # ` HDR<inner>}); `
+        if interior.startswith(b" " + hdr) and interior.endswith(footer + b" "):
+            return interior[1 + len(hdr) : -(len(footer) + 1)]
+        return None
+    first_nl = interior.index(b"\n")
+    last_nl = interior.rindex(b"\n")
+    head = interior[: first_nl + 1]
+    tail = interior[last_nl + 1 :]
+    # inner = nl + indented middle + ind  (between the arrow's braces)
+    if b"\n" not in inner:
+        return None
+    inner_first = inner.index(b"\n")
+    inner_last = inner.rindex(b"\n")
+    if inner[:inner_first].strip():
+        return None
+    indented = inner[inner_first + 1 : inner_last + 1]
+    pos = inner_base + inner_first + 1
+    lines = _lines(indented)
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        return None
+    ind_line = interior[first_nl + 1 :].split(b"\n", 1)[0]
+    ind = _leading_ws(ind_line)
+    unit = ind[len(tail) :] if ind.startswith(tail) and len(ind) > len(tail) else default_unit
+    out = bytearray(head)
+    for line in lines:
+        if line.strip() and not _inside(pos, literals):
+            if not line.startswith(unit):
+                return None
+            out += line[len(unit) :]
+        else:
+            out += line
+        pos += len(line)
+    out += tail
+    return bytes(out)

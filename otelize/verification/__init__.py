@@ -1,0 +1,1 @@
+"""`otelize verify`: the OTLP receiver, span trees, semantic conventions."""
