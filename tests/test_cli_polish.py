@@ -250,3 +250,16 @@ def test_a_rule_id_must_equal_its_file_name(tmp_path: Path, app: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr == ("otelize: error: my-rules/mailer.yaml: key `id`: `mail-client` must equal the file name "
                            "(`mailer`): rename the file or the id\n")
+
+
+def test_two_lockfiles_say_which_package_manager_was_chosen_and_why(app: Path, tmp_path: Path) -> None:
+    (app / "yarn.lock").write_text("")
+    proc = run("instrument", str(app), "--out", str(tmp_path / "copy"))
+    assert proc.returncode == 0, proc.stderr
+    assert ("otelize: note: lockfiles of several package managers (package-lock.json, yarn.lock): using npm, "
+            "because package-lock.json comes first") in proc.stderr
+    pkg = json.loads((app / "package.json").read_text())
+    (app / "package.json").write_text(json.dumps({**pkg, "packageManager": "yarn@1.22.22"}))
+    proc = run("instrument", str(app), "--out", str(tmp_path / "copy2"))
+    assert "using yarn, because the packageManager field says yarn@1.22.22" in proc.stderr
+    assert "otelize: next: `yarn install`" in proc.stderr

@@ -264,6 +264,9 @@ def workspace_root(root: Path) -> Path | None:
     return None
 
 
+_LOCK_MANAGER = {"pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn", "bun.lock": "bun", "bun.lockb": "bun"}
+
+
 def _lockfile(root: Path) -> Path | None:
     for folder in (root, workspace_root(root)):
         if folder is None:
@@ -286,8 +289,22 @@ def package_manager(root: Path, package_json: dict[str, Any]) -> str:
                 return name
     lock = _lockfile(root)
     if lock is not None:
-        return {"pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn", "bun.lock": "bun", "bun.lockb": "bun"}.get(lock.name, "npm")
+        return _LOCK_MANAGER.get(lock.name, "npm")
     return "npm"
+
+
+def package_manager_note(root: Path, package_json: dict[str, Any]) -> str | None:
+    """Why this package manager, when the app's folder holds lockfiles of more than one
+    (None when the choice is not in doubt)."""
+    present = [name for name in LOCKFILES if (root / name).is_file()]
+    managers = {_LOCK_MANAGER.get(name, "npm") for name in present}
+    if len(managers) < 2:
+        return None
+    chosen = package_manager(root, package_json)
+    field = package_json.get("packageManager") if isinstance(package_json, dict) else None
+    why = (f"the packageManager field says {field}" if isinstance(field, str) and field.split("@", 1)[0].strip() == chosen
+           else f"{present[0]} comes first in otelize's order ({', '.join(LOCKFILES)})")
+    return f"lockfiles of several package managers ({', '.join(present)}): using {chosen}, because {why}"
 
 
 def toolchain_files(root: Path) -> list[Path]:
