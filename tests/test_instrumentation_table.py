@@ -122,12 +122,24 @@ def test_node_modules_version_wins_and_pnpm_and_yarn_lockfiles_are_read(tmp_path
     ({".nvmrc": "v16.20.2\n"}, None, "1.x"),
     ({".node-version": "20\n"}, None, "2.x"),
     ({".nvmrc": "lts/*\n"}, None, "2.x"),  # not a version: no constraint
+    ({}, ">=8", "1.x"),            # a floor below every line, but the range admits Node 14+: the oldest line
+    ({}, ">=12.0.0", "1.x"),
 ])
 def test_node_engine_chooses_the_line(tmp_path: Path, files: dict[str, str], engines: str | None, line: str) -> None:
     app = make_app(tmp_path, dev={"typescript": "5.4.5"}, **({"engines": {"node": engines}} if engines else {}))
     for name, text in files.items():
         (app / name).write_text(text)
     assert dependency.choose_line(load_project(app), {}).id == line
+
+
+@pytest.mark.parametrize(("files", "engines"), [({}, "12.x"), ({}, ">=10 <13"), ({".nvmrc": "12\n"}, None)])
+def test_a_node_engine_that_admits_no_supported_release_is_refused(tmp_path: Path, files: dict[str, str],
+                                                                   engines: str | None) -> None:
+    app = make_app(tmp_path, dev={"typescript": "5.4.5"}, **({"engines": {"node": engines}} if engines else {}))
+    for name, text in files.items():
+        (app / name).write_text(text)
+    with pytest.raises(BadInput, match=r"^Node 1[02] .* is older than the minimum 14\.0\.0"):
+        dependency.choose_line(load_project(app), {})
 
 
 def test_exact_optional_property_types_without_skip_lib_check_needs_the_new_line(tmp_path: Path) -> None:

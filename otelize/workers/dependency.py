@@ -498,6 +498,25 @@ def _minimum(rng: str) -> str:
     return npmrange.fmt(low) if low is not None else rng
 
 
+def _engines_admit_newer_node(project: Any, line: Line, tools: Toolchain) -> bool:
+    """The only misfit of `line` is the Node engine, and that engine is an `engines.node`
+    range (`>=8`, `>=12.0.0`) that also admits a Node release `line` supports: the lowest
+    version of the range is a floor the app promises, not the Node it runs on. A pinned
+    `.nvmrc` / `.node-version`, or a range with an upper bound below the line, still refuses."""
+    others = [t for t, rng in line.requires if t != "node" and (hit := tools.get(t)) is not None
+              and not npmrange.satisfies(hit[0], rng)]
+    node = tools.get("node")
+    if others or node is None or not node[1].startswith("engines.node"):
+        return False
+    engines = project.package_json.get("engines") if isinstance(project.package_json, dict) else None
+    rng = engines.get("node") if isinstance(engines, dict) else None
+    needed = next((r for t, r in line.requires if t == "node"), None)
+    if not isinstance(rng, str) or needed is None:
+        return False
+    return any(npmrange.satisfies((major, 0, 0), rng) and npmrange.satisfies((major, npmrange.TOP, 0), needed)
+               for major in range(14, 31))
+
+
 def choose_line(project: Any, settings: Any) -> Line:
     """The first version line the app's toolchain fits. None fits: a BadInput (exit 2)
     naming the version found and the minimum, unless settings['force_toolchain'] (then
@@ -518,6 +537,8 @@ def choose_line(project: Any, settings: Any) -> Line:
             f"{'; '.join(_misfits(newest, tools, tsconfig))}; nothing was written (--force-toolchain adds the "
             f"{oldest.id} packages anyway)"
         )
+    if _engines_admit_newer_node(project, oldest, tools):
+        return oldest  # engines.node also allows Node releases the oldest line supports: the app can run on them
     for tool, rng in oldest.requires:
         hit = tools.get(tool)
         if hit is not None and not npmrange.satisfies(hit[0], rng):
