@@ -119,8 +119,22 @@ def observe(root: Path) -> Observed:
     from otelize.api import analyze, synthesize_plan, worker_context
     from otelize.analysis.graph import sym_id
 
-    analysis = analyze(root, jobs=1)
-    syn = synthesize_plan(analysis)
+    from dataclasses import replace
+
+    from otelize.errors import BadInput
+    from otelize.project.settings import load_settings
+
+    settings = load_settings(root)
+    refused = ""
+    try:
+        analysis = analyze(root, jobs=1, settings=settings)
+        syn = synthesize_plan(analysis)
+    except BadInput as exc:  # an old toolchain is refused; classification is still measured, forced
+        if "--force-toolchain" not in str(exc):
+            raise
+        refused = " (toolchain refused without --force-toolchain)"
+        analysis = analyze(root, jobs=1, settings=replace(settings, force_toolchain=True))
+        syn = synthesize_plan(analysis)
     obs = Observed()
     for s in syn.spans:
         if s.kind in ("INTERNAL", "CLIENT"):
@@ -143,6 +157,7 @@ def observe(root: Path) -> Observed:
             p for p, (old, new) in syn.changes.items() if old is not None and new.count(b"tracing") > old.count(b"tracing")
         )
         obs.tracing = f"yes ({', '.join(loads)})" if loads else "NO"
+    obs.tracing += refused
     return obs
 
 
