@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from tree_sitter import Node
 
-from otelize.analysis.parse import ParsedFile, captures, line_of, query, text
+from otelize.analysis.parse import ParsedFile, captures, line_of, query, text, source_order
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "all", "options", "head")
 REGISTRATION_METHODS = HTTP_METHODS + ("use",)
@@ -205,7 +205,7 @@ def extract(parsed: ParsedFile) -> FileFacts:
     _markers(parsed, facts)
 
     # QueryCursor.captures does not return a capture's nodes in source order
-    for node in sorted(caps.get("import", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("import", []), key=source_order):
         _import_statement(node, facts)
     for node in caps.get("class", []):
         facts.classes.append(_class(node))
@@ -217,12 +217,12 @@ def extract(parsed: ParsedFile) -> FileFacts:
     starts = [f.start for f in functions]
 
     express_names = _express_locals(facts)
-    for node in sorted(caps.get("var", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("var", []), key=source_order):
         _variable(node, facts, express_names, functions, starts)
     _parameter_types(facts)
-    for node in sorted(caps.get("export", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("export", []), key=source_order):
         _export(node, facts)
-    for node in sorted(caps.get("assign", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("assign", []), key=source_order):
         _commonjs_export(node, facts)
     _constructor_arguments(facts, caps.get("var", []))
     if any(fn.kind == "method" and fn.class_name and not any(c.name == fn.class_name for c in facts.classes) for fn in functions):
@@ -234,7 +234,7 @@ def extract(parsed: ParsedFile) -> FileFacts:
     from otelize.analysis import routefacts
 
     route_caps = routefacts.owners(root, parsed.tsx, facts, functions, starts, express_names)
-    call_nodes = sorted(caps.get("call", []), key=lambda n: n.start_byte)
+    call_nodes = sorted(caps.get("call", []), key=source_order)
     for node in call_nodes:
         _call(node, facts, functions, starts, express_names)
     routefacts.after_calls(parsed.source, route_caps, call_nodes, facts, functions, starts)
