@@ -246,7 +246,7 @@ def extract(parsed: ParsedFile) -> FileFacts:
 
     # decided here, where the tree is (in the process that parsed the file), so that the
     # main process never parses a file again to classify it
-    facts.imports = [replace(imp, value_used=typeuse.is_value_import(imp, parsed)) for imp in facts.imports]
+    facts.imports = [replace(imp, value_used=used) for imp, used in zip(facts.imports, typeuse.value_used(facts.imports, parsed))]
     facts.fn_trees = fntree.function_trees(parsed, facts.functions)
     return facts
 
