@@ -256,6 +256,8 @@ class InstrumentResult:
     def not_loaded(self) -> list[Any]:
         """The config worker's word that tracing will not be loaded when the app runs (no entry
         found, ...): a warning, and `--check` is not clean while it holds."""
+        if not self.synthesis.skips:  # the state cache's answer: no need to import the worker
+            return []
         from otelize.workers.config import not_loaded
 
         return not_loaded(self.synthesis.skips)

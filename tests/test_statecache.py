@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -57,6 +60,33 @@ def test_cli_check_with_cache(tmp_path: Path) -> None:
     second = runner.invoke(cli, ["instrument", str(app), "--check", "--cache"])
     assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
     assert "last clean run" in second.output and "last clean run" not in first.output
+
+
+# What the cached answer must not import: the analysis stack, the workers and their
+# libraries, the renderer, the rule loader (an app without .otelize.yaml reads no YAML).
+NOT_ON_THE_CACHED_PATH = (
+    "jinja2", "networkx", "tree_sitter", "yaml", "otelize.analysis", "otelize.classify", "otelize.plan.dag",
+    "otelize.run.pipeline", "otelize.synthesize.apply", "otelize.synthesize.render", "otelize.workers.config",
+    "otelize.workers.dependency", "otelize.workers.spans",
+)
+
+
+def test_the_cached_check_imports_no_analysis_worker_or_yaml(tmp_path: Path) -> None:
+    app = _instrumented_copy(tmp_path)
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.__stdout__))\n"
+        "from otelize.cli.main import main\n"
+        f"sys.argv = ['otelize', 'instrument', {str(app)!r}, '--check', '--cache']\n"
+        "main()\n"
+    )
+    for expect_cached in (False, True):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert ("last clean run" in proc.stderr) is expect_cached, proc.stderr
+    loaded = json.loads(proc.stdout.splitlines()[-1])
+    heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_THE_CACHED_PATH)]
+    assert heavy == []
 
 
 def test_a_committed_clean_marker_does_not_pass_the_check(tmp_path: Path) -> None:

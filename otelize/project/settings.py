@@ -31,8 +31,6 @@ from typing import Any, Mapping
 
 import pathspec
 
-from otelize.project import yamlio
-
 from otelize.errors import BadInput
 from otelize.plan.registry import CATEGORIES, WORKERS
 
@@ -239,6 +237,8 @@ def load_settings(root: str | Path, config: str | Path | None = None) -> Setting
             raise BadInput(f"{(Path(root) / CONFIG_FILE).as_posix()}: is a folder, not a settings file")
         if not path.is_file():
             return Settings()
+    from otelize.project import yamlio  # PyYAML only when there is a file to read
+
     return parse_settings(yamlio.load_file(path, source, BadInput), source, path.parent.resolve())
 
 

@@ -6,8 +6,6 @@ import difflib
 import json
 from typing import Any
 
-from otelize.workers.config import NOT_LOADED
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -81,6 +79,8 @@ def render_markdown(result: InstrumentResult) -> str:
         f"- **{len(data['skipped'])} functions skipped** (reasons below)",
         "",
     ]
+    from otelize.workers.config import NOT_LOADED
+
     not_loaded = [s for s in data["skipped"] if s["worker"] == "config" and s["reason"].startswith(NOT_LOADED)]
     if data["unparsable"] or data["reverted"] or not_loaded:
         lines += ["## Needs attention", ""]

@@ -103,7 +103,7 @@ def fingerprint(project: Project, settings: dict[str, Any], rule_dirs: list[Path
         except OSError:
             data = b"<unreadable>"
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-    from otelize.workers.dependency import toolchain_files  # the version line and instrumentations depend on them
+    from otelize.project.workspace import toolchain_files  # the version line and instrumentations depend on them
 
     for path in toolchain_files(project.root):
         try:

@@ -37,6 +37,8 @@ from otelize.synthesize.edits import Skip, WorkerResult
 from otelize.errors import BadInput, RuleError
 from otelize.resources import data_dir
 from otelize.workers.base import Task, WorkerContext
+from otelize.project.workspace import LOCKFILES, WORKSPACE_MARKERS, toolchain_files, workspace_root  # noqa: F401
+from otelize.project.workspace import read_json as _read_json
 
 
 WORKER = "dependency"
@@ -229,10 +231,6 @@ def load_packages() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
 # --- what the app depends on, and at which versions ----------------------------------
 
 
-WORKSPACE_MARKERS = ("pnpm-workspace.yaml", "lerna.json")
-LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock", "bun.lockb")
-
-
 def declared(package_json: dict[str, Any]) -> dict[str, str]:
     """Every dependency package.json declares (name -> range), runtime sections winning."""
     out: dict[str, str] = {}
@@ -241,27 +239,6 @@ def declared(package_json: dict[str, Any]) -> dict[str, str]:
         if isinstance(deps, dict):
             out.update({str(k): str(v) for k, v in deps.items()})
     return dict(sorted(out.items()))
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-
-
-def workspace_root(root: Path) -> Path | None:
-    """The npm/yarn/pnpm workspace the app at `root` is a member of, if any: the nearest
-    folder above it whose package.json has `workspaces`, or that has pnpm-workspace.yaml."""
-    for folder in root.parents:
-        if any((folder / m).is_file() for m in WORKSPACE_MARKERS):
-            return folder
-        pkg = _read_json(folder / PACKAGE_JSON)
-        if isinstance(pkg, dict) and pkg.get("workspaces"):
-            return folder
-        if (folder / ".git").exists():
-            return None
-    return None
 
 
 _LOCK_MANAGER = {"pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn", "bun.lock": "bun", "bun.lockb": "bun"}
@@ -305,18 +282,6 @@ def package_manager_note(root: Path, package_json: dict[str, Any]) -> str | None
     why = (f"the packageManager field says {field}" if isinstance(field, str) and field.split("@", 1)[0].strip() == chosen
            else f"{present[0]} comes first in otelize's order ({', '.join(LOCKFILES)})")
     return f"lockfiles of several package managers ({', '.join(present)}): using {chosen}, because {why}"
-
-
-def toolchain_files(root: Path) -> list[Path]:
-    """The files outside package.json and tsconfig.json that choose_line and
-    chosen_instrumentations read (for cache keys): the lockfile (the app's or its
-    workspace's), .nvmrc, .node-version, and the installed typescript and @types/node."""
-    ws = workspace_root(root)
-    files = [folder / name for folder in (root, ws) if folder is not None for name in LOCKFILES]
-    files += [root / ".nvmrc", root / ".node-version"]
-    files += [folder / "node_modules" / tool / PACKAGE_JSON for folder in (root, ws) if folder is not None
-              for tool in ("typescript", "@types/node")]
-    return files
 
 
 def _from_node_modules(root: Path, name: str) -> str | None:
