@@ -15,11 +15,14 @@ and compares bytes, so user edits to instrumented code are detected.
 
 from __future__ import annotations
 
+import bisect
+
 import re
 from dataclasses import dataclass
 
 from tree_sitter import Node
 
+from otelize.analysis.capindex import indexed
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.plan.registry import RECORD_ERROR, SPAN_HELPERS
 
@@ -81,13 +84,15 @@ def local_names(pf: ParsedFile) -> dict[str, str]:
         return cached
     imported = imported_helpers(pf)
     ours = [(n.start_byte, n.end_byte) for n in _helper_module_imports(pf)]
-    bindings: set[str] = set()
-    every: set[str] = set()
+    bindings: set[bytes] = set()
+    every: set[bytes] = set()
     for node in captures(query(_IDENTIFIERS, pf.tsx), pf.root).get("i", []):
-        if any(s <= node.start_byte < e for s, e in ours):
+        if ours and any(s <= node.start_byte < e for s, e in ours):
             continue
-        name = text(node)
+        name = node.text
         every.add(name)
+        if name in bindings:
+            continue
         parent = node.parent
         if not (parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == node):
             bindings.add(name)
@@ -95,12 +100,12 @@ def local_names(pf: ParsedFile) -> dict[str, str]:
     for name in EXPORTS:
         if name in imported:
             out[name] = imported[name]
-        elif name not in bindings:
+        elif name.encode() not in bindings:
             out[name] = name
         else:
             base = "otelize" + name[0].upper() + name[1:]
             alias, n = base, 2
-            while alias in every:
+            while alias.encode() in every:
                 alias, n = f"{base}{n}", n + 1
             out[name] = alias
     pf.cache["helper_local_names"] = out
@@ -208,10 +213,10 @@ def header(helper: str, name: str, attributes: list[tuple[str, str]], is_async: 
 
 def literal_spans(pf: ParsedFile, start: int, end: int) -> list[tuple[int, int]]:
     """Byte ranges of string/template literals that span lines, inside [start, end)."""
-    node = pf.root.descendant_for_byte_range(start, end) or pf.root
+    starts, nodes = indexed(pf, _MULTILINE_LITERALS, "s")
     out = []
-    for n in captures(query(_MULTILINE_LITERALS, pf.tsx), node).get("s", []):
-        if n.start_byte >= start and n.end_byte <= end and n.start_point[0] != n.end_point[0]:
+    for n in nodes[bisect.bisect_left(starts, start):bisect.bisect_left(starts, end)]:
+        if n.end_byte <= end and n.start_point[0] != n.end_point[0]:
             out.append((n.start_byte, n.end_byte))
     return sorted(out)
 

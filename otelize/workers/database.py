@@ -21,6 +21,7 @@ import re
 
 from otelize.synthesize.edits import WorkerResult
 from otelize.analysis.facts import FileFacts, FunctionFact
+from otelize.analysis.capindex import captures_in
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.project.model import Project
 from otelize.workers.base import Task, WorkerContext
@@ -104,7 +105,7 @@ def literal_sql(pf: ParsedFile, fn: FunctionFact) -> str | None:
     wrapper = find_wrapper(pf, node) if node is not None else None
     if wrapper is not None:  # already instrumented: look inside the wrapped body, not at our own attributes
         node = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
-    for s in captures(query(_STRINGS, pf.tsx), node).get("s", []):
+    for s in captures_in(pf, _STRINGS, "s", node):
         if s.type == "template_string" and any(c.type == "template_substitution" for c in s.children):
             continue
         value = text(s)[1:-1]
@@ -121,7 +122,7 @@ def driver_operation(pf: ParsedFile, fn: FunctionFact) -> str | None:
         node = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
     if node is None:
         return None
-    found = {text(m) for m in captures(query(_MEMBER_CALL, pf.tsx), node).get("m", []) if text(m) in DRIVER_METHODS | REDIS_COMMANDS}
+    found = {text(m) for m in captures_in(pf, _MEMBER_CALL, "m", node) if text(m) in DRIVER_METHODS | REDIS_COMMANDS}
     if len(found) != 1:
         return None
     op = found.pop()

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from otelize.synthesize.edits import WorkerResult
 from otelize.analysis.facts import FunctionFact
+from otelize.analysis.capindex import captures_in
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.workers.base import Task, WorkerContext
 from otelize.plan.registry import WITH_CLIENT_SPAN
@@ -45,12 +46,12 @@ def base_urls(pf: ParsedFile) -> list[tuple[int, int, str]]:
 def request_method(pf: ParsedFile, fn: FunctionFact) -> str | None:
     node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
     found: set[str] = set()
-    for m in captures(query(_METHOD_PROP, pf.tsx), node).get("m", []):
+    for m in captures_in(pf, _METHOD_PROP, "m", node):
         if text(m).upper() in HTTP_METHODS:
             found.add(text(m).upper())
-    found.update(text(v).upper() for v in captures(query(_VERB_CALL, pf.tsx), node).get("verb", []))
-    found.update(text(m) for m in captures(query(_VERB_ARG, pf.tsx), node).get("m", []))
-    if captures(query(_BARE_FETCH, pf.tsx), node).get("fetch"):
+    found.update(text(v).upper() for v in captures_in(pf, _VERB_CALL, "verb", node))
+    found.update(text(m) for m in captures_in(pf, _VERB_ARG, "m", node))
+    if captures_in(pf, _BARE_FETCH, "fetch", node):
         found.add("GET")
     return found.pop() if len(found) == 1 else None
 

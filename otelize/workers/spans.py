@@ -16,6 +16,7 @@ from otelize.synthesize.edits import Edit, ImportRequest, PlannedSpan, Skip, Wor
 from otelize.analysis.facts import FileFacts, FunctionFact
 from tree_sitter import Node
 
+from otelize.analysis.capindex import captures_in
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.synthesize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
@@ -86,9 +87,9 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
     stmts = [c for c in node.named_children if c.type != "comment"]
     if not stmts:
         return "empty body"
-    if len(stmts) == 1 and stmts[0].type == "return_statement" and not captures(query(_CALLS, pf.tsx), stmts[0]):
+    if len(stmts) == 1 and stmts[0].type == "return_statement" and not captures_in(pf, _CALLS, "c", stmts[0]):
         return "one-expression helper (trivial)"
-    if captures(query(_MANUAL_SPAN, pf.tsx), node):
+    if captures_in(pf, _MANUAL_SPAN, "p", node):
         return "already instrumented manually (startActiveSpan)"
     redeclared = _var_redeclared_parameters(node)
     if redeclared:
