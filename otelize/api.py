@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:  # heavy modules (networkx, tree-sitter) load lazily: a cached --check needs none of them
     from otelize.classify.engine import Classification
-    from otelize.analysis.facts import FileFacts
+    from otelize.analysis.records import FileFacts
     from otelize.analysis.graph import AppGraph
     from otelize.analysis.parse import ParsedFile
     from otelize.classify.ruleset import RuleSet

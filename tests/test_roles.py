@@ -182,7 +182,7 @@ def test_span_names_are_unique_per_app_and_stable(tmp_path: Path) -> None:
 
 
 def test_db_system_comes_from_the_driver_the_app_depends_on(tmp_path: Path) -> None:
-    from otelize.analysis.facts import FileFacts
+    from otelize.analysis.records import FileFacts
     from otelize.workers.database import db_system
 
     project = analyze(_project(tmp_path / "app", {}, {"mysql2": "3.11.4"})).project

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from otelize.analysis.facts import FileFacts, FunctionFact, HandlerRef, RouteReg
+from otelize.analysis.records import FileFacts, FunctionFact, HandlerRef, RouteReg
 from otelize.project.model import Project, Route
 
 RESOLVE_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")  # TypeScript first: `./x` is x.ts over a stale x.js

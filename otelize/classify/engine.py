@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from otelize.analysis.facts import FileFacts, FunctionFact
+from otelize.analysis.records import FileFacts, FunctionFact
 from otelize.analysis.fntree import FunctionTree, function_tree
 from otelize.analysis.graph import AppGraph, sym_id
 from otelize.analysis.parse import ParsedFile

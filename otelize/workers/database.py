@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from otelize.synthesize.edits import WorkerResult
-from otelize.analysis.facts import FileFacts, FunctionFact
+from otelize.analysis.records import FileFacts, FunctionFact
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.project.model import Project
 from otelize.workers.base import Task, WorkerContext

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 from otelize.synthesize.edits import Edit, ImportRequest, PlannedSpan, Skip, WorkerResult
-from otelize.analysis.facts import FileFacts, FunctionFact
+from otelize.analysis.records import FileFacts, FunctionFact
 from tree_sitter import Node
 
 from otelize.analysis.parse import ParsedFile, captures, query, text
