@@ -16,7 +16,8 @@ from otelize.analysis.records import FileFacts, FunctionFact
 from otelize.analysis.fntree import FunctionTree, function_tree
 from otelize.analysis.graph import AppGraph, sym_id
 from otelize.analysis.parse import ParsedFile
-from otelize.classify.ruleset import MatchContext, Rule, RuleSet
+from otelize.classify.matchers import MatchContext
+from otelize.classify.ruleset import Rule, RuleSet
 
 MAX_ROUNDS = 4
 
