@@ -320,7 +320,7 @@ class _Roles:
     def __init__(self, result: Classification, parsed: dict[str, ParsedFile], facts: dict[str, FileFacts],
                  graph: AppGraph, project: Any, route_handlers: set[str], callees: dict[str, set[str]],
                  include_code: frozenset[str] = frozenset()):
-        from otelize.analysis.graph import Resolver
+        from otelize.analysis.symbols import Resolver
         from otelize.analysis.typeuse import value_imports
 
         self.result, self.parsed, self.facts, self.graph = result, parsed, facts, graph
