@@ -99,7 +99,7 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
 
 @dataclass(frozen=True)
 class TaskRole:
-    """A function's role, decided by classification (otelize.classify.engine.assign_roles)."""
+    """A function's role, decided by classification (otelize.classify.roles.assign_roles)."""
 
     action: str  # span | skip
     kind: str  # INTERNAL | CLIENT
