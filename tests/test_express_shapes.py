@@ -180,3 +180,15 @@ def test_an_imported_middleware_before_a_router_is_middleware_not_a_path() -> No
     analysis = analyze(FIXTURES / "paths")
     assert ("src/index.ts", 12, "audit") in analysis.graph.middleware
     assert not any(name in ("API_PREFIX", "LEGACY") for _, _, name in analysis.graph.middleware)
+
+
+def test_chained_registrations_are_facts_in_source_order() -> None:
+    # every call of `router.route('/x').get(a).post(b)` starts at `router`: the query gives no
+    # order among them, so the facts (and the scan cache) once listed the chain backwards
+    from otelize.analysis.facts import extract
+    from otelize.analysis.parse import parse_source
+
+    path = "src/items.ts"
+    facts = extract(parse_source(path, (FIXTURES / "chained" / path).read_bytes()))
+    order = [(r.line, r.method) for r in facts.routes]
+    assert order == [(7, "GET"), (8, "POST"), (10, "GET"), (10, "PUT"), (10, "DELETE")]

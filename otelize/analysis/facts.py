@@ -23,7 +23,7 @@ from otelize.analysis.classfacts import (
     prototype_classes,
 )
 from otelize.analysis.importfacts import commonjs_export, export, import_statement, require_names
-from otelize.analysis.parse import ParsedFile, captures, line_of, query, text
+from otelize.analysis.parse import ParsedFile, captures, line_of, query, text, source_order
 from otelize.analysis.records import CallFact, FileFacts, FunctionFact, ImportFact
 from otelize.analysis.syntax import innermost, member_chain, is_module_level, string_value
 
@@ -56,7 +56,7 @@ def extract(parsed: ParsedFile) -> FileFacts:
     _markers(parsed, facts)
 
     # QueryCursor.captures does not return a capture's nodes in source order
-    for node in sorted(caps.get("import", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("import", []), key=source_order):
         import_statement(node, facts)
     for node in caps.get("class", []):
         facts.classes.append(class_fact(node))
@@ -68,12 +68,12 @@ def extract(parsed: ParsedFile) -> FileFacts:
     starts = [f.start for f in functions]
 
     express_names = express.express_locals(facts)
-    for node in sorted(caps.get("var", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("var", []), key=source_order):
         _variable(node, facts, express_names, functions, starts)
     parameter_types(facts)
-    for node in sorted(caps.get("export", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("export", []), key=source_order):
         export(node, facts)
-    for node in sorted(caps.get("assign", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("assign", []), key=source_order):
         commonjs_export(node, facts)
     constructor_arguments(facts, caps.get("var", []))
     if any(fn.kind == "method" and fn.class_name and not any(c.name == fn.class_name for c in facts.classes) for fn in functions):
@@ -85,7 +85,7 @@ def extract(parsed: ParsedFile) -> FileFacts:
     from otelize.analysis import routefacts
 
     route_caps = routefacts.owners(root, parsed.tsx, facts, functions, starts, express_names)
-    call_nodes = sorted(caps.get("call", []), key=lambda n: n.start_byte)
+    call_nodes = sorted(caps.get("call", []), key=source_order)
     for node in call_nodes:
         _call(node, facts, functions, starts, express_names)
     routefacts.after_calls(parsed.source, route_caps, call_nodes, facts, functions, starts)
@@ -97,8 +97,8 @@ def extract(parsed: ParsedFile) -> FileFacts:
 
     # decided here, where the tree is (in the process that parsed the file), so that the
     # main process never parses a file again to classify it
-    facts.imports = [replace(imp, value_used=typeuse.is_value_import(imp, parsed)) for imp in facts.imports]
-    facts.fn_trees = {fn.start: fntree.function_tree(parsed, fn) for fn in facts.functions}
+    facts.imports = [replace(imp, value_used=used) for imp, used in zip(facts.imports, typeuse.value_used(facts.imports, parsed))]
+    facts.fn_trees = fntree.function_trees(parsed, facts.functions)
     return facts
 
 

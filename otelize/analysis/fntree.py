@@ -11,9 +11,10 @@ decorator (a function whose first parameter is `target`, `constructor`, ...).
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from otelize.analysis.parse import captures, query, text
 
@@ -22,14 +23,18 @@ if TYPE_CHECKING:
     from otelize.analysis.parse import ParsedFile
 
 DECORATOR_TARGET = re.compile(r"^(target|object|constructor|prototype|cls)$")
-_AWAIT = "(await_expression) @a"
 _FUNCTION_NODES = frozenset({
     "function_declaration", "method_definition", "arrow_function", "function_expression", "function",
     "generator_function_declaration", "generator_function",
 })
-_DECLARATORS = "(variable_declarator name: (identifier) @name value: (_) @value)"
-_RETURNED_FUNCTION = """(return_statement [(arrow_function parameters: (formal_parameters . (_) @p))
-                                           (function_expression parameters: (formal_parameters . (_) @p))])"""
+# one query per file (not three per function): awaits, local declarators, and the first
+# parameter of a returned function; each function then takes its share by byte range
+_QUERY = """
+(await_expression) @await
+(variable_declarator name: (identifier) @name value: (_) @value) @decl
+(return_statement [(arrow_function parameters: (formal_parameters . (_) @p))
+                   (function_expression parameters: (formal_parameters . (_) @p))]) @return
+"""
 _UNWRAP = ("as_expression", "parenthesized_expression", "await_expression", "non_null_expression")
 
 
@@ -41,14 +46,41 @@ class FunctionTree:
     decorator_factory: bool
 
 
+def function_trees(pf: ParsedFile, functions: list[FunctionFact]) -> dict[int, FunctionTree]:
+    """`function_tree` of every function of the file, keyed by its start, from one query."""
+    caps = captures(query(_QUERY, pf.tsx), pf.root)
+    awaits = _sorted_starts(caps.get("await", []))
+    decls = _sorted_starts(caps.get("decl", []))
+    returns = _sorted_starts(caps.get("return", []))
+    enclosing: dict[int, tuple[int, int] | None] = {}  # an await's start -> its innermost function's range
+    out: dict[int, FunctionTree] = {}
+    for fn in functions:
+        node = pf.root.descendant_for_byte_range(fn.start, fn.end)
+        body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end) if fn.body_start is not None else None
+        out[fn.start] = FunctionTree(_own_await(pf, fn, node, body, awaits, enclosing), _declarators(node, decls),
+                                     _only_throws(body), _decorator_factory(body, returns))
+    return out
+
+
 def function_tree(pf: ParsedFile, fn: FunctionFact) -> FunctionTree:
-    node = pf.root.descendant_for_byte_range(fn.start, fn.end)
-    body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end) if fn.body_start is not None else None
-    return FunctionTree(_own_await(pf, fn, node, body), _declarators(pf, node), _only_throws(body),
-                        _decorator_factory(pf, body))
+    return function_trees(pf, [fn])[fn.start]
 
 
-def _own_await(pf: ParsedFile, fn: FunctionFact, node: object, body: object) -> bool:
+def _sorted_starts(nodes: list[Any]) -> tuple[list[int], list[Any]]:
+    nodes = sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
+    return [n.start_byte for n in nodes], nodes
+
+
+def _within(index: tuple[list[int], list[Any]], node: Any) -> list[Any]:
+    """The indexed nodes inside `node`'s range (what a query run on `node` would find)."""
+    starts, nodes = index
+    lo, hi = bisect.bisect_left(starts, node.start_byte), bisect.bisect_left(starts, node.end_byte)
+    end = node.end_byte
+    return [n for n in nodes[lo:hi] if n.end_byte <= end]
+
+
+def _own_await(pf: ParsedFile, fn: FunctionFact, node: Any, body: Any, awaits: tuple[list[int], list[Any]],
+               enclosing: dict[int, tuple[int, int] | None]) -> bool:
     if node is None:
         return False
     anchors = [fn.body_start if fn.body_start is not None else fn.start]
@@ -60,28 +92,32 @@ def _own_await(pf: ParsedFile, fn: FunctionFact, node: object, body: object) -> 
             inner = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
             if inner is not None:
                 anchors.append(inner.start_byte)
-    for a in captures(query(_AWAIT, pf.tsx), node).get("a", []):
-        if not (fn.start <= a.start_byte < fn.end):
+    starts, nodes = awaits
+    lo, hi = bisect.bisect_left(starts, max(fn.start, node.start_byte)), bisect.bisect_left(starts, min(fn.end, node.end_byte))
+    for a in nodes[lo:hi]:
+        if a.end_byte > node.end_byte:
             continue
-        up = a.parent
-        while up is not None and up.type not in _FUNCTION_NODES:
-            up = up.parent
-        if up is None or any(up.start_byte <= anchor < up.end_byte for anchor in anchors):
+        if a.start_byte not in enclosing:
+            up = a.parent
+            while up is not None and up.type not in _FUNCTION_NODES:
+                up = up.parent
+            enclosing[a.start_byte] = None if up is None else (up.start_byte, up.end_byte)
+        span = enclosing[a.start_byte]
+        if span is None or any(span[0] <= anchor < span[1] for anchor in anchors):
             return True
     return False
 
 
-def _declarators(pf: ParsedFile, node: object) -> tuple[tuple[str, str, str, str], ...]:
+def _declarators(node: Any, decls: tuple[list[int], list[Any]]) -> tuple[tuple[str, str, str, str], ...]:
     if node is None:
         return ()
     out = []
-    for m in captures(query(_DECLARATORS, pf.tsx), node).get("value", []):
-        value = m
+    for decl in _within(decls, node):
+        name, value = decl.child_by_field_name("name"), decl.child_by_field_name("value")
+        if name is None or value is None or name.type != "identifier":
+            continue
         while value.type in _UNWRAP and value.named_children:
             value = value.named_children[0]
-        name = m.parent.child_by_field_name("name") if m.parent is not None else None
-        if name is None:
-            continue
         prop = ""
         if value.type == "call_expression":
             callee = value.child_by_field_name("function")
@@ -91,16 +127,21 @@ def _declarators(pf: ParsedFile, node: object) -> tuple[tuple[str, str, str, str
     return tuple(out)
 
 
-def _only_throws(body: object) -> bool:
+def _only_throws(body: Any) -> bool:
     stmts = [c for c in body.named_children if c.type != "comment"] if body is not None else []
     return len(stmts) == 1 and stmts[0].type == "throw_statement"
 
 
-def _decorator_factory(pf: ParsedFile, body: object) -> bool:
+def _decorator_factory(body: Any, returns: tuple[list[int], list[Any]]) -> bool:
     if body is None:
         return False
-    for p in captures(query(_RETURNED_FUNCTION, pf.tsx), body).get("p", []):
-        ident = p.child_by_field_name("pattern") or p
-        if DECORATOR_TARGET.match(text(ident)):
-            return True
+    for ret in _within(returns, body):
+        for fn in ret.named_children:
+            params = fn.child_by_field_name("parameters") if fn.type in ("arrow_function", "function_expression") else None
+            if params is None or params.type != "formal_parameters" or not params.named_children:
+                continue
+            first = params.named_children[0]
+            ident = first.child_by_field_name("pattern") or first
+            if DECORATOR_TARGET.match(text(ident)):
+                return True
     return False

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from otelize.analysis.parse import captures, line_of, query, text
+from otelize.analysis.parse import captures, line_of, query, text, source_order
 
 ROUTER_TYPES = {"Router", "IRouter", "express.Router", "express.IRouter", "e.Router"}
 APP_TYPES = {"Application", "Express", "express.Application", "express.Express", "e.Application", "e.Express"}
@@ -112,21 +112,21 @@ def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[s
         final[(fn.start, fn.end)] = fn.qualname if n == 1 else f"{fn.qualname}#{n}"
     _FINAL[id(facts)] = final
     caps = captures(query(_QUERY, parsed_tsx), root)
-    for node in sorted(caps.get("field", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("field", []), key=source_order):
         cls = _class_of(node)
         name = text(node.child_by_field_name("name"))
         value = node.child_by_field_name("value")
         if cls is None or not name or value is None:
             continue
         _class_member(facts, f"{cls}.{name}", value, names)
-    for node in sorted(caps.get("this_assign", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("this_assign", []), key=source_order):
         cls = _class_of(node)
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
         if cls is None or left is None or right is None:
             continue
         _class_member(facts, f"{cls}.{text(left.child_by_field_name('property'))}", right, names)
     by_start = {fn.start: fn for fn in functions}
-    for node in sorted(caps.get("params", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("params", []), key=source_order):
         fn = by_start.get(node.parent.start_byte) if node.parent is not None else None
         if fn is None:
             continue
@@ -136,7 +136,7 @@ def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[s
     for child in root.named_children:
         _module_objects(facts, child)
     _FUNCS[id(facts)] = (functions, starts)
-    for node in sorted(caps.get("local", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("local", []), key=source_order):
         _local_constant(node, facts, functions, starts)
     return caps
 
@@ -465,7 +465,7 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
     from otelize.analysis.syntax import innermost, member_chain
 
     _FUNCS.pop(id(facts), None)
-    for node in sorted(caps.get("return", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("return", []), key=source_order):
         value = node.named_children[0] if node.named_children else None
         if value is not None and value.type == "object":
             fn = innermost(functions, starts, node.start_byte)
@@ -593,7 +593,7 @@ def _decorators(caps: dict, facts) -> None:  # noqa: ANN001
     known = _decorator_imports(facts)
     if not known:
         return
-    for node in sorted(caps.get("decorator", []), key=lambda n: n.start_byte):
+    for node in sorted(caps.get("decorator", []), key=source_order):
         call = _decorator_call(node)
         if call is None or call[0] not in known:
             continue
@@ -649,7 +649,7 @@ def _framework_options(caps: dict, facts, call_nodes: list[Node]) -> None:  # no
                     prefix = paths[0] if paths else "${" + text(value) + "}"
             facts.framework_mounts.append(("routing-controllers", prefix, (), ()))
     if "tsed" in frameworks:
-        for node in sorted(caps.get("pair", []), key=lambda n: n.start_byte):
+        for node in sorted(caps.get("pair", []), key=source_order):
             if text(node.child_by_field_name("key")) != "mount":
                 continue
             value = node.child_by_field_name("value")

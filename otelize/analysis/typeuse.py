@@ -27,13 +27,19 @@ _TYPE_CONTEXTS = frozenset({
 })
 
 
-def _value_names(parsed: ParsedFile) -> frozenset[str]:
-    """Identifiers of the file that appear in a value position (computed once per file)."""
-    cached = parsed.cache.get("value_names")
+def _value_names(parsed: ParsedFile, wanted: frozenset[str]) -> frozenset[str]:
+    """Which of `wanted` appear as identifiers in a value position (only identifiers with
+    one of those names are looked at: the walk up to the statement is the cost)."""
+    key = ("value_names", wanted)
+    cached = parsed.cache.get(key)
     if cached is not None:
         return cached
+    targets = {n.encode("utf-8"): n for n in wanted}
     names: set[str] = set()
     for node in captures(query(_IDENTIFIERS, parsed.tsx), parsed.root).get("id", []):
+        name = targets.get(node.text)
+        if name is None or name in names:
+            continue
         child, parent, typed = node, node.parent, False
         while parent is not None:
             if parent.type in _TYPE_CONTEXTS:
@@ -47,10 +53,14 @@ def _value_names(parsed: ParsedFile) -> frozenset[str]:
                 break
             child, parent = parent, parent.parent
         if not typed:
-            names.add(text(node))
+            names.add(name)
     result = frozenset(names)
-    parsed.cache["value_names"] = result
+    parsed.cache[key] = result
     return result
+
+
+def _locals(imp: ImportFact) -> list[str]:
+    return [n for n in (imp.default, imp.namespace) if n] + [local for local, _ in imp.names]
 
 
 def is_value_import(imp: ImportFact, parsed: ParsedFile | None) -> bool:
@@ -60,11 +70,27 @@ def is_value_import(imp: ImportFact, parsed: ParsedFile | None) -> bool:
         return False
     if parsed is None or imp.kind in ("require", "dynamic"):
         return True
-    locals_ = [n for n in (imp.default, imp.namespace) if n] + [local for local, _ in imp.names]
+    locals_ = _locals(imp)
     if not locals_:
         return True  # a side-effect import
-    used = _value_names(parsed)
+    used = _value_names(parsed, frozenset(locals_))
     return any(n in used for n in locals_)
+
+
+def value_used(imports: list[ImportFact], parsed: ParsedFile) -> list[bool]:
+    """`is_value_import` of each import of a file, with one walk for all of them."""
+    wanted = frozenset(n for imp in imports if imp.value_used is None for n in _locals(imp))
+    if wanted:
+        _value_names(parsed, wanted)  # fills the cache for the whole set
+        used = parsed.cache[("value_names", wanted)]
+        out = []
+        for imp in imports:
+            if imp.value_used is not None or imp.type_only or imp.kind in ("require", "dynamic") or not _locals(imp):
+                out.append(is_value_import(imp, parsed))
+            else:
+                out.append(any(n in used for n in _locals(imp)))
+        return out
+    return [is_value_import(imp, parsed) for imp in imports]
 
 
 def value_imports(facts: FileFacts, parsed: ParsedFile | None) -> list[ImportFact]:

@@ -25,7 +25,7 @@ from tree_sitter import Node
 
 from otelize.synthesize.edits import Skip, WorkerResult
 from otelize.analysis.records import FileFacts, FunctionFact
-from otelize.analysis.parse import captures, query, text
+from otelize.analysis.parse import captures, query, text, source_order
 from otelize.plan.registry import BY_NAME, WITH_SPAN
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.spans import make_spec, style_of, wrap_file
@@ -106,7 +106,7 @@ def registrations(root: Node, facts: FileFacts) -> list[Registration]:
         return []
     workers = _bullmq_worker_names(facts)
     out = []
-    for call in sorted(captures(query(_CALLS), root).get("c", []), key=lambda n: n.start_byte):
+    for call in sorted(captures(query(_CALLS), root).get("c", []), key=source_order):
         args = call.child_by_field_name("arguments")
         parts = [a for a in args.named_children if a.type != "comment"] if args is not None else []
         line = call.start_point[0] + 1
