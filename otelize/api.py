@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:  # heavy modules (networkx, tree-sitter) load lazily: a cached --check needs none of them
     from otelize.classify.engine import Classification
-    from otelize.analysis.facts import FileFacts
+    from otelize.analysis.records import FileFacts
     from otelize.analysis.graph import AppGraph
     from otelize.analysis.parse import ParsedFile
     from otelize.classify.ruleset import RuleSet
@@ -138,7 +138,7 @@ def analyze(
     recover_and_warn(root)
     settings = resolve_settings(root, settings)
     project = load_project(root, include=settings.include, exclude=settings.exclude)
-    from otelize.classify.engine import default_exclusions
+    from otelize.classify.exclusions import default_exclusions
 
     project.files, excluded = default_exclusions(project, settings.include_code)
     sweep_temps(project.root, project.temp_files)
@@ -308,7 +308,7 @@ def ignored_files(analysis: Analysis) -> list[Any]:
 
 
 def excluded_files(analysis: Analysis) -> list[Any]:
-    """A Skip for every file excluded by default (test code, migrations, ...: otelize.classify.engine)."""
+    """A Skip for every file excluded by default (test code, migrations, ...: otelize.classify.exclusions)."""
     from otelize.synthesize.edits import Skip
 
     return [Skip(path, 1, "<file>", reason, "plan") for path, reason in analysis.excluded]

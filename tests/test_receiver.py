@@ -19,7 +19,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from otelize.verification.receiver import OtlpReceiver, ReceivedSpan, build_trees, format_tree
+from otelize.verification.receiver import OtlpReceiver, ReceivedSpan
+from otelize.verification.spantree import build_trees, format_tree
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 PARENT_ID = "eee19b7ec3c1b174"

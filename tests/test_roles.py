@@ -1,4 +1,4 @@
-"""Per-function roles (otelize.classify.engine.assign_roles), on annotated fixtures.
+"""Per-function roles (otelize.classify.roles.assign_roles), on annotated fixtures.
 
 Each folder of tests/fixtures/roles/ is a small Express project. On the line
 before a function:
@@ -182,7 +182,7 @@ def test_span_names_are_unique_per_app_and_stable(tmp_path: Path) -> None:
 
 
 def test_db_system_comes_from_the_driver_the_app_depends_on(tmp_path: Path) -> None:
-    from otelize.analysis.facts import FileFacts
+    from otelize.analysis.records import FileFacts
     from otelize.workers.database import db_system
 
     project = analyze(_project(tmp_path / "app", {}, {"mysql2": "3.11.4"})).project
@@ -256,7 +256,7 @@ export function f(err: NativeError, p: Pool, c: db.Connection): unknown { return
 
 
 def test_instrumented_libraries_cover_orms_only_over_an_instrumented_driver() -> None:
-    from otelize.classify.engine import instrumented_libraries
+    from otelize.classify.libraries import instrumented_libraries
 
     assert instrumented_libraries({"dependencies": {"sequelize": "6", "mysql2": "3"}}) == {"sequelize", "mysql2"}
     assert instrumented_libraries({"dependencies": {"typeorm": "0.3", "better-sqlite3": "11"}}) == set()

@@ -155,7 +155,7 @@ def test_user_rule_overrides_builtin_and_is_enabled(tmp_path: Path) -> None:
 
 
 def test_every_documented_match_key_has_one_matcher_class() -> None:
-    from otelize.classify.ruleset import MATCHERS
+    from otelize.classify.matchers import MATCHERS
 
     readme = (RULES_DIR / "README.md").read_text("utf-8")
     table = readme[readme.index("| key "):].split("\n\n", 1)[0]  # the matcher table
@@ -167,7 +167,8 @@ def test_every_documented_match_key_has_one_matcher_class() -> None:
 def test_a_rule_is_compiled_once_on_load_and_replace_recompiles() -> None:
     from dataclasses import replace
 
-    from otelize.classify.ruleset import Graph, parse_rule
+    from otelize.classify.matchers import Graph
+    from otelize.classify.ruleset import parse_rule
 
     rule = parse_rule({**GOOD, "match": {"all": [{"name": "Repo$"}, {"not": {"exported": False}}]}}, "x.yaml")
     assert not rule.uses_graph
@@ -177,7 +178,7 @@ def test_a_rule_is_compiled_once_on_load_and_replace_recompiles() -> None:
 
 
 def test_compile_regex_is_the_one_regex_seam() -> None:
-    from otelize.classify.ruleset import compile_regex
+    from otelize.classify.matchers import compile_regex
 
     test = compile_regex("(?i)repo$")
     assert test("UserRepo") and not test("Repository")

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from otelize.api import InstrumentResult, analyze, instrument
-from otelize.analysis.facts import FunctionFact, extract
+from otelize.analysis.facts import extract
+from otelize.analysis.records import FunctionFact
 from otelize.analysis.parse import ParsedFile, parse_source
 from otelize.synthesize.wrap import detect_style, find_wrapper, literal_spans, unwrap_interior
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from otelize.analysis.parse import captures, query, text
 
 if TYPE_CHECKING:
-    from otelize.analysis.facts import FunctionFact
+    from otelize.analysis.records import FunctionFact
     from otelize.analysis.parse import ParsedFile
 
 DECORATOR_TARGET = re.compile(r"^(target|object|constructor|prototype|cls)$")

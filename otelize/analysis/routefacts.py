@@ -82,11 +82,11 @@ def _class_of(node: Node) -> str | None:
 
 
 def _express_kind(value: Node | None, names: dict[str, set[str]]) -> str | None:
-    from otelize.analysis.facts import _is_express_call
+    from otelize.analysis.express import is_express_call
 
     while value is not None and value.type in ("as_expression", "satisfies_expression", "non_null_expression", "parenthesized_expression"):
         value = value.named_children[0] if value.named_children else None
-    return _is_express_call(value, names)
+    return is_express_call(value, names)
 
 
 def _type_text(param: Node) -> str:
@@ -157,18 +157,18 @@ _CALL_MEMBER = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\(\)\.[A-Za-
 def _value_or_env_default(value: Node | None) -> str | None:
     """A string literal, or the default of `process.env.X || 'api'` (`??` too): the path
     the app uses when the variable is not set."""
-    from otelize.analysis.facts import _string_value
+    from otelize.analysis.syntax import string_value
 
     if value is None:
         return None
-    literal = _string_value(value)
+    literal = string_value(value)
     if literal is not None:
         return literal
     if value.type == "binary_expression":
         op = value.child_by_field_name("operator")
         left, right = value.child_by_field_name("left"), value.child_by_field_name("right")
         if op is not None and text(op) in ("||", "??") and left is not None and text(left).startswith("process.env."):
-            return _string_value(right)
+            return string_value(right)
     return None
 
 
@@ -176,7 +176,7 @@ def _local_constant(node: Node, facts, functions, starts) -> None:  # noqa: ANN0
     """A function-local `const apiPrefix = process.env.API_PREFIX || 'api'` (the value),
     or `const apiPrefix = Locals.config().apiPrefix` (kept as `${Locals.config().apiPrefix}`
     for the graph: the member of the object that function returns)."""
-    from otelize.analysis.facts import _innermost
+    from otelize.analysis.syntax import innermost
 
     decl = node.parent
     if decl is None or not any(c.type == "const" for c in decl.children):
@@ -184,7 +184,7 @@ def _local_constant(node: Node, facts, functions, starts) -> None:  # noqa: ANN0
     name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
     if name is None or name.type != "identifier" or value is None:
         return
-    fn = _innermost(functions, starts, node.start_byte)
+    fn = innermost(functions, starts, node.start_byte)
     if fn is None:
         return
     literal = _value_or_env_default(value)
@@ -195,14 +195,14 @@ def _local_constant(node: Node, facts, functions, starts) -> None:  # noqa: ANN0
 
 
 def _class_member(facts, key: str, value: Node, names: dict[str, set[str]]) -> None:  # noqa: ANN001
-    from otelize.analysis.facts import _string_value
+    from otelize.analysis.syntax import string_value
 
     kind = _express_kind(value, names)
     if kind == "router" and key not in facts.routers:
         facts.routers.append(key)
     elif kind == "app" and key not in facts.route_owners:
         facts.route_owners[key] = "app"
-    literal = _string_value(value)
+    literal = string_value(value)
     if literal is not None:
         facts.class_constants.setdefault(key, literal)
 
@@ -267,7 +267,7 @@ def _module_objects(facts, stmt: Node) -> None:  # noqa: ANN001
 
 
 def _object_leaves(facts, prefix: str, obj: Node, depth: int) -> None:  # noqa: ANN001
-    from otelize.analysis.facts import _string_value
+    from otelize.analysis.syntax import string_value
 
     if depth > 4:
         return
@@ -277,11 +277,11 @@ def _object_leaves(facts, prefix: str, obj: Node, depth: int) -> None:  # noqa: 
         key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
         if key is None or value is None or key.type not in ("property_identifier", "string"):
             continue
-        k = _string_value(key) if key.type == "string" else text(key)
+        k = string_value(key) if key.type == "string" else text(key)
         if value.type == "object":
             _object_leaves(facts, f"{prefix}.{k}", value, depth + 1)
         else:
-            literal = _string_value(value)
+            literal = string_value(value)
             if literal is not None:
                 facts.constants[f"{prefix}.{k}"] = literal
 
@@ -293,7 +293,7 @@ def _enclosing_functions(node: Node, functions, starts):  # noqa: ANN001, ANN202
     """The functions around `node`, innermost first (by the tree's parents: depth, not file size)."""
     import bisect
 
-    from otelize.analysis.facts import FUNCTION_KINDS
+    from otelize.analysis.syntax import FUNCTION_KINDS
 
     out = []
     cur = node.parent
@@ -347,7 +347,7 @@ def chain_owner(obj: Node, facts, functions, starts, names: dict[str, set[str]])
     """The owner (and `.route('/x')` path) of a registration whose object is not a
     plain module router: a parameter, `this.router`, or a chain of registrations
     (`Router().use(a).use(b)`, `this.app.use(x).use(y)`, `r.route(p).get(h)`)."""
-    from otelize.analysis.facts import _path_values
+    from otelize.analysis.express import path_values
 
     route_path: str | None = None
     node = obj
@@ -368,7 +368,7 @@ def chain_owner(obj: Node, facts, functions, starts, names: dict[str, set[str]])
         if prop == "route":
             args = node.child_by_field_name("arguments")
             first = args.named_children[0] if args is not None and args.named_children else None
-            paths = _path_values(first, facts) if first is not None else None
+            paths = path_values(first, facts) if first is not None else None
             route_path = paths[0] if paths else None
         elif prop not in CHAIN_METHODS:
             return None, None
@@ -442,9 +442,10 @@ def _expression_value(expr: Node | None, facts, cls: str | None) -> str | None: 
 def member_path(node: Node, facts) -> str | None:  # noqa: ANN001
     """`config.api.prefix` as a path: a module object constant, `this.path` a class
     constant, an imported object's member `$config.api.prefix` (the graph resolves it)."""
-    from otelize.analysis.facts import _chain, _imported_names
+    from otelize.analysis.express import imported_names
+    from otelize.analysis.syntax import member_chain
 
-    chain = _chain(node)
+    chain = member_chain(node)
     if chain is None:
         return None
     if chain[0] == "this" and len(chain) == 2:
@@ -452,7 +453,7 @@ def member_path(node: Node, facts) -> str | None:  # noqa: ANN001
     dotted = ".".join(chain)
     if dotted in facts.constants:
         return facts.constants[dotted]
-    if chain[0] in _imported_names(facts) and node.next_named_sibling is not None:
+    if chain[0] in imported_names(facts) and node.next_named_sibling is not None:
         return "$" + dotted
     return None
 
@@ -461,25 +462,25 @@ def member_path(node: Node, facts) -> str | None:  # noqa: ANN001
 
 
 def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functions, starts) -> None:  # noqa: ANN001
-    from otelize.analysis.facts import _chain, _innermost
+    from otelize.analysis.syntax import innermost, member_chain
 
     _FUNCS.pop(id(facts), None)
     for node in sorted(caps.get("return", []), key=source_order):
         value = node.named_children[0] if node.named_children else None
         if value is not None and value.type == "object":
-            fn = _innermost(functions, starts, node.start_byte)
+            fn = innermost(functions, starts, node.start_byte)
             if fn is not None:
                 _returned_object(facts, _q(facts, fn), value)
             continue
         owner = scoped_owner(value, facts, functions, starts) if value is not None else None
-        fn = _innermost(functions, starts, node.start_byte)
+        fn = innermost(functions, starts, node.start_byte)
         if owner is not None and fn is not None:
             facts.returns_router.setdefault(_q(facts, fn), owner)
     for node in call_nodes:
         if node.type != "call_expression":
             continue
         _dynamic_require(node, facts)
-        chain = _chain(node.child_by_field_name("function"))
+        chain = member_chain(node.child_by_field_name("function"))
         args = node.child_by_field_name("arguments")
         if chain is None or args is None or chain[-1] in CHAIN_METHODS:
             continue
@@ -497,8 +498,6 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
 
 def _returned_object(facts, qualname: str, obj: Node) -> None:  # noqa: ANN001
     """`return { apiPrefix, name: 'x' }`: string members as constants `Locals.config().apiPrefix`."""
-    from otelize.analysis.facts import _string_value
-
     local = facts.local_constants.get(qualname, {})
     for prop in obj.named_children:
         if prop.type == "shorthand_property_identifier":
@@ -516,13 +515,13 @@ def _returned_object(facts, qualname: str, obj: Node) -> None:  # noqa: ANN001
 def _dynamic_require(node: Node, facts) -> None:  # noqa: ANN001
     """`const route = require(routePath)` (a path computed at runtime, e.g. from a glob):
     the graph resolves `route.register(router)` to the modules under this folder."""
-    from otelize.analysis.facts import _string_value
+    from otelize.analysis.syntax import string_value
 
     fn = node.child_by_field_name("function")
     args = node.child_by_field_name("arguments")
     if fn is None or text(fn) != "require" or args is None or len(args.named_children) != 1:
         return
-    if _string_value(args.named_children[0]) is not None:
+    if string_value(args.named_children[0]) is not None:
         return
     decl = node.parent
     name = decl.child_by_field_name("name") if decl is not None and decl.type == "variable_declarator" else None
@@ -559,7 +558,7 @@ def _decorator_call(node: Node) -> tuple[str, list[Node]] | None:
 
 def _decorator_path(args: list[Node], facts, framework: str) -> tuple[str, tuple[str, ...]] | None:  # noqa: ANN001
     """The path of `@Get('/:id')` / `@Controller({ path, children })`; '' without one."""
-    from otelize.analysis.facts import _path_values
+    from otelize.analysis.express import path_values
 
     if not args:
         return "", ()
@@ -579,7 +578,7 @@ def _decorator_path(args: list[Node], facts, framework: str) -> tuple[str, tuple
         if path_node is None:
             return "", children
         first = path_node
-    paths = _path_values(first, facts)
+    paths = path_values(first, facts)
     if not paths:
         return None
     path = paths[0]
@@ -589,7 +588,7 @@ def _decorator_path(args: list[Node], facts, framework: str) -> tuple[str, tuple
 
 
 def _decorators(caps: dict, facts) -> None:  # noqa: ANN001
-    from otelize.analysis.facts import HandlerRef, RouteReg
+    from otelize.analysis.records import HandlerRef, RouteReg
 
     known = _decorator_imports(facts)
     if not known:
@@ -630,7 +629,8 @@ def _decorators(caps: dict, facts) -> None:  # noqa: ANN001
 def _framework_options(caps: dict, facts, call_nodes: list[Node]) -> None:  # noqa: ANN001
     """routing-controllers' `routePrefix` (createExpressServer / useExpressServer) and
     Ts.ED's `mount` configuration: `(framework, prefix, controller names, globs)`."""
-    from otelize.analysis.facts import _path_values, _string_value
+    from otelize.analysis.express import path_values
+    from otelize.analysis.syntax import string_value
 
     known = _decorator_imports(facts)
     frameworks = {fw for fw, _ in known.values()}
@@ -645,7 +645,7 @@ def _framework_options(caps: dict, facts, call_nodes: list[Node]) -> None:  # no
             for pair in options.named_children if options is not None else []:
                 if pair.type == "pair" and text(pair.child_by_field_name("key")) == "routePrefix":
                     value = pair.child_by_field_name("value")
-                    paths = _path_values(value, facts) if value is not None else None
+                    paths = path_values(value, facts) if value is not None else None
                     prefix = paths[0] if paths else "${" + text(value) + "}"
             facts.framework_mounts.append(("routing-controllers", prefix, (), ()))
     if "tsed" in frameworks:
@@ -659,7 +659,7 @@ def _framework_options(caps: dict, facts, call_nodes: list[Node]) -> None:  # no
                 if pair.type != "pair":
                     continue
                 key = pair.child_by_field_name("key")
-                prefix = _string_value(key) if key is not None and key.type == "string" else None
+                prefix = string_value(key) if key is not None and key.type == "string" else None
                 target = pair.child_by_field_name("value")
                 if prefix is None or target is None:
                     continue

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from otelize.analysis.parse import captures, query, text
 
 if TYPE_CHECKING:
-    from otelize.analysis.facts import FileFacts, ImportFact
+    from otelize.analysis.records import FileFacts, ImportFact
     from otelize.analysis.parse import ParsedFile
 
 _IDENTIFIERS = "(identifier) @id"

@@ -3,8 +3,8 @@
 One rule per file in `rules/` (plus user rule directories). A profile
 (`rules/profile.yaml`) lists the enabled rules and their options. The schema
 is documented in `rules/README.md`. A rule's `match:` is compiled when it
-loads into typed matchers, one class per key, each validating its value and
-evaluating itself; every validation error names the file and the key.
+loads into the typed matchers of `otelize.classify.matchers`; every validation
+error names the file and the key.
 """
 
 from __future__ import annotations
@@ -13,20 +13,18 @@ import difflib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any
 
-import pathspec
 import yaml
 
 from otelize.project import yamlio
 
+from otelize.classify.matchers import Matcher, compile_matcher, compile_regex, key_error  # noqa: F401 - compile_regex: otelize.analysis.parse imports it from here
 from otelize.errors import RuleError
 from otelize.plan.registry import CATEGORIES  # what a rule may classify as: the categories the workers serve, and `other`
 
 SCOPES = ("file", "function")
-EXPRESS_FACTS = ("app", "router", "routes", "listen", "mounts")
 RULE_KEYS = {"id", "category", "scope", "priority", "description", "match", "options", "tags"}
-GRAPH_RELATIONS = ("called_from", "calls", "handles_route")
 
 
 @dataclass(frozen=True)
@@ -51,16 +49,12 @@ class Rule:
         return self.matcher.uses_graph
 
 
-def _err(source: str, key: str, msg: str) -> RuleError:
-    return RuleError(f"{source}: key `{key}`: {msg}")
-
-
 def load_rule_file(path: Path, display: str | None = None) -> Rule:
     source = display or path.name
     rule = parse_rule(yamlio.load_file(path, source, RuleError), source)
     stem = path.name.rsplit(".", 1)[0]
     if rule.id != stem:  # ids are how rules override each other: one file per id, named after it
-        raise _err(source, "id", f"`{rule.id}` must equal the file name (`{stem}`): rename the file or the id")
+        raise key_error(source, "id", f"`{rule.id}` must equal the file name (`{stem}`): rename the file or the id")
     return rule
 
 
@@ -69,27 +63,27 @@ def parse_rule(data: Any, source: str) -> Rule:
         raise RuleError(f"{source}: a rule must be a mapping")
     for key in sorted(data):
         if key not in RULE_KEYS:
-            raise _err(source, str(key), f"unknown key (allowed: {', '.join(sorted(RULE_KEYS))})")
+            raise key_error(source, str(key), f"unknown key (allowed: {', '.join(sorted(RULE_KEYS))})")
     for key in ("id", "category", "match"):
         if key not in data:
-            raise _err(source, key, "is required")
+            raise key_error(source, key, "is required")
     rid = data["id"]
     if not isinstance(rid, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", rid):
-        raise _err(source, "id", "must be a lower-case slug like `database-driver-import`")
+        raise key_error(source, "id", "must be a lower-case slug like `database-driver-import`")
     if data["category"] not in CATEGORIES:
-        raise _err(source, "category", f"must be one of {', '.join(CATEGORIES)} (no worker in otelize.plan.registry serves `{data['category']}`)")
+        raise key_error(source, "category", f"must be one of {', '.join(CATEGORIES)} (no worker in otelize.plan.registry serves `{data['category']}`)")
     scope = data.get("scope", "file")
     if scope not in SCOPES:
-        raise _err(source, "scope", "must be `file` or `function`")
+        raise key_error(source, "scope", "must be `file` or `function`")
     priority = data.get("priority", 50)
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise _err(source, "priority", "must be an integer")
+        raise key_error(source, "priority", "must be an integer")
     options = data.get("options", {})
     if not isinstance(options, dict):
-        raise _err(source, "options", "must be a mapping")
+        raise key_error(source, "options", "must be a mapping")
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise _err(source, "tags", "must be a list of strings")
+        raise key_error(source, "tags", "must be a list of strings")
     return Rule(
         id=rid,
         category=data["category"],
@@ -171,380 +165,19 @@ def _load_profile(path: Path, found: dict[str, Rule]) -> tuple[set[str], dict[st
         raise RuleError(f"{path.name}: a profile must be a mapping")
     for key in data:
         if key not in ("enabled", "options"):
-            raise _err(path.name, str(key), "unknown key (allowed: enabled, options)")
+            raise key_error(path.name, str(key), "unknown key (allowed: enabled, options)")
     enabled = data.get("enabled", [])
     if not isinstance(enabled, list):
-        raise _err(path.name, "enabled", "must be a list of rule ids")
+        raise key_error(path.name, "enabled", "must be a list of rule ids")
     for rid in enabled:
         if rid not in found:
-            raise _err(path.name, f"enabled[{rid}]", "no rule with this id")
+            raise key_error(path.name, f"enabled[{rid}]", "no rule with this id")
     options = data.get("options", {}) or {}
     if not isinstance(options, dict):
-        raise _err(path.name, "options", "must be a mapping of rule id to options")
+        raise key_error(path.name, "options", "must be a mapping of rule id to options")
     for rid, opts in options.items():
         if rid not in found:
-            raise _err(path.name, f"options.{rid}", "no rule with this id")
+            raise key_error(path.name, f"options.{rid}", "no rule with this id")
         if not isinstance(opts, dict):
-            raise _err(path.name, f"options.{rid}", "must be a mapping")
+            raise key_error(path.name, f"options.{rid}", "must be a mapping")
     return set(enabled), options
-
-
-# --- matching -----------------------------------------------------------------
-#
-# A rule's `match:` is compiled once, when the rule loads, into typed matchers
-# (as ast-grep's rule structs): one class per key, which validates its value in
-# its constructor and evaluates itself in `__call__`. A mapping is an implicit
-# `all` of its keys, evaluated in key order.
-
-
-@dataclass
-class MatchContext:
-    """What a matcher can look at. `function` is None for file-scoped rules."""
-
-    path: str
-    facts: Any  # FileFacts
-    parsed: Any  # ParsedFile
-    function: Any = None  # FunctionFact
-    graph_categories: Callable[[str, str], set[str]] | None = None  # (relation, symbol/file) -> categories
-    handles_route: Callable[[str], bool] | None = None
-
-
-def compile_regex(pattern: str) -> Callable[[str], bool]:
-    """The one place a rule's regular expression is compiled and matched: a predicate
-    `text -> bool` (a search anywhere in the text). Raises ValueError on a bad pattern.
-
-    Compiled with RE2 (google-re2): matching takes time linear in the text, whatever the
-    pattern, so a rule from a repository cannot stall a run with catastrophic backtracking
-    (`(a+)+$`). RE2 has no backreferences or lookaround; such a pattern is refused when
-    the rule loads."""
-    import re2
-
-    options = re2.Options()
-    options.log_errors = False  # the error becomes our one-line message, not a log line on stderr
-    try:
-        search = re2.compile(pattern, options=options).search
-    except re2.error as exc:
-        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise ValueError(f"(RE2 syntax: no backreferences or lookaround): {reason}") from None
-    return lambda s: search(s) is not None
-
-
-class Matcher:
-    """One key of a `match:` mapping, compiled. Subclasses set `key` and validate in `__init__`."""
-
-    key: ClassVar[str] = ""
-    uses_graph: bool = False
-
-    def __call__(self, ctx: MatchContext) -> bool:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
-
-
-class Where:
-    """Where a matcher value sits in its rule file, for the one-line error."""
-
-    __slots__ = ("source", "path")
-
-    def __init__(self, source: str, path: str) -> None:
-        self.source, self.path = source, path
-
-    def at(self, suffix: str) -> Where:
-        return Where(self.source, self.path + suffix)
-
-    def error(self, msg: str, suffix: str = "") -> RuleError:
-        return _err(self.source, self.path + suffix, msg)
-
-
-class _Combined(Matcher):
-    """A list of matchers, combined by `combine` (`all` or `any`)."""
-
-    combine: ClassVar[Callable[[Any], bool]]
-
-    def __init__(self, value: Any, where: Where) -> None:
-        self._set(_list_of_matchers(value, where))
-
-    def _set(self, parts: list[Matcher]) -> None:
-        self.parts = parts
-        self.uses_graph = any(p.uses_graph for p in parts)
-
-    @classmethod
-    def of(cls, parts: list[Matcher]) -> Matcher:
-        out = cls.__new__(cls)
-        out._set(parts)
-        return out
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        return self.combine(p(ctx) for p in self.parts)
-
-
-class AllOf(_Combined):
-    """`all: [...]`, and every mapping (its keys must all hold)."""
-
-    key = "all"
-    combine = staticmethod(all)
-
-
-class AnyOf(_Combined):
-    key = "any"
-    combine = staticmethod(any)
-
-
-class Not(Matcher):
-    key = "not"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        self.inner = compile_mapping(value, where)
-        self.uses_graph = self.inner.uses_graph
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        return not self.inner(ctx)
-
-
-class Imports(Matcher):
-    key = "imports"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise where.error("must be a list of module names")
-        self.modules = tuple(value)
-        self.fetch = "fetch" in value
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        """A value import of one of the modules: type-only imports, and imports used
-        only as types, carry no weight (otelize.analysis.typeuse)."""
-        from otelize.analysis.typeuse import is_value_import
-
-        if self.fetch and ctx.facts.has_fetch:
-            return True
-        for imp in ctx.facts.imports:
-            if any(imp.module == mod or imp.module.startswith(mod + "/") for mod in self.modules):
-                if is_value_import(imp, ctx.parsed):
-                    return True
-        return False
-
-
-class PathGlob(Matcher):
-    key = "path"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        globs = [value] if isinstance(value, str) else value
-        if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
-            raise where.error("must be a glob or a list of globs")
-        self.spec = pathspec.GitIgnoreSpec.from_lines(globs)
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        return self.spec.match_file(ctx.path)
-
-
-class _Regex(Matcher):
-    def __init__(self, value: Any, where: Where) -> None:
-        if not isinstance(value, str):
-            raise where.error("must be a regular expression string")
-        try:
-            self.test = compile_regex(value)
-        except ValueError as exc:
-            raise where.error(f"invalid regular expression {exc}") from None
-
-
-class Name(_Regex):
-    """The function's name; in file scope, the file's name without its extensions."""
-
-    key = "name"
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        if ctx.function is not None:
-            return self.test(ctx.function.name)
-        return self.test(ctx.path.rsplit("/", 1)[-1].split(".", 1)[0])
-
-
-class ClassName(_Regex):
-    key = "class"
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        fn = ctx.function
-        if fn is not None:
-            return fn.class_name is not None and self.test(fn.class_name)
-        return any(self.test(c.name) for c in ctx.facts.classes)
-
-
-class Kind(Matcher):
-    key = "kind"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        if not isinstance(value, str) or not re.fullmatch(r"[a-z_]+", value):
-            raise where.error("must be a tree-sitter node kind such as `class_declaration`")
-        from otelize.analysis.parse import language
-
-        if language().id_for_node_kind(value, True) in (None, 0):
-            raise where.error(f"unknown tree-sitter node kind `{value}`")
-        self.kind = value
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        from otelize.analysis.parse import captures, query
-
-        if ctx.function is not None:
-            return ctx.function.node_type == self.kind
-        return bool(captures(query(f"({self.kind}) @n", ctx.parsed.tsx), ctx.parsed.root))
-
-
-class TreeQuery(Matcher):
-    """A tree-sitter query with a capture, over the file (or the function's node)."""
-
-    key = "query"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        if not isinstance(value, str):
-            raise where.error("must be a tree-sitter query string")
-        from otelize.analysis.parse import query
-
-        try:
-            query(value)
-        except Exception as exc:  # tree_sitter raises QueryError subclasses
-            raise where.error(f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
-        from otelize.analysis.parse import query_regexes
-
-        for pattern in query_regexes(value):  # `#match?` predicates run on RE2 too (otelize.analysis.parse)
-            try:
-                compile_regex(pattern)
-            except ValueError as exc:
-                raise where.error(f"invalid regular expression {exc}") from None
-        self.source = value  # compiled per grammar (and cached) by parse.query
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        from otelize.analysis.parse import captures, query
-
-        node = ctx.parsed.root
-        if ctx.function is not None:
-            node = node.descendant_for_byte_range(ctx.function.start, ctx.function.end) or node
-        return any(captures(query(self.source, ctx.parsed.tsx), node).values())
-
-
-class Has(TreeQuery):
-    key = "has"
-
-
-class Express(Matcher):
-    key = "express"
-    FACTS: ClassVar[dict[str, Callable[[Any], bool]]] = {
-        "app": lambda f: bool(f.apps or f.app_classes),  # `const app = express()`, `this.app = express()`
-        "router": lambda f: bool(f.routers),
-        "routes": lambda f: any(r.method != "USE" for r in f.routes),
-        "listen": lambda f: f.listen_line is not None or bool(f.bootstraps),  # also PlatformExpress.bootstrap(Server)
-        "mounts": lambda f: any(r.method == "USE" for r in f.routes),
-    }
-
-    def __init__(self, value: Any, where: Where) -> None:
-        if value not in EXPRESS_FACTS:
-            raise where.error(f"must be one of {', '.join(EXPRESS_FACTS)}")
-        self.test = self.FACTS[value]
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        return self.test(ctx.facts)
-
-
-class Params(Matcher):
-    key = "params"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        if not isinstance(value, dict) or not set(value) <= {"count", "min", "names"}:
-            raise where.error("must be a mapping with `count`, `min` or `names`")
-        for k in ("count", "min"):
-            if k in value and (not isinstance(value[k], int) or isinstance(value[k], bool)):
-                raise where.error("must be an integer", f".{k}")
-        self.count, self.min = value.get("count"), value.get("min")
-        self.names = None
-        if "names" in value:
-            self.names = _Regex(value["names"], where.at(".names")).test
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        fn = ctx.function
-        if fn is None:
-            return False
-        n = len(fn.params)
-        if self.count is not None and n != self.count:
-            return False
-        if self.min is not None and n < self.min:
-            return False
-        if self.names is not None:
-            return all(self.names(p.name) for p in fn.params) if fn.params else False
-        return True
-
-
-class Exported(Matcher):
-    key = "exported"
-
-    def __init__(self, value: Any, where: Where) -> None:
-        if not isinstance(value, bool):
-            raise where.error("must be true or false")
-        self.value = value
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        if ctx.function is not None:
-            return ctx.function.exported == self.value
-        return bool(ctx.facts.exports) == self.value
-
-
-class Graph(Matcher):
-    key = "graph"
-    uses_graph = True
-
-    def __init__(self, value: Any, where: Where) -> None:
-        if not isinstance(value, dict) or len(value) != 1:
-            raise where.error(f"must be a mapping with one of {', '.join(GRAPH_RELATIONS)}")
-        rel, target = next(iter(value.items()))
-        if rel not in GRAPH_RELATIONS:
-            raise where.error(f"unknown relation (allowed: {', '.join(GRAPH_RELATIONS)})", f".{rel}")
-        targets = target if isinstance(target, list) else [target]
-        if rel != "handles_route" and not all(t in CATEGORIES for t in targets):
-            raise where.error(f"must name categories from {', '.join(CATEGORIES)}", f".{rel}")
-        self.relation, self.target, self.targets = rel, target, set(targets)
-
-    def __call__(self, ctx: MatchContext) -> bool:
-        fn = ctx.function
-        if self.relation == "handles_route":
-            subject = fn.qualname if fn is not None else None
-            return ctx.handles_route is not None and ctx.handles_route(subject or "") == bool(self.target)
-        if ctx.graph_categories is None:
-            return False
-        return bool(ctx.graph_categories(self.relation, fn.qualname if fn is not None else "") & self.targets)
-
-
-MATCHERS: dict[str, type[Matcher]] = {
-    m.key: m for m in (AllOf, AnyOf, Not, Imports, PathGlob, Name, ClassName, Kind, TreeQuery, Has, Express, Params, Exported, Graph)
-}
-LEAF_KEYS = tuple(k for k in MATCHERS if k not in ("all", "any", "not"))
-COMBINATORS = ("all", "any", "not")
-
-
-def _list_of_matchers(value: Any, where: Where) -> list[Matcher]:
-    if not isinstance(value, list) or not value:
-        raise where.error("must be a non-empty list of matchers")
-    return [compile_mapping(sub, where.at(f"[{i}]")) for i, sub in enumerate(value)]
-
-
-def compile_mapping(m: Any, where: Where) -> Matcher:
-    """A matcher mapping: every key compiled (in key order), all of them must hold."""
-    if not isinstance(m, dict) or not m:
-        raise where.error("a matcher must be a non-empty mapping")
-    parts = []
-    for key, value in sorted(m.items()):
-        cls = MATCHERS.get(key)
-        if cls is None:
-            close = difflib.get_close_matches(str(key), list(MATCHERS), n=1)
-            hint = f"did you mean `{close[0]}`?" if close else f"allowed: {', '.join(LEAF_KEYS + COMBINATORS)}"
-            raise where.error(f"unknown matcher ({hint})", f".{key}")
-        parts.append(cls(value, where.at(f".{key}")))
-    if len(parts) == 1:
-        return parts[0]
-    return AllOf.of(parts)
-
-
-def compile_matcher(m: Any, source: str, where: str = "match") -> Matcher:
-    """Compile (and so validate) a rule's `match:`; errors name the file and the key."""
-    return compile_mapping(m, Where(source, where))
-
-
-def matches(m: dict[str, Any] | Matcher, ctx: MatchContext) -> bool:
-    """Whether a matcher holds (a compiled one, or a mapping compiled on the spot)."""
-    if not isinstance(m, Matcher):
-        m = compile_matcher(m, "<matcher>")
-    return m(ctx)

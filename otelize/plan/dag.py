@@ -15,7 +15,7 @@ from otelize.workers.base import Task
 
 if TYPE_CHECKING:
     from otelize.classify.engine import Classification
-    from otelize.analysis.facts import FileFacts
+    from otelize.analysis.records import FileFacts
 
 from otelize.plan.registry import CATEGORY_WORKER, ENTRIES, ERROR_HANDLERS, FILES, PROJECT, REGISTRY, WORKERS
 

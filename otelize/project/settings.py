@@ -43,7 +43,7 @@ KEYS = (
 )
 API_KEYS = KEYS + ("disabled_workers", "disabled_categories", "disabled_rules", "enabled_rules", "jobs")  # a library caller's mapping
 API_SOURCE = "settings"  # how errors name a library caller's mapping
-# Code that gets no spans unless `include_code` names it (otelize.classify.engine): test code,
+# Code that gets no spans unless `include_code` names it (otelize.classify.exclusions): test code,
 # migrations, seeders, scripts/, decorator factories, functions called at module load,
 # files of another package (a folder with its own package.json), and pure helpers
 # (synchronous functions of a span file that reach no I/O).

@@ -39,7 +39,8 @@ from otelize.run import progress
 from otelize.classify.engine import FileStatic, scan_static
 from otelize.synthesize.edits import WorkerResult
 from otelize.errors import OtelizeError
-from otelize.analysis.facts import FileFacts, extract
+from otelize.analysis.facts import extract
+from otelize.analysis.records import FileFacts
 from otelize.analysis.parse import ParsedFile, parse_source
 from otelize.classify.ruleset import RuleSet
 

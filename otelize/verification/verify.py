@@ -33,7 +33,8 @@ import yaml
 from otelize.project import yamlio
 
 from otelize.errors import BadInput
-from otelize.verification.receiver import OtlpReceiver, ReceivedSpan, build_trees, format_tree
+from otelize.verification.receiver import OtlpReceiver, ReceivedSpan
+from otelize.verification.spantree import build_trees, format_tree
 from otelize.verification.semconv import SemConv, load as load_semconv
 
 SCOPE = "otelize"

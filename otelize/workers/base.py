@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from otelize.classify.engine import Classification
-    from otelize.analysis.facts import FileFacts
+    from otelize.analysis.records import FileFacts
     from otelize.analysis.parse import ParsedFile
     from otelize.project.model import Project, Route
     from otelize.project.settings import Settings

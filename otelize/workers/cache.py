@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from otelize.synthesize.edits import WorkerResult
-from otelize.analysis.facts import FunctionFact
+from otelize.analysis.records import FunctionFact
 from otelize.plan.registry import WITH_CACHE_READ_SPAN, WITH_CLIENT_SPAN
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.database import db_system

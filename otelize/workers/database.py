@@ -12,7 +12,7 @@ no driver below it) the method's own verb. Otherwise it is left out.
 table/collection parameter) and `db.query.text` only for literal SQL.
 
 Operations whose I/O goes through an auto-instrumented driver get INTERNAL spans
-instead (classification decides: otelize.classify.engine.assign_roles).
+instead (classification decides: otelize.classify.roles.assign_roles).
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from __future__ import annotations
 import re
 
 from otelize.synthesize.edits import WorkerResult
+<<<<<<< HEAD
 from otelize.analysis.facts import FileFacts, FunctionFact
 from otelize.analysis.capindex import captures_in
+=======
+from otelize.analysis.records import FileFacts, FunctionFact
+>>>>>>> split
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.project.model import Project
 from otelize.workers.base import Task, WorkerContext
@@ -67,7 +71,7 @@ def db_system(facts: FileFacts, options: dict, project: Project | None = None) -
     """The driver this file imports or reaches; else, for an ORM or an in-house wrapper,
     what the project says: the Prisma schema's provider, or the one kind of driver
     package.json depends on; else the rule's option."""
-    from otelize.classify.engine import DB_SYSTEMS
+    from otelize.classify.libraries import DB_SYSTEMS
 
     by_import = {**DB_SYSTEMS, **(options.get("db_system_by_import") or {})}
     for imp in facts.imports:

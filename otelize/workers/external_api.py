@@ -14,7 +14,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from otelize.synthesize.edits import WorkerResult
-from otelize.analysis.facts import FunctionFact
+from otelize.analysis.records import FunctionFact
 from otelize.analysis.capindex import captures_in
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.workers.base import Task, WorkerContext

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from tree_sitter import Node
 
 from otelize.synthesize.edits import Skip, WorkerResult
-from otelize.analysis.facts import FileFacts, FunctionFact
+from otelize.analysis.records import FileFacts, FunctionFact
 from otelize.analysis.parse import captures, query, text, source_order
 from otelize.plan.registry import BY_NAME, WITH_SPAN
 from otelize.workers.base import Task, WorkerContext

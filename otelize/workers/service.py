@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otelize.synthesize.edits import WorkerResult
-from otelize.analysis.facts import FunctionFact
+from otelize.analysis.records import FunctionFact
 from otelize.plan.registry import WITH_SPAN
 from otelize.workers.base import Task, WorkerContext
 from otelize.workers.spans import make_spec, style_of, wrap_file

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 from otelize.synthesize.edits import Edit, ImportRequest, PlannedSpan, Skip, WorkerResult
-from otelize.analysis.facts import FileFacts, FunctionFact
+from otelize.analysis.records import FileFacts, FunctionFact
 from tree_sitter import Node
 
 from otelize.analysis.capindex import captures_in
@@ -100,7 +100,7 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
 
 @dataclass(frozen=True)
 class TaskRole:
-    """A function's role, decided by classification (otelize.classify.engine.assign_roles)."""
+    """A function's role, decided by classification (otelize.classify.roles.assign_roles)."""
 
     action: str  # span | skip
     kind: str  # INTERNAL | CLIENT
