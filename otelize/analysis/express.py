@@ -5,7 +5,8 @@ router, route registrations (`app.get(...)`, `router.use(...)`,
 `router.route('/x').get(...)`) with their paths and handlers, `.listen()`, and
 the entry points: an app held by a class, `http.createServer(app).listen()`,
 framework factories and bootstraps. Decorator routes, router parameters and
-other owners are in `otelize.analysis.routefacts`.
+other owners are in `otelize.analysis.routefacts`, paths beyond literals in
+`otelize.analysis.routepaths`.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ def registration(
                 if method == "get" and path_prefix is None and len(arg_nodes) == 1:
                     return  # app.get('env'): reading a setting, not a route
                 if method == "use" and path_prefix is None:
-                    from otelize.analysis.routefacts import loop_mounts
+                    from otelize.analysis.routepaths import loop_mounts
 
                     looped = loop_mounts(node, arg_nodes)
                     if looped is not None:  # one mount per element of a literal array the loop walks
@@ -242,7 +243,7 @@ def path_values(node: Node, facts: FileFacts) -> list[str] | None:
     value = string_value(node)
     if value is not None:
         if "\\" in value:
-            from otelize.analysis.routefacts import decode_escapes
+            from otelize.analysis.routepaths import decode_escapes
 
             value = decode_escapes(value)
         return [value]
@@ -251,11 +252,11 @@ def path_values(node: Node, facts: FileFacts) -> list[str] | None:
     if node.type == "identifier" and node.next_named_sibling is not None and text(node) in imported_names(facts):
         return ["$" + text(node)]  # an imported constant: the graph resolves it (a path is never the last argument)
     if node.type == "template_string":
-        from otelize.analysis.routefacts import template_path
+        from otelize.analysis.routepaths import template_path
 
         return [p] if (p := template_path(node, facts)) is not None else None
     if node.type == "member_expression":
-        from otelize.analysis.routefacts import member_path
+        from otelize.analysis.routepaths import member_path
 
         return [p] if (p := member_path(node, facts)) is not None else None
     if node.type == "array" and node.named_children:

@@ -126,7 +126,7 @@ class FileFacts:
     returns_router: dict[str, str] = field(default_factory=dict)  # function -> the router/app it returns
     router_args: list = field(default_factory=list)  # routefacts.RouterArg: `auth(app)`
     class_constants: dict[str, str] = field(default_factory=dict)  # "Class.prop" -> string literal
-    controllers: list = field(default_factory=list)  # routefacts.Controller (decorator routes)
+    controllers: list = field(default_factory=list)  # routedecorators.Controller (decorator routes)
     framework_mounts: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     dynamic_requires: list[str] = field(default_factory=list)  # `const route = require(path)`, path not a literal
     local_constants: dict[str, dict[str, str]] = field(default_factory=dict)  # function -> {const: path value}

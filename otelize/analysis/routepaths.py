@@ -1,0 +1,268 @@
+"""routepaths: the route paths that are more than a string literal.
+
+The constants paths are built from (string leaves of module objects, function-local
+constants, `process.env.X || 'api'` defaults, the members of a returned object),
+template-literal paths over module and class constants (`${this.path}/:id`),
+member paths (`config.api.prefix`, an imported `$config.api.prefix` left to the
+graph), escapes as the running app sees them, and routers mounted in a loop over a
+literal array.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tree_sitter import Node
+
+from otelize.analysis.express import imported_names
+from otelize.analysis.parse import text
+from otelize.analysis.routescope import FUNCS, class_of, enclosing_functions, final_qualname
+from otelize.analysis.syntax import innermost, member_chain, string_value
+
+
+_CALL_MEMBER = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\(\)\.[A-Za-z_$][\w$]*$")
+
+
+def value_or_env_default(value: Node | None) -> str | None:
+    """A string literal, or the default of `process.env.X || 'api'` (`??` too): the path
+    the app uses when the variable is not set."""
+    if value is None:
+        return None
+    literal = string_value(value)
+    if literal is not None:
+        return literal
+    if value.type == "binary_expression":
+        op = value.child_by_field_name("operator")
+        left, right = value.child_by_field_name("left"), value.child_by_field_name("right")
+        if op is not None and text(op) in ("||", "??") and left is not None and text(left).startswith("process.env."):
+            return string_value(right)
+    return None
+
+
+def local_constant(node: Node, facts, functions, starts) -> None:  # noqa: ANN001
+    """A function-local `const apiPrefix = process.env.API_PREFIX || 'api'` (the value),
+    or `const apiPrefix = Locals.config().apiPrefix` (kept as `${Locals.config().apiPrefix}`
+    for the graph: the member of the object that function returns)."""
+    decl = node.parent
+    if decl is None or not any(c.type == "const" for c in decl.children):
+        return
+    name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
+    if name is None or name.type != "identifier" or value is None:
+        return
+    fn = innermost(functions, starts, node.start_byte)
+    if fn is None:
+        return
+    literal = value_or_env_default(value)
+    if literal is None and value.type == "member_expression" and _CALL_MEMBER.match(text(value)):
+        literal = "${" + text(value) + "}"
+    if literal is not None:
+        facts.local_constants.setdefault(final_qualname(facts, fn), {})[text(name)] = literal
+
+
+def module_objects(facts, stmt: Node) -> None:  # noqa: ANN001
+    """`const config = { api: { prefix: '/api' } }` / `export default { ... }`: the string
+    leaves of a module-level object, as constants `config.api.prefix`."""
+    holder = stmt
+    if stmt.type == "export_statement":
+        value = stmt.child_by_field_name("value")
+        if value is not None and value.type == "object" and any(c.type == "default" for c in stmt.children):
+            _object_leaves(facts, "default", value, 0)
+            return
+        holder = stmt.child_by_field_name("declaration")
+    if holder is None or holder.type != "lexical_declaration" or not any(c.type == "const" for c in holder.children):
+        return
+    for decl in holder.named_children:
+        if decl.type != "variable_declarator":
+            continue
+        name, value = decl.child_by_field_name("name"), decl.child_by_field_name("value")
+        while value is not None and value.type in ("as_expression", "satisfies_expression", "parenthesized_expression"):
+            value = value.named_children[0] if value.named_children else None
+        if name is not None and name.type == "identifier" and value is not None and value.type == "object":
+            _object_leaves(facts, text(name), value, 0)
+
+
+def _object_leaves(facts, prefix: str, obj: Node, depth: int) -> None:  # noqa: ANN001
+    if depth > 4:
+        return
+    for pair in obj.named_children:
+        if pair.type != "pair":
+            continue
+        key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+        if key is None or value is None or key.type not in ("property_identifier", "string"):
+            continue
+        k = string_value(key) if key.type == "string" else text(key)
+        if value.type == "object":
+            _object_leaves(facts, f"{prefix}.{k}", value, depth + 1)
+        else:
+            literal = string_value(value)
+            if literal is not None:
+                facts.constants[f"{prefix}.{k}"] = literal
+
+
+def returned_object(facts, qualname: str, obj: Node) -> None:  # noqa: ANN001
+    """`return { apiPrefix, name: 'x' }`: string members as constants `Locals.config().apiPrefix`."""
+    local = facts.local_constants.get(qualname, {})
+    for prop in obj.named_children:
+        if prop.type == "shorthand_property_identifier":
+            value = local.get(text(prop))
+            key = text(prop)
+        elif prop.type == "pair":
+            key = text(prop.child_by_field_name("key"))
+            value = value_or_env_default(prop.child_by_field_name("value"))
+        else:
+            continue
+        if value is not None and "${" not in value:
+            facts.constants[f"{qualname}().{key}"] = value
+
+
+def template_path(node: Node, facts) -> str | None:  # noqa: ANN001
+    """A template literal path: module constants and `this.<class constant>` resolved,
+    anything else kept as `${expr}` (an imported name is resolved by the graph)."""
+    out: list[str] = []
+    cls = class_of(node)
+    for child in node.children:
+        if child.type in ("`",):
+            continue
+        if child.type == "template_substitution":
+            expr = child.named_children[0] if child.named_children else None
+            value = _expression_value(expr, facts, cls)
+            out.append(value if value is not None else "${" + text(expr) + "}")
+        else:
+            out.append(decode_escapes(text(child)) if child.type == "escape_sequence" else text(child))
+    return "".join(out)
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+
+
+def decode_escapes(raw: str) -> str:
+    r"""`\\d` -> `\d`, `\'` -> `'`: a path as the running app sees it."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), raw)
+
+
+def _expression_value(expr: Node | None, facts, cls: str | None) -> str | None:  # noqa: ANN001
+    if expr is None:
+        return None
+    if expr.type == "identifier":
+        name = text(expr)
+        funcs = FUNCS.get(id(facts))
+        if funcs is not None and facts.local_constants:
+            for fn in enclosing_functions(expr, *funcs):
+                value = facts.local_constants.get(final_qualname(facts, fn), {}).get(name)
+                if value is not None:
+                    return value
+        return facts.constants.get(name)
+    if expr.type == "member_expression":
+        obj = expr.child_by_field_name("object")
+        if obj is not None and obj.type == "this" and cls is not None:
+            return facts.class_constants.get(f"{cls}.{text(expr.child_by_field_name('property'))}")
+        return facts.constants.get(text(expr))
+    return None
+
+
+def member_path(node: Node, facts) -> str | None:  # noqa: ANN001
+    """`config.api.prefix` as a path: a module object constant, `this.path` a class
+    constant, an imported object's member `$config.api.prefix` (the graph resolves it)."""
+    chain = member_chain(node)
+    if chain is None:
+        return None
+    if chain[0] == "this" and len(chain) == 2:
+        return facts.class_constants.get(f"{class_of(node)}.{chain[1]}")
+    dotted = ".".join(chain)
+    if dotted in facts.constants:
+        return facts.constants[dotted]
+    if chain[0] in imported_names(facts) and node.next_named_sibling is not None:
+        return "$" + dotted
+    return None
+
+
+def _loop_source(node: Node) -> tuple[str, str] | None:
+    """(array name, item parameter) when `node` sits in `ARRAY.forEach((item) => ...)` or in
+    `for (const item of ARRAY) ...`."""
+    up = node.parent
+    while up is not None:
+        if up.type in ("arrow_function", "function_expression"):
+            args = up.parent
+            call = args.parent if args is not None and args.type == "arguments" else None
+            callee = call.child_by_field_name("function") if call is not None else None
+            params = up.child_by_field_name("parameters")
+            first = params.named_children[0] if params is not None and params.named_children else None
+            if first is None and up.child_by_field_name("parameter") is not None:
+                first = up.child_by_field_name("parameter")
+            if first is not None and first.type == "required_parameter":
+                first = first.child_by_field_name("pattern")
+            if (callee is not None and callee.type == "member_expression"
+                    and text(callee.child_by_field_name("property")) == "forEach"
+                    and callee.child_by_field_name("object").type == "identifier"
+                    and first is not None and first.type == "identifier"):
+                return text(callee.child_by_field_name("object")), text(first)
+            return None
+        if up.type == "for_in_statement":
+            left, right = up.child_by_field_name("left"), up.child_by_field_name("right")
+            if right is not None and right.type == "identifier" and left is not None:
+                name = left if left.type == "identifier" else next(
+                    (c for c in left.named_children if c.type == "identifier"), None)
+                if name is not None and b" of " in up.text:
+                    return text(right), text(name)
+            return None
+        up = up.parent
+    return None
+
+
+def _array_literal(root: Node, name: str) -> Node | None:
+    """The array a module-level `const NAME = [...]` declares."""
+    for stmt in root.named_children:
+        decl = stmt
+        if decl.type == "export_statement":
+            decl = decl.child_by_field_name("declaration") or decl
+        if decl.type not in ("lexical_declaration", "variable_declaration"):
+            continue
+        for d in decl.named_children:
+            if d.type == "variable_declarator" and text(d.child_by_field_name("name")) == name:
+                value = d.child_by_field_name("value")
+                return value if value is not None and value.type == "array" else None
+    return None
+
+
+def loop_mounts(call: Node, arg_nodes: list[Node]) -> list[tuple[str, str, int]] | None:
+    """`[{ path: '/auth', route: authRoute }, ...].forEach((r) => router.use(r.path, r.route))`:
+    one (path, router name, line) per element, or None when `call` is not such a mount.
+    Only literal arrays of object literals with a string path and an identifier router
+    are followed; anything else stays unresolved, as before."""
+    if len(arg_nodes) != 2 or any(a.type != "member_expression" for a in arg_nodes):
+        return None
+    source = _loop_source(call)
+    if source is None:
+        return None
+    array_name, item = source
+    keys = []
+    for a in arg_nodes:
+        obj, prop = a.child_by_field_name("object"), a.child_by_field_name("property")
+        if obj is None or obj.type != "identifier" or text(obj) != item or prop is None:
+            return None
+        keys.append(text(prop))
+    root = call
+    while root.parent is not None:
+        root = root.parent
+    array = _array_literal(root, array_name)
+    if array is None:
+        return None
+    out = []
+    for element in array.named_children:
+        if element.type == "comment":
+            continue
+        if element.type != "object":
+            return None
+        values: dict[str, Node] = {}
+        for pair in element.named_children:
+            if pair.type == "pair":
+                key = pair.child_by_field_name("key")
+                k = text(key).strip("'\"`") if key is not None else ""
+                values[k] = pair.child_by_field_name("value")
+            elif pair.type == "shorthand_property_identifier":
+                values[text(pair)] = pair
+        path, router = values.get(keys[0]), values.get(keys[1])
+        if path is None or router is None or path.type != "string" or router.type not in ("identifier", "shorthand_property_identifier"):
+            return None
+        out.append((text(path)[1:-1], text(router), element.start_point[0] + 1))
+    return out
