@@ -20,12 +20,8 @@ from __future__ import annotations
 import re
 
 from otelize.synthesize.edits import WorkerResult
-<<<<<<< HEAD
-from otelize.analysis.facts import FileFacts, FunctionFact
-from otelize.analysis.capindex import captures_in
-=======
 from otelize.analysis.records import FileFacts, FunctionFact
->>>>>>> split
+from otelize.analysis.capindex import captures_in
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.project.model import Project
 from otelize.workers.base import Task, WorkerContext
