@@ -8,6 +8,8 @@ tree-sitter query per file rather than a Python-level walk of every node.
 
 from __future__ import annotations
 
+from functools import cache
+
 import re
 from dataclasses import replace
 
@@ -49,10 +51,20 @@ _QUERY = """
 """
 
 
+@cache
+def _scan_query() -> str:
+    from otelize.analysis import fntree, routefacts, typeuse
+
+    return _QUERY + routefacts._QUERY + fntree._QUERY + typeuse._IDENTIFIERS
+
+
 def extract(parsed: ParsedFile) -> FileFacts:
     facts = FileFacts(parsed.path)
     root = parsed.root
-    caps = captures(query(_QUERY, parsed.tsx), root)
+    # one query for everything the scan reads of the tree (these facts, the route owners,
+    # the function trees, the identifiers of typeuse): one walk of the tree instead of four
+    caps = captures(query(_scan_query(), parsed.tsx), root)
+    parsed.cache["identifiers"] = caps.get("id", [])
     _markers(parsed, facts)
 
     # QueryCursor.captures does not return a capture's nodes in source order
@@ -84,7 +96,7 @@ def extract(parsed: ParsedFile) -> FileFacts:
 
     from otelize.analysis import routefacts
 
-    route_caps = routefacts.owners(root, parsed.tsx, facts, functions, starts, express_names)
+    route_caps = routefacts.owners(root, parsed.tsx, facts, functions, starts, express_names, caps)
     call_nodes = sorted(caps.get("call", []), key=source_order)
     for node in call_nodes:
         _call(node, facts, functions, starts, express_names)
@@ -98,7 +110,8 @@ def extract(parsed: ParsedFile) -> FileFacts:
     # decided here, where the tree is (in the process that parsed the file), so that the
     # main process never parses a file again to classify it
     facts.imports = [replace(imp, value_used=used) for imp, used in zip(facts.imports, typeuse.value_used(facts.imports, parsed))]
-    facts.fn_trees = fntree.function_trees(parsed, facts.functions)
+    facts.fn_trees = fntree.function_trees(parsed, facts.functions, caps)
+    parsed.cache.pop("identifiers", None)  # (a node per identifier: not kept with the tree)
     return facts
 
 

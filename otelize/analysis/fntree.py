@@ -32,8 +32,8 @@ _FUNCTION_NODES = frozenset({
 _QUERY = """
 (await_expression) @await
 (variable_declarator name: (identifier) @name value: (_) @value) @decl
-(return_statement [(arrow_function parameters: (formal_parameters . (_) @p))
-                   (function_expression parameters: (formal_parameters . (_) @p))]) @return
+(return_statement [(arrow_function parameters: (formal_parameters . (_) @fn_p))
+                   (function_expression parameters: (formal_parameters . (_) @fn_p))]) @fn_return
 """
 _UNWRAP = ("as_expression", "parenthesized_expression", "await_expression", "non_null_expression")
 
@@ -46,12 +46,14 @@ class FunctionTree:
     decorator_factory: bool
 
 
-def function_trees(pf: ParsedFile, functions: list[FunctionFact]) -> dict[int, FunctionTree]:
-    """`function_tree` of every function of the file, keyed by its start, from one query."""
-    caps = captures(query(_QUERY, pf.tsx), pf.root)
+def function_trees(pf: ParsedFile, functions: list[FunctionFact], caps: dict | None = None) -> dict[int, FunctionTree]:
+    """`function_tree` of every function of the file, keyed by its start, from one query
+    (`caps`: the captures of the scan's combined query, which includes this one)."""
+    if caps is None:
+        caps = captures(query(_QUERY, pf.tsx), pf.root)
     awaits = _sorted_starts(caps.get("await", []))
     decls = _sorted_starts(caps.get("decl", []))
-    returns = _sorted_starts(caps.get("return", []))
+    returns = _sorted_starts(caps.get("fn_return", []))
     enclosing: dict[int, tuple[int, int] | None] = {}  # an await's start -> its innermost function's range
     out: dict[int, FunctionTree] = {}
     for fn in functions:

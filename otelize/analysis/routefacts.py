@@ -80,7 +80,7 @@ def _type_text(param: Node) -> str:
     return text(node) if node is not None else ""
 
 
-def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[str, set[str]]) -> list:  # noqa: ANN001
+def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[str, set[str]], caps: dict | None = None) -> list:  # noqa: ANN001
     """Before the registrations are read: class-property and parameter owners, module
     object constants and class string constants. Returns the query's captures (reused
     by `after_calls`)."""
@@ -94,7 +94,8 @@ def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[s
         n = seen[fn.qualname] = seen.get(fn.qualname, 0) + 1
         final[(fn.start, fn.end)] = fn.qualname if n == 1 else f"{fn.qualname}#{n}"
     FINAL[id(facts)] = final
-    caps = captures(query(_QUERY, parsed_tsx), root)
+    if caps is None:  # (the scan passes its combined query's captures, which include these)
+        caps = captures(query(_QUERY, parsed_tsx), root)
     for node in sorted(caps.get("field", []), key=source_order):
         cls = class_of(node)
         name = text(node.child_by_field_name("name"))

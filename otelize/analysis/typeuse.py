@@ -36,7 +36,10 @@ def _value_names(parsed: ParsedFile, wanted: frozenset[str]) -> frozenset[str]:
         return cached
     targets = {n.encode("utf-8"): n for n in wanted}
     names: set[str] = set()
-    for node in captures(query(_IDENTIFIERS, parsed.tsx), parsed.root).get("id", []):
+    ids = parsed.cache.get("identifiers")  # the scan's combined query captured them
+    if ids is None:
+        ids = captures(query(_IDENTIFIERS, parsed.tsx), parsed.root).get("id", [])
+    for node in ids:
         name = targets.get(node.text)
         if name is None or name in names:
             continue
