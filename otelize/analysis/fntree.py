@@ -1,6 +1,6 @@
 """What per-function classification needs from a function's syntax tree, read where the tree is.
 
-`otelize.classify.engine` decides each function's role in the main process, where (with the
+`otelize.classify.roles` decides each function's role in the main process, where (with the
 process pool) no tree exists: reading one there meant parsing the file a second time.
 So the scan (`otelize.analysis.facts.extract`, in the process that parsed the file) records,
 for every function with a body, the few tree facts the roles use: whether it awaits

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from otelize.analysis.parse import captures, query, text
+from otelize.analysis.parse import captures, query
 
 if TYPE_CHECKING:
     from otelize.analysis.records import FileFacts, ImportFact
