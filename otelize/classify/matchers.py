@@ -66,6 +66,7 @@ class Matcher:
 
     key: ClassVar[str] = ""
     uses_graph: bool = False
+    reads_tree: bool = False  # runs a query over the tree: the costly kind, evaluated last
 
     def __call__(self, ctx: MatchContext) -> bool:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
@@ -95,8 +96,11 @@ class _Combined(Matcher):
         self._set(_list_of_matchers(value, where))
 
     def _set(self, parts: list[Matcher]) -> None:
-        self.parts = parts
+        # matchers are pure tests, so `all`/`any` may take them in any order: the ones that
+        # only read facts first, so that a tree query runs only when they leave it the answer
+        self.parts = sorted(parts, key=lambda p: p.reads_tree)
         self.uses_graph = any(p.uses_graph for p in parts)
+        self.reads_tree = any(p.reads_tree for p in parts)
 
     @classmethod
     def of(cls, parts: list[Matcher]) -> Matcher:
@@ -126,6 +130,7 @@ class Not(Matcher):
     def __init__(self, value: Any, where: Where) -> None:
         self.inner = compile_mapping(value, where)
         self.uses_graph = self.inner.uses_graph
+        self.reads_tree = self.inner.reads_tree
 
     def __call__(self, ctx: MatchContext) -> bool:
         return not self.inner(ctx)
@@ -200,6 +205,7 @@ class ClassName(_Regex):
 
 class Kind(Matcher):
     key = "kind"
+    reads_tree = True
 
     def __init__(self, value: Any, where: Where) -> None:
         if not isinstance(value, str) or not re.fullmatch(r"[a-z_]+", value):
@@ -222,6 +228,7 @@ class TreeQuery(Matcher):
     """A tree-sitter query with a capture, over the file (or the function's node)."""
 
     key = "query"
+    reads_tree = True
 
     def __init__(self, value: Any, where: Where) -> None:
         if not isinstance(value, str):
