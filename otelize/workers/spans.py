@@ -87,9 +87,10 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
     stmts = [c for c in node.named_children if c.type != "comment"]
     if not stmts:
         return "empty body"
-    if len(stmts) == 1 and stmts[0].type == "return_statement" and not captures_in(pf, _CALLS, "c", stmts[0]):
+    if len(stmts) == 1 and stmts[0].type == "return_statement" and not captures(query(_CALLS, pf.tsx), stmts[0]):
         return "one-expression helper (trivial)"
-    if captures_in(pf, _MANUAL_SPAN, "p", node):
+    # (the query needs the name in the source: most files have neither, and need no query)
+    if (b"startSpan" in pf.source or b"startActiveSpan" in pf.source) and captures_in(pf, _MANUAL_SPAN, "p", node):
         return "already instrumented manually (startActiveSpan)"
     redeclared = _var_redeclared_parameters(node)
     if redeclared:
