@@ -134,7 +134,7 @@ def boosted(rules: RuleSet, rid: str, target: str) -> RuleSet:
 
 def rule_matches(rules: RuleSet, rid: str, case: Any, workdir: Path) -> bool:
     """Does rule `rid` match the case's target? `workdir` must be an empty folder."""
-    from otelize.api import read_sources
+    from otelize.run.analysis import read_sources
     from otelize.classify.engine import classify
     from otelize.project.discover import load_project
     from otelize.analysis.facts import extract

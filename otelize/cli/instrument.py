@@ -67,7 +67,7 @@ def instrument(
     if out_dir is not None and use_cache:
         raise BadInput("--cache does not go with --out: the copy is always written whole")
     if report_file is not None:
-        from otelize.api import check_report_path
+        from otelize.report.instrument import check_report_path
 
         check_report_path(path, report_file)
     mode = "diff" if show_diff else "check" if check else "out" if out_dir else "write"

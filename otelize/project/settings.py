@@ -225,6 +225,12 @@ def parse_settings(data: Any, source: str, base: Path, keys: tuple[str, ...] = K
     return s
 
 
+def resolve_settings(root: str | Path, settings: Settings | Mapping[str, Any] | None) -> Settings:
+    """A run's settings: the app's .otelize.yaml when none are given (the library honours
+    it too), else the caller's, validated with the CLI's rules and messages."""
+    return load_settings(root) if settings is None else coerce_settings(settings)
+
+
 def load_settings(root: str | Path, config: str | Path | None = None) -> Settings:
     """`config` if given (it must exist), else `<root>/.otelize.yaml` if present, else defaults."""
     if config is not None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from otelize.api import InstrumentResult
+    from otelize.run.instrument import InstrumentResult
 
 # (install, build, test) per package manager, detected from the lockfile
 # (project.package_manager). `bun test` is bun's own test runner, not the
@@ -192,3 +194,35 @@ def diff_changes(changes: dict[str, tuple[bytes | None, bytes]]) -> str:
             difflib.unified_diff(a, b, fromfile="/dev/null" if old is None else f"a/{path}", tofile=f"b/{path}")
         )
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+
+
+def check_report_path(root: str | Path, report: Path) -> None:
+    """Refuse a `--report` path that is an existing file of the project (package.json, a
+    source file, anything), also through a symlink; an earlier otelize report may be replaced."""
+    from otelize.errors import BadInput
+
+    real_root = Path(root).resolve()
+    target = report.resolve()
+    if not (target == real_root or real_root in target.parents):
+        return
+    if not os.path.lexists(report) and not target.exists():
+        return
+    if target.is_file() and _is_report(target):
+        return
+    raise BadInput(f"{report}: is a file of the project; --report never overwrites one (choose a new path)")
+
+
+def _is_report(path: Path) -> bool:
+    """Whether `path` holds a report otelize wrote (markdown or JSON)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return False
+    if head.startswith(b"# otelize report: "):
+        return True
+    try:
+        data = json.loads(head)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and list(data)[:4] == ["app", "spans", "skipped", "files"]

@@ -1,6 +1,6 @@
 """Format an Analysis: `plan` as text or JSON, `graph` as Mermaid or DOT.
 
-Pure functions from an `otelize.api.Analysis` to a string. Output is
+Pure functions from an `otelize.run.analysis.Analysis` to a string. Output is
 deterministic: everything is sorted, paths are relative to the project root
 with `/`, and graph node ids (n0, n1, ... / r0, r1, ...) follow sorted path
 and route-table order.
@@ -18,7 +18,7 @@ from otelize.plan import registry
 from otelize.plan.registry import CATEGORIES
 
 if TYPE_CHECKING:
-    from otelize.api import Analysis
+    from otelize.run.analysis import Analysis
 
 # Fill colours per category (Mermaid classDef and DOT fillcolor).
 COLORS = registry.COLORS  # category -> fill colour, and `route`

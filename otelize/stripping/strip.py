@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otelize.synthesize import jsonedit
-from otelize.api import gc_paused
+from otelize.run.gcpause import gc_paused
 from otelize.synthesize.layout import same_code
 from otelize.synthesize.edits import Edit, Skip, apply_edits
 from otelize.synthesize.imports import required_module
@@ -257,7 +257,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
     project = analysis.project
     result = StripResult()
     # a wrapper whose header differs from what instrument would write now was edited by hand
-    from otelize.api import run_workers
+    from otelize.run.edit import run_workers
 
     edited = {
         (s.file, s.symbol)
@@ -265,7 +265,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
         for s in res.skips
         if s.reason == EDITED_HEADER
     }
-    from otelize.api import worker_context
+    from otelize.run.edit import worker_context
 
     ctx = worker_context(analysis)
     modules = (ctx.helper_path, ctx.tracing_path)
@@ -328,7 +328,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
         result.lockfile = sorted(project.lockfiles)[0]
     result.kept.sort(key=lambda s: (s.file, s.line, s.symbol))
     if write and result.changes:
-        from otelize.api import expected_bytes
+        from otelize.run.edit import expected_bytes
 
         changes = {p: new for p, (_, new) in result.changes.items()}
         write_changes(project.root, changes, expected_bytes(analysis, result.changes))

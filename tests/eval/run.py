@@ -116,7 +116,8 @@ class Observed:
 
 def observe(root: Path) -> Observed:
     """Analyse and plan in memory (nothing is written)."""
-    from otelize.api import analyze, synthesize_plan, worker_context
+    from otelize.api import analyze, synthesize_plan
+    from otelize.run.edit import worker_context
     from otelize.analysis.graph import sym_id
 
     from dataclasses import replace
