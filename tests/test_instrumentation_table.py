@@ -13,9 +13,13 @@ import yaml
 from otelize.project import npmrange
 from otelize.project.discover import load_project
 from otelize.errors import BadInput, RuleError
+from otelize.project.workspace import workspace_root
 from otelize.workers import dependency
+from otelize.workers.deps.choose import active_instrumentations, choose_line, chosen_instrumentations
+from otelize.workers.deps.lines import load_instrumentations, load_lines
+from otelize.workers.deps.toolchain import toolchain
 
-TABLE = dependency.load_instrumentations()
+TABLE = load_instrumentations()
 ALWAYS = {"@opentelemetry/instrumentation-http", "@opentelemetry/instrumentation-express"}
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +41,7 @@ def make_app(root: Path, deps: dict[str, str] | None = None, dev: dict[str, str]
 
 
 def instrumentations(root: Path, settings: dict | None = None) -> list[str]:
-    chosen, _ = dependency.chosen_instrumentations(load_project(root), settings or {})
+    chosen, _ = chosen_instrumentations(load_project(root), settings or {})
     return [c.package for c in chosen]
 
 
@@ -61,15 +65,15 @@ def test_each_library_yields_its_package_and_no_other(tmp_path: Path, line: str,
                                                       package: str) -> None:
     typescript = "5.4.5" if line == "2.x" else "4.9.5"
     app = make_app(tmp_path, {library: version}, {"typescript": typescript})
-    assert dependency.choose_line(load_project(app), {}).id == line
+    assert choose_line(load_project(app), {}).id == line
     assert sorted(instrumentations(app)) == sorted(ALWAYS | {package})
-    assert library in dependency.active_instrumentations(load_project(app))
+    assert library in active_instrumentations(load_project(app))
 
 
 def test_plain_express_app_gets_http_and_express_only(tmp_path: Path) -> None:
     app = make_app(tmp_path, {"zod": "3.23.8", "axios": "1.7.0"})
     assert instrumentations(app) == ["@opentelemetry/instrumentation-http", "@opentelemetry/instrumentation-express"]
-    assert dependency.active_instrumentations(load_project(app)) == frozenset({"http", "https", "express"})
+    assert active_instrumentations(load_project(app)) == frozenset({"http", "https", "express"})
     assert "@opentelemetry/auto-instrumentations-node" not in dependency.wanted_packages({}, "commonjs", load_project(app))
 
 
@@ -82,7 +86,7 @@ def test_redis_version_picks_the_package_on_the_old_line(tmp_path: Path) -> None
 
 def test_a_library_outside_the_supported_range_is_left_out_and_said(tmp_path: Path) -> None:
     app = make_app(tmp_path, {"pg": "7.18.2"}, {"typescript": "5.4.5"})
-    chosen, notes = dependency.chosen_instrumentations(load_project(app), {})
+    chosen, notes = chosen_instrumentations(load_project(app), {})
     assert "@opentelemetry/instrumentation-pg" not in [c.package for c in chosen]
     assert notes == ["@opentelemetry/instrumentation-pg@0.76.0 not added: pg 7.18.2 (package.json '7.18.2') is outside '>=8.0.3 <9'"]
 
@@ -93,8 +97,8 @@ def test_the_lockfile_version_wins_over_the_declared_range(tmp_path: Path) -> No
                                                "node_modules/mongoose": {"version": "9.1.0"}}}
     (app / "package-lock.json").write_text(json.dumps(lock))
     project = load_project(app)
-    assert dependency.toolchain(project).get("typescript") == ((5, 5, 4), "package-lock.json")
-    assert dependency.choose_line(project, {}).id == "2.x"
+    assert toolchain(project).get("typescript") == ((5, 5, 4), "package-lock.json")
+    assert choose_line(project, {}).id == "2.x"
     assert "@opentelemetry/instrumentation-mongoose" in instrumentations(app)
 
 
@@ -102,18 +106,18 @@ def test_node_modules_version_wins_and_pnpm_and_yarn_lockfiles_are_read(tmp_path
     app = make_app(tmp_path / "nm", dev={"typescript": "^5.0.0"})
     (app / "node_modules" / "typescript").mkdir(parents=True)
     (app / "node_modules" / "typescript" / "package.json").write_text('{"version": "4.8.4"}')
-    assert dependency.toolchain(load_project(app)).get("typescript") == ((4, 8, 4), "node_modules/typescript")
+    assert toolchain(load_project(app)).get("typescript") == ((4, 8, 4), "node_modules/typescript")
 
     app = make_app(tmp_path / "pnpm", dev={"typescript": "^5.0.0"})
     (app / "pnpm-lock.yaml").write_text(yaml.safe_dump({"lockfileVersion": "9.0", "importers": {".": {
         "devDependencies": {"typescript": {"specifier": "^5.0.0", "version": "5.6.3"}}}}}))
-    assert dependency.toolchain(load_project(app)).get("typescript") == ((5, 6, 3), "pnpm-lock.yaml")
+    assert toolchain(load_project(app)).get("typescript") == ((5, 6, 3), "pnpm-lock.yaml")
     assert load_project(app).package_manager == "pnpm"
 
     app = make_app(tmp_path / "yarn", dev={"typescript": "^4.7.0"})
     (app / "yarn.lock").write_text('"typescript@^4.7.0":\n  version "4.9.5"\n  resolved "x"\n\n'
                                    'typescript@^3.0.0:\n  version "3.9.10"\n')
-    assert dependency.toolchain(load_project(app)).get("typescript") == ((4, 9, 5), "yarn.lock")
+    assert toolchain(load_project(app)).get("typescript") == ((4, 9, 5), "yarn.lock")
 
 
 @pytest.mark.parametrize(("files", "engines", "line"), [
@@ -129,7 +133,7 @@ def test_node_engine_chooses_the_line(tmp_path: Path, files: dict[str, str], eng
     app = make_app(tmp_path, dev={"typescript": "5.4.5"}, **({"engines": {"node": engines}} if engines else {}))
     for name, text in files.items():
         (app / name).write_text(text)
-    assert dependency.choose_line(load_project(app), {}).id == line
+    assert choose_line(load_project(app), {}).id == line
 
 
 @pytest.mark.parametrize(("files", "engines"), [({}, "12.x"), ({}, ">=10 <13"), ({".nvmrc": "12\n"}, None)])
@@ -139,16 +143,16 @@ def test_a_node_engine_that_admits_no_supported_release_is_refused(tmp_path: Pat
     for name, text in files.items():
         (app / name).write_text(text)
     with pytest.raises(BadInput, match=r"^Node 1[02] .* is older than the minimum 14\.0\.0"):
-        dependency.choose_line(load_project(app), {})
+        choose_line(load_project(app), {})
 
 
 def test_exact_optional_property_types_without_skip_lib_check_needs_the_new_line(tmp_path: Path) -> None:
     app = make_app(tmp_path, dev={"typescript": "4.9.5"})
     (app / "tsconfig.json").write_text('{"compilerOptions": {"strict": true, "exactOptionalPropertyTypes": true}}')
     with pytest.raises(BadInput, match="exactOptionalPropertyTypes: true and skipLibCheck: false"):
-        dependency.choose_line(load_project(app), {})
+        choose_line(load_project(app), {})
     (app / "tsconfig.json").write_text('{"compilerOptions": {"exactOptionalPropertyTypes": true, "skipLibCheck": true}}')
-    assert dependency.choose_line(load_project(app), {}).id == "1.x"
+    assert choose_line(load_project(app), {}).id == "1.x"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -190,7 +194,7 @@ def test_package_manager_field_and_workspace_lockfile(tmp_path: Path) -> None:
     ws.mkdir()
     (ws / "package.json").write_text(json.dumps({"name": "ws", "workspaces": ["apps/*"], "packageManager": "yarn@4.5.0"}))
     member = make_app(ws / "apps" / "api")
-    assert dependency.workspace_root(member) == ws
+    assert workspace_root(member) == ws
     assert load_project(member).package_manager == "yarn"
     (ws / "package.json").write_text(json.dumps({"name": "ws", "workspaces": ["apps/*"]}))
     (ws / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
@@ -256,13 +260,13 @@ def test_bad_table_names_file_and_key(tmp_path: Path, doc: dict, key: str) -> No
     rules.mkdir()
     (rules / "otel-instrumentations.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(RuleError) as err:
-        dependency.load_instrumentations({"rules": [str(rules)]})
+        load_instrumentations({"rules": [str(rules)]})
     assert str(err.value).startswith(f"{rules / 'otel-instrumentations.yaml'}: ")
     assert key in str(err.value)
 
 
 def test_builtin_pins_are_exact_and_share_each_lines_instrumentation_base() -> None:
-    lines, _ = dependency.load_lines()
+    lines, _ = load_lines()
     assert [line.id for line in lines] == ["2.x", "1.x"]
     for inst in TABLE:
         for line, version, _ in inst.lines:
@@ -288,10 +292,10 @@ def test_state_cache_key_follows_the_toolchain_files(tmp_path: Path) -> None:
     lock = {"lockfileVersion": 3, "packages": {"node_modules/typescript": {"version": "4.9.5"}}}
     (app / "package-lock.json").write_text(json.dumps(lock))
     before = statecache.fingerprint(load_project(app), {}, [])
-    assert dependency.choose_line(load_project(app), {}).id == "1.x"
+    assert choose_line(load_project(app), {}).id == "1.x"
     lock["packages"]["node_modules/typescript"]["version"] = "5.4.5"
     (app / "package-lock.json").write_text(json.dumps(lock))
-    assert dependency.choose_line(load_project(app), {}).id == "2.x"
+    assert choose_line(load_project(app), {}).id == "2.x"
     assert statecache.fingerprint(load_project(app), {}, []) != before
     (app / ".nvmrc").write_text("16\n")
-    assert dependency.choose_line(load_project(app), {}).id == "1.x"
+    assert choose_line(load_project(app), {}).id == "1.x"

@@ -175,7 +175,7 @@ def test_graph_resolves_calls_through_required_modules():
 def test_generated_javascript_has_no_types_and_checks_with_node(template, module, tmp_path):
     if template == "tracing.ts.j2":
         ctx = {"generated_header": "// g", "added_packages": ["@opentelemetry/api"]}
-        from otelize.workers.dependency import load_lines
+        from otelize.workers.deps.lines import load_lines
 
         instrumentations = [
             {"package": "@opentelemetry/instrumentation-http", "cls": "HttpInstrumentation", "local": "HttpInstrumentation"},

@@ -19,7 +19,8 @@ import pytest
 
 from nodeutil import npm_install
 from otelize.project.model import Project, Route
-from otelize.workers import config, dependency
+from otelize.workers import config
+from otelize.workers.deps.lines import load_packages
 from otelize.workers.base import WorkerContext
 
 pytestmark = pytest.mark.node
@@ -82,7 +83,7 @@ def tsc(project: Path, *args: str) -> None:
 
 
 def test_pins_match_the_rules_file() -> None:
-    pins, _ = dependency.load_packages()
+    pins, _ = load_packages()
     declared = json.loads((HELPER_PROJECT / "package.json").read_text())["dependencies"]
     assert {k: v for k, v in declared.items() if k in pins} == pins
 

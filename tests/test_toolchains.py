@@ -289,12 +289,12 @@ def test_workspace_member_gets_the_packages_in_its_own_package_json(tmp_path: Pa
 
 
 def _line_pins(line: str) -> dict[str, str]:
-    from otelize.workers import dependency
+    from otelize.workers.deps.lines import load_instrumentations, load_lines
 
-    lines, _ = dependency.load_lines()
+    lines, _ = load_lines()
     chosen = next(x for x in lines if x.id == line)
     pins = dict(chosen.packages)
-    for inst in dependency.load_instrumentations():
+    for inst in load_instrumentations():
         spec = inst.on(line)
         if spec is not None and inst.package in ("@opentelemetry/instrumentation-http",
                                                   "@opentelemetry/instrumentation-express"):

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from otelize.synthesize import jsonedit
-from otelize.synthesize.edits import apply_edits
+from otelize.synthesize.edits import WorkerResult, apply_edits
 from otelize.errors import BadInput
 from otelize.project.model import Project
 from otelize.workers import dependency
+from otelize.workers.deps.lines import load_packages
 from otelize.workers.base import Task, WorkerContext
 
 TASK = Task(id="dependency", worker="dependency")
-PACKAGES, PROFILES = dependency.load_packages()
+PACKAGES, PROFILES = load_packages()
 # what an Express app with no other library gets on the preferred line: the SDK, http, express
 PACKAGES = {**PACKAGES, "@opentelemetry/instrumentation-http": "0.223.0", "@opentelemetry/instrumentation-express": "0.71.1"}
 DEFAULT = sorted([*PROFILES["base"], "@opentelemetry/instrumentation-express", "@opentelemetry/instrumentation-http"])
@@ -43,7 +44,7 @@ def make_ctx(tmp_path: Path, data: bytes, module: str = "commonjs", **settings: 
     return WorkerContext(project, {}, {}, None, [], "src/index.ts", dict(settings))  # type: ignore[arg-type]
 
 
-def run(tmp_path: Path, data: bytes, **kw: object) -> tuple[bytes, dependency.WorkerResult]:
+def run(tmp_path: Path, data: bytes, **kw: object) -> tuple[bytes, WorkerResult]:
     result = dependency.run(make_ctx(tmp_path, data, **kw), TASK)
     return apply_edits(data, result.edits), result
 

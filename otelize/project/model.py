@@ -52,8 +52,8 @@ class Project:
     @property
     def package_manager(self) -> str:
         """npm, pnpm, yarn or bun: the `packageManager` field, else the lockfile, each the
-        app's own or else its workspace root's (otelize.workers.dependency.package_manager)."""
-        from otelize.workers.dependency import package_manager
+        app's own or else its workspace root's (otelize.workers.deps.toolchain.package_manager)."""
+        from otelize.workers.deps.toolchain import package_manager
 
         return package_manager(self.root, self.package_json)
 

@@ -62,7 +62,7 @@ class Settings:
     rules: tuple[Path, ...] = ()  # absolute (config rules are relative to the config file)
     include_code: tuple[str, ...] = ()  # EXCLUDABLE kinds traced anyway
     express_layers: bool = False  # Express middleware/router layer spans (off: request handlers only)
-    force_toolchain: bool = False  # otelize.workers.dependency.choose_line: no refusal
+    force_toolchain: bool = False  # otelize.workers.deps.choose.choose_line: no refusal
     rule_switches: dict[str, bool] = field(default_factory=dict)  # rule id -> on/off (--enable/--disable RULE_ID)
     jobs: int | None = None  # processes for the per-file work (library only; default: by project size)
     source: str | None = None  # the config file that was read, for messages

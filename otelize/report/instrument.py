@@ -161,7 +161,7 @@ def summary(result: InstrumentResult, *, mode: str) -> str:
         scripts = result.analysis.project.package_json.get("scripts")
         if isinstance(scripts, dict) and "build" in scripts:
             parts.append(f"otelize: next: `{install}`, then `{build}` and `{test}`")
-        from otelize.workers.dependency import package_manager_note
+        from otelize.workers.deps.toolchain import package_manager_note
 
         project = result.analysis.project
         note = package_manager_note(project.root, project.package_json)

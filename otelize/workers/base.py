@@ -94,3 +94,12 @@ def in_language(module: str, language: str) -> str:
 
 def _join(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
+
+
+def setting(settings: Any, name: str, default: Any = None) -> Any:
+    """One setting from an otelize.project.settings.Settings (what workers get) or a plain mapping."""
+    if settings is None:
+        return default
+    if isinstance(settings, dict):
+        return settings.get(name, default)
+    return getattr(settings, name, default)

@@ -38,18 +38,13 @@ from otelize.workers.base import (
     Task,
     WorkerContext,
     is_generated,
+    setting,
 )
 from otelize.synthesize.wrap import SPAN_HELPERS
 from otelize.workers.spans import uses_require
-from otelize.workers.dependency import (
-    PACKAGE_JSON,
-    choose_line,
-    chosen_instrumentations,
-    missing_packages,
-    packages_at_pins,
-    protocol,
-    setting,
-)
+from otelize.workers.dependency import missing_packages, packages_at_pins, protocol
+from otelize.workers.deps.choose import choose_line, chosen_instrumentations
+from otelize.workers.deps.packagejson import PACKAGE_JSON
 from otelize.plan.registry import SPAN_HELPERS
 
 WORKER = "config"

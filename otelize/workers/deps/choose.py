@@ -1,0 +1,173 @@
+"""The line choice: the first OpenTelemetry JS version line the app's toolchain fits
+(`choose_line`, refusing with exit 2 when none does, unless --force-toolchain), and
+the instrumentation packages chosen for the app's libraries on that line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from otelize.errors import BadInput
+from otelize.project import npmrange
+from otelize.workers.base import setting
+from otelize.workers.deps.lines import Line, load_instrumentations, load_lines
+from otelize.workers.deps.toolchain import Toolchain, declared, resolved_version, toolchain
+
+
+TOOL_NAMES = {"typescript": "TypeScript", "@types/node": "@types/node", "node": "Node"}
+
+
+def _conflicts(line: Line, tsconfig: dict[str, Any]) -> list[str]:
+    out = []
+    for options in line.tsconfig_conflicts:
+        if all(bool(tsconfig.get(k, False)) == v for k, v in options):
+            shown = " and ".join(f"{k}: {str(v).lower()}" for k, v in options)
+            out.append(f"its type declarations do not compile with tsconfig {shown}")
+    return out
+
+
+def _misfits(line: Line, tools: Toolchain, tsconfig: dict[str, Any] | None = None) -> list[str]:
+    out = _conflicts(line, tsconfig or {})
+    for tool, rng in line.requires:
+        hit = tools.get(tool)
+        if hit is not None and not npmrange.satisfies(hit[0], rng):
+            out.append(f"{TOOL_NAMES[tool]} {_show(hit[0])} ({hit[1]}) is outside {rng!r}")
+    return out
+
+
+def _show(version: npmrange.Version) -> str:
+    return str(version[0]) if version[1] == npmrange.TOP else npmrange.fmt(version)
+
+
+def _minimum(rng: str) -> str:
+    low = npmrange.min_version(rng)
+    return npmrange.fmt(low) if low is not None else rng
+
+
+def _engines_admit_newer_node(project: Any, line: Line, tools: Toolchain) -> bool:
+    """The only misfit of `line` is the Node engine, and that engine is an `engines.node`
+    range (`>=8`, `>=12.0.0`) that also admits a Node release `line` supports: the lowest
+    version of the range is a floor the app promises, not the Node it runs on. A pinned
+    `.nvmrc` / `.node-version`, or a range with an upper bound below the line, still refuses."""
+    others = [t for t, rng in line.requires if t != "node" and (hit := tools.get(t)) is not None
+              and not npmrange.satisfies(hit[0], rng)]
+    node = tools.get("node")
+    if others or node is None or not node[1].startswith("engines.node"):
+        return False
+    engines = project.package_json.get("engines") if isinstance(project.package_json, dict) else None
+    rng = engines.get("node") if isinstance(engines, dict) else None
+    needed = next((r for t, r in line.requires if t == "node"), None)
+    if not isinstance(rng, str) or needed is None:
+        return False
+    return any(npmrange.satisfies((major, 0, 0), rng) and npmrange.satisfies((major, npmrange.TOP, 0), needed)
+               for major in range(14, 31))
+
+
+def choose_line(project: Any, settings: Any) -> Line:
+    """The first version line the app's toolchain fits. None fits: a BadInput (exit 2)
+    naming the version found and the minimum, unless settings['force_toolchain'] (then
+    the most lenient line, the last one)."""
+    lines, _ = load_lines()
+    tools = toolchain(project)
+    tsconfig = project.tsconfig if isinstance(getattr(project, "tsconfig", None), dict) else {}
+    for line in lines:
+        if not _misfits(line, tools, tsconfig):
+            return line
+    if setting(settings, "force_toolchain"):
+        return lines[-1]
+    oldest = lines[-1]
+    if _conflicts(oldest, tsconfig) and not _misfits(oldest, tools):
+        newest = lines[0]
+        raise BadInput(
+            f"no OpenTelemetry JS line fits: {oldest.id}: {_conflicts(oldest, tsconfig)[0]}; {newest.id}: "
+            f"{'; '.join(_misfits(newest, tools, tsconfig))}; nothing was written (--force-toolchain adds the "
+            f"{oldest.id} packages anyway)"
+        )
+    if _engines_admit_newer_node(project, oldest, tools):
+        return oldest  # engines.node also allows Node releases the oldest line supports: the app can run on them
+    for tool, rng in oldest.requires:
+        hit = tools.get(tool)
+        if hit is not None and not npmrange.satisfies(hit[0], rng):
+            raise BadInput(
+                f"{TOOL_NAMES[tool]} {_show(hit[0])} ({hit[1]}) is older than the minimum {_minimum(rng)} of any "
+                f"OpenTelemetry JS line otelize supports; nothing was written (--force-toolchain adds the "
+                f"{oldest.id} packages anyway)"
+            )
+    raise BadInput("no OpenTelemetry JS line fits this toolchain: " + "; ".join(_misfits(oldest, tools)))
+
+
+
+def line_note(project: Any, line: Line) -> str:
+    """The report's note on the chosen `line`: the toolchain it was chosen by, and whether
+    --force-toolchain forced it."""
+    tools = toolchain(project)
+    seen = ", ".join(
+        f"{TOOL_NAMES[t]} {_show(v)} ({w})" for t, v, w in tools.found
+    ) or "no TypeScript, @types/node or Node engine declared"
+    forced = " (forced by --force-toolchain)" if _misfits(line, tools, project.tsconfig) else ""
+    return f"OpenTelemetry JS {line.id} line{forced}: {seen}"
+
+
+def line_of(project: Any, settings: Any) -> Line:
+    """The chosen line, never refusing (for readers such as strip and the classifier)."""
+    try:
+        return choose_line(project, settings)
+    except BadInput:
+        return load_lines()[0][-1]
+
+
+@dataclass(frozen=True)
+class Chosen:
+    package: str
+    version: str
+    cls: str
+    libraries: tuple[str, ...]  # the app's libraries it instruments
+    reason: str  # "always" or the dependency that caused it
+
+
+def _matches(library: str, dependency: str) -> bool:
+    return dependency.startswith(library[:-1]) if library.endswith("/*") else dependency == library
+
+
+def chosen_instrumentations(
+    project: Any, settings: Any = None, line: Line | None = None
+) -> tuple[list[Chosen], list[str]]:
+    """The instrumentation packages for this app on `line`, in table order, and a note
+    for each used library left out because its version is outside what the package
+    supports. One package per library (the first entry that fits)."""
+    line = line or line_of(project, settings)
+    deps = declared(project.package_json)
+    chosen: list[Chosen] = []
+    notes: list[str] = []
+    claimed: set[str] = set()
+    for inst in load_instrumentations(settings):
+        spec = inst.on(line.id)
+        if spec is None:
+            continue
+        version, supports = spec
+        used: list[str] = []
+        outside: list[str] = []
+        for library, rng in supports:
+            for dep in sorted(d for d in deps if _matches(library, d) and d not in claimed):
+                hit = resolved_version(project.root, dep, deps[dep])
+                if hit is None or npmrange.satisfies(hit[0], rng):
+                    used.append(dep)
+                else:
+                    outside.append(f"{dep} {npmrange.fmt(hit[0])} ({hit[1]}) is outside {rng!r}")
+        if inst.always or used:
+            claimed.update(used)
+            libraries = tuple(sorted(set(used) | ({lib for lib, _ in supports if not lib.endswith("/*")} if inst.always else set())))
+            reason = "always" if inst.always else ", ".join(sorted(used))
+            chosen.append(Chosen(inst.package, version, inst.cls, libraries, reason))
+        elif outside:
+            notes.append(f"{inst.package}@{version} not added: {'; '.join(outside)}")
+    return chosen, notes
+
+
+def active_instrumentations(project: Any, settings: Any = None) -> frozenset[str]:
+    """The npm library names (and the node builtins http, https) whose calls the generated
+    tracing.ts auto-instruments for this project: a span over a call into one of them
+    would duplicate the instrumentation's CLIENT span. Empty when the app starts the SDK
+    itself is not decided here (see existing_sdk)."""
+    chosen, _ = chosen_instrumentations(project, settings)
+    return frozenset(lib for c in chosen for lib in c.libraries)
