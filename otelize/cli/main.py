@@ -369,34 +369,42 @@ Examples:
 """
 
 
-@cli.command(epilog=PLAN_EPILOG)
-@project_argument
-@settings_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@cache_option
-@reports_errors
-def plan(path: Path, fmt: str, use_cache: bool, **flags: Any) -> None:
+def analysis_command(epilog: str, formats: tuple[str, ...]) -> Callable[[Callable[[Any, str], None]], click.Command]:
+    """Register a command that analyses PATH (the settings flags, --cache) and shows the
+    analysis in one of `formats` (the first is the default): the decorated function,
+    named as the command and documented as its help, gets (analysis, format)."""
+
+    def register(show: Callable[[Any, str], None]) -> click.Command:
+        @cli.command(name=show.__name__, help=show.__doc__, epilog=epilog)
+        @project_argument
+        @settings_options
+        @click.option("--format", "fmt", type=click.Choice(list(formats)), default=formats[0], show_default=True)
+        @cache_option
+        @reports_errors
+        def command(path: Path, fmt: str, use_cache: bool, **flags: Any) -> None:
+            analysis = analyze_project(path, flags, use_cache)
+            output().clear()
+            show(analysis, fmt)
+
+        return command
+
+    return register
+
+
+@analysis_command(PLAN_EPILOG, ("text", "json"))
+def plan(analysis: Any, fmt: str) -> None:
     """Show the app, its routes, file categories and the planned tasks."""
     from otelize.report import plan as report_plan
 
-    analysis = analyze_project(path, flags, use_cache)
-    output().clear()
     text = report_plan.FORMATS[fmt](analysis)
     echo_plan(text) if fmt == "text" else click.echo(text, nl=False)
 
 
-@cli.command(epilog=GRAPH_EPILOG)
-@project_argument
-@settings_options
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
-@cache_option
-@reports_errors
-def graph(path: Path, fmt: str, use_cache: bool, **flags: Any) -> None:
+@analysis_command(GRAPH_EPILOG, ("mermaid", "dot"))
+def graph(analysis: Any, fmt: str) -> None:
     """Draw the architecture: routes, modules by category, calls."""
     from otelize.report import plan as report_plan
 
-    analysis = analyze_project(path, flags, use_cache)
-    output().clear()
     click.echo(report_plan.GRAPH_FORMATS[fmt](analysis), nl=False)
 
 

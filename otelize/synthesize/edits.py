@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from otelize.errors import EditConflict
+from otelize.jsonable import pick
 
 
 @dataclass(frozen=True, order=True)
@@ -154,11 +155,7 @@ class PlannedSpan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "kind": self.kind,
-            "worker": self.worker,
-            "file": self.file,
-            "line": self.line,
+            **pick(self, "name", "kind", "worker", "file", "line"),
             "instrumented_line": self.new_line or self.line,
             "added": self.added,
             "attributes": {k: v for k, v in self.attributes},

@@ -146,55 +146,46 @@ class _Scanner:
         return Node("string", start, self.pos, decoded)
 
     def object(self) -> Node:
-        start = self.pos
-        self.pos += 1
-        members: list[Member] = []
-        self.skip_ws()
-        if self.peek() == ord("}"):
-            self.pos += 1
-            return Node("object", start, self.pos)
-        while True:
-            self.skip_ws()
-            if self.peek() != ord('"'):
-                raise self.fail("expected a string key")
-            key = self.string()
-            self.skip_ws()
-            if self.peek() != ord(":"):
-                raise self.fail("expected ':' after key")
-            self.pos += 1
-            self.skip_ws()
-            value = self.value()
-            members.append(Member(key.value, key.start, key.end, value))
-            self.skip_ws()
-            c = self.peek()
-            if c == ord(","):
-                self.pos += 1
-                continue
-            if c == ord("}"):
-                self.pos += 1
-                return Node("object", start, self.pos, members=tuple(members))
-            raise self.fail("expected ',' or '}' in object")
+        start, members = self.sequence(ord("}"), "object", self.member)
+        return Node("object", start, self.pos, members=tuple(members))
 
     def array(self) -> Node:
+        start, items = self.sequence(ord("]"), "array", self.value)
+        return Node("array", start, self.pos, items=tuple(items))
+
+    def member(self) -> Member:
+        if self.peek() != ord('"'):
+            raise self.fail("expected a string key")
+        key = self.string()
+        self.skip_ws()
+        if self.peek() != ord(":"):
+            raise self.fail("expected ':' after key")
+        self.pos += 1
+        self.skip_ws()
+        return Member(key.value, key.start, key.end, self.value())
+
+    def sequence(self, close: int, what: str, item: Callable[[], Any]) -> tuple[int, list[Any]]:
+        """An object's members or an array's items: the opening bracket at `pos`, then
+        `item`s separated by commas up to `close`. Returns where it started, and the items."""
         start = self.pos
         self.pos += 1
-        items: list[Node] = []
+        items: list[Any] = []
         self.skip_ws()
-        if self.peek() == ord("]"):
+        if self.peek() == close:
             self.pos += 1
-            return Node("array", start, self.pos)
+            return start, items
         while True:
             self.skip_ws()
-            items.append(self.value())
+            items.append(item())
             self.skip_ws()
             c = self.peek()
             if c == ord(","):
                 self.pos += 1
                 continue
-            if c == ord("]"):
+            if c == close:
                 self.pos += 1
-                return Node("array", start, self.pos, items=tuple(items))
-            raise self.fail("expected ',' or ']' in array")
+                return start, items
+            raise self.fail(f"expected ',' or '{chr(close)}' in {what}")
 
 
 def parse(data: bytes, label: str = "package.json") -> Node:

@@ -250,11 +250,7 @@ def wrap_interior(
         if not interior.strip():
             raise CannotWrap("empty body")
         return b" " + hdr + interior + footer + b" "
-    first_nl = interior.index(b"\n")
-    last_nl = interior.rindex(b"\n")
-    head = interior[: first_nl + 1]
-    tail = interior[last_nl + 1 :]
-    middle = interior[first_nl + 1 : last_nl + 1]
+    head, middle, tail = _split(interior)
     if tail.strip():
         raise CannotWrap("closing brace shares a line with code")
     if not _only_comments(head):
@@ -269,7 +265,7 @@ def wrap_interior(
     nl = b"\r\n" if head.endswith(b"\r\n") else b"\n"
     ind, unit = _indents(middle, tail, default_unit)
     out = bytearray(head + ind + hdr + nl)
-    pos = base + first_nl + 1
+    pos = base + len(head)
     for line in _lines(middle):
         if line.strip() and not _inside(pos, literals):
             out += unit
@@ -287,11 +283,23 @@ def _only_comments(line: bytes) -> bool:
     return not rest or rest.startswith(b"//")
 
 
+def _split(interior: bytes) -> tuple[bytes, bytes, bytes]:
+    """A multi-line interior as (the opening brace's line, the lines between, the closing brace's line)."""
+    first_nl = interior.index(b"\n")
+    last_nl = interior.rindex(b"\n")
+    return interior[: first_nl + 1], interior[first_nl + 1 : last_nl + 1], interior[last_nl + 1 :]
+
+
 def _indents(middle: bytes, tail: bytes, default_unit: bytes) -> tuple[bytes, bytes]:
+    """The indentation of the body's first line, and the unit one level adds (`_unit`)."""
     first = next(line for line in _lines(middle) if line.strip())
     ind = _leading_ws(first)
-    unit = ind[len(tail) :] if ind.startswith(tail) and len(ind) > len(tail) else default_unit
-    return ind, unit
+    return ind, _unit(ind, tail, default_unit)
+
+
+def _unit(ind: bytes, tail: bytes, default_unit: bytes) -> bytes:
+    """One indentation level: `ind` beyond the closing brace's line `tail`, else `default_unit`."""
+    return ind[len(tail) :] if ind.startswith(tail) and len(ind) > len(tail) else default_unit
 
 
 @dataclass(frozen=True)
@@ -359,9 +367,7 @@ def unwrap_interior(pf: ParsedFile, body: Node, default_unit: bytes) -> Wrapped 
     if footer not in (FOOTER, FOOTER_NO_SEMICOLON):
         return Wrapped(helper, name, hdr, None, "instrumentation was edited or re-formatted since; left in place")
     literals = literal_spans(pf, start, end)
-    candidate = _unwrap(
-        interior, start, hdr, src[inner.start_byte + 1 : inner.end_byte - 1], inner.start_byte + 1, literals, default_unit, footer
-    )
+    candidate = _unwrap(interior, hdr, footer, src, inner, literals, default_unit)
     if candidate is None or wrap_interior_safe(candidate, start, hdr, pf, default_unit, footer) != interior:
         return Wrapped(helper, name, hdr, None, "instrumentation was edited or re-formatted since; left in place")
     return Wrapped(helper, name, hdr, candidate)
@@ -427,41 +433,29 @@ def wrap_interior_safe(
         return None
 
 
-def _unwrap(
-    interior: bytes,
-    base: int,
-    hdr: bytes,
-    inner: bytes,
-    inner_base: int,
-    literals: list[tuple[int, int]],
-    default_unit: bytes,
-    footer: bytes = FOOTER,
-) -> bytes | None:
+def _unwrap(interior: bytes, hdr: bytes, footer: bytes, src: bytes, arrow: Node, literals: list[tuple[int, int]],
+            default_unit: bytes) -> bytes | None:
+    """wrap_interior's inverse: the interior without the wrapper whose arrow body (in `src`) is `arrow`."""
     if b"\n" not in interior:
         # ` HDR<inner>}); `
         if interior.startswith(b" " + hdr) and interior.endswith(footer + b" "):
             return interior[1 + len(hdr) : -(len(footer) + 1)]
         return None
-    first_nl = interior.index(b"\n")
-    last_nl = interior.rindex(b"\n")
-    head = interior[: first_nl + 1]
-    tail = interior[last_nl + 1 :]
+    head, _, tail = _split(interior)
+    inner_base = arrow.start_byte + 1
+    inner = src[inner_base : arrow.end_byte - 1]
     # inner = nl + indented middle + ind  (between the arrow's braces)
     if b"\n" not in inner:
         return None
-    inner_first = inner.index(b"\n")
-    inner_last = inner.rindex(b"\n")
-    if inner[:inner_first].strip():
+    opening, indented, _ = _split(inner)
+    if opening.strip():
         return None
-    indented = inner[inner_first + 1 : inner_last + 1]
-    pos = inner_base + inner_first + 1
+    pos = inner_base + len(opening)
     lines = _lines(indented)
     first = next((line for line in lines if line.strip()), None)
     if first is None:
         return None
-    ind_line = interior[first_nl + 1 :].split(b"\n", 1)[0]
-    ind = _leading_ws(ind_line)
-    unit = ind[len(tail) :] if ind.startswith(tail) and len(ind) > len(tail) else default_unit
+    unit = _unit(_leading_ws(interior[len(head) :].split(b"\n", 1)[0]), tail, default_unit)
     out = bytearray(head)
     for line in lines:
         if line.strip() and not _inside(pos, literals):

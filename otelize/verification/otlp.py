@@ -23,6 +23,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from otelize.jsonable import pick
+
 # Hard cap on a request body, before and after decompression.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -79,16 +81,9 @@ class ReceivedSpan:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (events become ``{"name", "attributes"}`` objects)."""
         return {
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "parent_span_id": self.parent_span_id,
-            "name": self.name,
-            "kind": self.kind,
-            "start_ns": self.start_ns,
-            "end_ns": self.end_ns,
+            **pick(self, "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns"),
             "attributes": dict(self.attributes),
-            "status_code": self.status_code,
-            "status_message": self.status_message,
+            **pick(self, "status_code", "status_message"),
             "events": [{"name": n, "attributes": dict(a)} for n, a in self.events],
             "resource": dict(self.resource),
             "scope": self.scope,

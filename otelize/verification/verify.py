@@ -33,6 +33,7 @@ import yaml
 from otelize.project import yamlio
 
 from otelize.errors import BadInput
+from otelize.jsonable import pick
 from otelize.verification.receiver import OtlpReceiver, ReceivedSpan
 from otelize.verification.spantree import build_trees, format_tree
 from otelize.verification.semconv import SemConv, load as load_semconv
@@ -82,16 +83,11 @@ class VerifyResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok,
-            "command": self.command,
-            "command_exit": self.command_exit,
+            **pick(self, "ok", "command", "command_exit"),
             "command_output_tail": self.command_output,
             "install_first": self.not_installed or None,
             "observed_spans": len(self.spans),
-            "planned": [
-                {"name": p.name, "kind": p.kind, "worker": p.worker, "file": p.file, "line": p.line, "observed": p.observed}
-                for p in self.planned
-            ],
+            "planned": [pick(p, "name", "kind", "worker", "file", "line", "observed") for p in self.planned],
             "missing": [p.name for p in self.missing],
             "coverage": round(100.0 * (len(self.planned) - len(self.missing)) / len(self.planned), 1) if self.planned else 100.0,
             "orphans": sorted({s.name for s in self.orphans}),
