@@ -1,6 +1,6 @@
 """All-or-nothing writes under failure: a full disk, an interrupted rename, a crash.
 
-Everything goes through `otelize.synthesize.apply.write_changes` (in place) or
+Everything goes through `otelize.synthesize.write.write_changes` (in place) or
 `write_copy` (`--out`), the only functions that write project files. Failures are simulated by monkeypatching the
 system calls it makes (`os.fdopen(...).write`, `os.fsync`, `os.replace`).
 The invariants:
@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-import otelize.synthesize.apply as synthesize_mod
+import otelize.synthesize.write as synthesize_mod
 from otelize.errors import EXIT_BAD_INPUT, Interrupted, OtelizeError
-from otelize.synthesize.apply import WriteError, write_changes
+from otelize.synthesize.write import WriteError, write_changes
 
 OLD = {
     "package.json": b'{"dependencies": {"express": "4.21.2"}}\n',

@@ -26,12 +26,12 @@ from click.testing import CliRunner
 
 from fsutil import read_only
 
-import otelize.synthesize.apply as synthesize_mod
+import otelize.synthesize.write as synthesize_mod
 from otelize.api import analyze, instrument
 from otelize.cli.main import cli
 from otelize.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL
 from otelize.analysis.parse import parse_source
-from otelize.synthesize.apply import WriteError
+from otelize.synthesize.write import WriteError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 commit, Ctrl-C and SIGTERM during it, two runs at once, a lock left by a killed run.
 
 Each fault is injected into a child `otelize instrument` process at a named point of
-`otelize.synthesize.apply.write_changes` (its `checkpoint(phase)` hook, replaced in the child):
+`otelize.synthesize.write.write_changes` (its `checkpoint(phase)` hook, replaced in the child):
 `staged:N` after the N-th temp file, `journal` once the commit journal is on disk,
 `renamed:N` after the N-th rename. The promises (otelize.synthesize.journal):
 
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
 import os, signal, sys, time
-import otelize.synthesize.apply as synthesize
+import otelize.synthesize.write as synthesize
 point, action = os.environ["T_POINT"], os.environ["T_ACTION"]
 
 def checkpoint(phase):

@@ -66,7 +66,7 @@ def test_cli_check_with_cache(tmp_path: Path) -> None:
 # libraries, the renderer, the rule loader (an app without .otelize.yaml reads no YAML).
 NOT_ON_THE_CACHED_PATH = (
     "jinja2", "networkx", "tree_sitter", "yaml", "otelize.analysis", "otelize.classify", "otelize.plan.dag",
-    "otelize.run.pipeline", "otelize.synthesize.apply", "otelize.synthesize.render", "otelize.workers.config",
+    "otelize.run.pipeline", "otelize.synthesize.apply", "otelize.synthesize.render", "otelize.synthesize.write", "otelize.workers.config",
     "otelize.workers.dependency", "otelize.workers.spans",
 )
 

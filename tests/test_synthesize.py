@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-import otelize.synthesize.apply as synthesize_mod
+import otelize.synthesize.write as synthesize_mod
 from otelize.api import instrument
 from otelize.synthesize.edits import Edit, PlannedSpan, WorkerResult
 from otelize.errors import EditConflict
 from otelize.analysis.parse import parse_source
 from otelize.report.instrument import to_json
-from otelize.synthesize.apply import WriteError, synthesize, write_changes
+from otelize.synthesize.apply import synthesize
+from otelize.synthesize.write import WriteError, write_changes
 from otelize.workers import service
 from fsutil import read_only
 from transform import snapshot_tree, write_project

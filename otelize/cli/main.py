@@ -226,7 +226,7 @@ def _sigterm_as_interrupt() -> Any:
 
 
 def _tree_state() -> str:
-    from otelize.synthesize.apply import COMMITTED
+    from otelize.synthesize.write import COMMITTED
 
     if COMMITTED[0]:
         return f"after every change was written ({COMMITTED[0]} file(s)); the tree is consistent"

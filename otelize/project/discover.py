@@ -313,7 +313,7 @@ def _walk(
     return sorted(files), skipped
 
 
-_TEMP = re.compile(r"\.otelize-.+\.tmp")  # otelize.synthesize.apply.write_changes' temp files (and older otelize's)
+_TEMP = re.compile(r"\.otelize-.+\.tmp")  # otelize.synthesize.write.write_changes' temp files (and older otelize's)
 
 
 def _regular(entry: os.DirEntry[str]) -> bool:

@@ -72,7 +72,7 @@ def cached_result() -> InstrumentResult:
 def finish(analysis: Analysis, syn: Any, write: bool, out_dir: str | Path | None, key: str | None) -> InstrumentResult:
     """After the edit phase: remember a clean run under the state cache's `key` (if any),
     and write the changes into the `out_dir` copy, or in place when `write`."""
-    from otelize.synthesize.apply import write_changes, write_copy
+    from otelize.synthesize.write import out_folder, write_changes, write_copy
     from otelize.run.edit import expected_bytes
 
     result = InstrumentResult(analysis, syn)
@@ -82,8 +82,6 @@ def finish(analysis: Analysis, syn: Any, write: bool, out_dir: str | Path | None
         statecache.remember_clean(analysis.project.root, key)
     changes = {p: new for p, (_, new) in syn.changes.items()}
     if out_dir is not None:
-        from otelize.synthesize.outdir import out_folder
-
         target, ignore = out_folder(analysis.project.root, Path(out_dir), analysis.project.out_dir)
         write_copy(analysis.project.root, target, changes, ignore, expected=expected_bytes(analysis, syn.changes))
         result.written, result.out_dir = True, target

@@ -249,7 +249,7 @@ def strip(root: str | Path, *, write: bool = True) -> StripResult:
 @gc_paused
 def _strip(root: str | Path, write: bool) -> StripResult:
     from otelize.api import analyze
-    from otelize.synthesize.apply import write_changes
+    from otelize.synthesize.write import write_changes
     from otelize.workers import config as config_worker
     from otelize.workers.dependency import strip_pins
 

@@ -5,7 +5,7 @@ offsets, and a ``str`` index would break on the first non-ASCII character.
 
 Workers never touch the disk. They return a :class:`WorkerResult` holding
 edits, new files, import requests, planned spans and skips. The synthesizer
-(``otelize.synthesize.apply``) merges and applies them.
+(``otelize.synthesize.apply``) merges and applies them, ``otelize.synthesize.write`` writes them.
 """
 
 from __future__ import annotations

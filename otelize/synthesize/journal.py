@@ -7,7 +7,7 @@ with exit code 4. The kernel drops the lock when its process dies, so a lock
 of a killed run never has to be detected or broken. No lock file is left in
 the tree.
 
-The commit (`otelize.synthesize.apply.write_changes`) goes in three steps:
+The commit (`otelize.synthesize.write.write_changes`) goes in three steps:
 
 1. `<root>/.otelize-journal` is written in state `staging`, listing every
    target, its temp file (`<folder>/.otelize-<name>.tmp`) and the folders the
