@@ -15,7 +15,7 @@ import pytest
 from otelize.api import instrument
 from otelize.synthesize.layout import same_code
 from otelize.stripping.strip import strip
-from otelize.synthesize.wrap import same_header
+from otelize.synthesize.unwrap import same_header
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRETTIER = "3.3.3"

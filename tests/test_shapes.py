@@ -28,7 +28,8 @@ from otelize.api import InstrumentResult, analyze, instrument
 from otelize.analysis.facts import extract
 from otelize.analysis.records import FunctionFact
 from otelize.analysis.parse import ParsedFile, parse_source
-from otelize.synthesize.wrap import detect_style, find_wrapper, literal_spans, unwrap_interior
+from otelize.synthesize.unwrap import find_wrapper, unwrap_interior
+from otelize.synthesize.wrap import detect_style, literal_spans
 
 SHAPES = Path(__file__).resolve().parent / "fixtures" / "shapes"
 CASES = sorted(p.name for p in SHAPES.iterdir() if (p / "package.json").is_file())

@@ -10,7 +10,8 @@ import pytest
 from otelize.analysis.facts import extract
 from otelize.analysis.parse import parse_source
 from otelize.report.instrument import to_json
-from otelize.synthesize.wrap import CannotWrap, detect_style, find_wrapper, header, unwrap_interior, wrap_interior
+from otelize.synthesize.unwrap import find_wrapper, unwrap_interior
+from otelize.synthesize.wrap import CannotWrap, detect_style, header, wrap_interior
 from transform import run_transform, run_transform_result, source
 
 PATH = "src/services/demoService.ts"
@@ -444,7 +445,7 @@ def test_a_file_without_semicolons_gets_a_footer_without_one(tmp_path) -> None:
 
 
 def test_unwrap_reflowed_dedents_to_the_return_and_keeps_literals() -> None:
-    from otelize.synthesize.wrap import unwrap_reflowed
+    from otelize.synthesize.unwrap import unwrap_reflowed
 
     src = (
         b"export async function f(id: string): Promise<string> {\n"

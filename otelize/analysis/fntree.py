@@ -87,7 +87,7 @@ def _own_await(pf: ParsedFile, fn: FunctionFact, node: Any, body: Any, awaits: t
         return False
     anchors = [fn.body_start if fn.body_start is not None else fn.start]
     if body is not None:  # already instrumented: the wrapper's arrow is the body
-        from otelize.synthesize.wrap import find_wrapper
+        from otelize.synthesize.unwrap import find_wrapper
 
         wrapper = find_wrapper(pf, body)
         if wrapper is not None:

@@ -26,7 +26,8 @@ from otelize.synthesize.edits import Edit, Skip, apply_edits
 from otelize.synthesize.imports import required_module
 from otelize.analysis.parse import ParsedFile, captures, parse_source, query, text
 from otelize.workers.spans import EDITED_HEADER
-from otelize.synthesize.wrap import RECORD, detect_style, imported_helpers, unwrap_interior, unwrap_reflowed
+from otelize.synthesize.unwrap import unwrap_interior, unwrap_reflowed
+from otelize.synthesize.wrap import RECORD, detect_style, imported_helpers
 from otelize.workers.base import HELPER_MODULE, TRACING_MODULE, is_generated
 
 WORKER = "strip"

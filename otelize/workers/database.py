@@ -25,7 +25,7 @@ from otelize.analysis.capindex import captures_in
 from otelize.analysis.parse import ParsedFile, captures, query, text
 from otelize.project.model import Project
 from otelize.workers.base import Task, WorkerContext
-from otelize.synthesize.wrap import find_wrapper
+from otelize.synthesize.unwrap import find_wrapper
 from otelize.plan.registry import WITH_CLIENT_SPAN
 from otelize.workers.spans import make_spec, style_of, wrap_file
 from otelize.synthesize.wrap import ts_string

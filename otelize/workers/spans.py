@@ -18,9 +18,10 @@ from tree_sitter import Node
 
 from otelize.analysis.capindex import captures_in
 from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.synthesize.unwrap import find_wrapper, same_header
 from otelize.synthesize.wrap import (
-    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
-    same_header, wrap_interior,
+    FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, header, import_name, literal_spans, local_names,
+    wrap_interior,
 )
 from otelize.plan.registry import WITH_SPAN, Helper
 from otelize.workers.base import Task, WorkerContext
