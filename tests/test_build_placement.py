@@ -1,4 +1,4 @@
-"""otelize.project.build's compiled set of a tsconfig, checked against the real tsc (`--listFilesOnly`):
+"""otelize.project.tsconfig's compiled set of a tsconfig, checked against the real tsc (`--listFilesOnly`):
 where otelize puts tracing.ts must be where the build's tsconfig compiles it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from otelize.project import build
+from otelize.project.tsconfig import load_tsconfig
 
 pytestmark = pytest.mark.node
 
@@ -58,6 +58,6 @@ def test_compiled_set_matches_tsc(tmp_path: Path, layout: str, built_sample_app:
     proc = subprocess.run([_tsc(), "-p", name, "--listFilesOnly"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     listed = {Path(line).resolve().relative_to(tmp_path.resolve()).as_posix()
               for line in proc.stdout.splitlines() if line.strip() and str(tmp_path.resolve()) in str(Path(line).resolve())}
-    config = build.load_tsconfig(tmp_path, name)
+    config = load_tsconfig(tmp_path, name)
     assert config is not None
     assert {f for f in FILES if config.compiles(f)} == listed, proc.stdout + proc.stderr
