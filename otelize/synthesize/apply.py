@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -444,6 +443,8 @@ def write_copy(
             (dest / rel).mkdir(parents=True, exist_ok=True)
         for rel, link in links:
             os.symlink(link, dest / rel)
+        from concurrent.futures import ThreadPoolExecutor  # only --out writes through threads
+
         pool = ThreadPoolExecutor(max_workers=threads)
         try:
             for _ in pool.map(write_one, files):
