@@ -89,3 +89,18 @@ def innermost(functions: list[FunctionFact], starts: list[int], pos: int) -> Fun
             return fn
         i -= 1
     return None
+
+
+def descendants_of_type(node: Node, types: frozenset[str] | tuple[str, ...]) -> list[Node]:
+    """The named nodes of `types` in `node`'s subtree (itself included), in source order:
+    what a one-capture query `[(a) (b)] @x` over `node` finds, without compiling one
+    (~3 ms each) for a subtree of a few nodes."""
+    out: list[Node] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.type in types:
+            out.append(n)
+        stack.extend(reversed(n.named_children))
+    return out
+

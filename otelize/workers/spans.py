@@ -18,7 +18,8 @@ from otelize.analysis.records import FileFacts, FunctionFact
 from tree_sitter import Node
 
 from otelize.analysis.capindex import captures_in
-from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.analysis.parse import ParsedFile, text
+from otelize.analysis.syntax import descendants_of_type
 from otelize.synthesize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, find_wrapper, header, import_name, literal_spans, local_names,
     same_header, wrap_interior,
@@ -31,7 +32,7 @@ _MANUAL_SPAN = """
   (#match? @p "^(startActiveSpan|startSpan)$")))
 """
 EDITED_HEADER = "span header edited by hand (name or attributes differ from otelize's); left as is"
-_CALLS = "[(call_expression) (new_expression) (await_expression)] @c"
+_CALLS = frozenset(("call_expression", "new_expression", "await_expression"))
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
     stmts = [c for c in node.named_children if c.type != "comment"]
     if not stmts:
         return "empty body"
-    if len(stmts) == 1 and stmts[0].type == "return_statement" and not captures(query(_CALLS, pf.tsx), stmts[0]):
+    if len(stmts) == 1 and stmts[0].type == "return_statement" and not descendants_of_type(stmts[0], _CALLS):
         return "one-expression helper (trivial)"
     # (the query needs the name in the source: most files have neither, and need no query)
     if (b"startSpan" in pf.source or b"startActiveSpan" in pf.source) and captures_in(pf, _MANUAL_SPAN, "p", node):
