@@ -1,10 +1,10 @@
 """End to end for JavaScript apps: the sample-app's trace assertions on its JavaScript ports.
 
-tests/fixtures/js-shop-cjs (CommonJS, express-generator layout: app.js + bin/www,
-prototype-style and singleton services, `exports.x = function`) and
-tests/fixtures/js-shop-esm (`"type": "module"`, src/) answer the same HTTP
-contract as the sample app, and carry its contract test (tests/js_shop.py makes
-them whole). Each is instrumented by otelize (`--out`), installed,
+tests/fixtures/js-shop-esm (`"type": "module"`, src/) and its CommonJS port
+js-shop-cjs (express-generator layout: app.js + bin/www, prototype-style and
+singleton services, `exports.x = function`; derived from the ES-module code by
+tests/js_shop.py, which also copies in the sample app's contract test) answer the
+same HTTP contract as the sample app. Each is instrumented by otelize (`--out`), installed,
 started as its start script says (CommonJS: the entry's first `require('./tracing')`;
 ESM: `node --import ./src/tracing.js`), driven through the contract with the
 exporter pointed at otelize's embedded receiver, and the span trees are checked by
