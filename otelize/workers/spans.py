@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import posixpath
+from functools import lru_cache
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
@@ -173,11 +174,18 @@ def _var_redeclared_parameters(body: Node) -> list[str]:
 
 
 def helper_specifier(ctx: WorkerContext, file: str) -> str:
-    rel = posixpath.relpath(ctx.helper_path, posixpath.dirname(file) or ".")
-    rel = posixpath.splitext(rel)[0]
+    esm = ctx.project.module == "esm" or file.endswith((".mts", ".mjs"))
+    return _specifier(ctx.helper_path, posixpath.dirname(file) or ".", esm)
+
+
+@lru_cache(maxsize=4096)
+def _specifier(helper_path: str, folder: str, esm: bool) -> str:
+    """The import specifier of the span helper from `folder` (relpath reads the working
+    directory on every call: one per folder, not per file)."""
+    rel = posixpath.splitext(posixpath.relpath(helper_path, folder))[0]
     if not rel.startswith("."):
         rel = "./" + rel
-    if ctx.project.module == "esm" or file.endswith((".mts", ".mjs")):
+    if esm:
         rel += ".js"  # ES-module resolution needs the extension (an .mts/.mjs file is ESM in any project)
     return rel
 
