@@ -144,24 +144,22 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
         load_rules([d])
 
 
-def test_profile_enabling_an_unknown_rule_names_file_and_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # enabling an unknown rule
+        ("enabled:\n  - database-driver-import\n  - databse-name\n", r"key `enabled\[databse-name\]`: no rule with this id$"),
+        # options for an unknown rule
+        ("enabled: [cache-name]\noptions:\n  cash-name: {db_system_default: redis}\n", r"key `options\.cash-name`: no rule with this id$"),
+        # an unknown key
+        ("enable: [cache-name]\n", r"key `enable`: unknown key"),
+    ],
+    ids=["unknown-enabled-rule", "options-of-unknown-rule", "unknown-key"],
+)
+def test_profile_error_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     profile = tmp_path / "my-profile.yaml"
-    profile.write_text("enabled:\n  - database-driver-import\n  - databse-name\n")
-    with pytest.raises(RuleError, match=r"^my-profile\.yaml: key `enabled\[databse-name\]`: no rule with this id$"):
-        load_rules(profile=profile)
-
-
-def test_profile_options_for_an_unknown_rule_names_file_and_key(tmp_path: Path) -> None:
-    profile = tmp_path / "my-profile.yaml"
-    profile.write_text("enabled: [cache-name]\noptions:\n  cash-name: {db_system_default: redis}\n")
-    with pytest.raises(RuleError, match=r"^my-profile\.yaml: key `options\.cash-name`: no rule with this id$"):
-        load_rules(profile=profile)
-
-
-def test_profile_unknown_key(tmp_path: Path) -> None:
-    profile = tmp_path / "my-profile.yaml"
-    profile.write_text("enable: [cache-name]\n")
-    with pytest.raises(RuleError, match=r"^my-profile\.yaml: key `enable`: unknown key"):
+    profile.write_text(text)
+    with pytest.raises(RuleError, match=r"^my-profile\.yaml: " + message):
         load_rules(profile=profile)
 
 
