@@ -19,6 +19,16 @@ def sample_app_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def js_shops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The JavaScript shop apps, made whole once per session (tests/js_shop.py): name -> folder.
+    Read-only: a test that writes copies its app first."""
+    from js_shop import APPS, materialise
+
+    root = tmp_path_factory.mktemp("js-shops")
+    return {app: materialise(app, root / app) for app in APPS}
+
+
+@pytest.fixture(scope="session")
 def built_sample_app(sample_app_dir: Path) -> Path:
     """sample-app with node_modules installed and dist/ built (npm run build)."""
     if shutil.which("node") is None or shutil.which("npm") is None:

@@ -149,22 +149,25 @@ def assert_one_line_error(code: int, out: str, err: str, *expected: str) -> None
         assert text in err, (text, err)
 
 
+def assert_refused(tmp_path: Path, args: list[str], *expected: str, run=invoke) -> None:  # noqa: ANN001
+    """`otelize ARGS` (in-process; `python -m otelize` with run=run_module) exits 2 with one line
+    naming each of expected, and nothing under tmp_path (the app and its surroundings) changed."""
+    before = tree_state(tmp_path)
+    code, out, err = run(*args)
+    assert_one_line_error(code, out, err, *expected)
+    assert tree_state(tmp_path) == before
+
+
 # --- the project: exit 2, nothing written ------------------------------------------------
 
 
 def test_missing_root_via_subprocess(tmp_path: Path) -> None:
-    before = tree_state(tmp_path)
-    code, out, err = run_module("instrument", str(tmp_path / "nope"))
-    assert_one_line_error(code, out, err, "nope: no such directory")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(tmp_path / "nope")], "nope: no such directory", run=run_module)
 
 
 def test_no_package_json_via_subprocess(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", package_json=None)
-    before = tree_state(tmp_path)
-    code, out, err = run_module("instrument", str(root))
-    assert_one_line_error(code, out, err, "no package.json found")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root)], "no package.json found", run=run_module)
 
 
 PROJECT_CASES: dict[str, tuple[dict[str, str | bytes | None], tuple[str, ...]]] = {
@@ -186,19 +189,13 @@ PROJECT_CASES: dict[str, tuple[dict[str, str | bytes | None], tuple[str, ...]]] 
 def test_bad_project_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, case: str) -> None:
     kwargs, expected = PROJECT_CASES[case]
     root = make_app(tmp_path / "app", **kwargs)  # type: ignore[arg-type]
-    before = tree_state(tmp_path)
-    code, out, err = invoke("instrument", str(root))
-    assert_one_line_error(code, out, err, *expected)
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root)], *expected)
 
 
 def test_tsconfig_extends_cycle(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", tsconfig='{"extends": "./tsconfig.base.json"}')
     (root / "tsconfig.base.json").write_text('{"extends": "./tsconfig.json"}')
-    before = tree_state(tmp_path)
-    code, out, err = invoke("instrument", str(root))
-    assert_one_line_error(code, out, err, "`extends` cycle")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root)], "`extends` cycle")
 
 
 def test_root_is_a_file(tmp_path: Path) -> None:
@@ -234,11 +231,8 @@ def deny_read(monkeypatch: pytest.MonkeyPatch, module: str, denied: Path) -> Non
 def test_unreadable_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """otelize's own check (chmod 000 has no effect for root, so os.access is simulated)."""
     root = make_app(tmp_path / "app")
-    before = tree_state(tmp_path)
     deny_read(monkeypatch, "otelize.project.discover", root)
-    code, out, err = invoke("instrument", str(root))
-    assert_one_line_error(code, out, err, "app: directory is not readable")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root)], "app: directory is not readable")
 
 
 def test_unreadable_root_through_click(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,18 +263,12 @@ def test_out_into_a_non_empty_directory(tmp_path: Path) -> None:
     out_dir = tmp_path / "build"
     out_dir.mkdir()
     (out_dir / "keep.txt").write_text("mine\n")
-    before = tree_state(tmp_path)
-    code, out, err = invoke("instrument", str(root), "--out", str(out_dir))
-    assert_one_line_error(code, out, err, "--out directory exists and is not empty")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root), "--out", str(out_dir)], "--out directory exists and is not empty")
 
 
 def test_out_inside_the_project(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app")
-    before = tree_state(tmp_path)
-    code, out, err = invoke("instrument", str(root), "--out", str(root / "build"))
-    assert_one_line_error(code, out, err, "--out must not be inside the project")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root), "--out", str(root / "build")], "--out must not be inside the project")
 
 
 @pytest.mark.parametrize(
@@ -292,19 +280,13 @@ def test_out_inside_the_project(tmp_path: Path) -> None:
 )
 def test_bad_option_combinations(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
     root = make_app(tmp_path / "app")
-    before = tree_state(tmp_path)
-    code, out, err = invoke("instrument", str(root), *args)
-    assert_one_line_error(code, out, err, expected)
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root), *args], expected)
 
 
 def test_report_into_a_missing_folder(tmp_path: Path) -> None:
     """Checked before anything is written: no traceback after the project was already changed."""
     root = make_app(tmp_path / "app")
-    before = tree_state(tmp_path)
-    code, out, err = invoke("instrument", str(root), "--report", str(tmp_path / "no-such-folder" / "report.json"))
-    assert_one_line_error(code, out, err, "report.json")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root), "--report", str(tmp_path / "no-such-folder" / "report.json")], "report.json")
 
 
 # --- rules: exit 2, the message names the file and the key ------------------------------------
@@ -335,18 +317,12 @@ def test_rule_schema_error_names_file_and_key(tmp_path: Path, case: str) -> None
     rules.mkdir()
     (rules / "good.yaml").write_text("id: my-good-rule\ncategory: service\nmatch: {name: Order}\n")
     (rules / "bad.yaml").write_text(text)
-    before = tree_state(tmp_path)
-    code, out, err = invoke("instrument", str(root), "--rules", str(rules))
-    assert_one_line_error(code, out, err, expected)
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root), "--rules", str(rules)], expected)
 
 
 def test_missing_rule_directory(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app")
-    before = tree_state(tmp_path)
-    code, out, err = invoke("instrument", str(root), "--rules", str(tmp_path / "no-rules"))
-    assert_one_line_error(code, out, err, "no-rules: rule directory does not exist")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root), "--rules", str(tmp_path / "no-rules")], "no-rules: rule directory does not exist")
 
 
 # --- the files: exit 3 (partial) ------------------------------------------------------------
@@ -523,11 +499,8 @@ def test_read_only_target_simulated_api(tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.mark.parametrize("denied", [SERVICE, "src/services"])
 def test_read_only_target_simulated_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, denied: str) -> None:
     root = make_app(tmp_path / "app")
-    before = tree_state(tmp_path)
     deny_write(monkeypatch, root / denied)
-    code, out, err = invoke("instrument", str(root))
-    assert_one_line_error(code, out, err, "nothing was written")
-    assert tree_state(tmp_path) == before
+    assert_refused(tmp_path, ["instrument", str(root)], "nothing was written")
 
 
 def test_read_only_target_does_not_matter_for_diff_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -547,11 +520,8 @@ def test_read_only_target_for_real(tmp_path: Path, what: str) -> None:
     root = make_app(tmp_path / "app")
     target = root / SERVICE if what == "file" else root / "src/services"
     with read_only(target):
-        before = tree_state(tmp_path)
-        code, out, err = run_module("instrument", str(root))
         expected = f"{SERVICE}: file is read-only" if what == "file" else "folder is not writable"
-        assert_one_line_error(code, out, err, expected, "nothing was written")
-        assert tree_state(tmp_path) == before
+        assert_refused(tmp_path, ["instrument", str(root)], expected, "nothing was written", run=run_module)
 
 
 # --- the control: the same app, untouched by any of the above, instruments cleanly -----------------

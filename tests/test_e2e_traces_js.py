@@ -1,9 +1,10 @@
 """End to end for JavaScript apps: the sample-app's trace assertions on its JavaScript ports.
 
-tests/fixtures/js-shop-cjs (CommonJS, express-generator layout: app.js + bin/www,
-prototype-style and singleton services, `exports.x = function`) and
-tests/fixtures/js-shop-esm (`"type": "module"`, src/) answer the same HTTP
-contract as the sample app. Each is instrumented by otelize (`--out`), installed,
+tests/fixtures/js-shop-esm (`"type": "module"`, src/) and its CommonJS port
+js-shop-cjs (express-generator layout: app.js + bin/www, prototype-style and
+singleton services, `exports.x = function`; derived from the ES-module code by
+tests/js_shop.py, which also copies in the sample app's contract test) answer the
+same HTTP contract as the sample app. Each is instrumented by otelize (`--out`), installed,
 started as its start script says (CommonJS: the entry's first `require('./tracing')`;
 ESM: `node --import ./src/tracing.js`), driven through the contract with the
 exporter pointed at otelize's embedded receiver, and the span trees are checked by
@@ -24,15 +25,13 @@ from pathlib import Path
 import pytest
 
 import test_e2e_traces as sample
+from js_shop import APPS
 from nodeutil import npm_install_cached, run_node_app
 from otelize.verification.receiver import OtlpReceiver
 from otelize.verification.semconv import load as load_semconv
 from otelize.verification.verify import PlannedCheck, analyse_spans, telemetry_env
 
 pytestmark = pytest.mark.node
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-APPS = ("js-shop-cjs", "js-shop-esm")
 
 # the sample app's trace assertions, run here on the JavaScript ports
 test_contract_answers_as_specified = sample.test_contract_answers_as_specified
@@ -44,13 +43,13 @@ test_repeated_search_misses_then_hits_the_cache = sample.test_repeated_search_mi
 
 
 @pytest.fixture(scope="module", params=APPS)
-def instrumented_js_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def instrumented_js_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, js_shops: dict[str, Path]) -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm not available")
     from otelize.api import instrument
 
     out = tmp_path_factory.mktemp("instrumented-js") / request.param
-    result = instrument(FIXTURES / request.param, out_dir=out)
+    result = instrument(js_shops[request.param], out_dir=out)
     assert result.synthesis.changes, "instrument made no changes to the pristine fixture"
     npm_install_cached(out)
     return out
@@ -104,8 +103,8 @@ def test_prototype_and_exports_idioms_get_spans(traced_run, instrumented_js_app)
     assert "InventoryService" not in names  # the constructor function itself gets no span
 
 
-def test_every_written_file_passes_node_check(instrumented_js_app):
-    fixture = FIXTURES / instrumented_js_app.name
+def test_every_written_file_passes_node_check(instrumented_js_app, js_shops):
+    fixture = js_shops[instrumented_js_app.name]
     written = [
         p for p in sorted(instrumented_js_app.rglob("*"))
         if p.is_file() and "node_modules" not in p.parts and p.suffix in (".js", ".mjs", ".cjs", "")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from js_shop import APPS as JS_SHOPS
 from otelize.api import analyze, instrument
 from otelize.project.discover import load_project
 from otelize.analysis.facts import extract
@@ -24,8 +25,7 @@ from otelize.analysis.parse import parse_source
 from otelize.synthesize.render import render
 from otelize.stripping.strip import strip
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-JS_APPS = ("js-shop-cjs", "js-shop-esm")
+JS_APPS = JS_SHOPS  # made whole by tests/js_shop.py (the `js_shops` fixture)
 HAS_NODE = shutil.which("node") is not None
 
 
@@ -155,8 +155,8 @@ def test_express_router_in_commonjs():
     assert facts.exports["="] == "router"
 
 
-def test_graph_resolves_calls_through_required_modules():
-    root = FIXTURES / "js-shop-cjs"
+def test_graph_resolves_calls_through_required_modules(js_shops):
+    root = js_shops["js-shop-cjs"]
     analysis = analyze(root)
     edges = {(u, v) for u, v, k in analysis.graph.graph.edges(data="kind") if k == "calls"}
     # `module.exports = new ProductService(...)`, required as `productService`
@@ -218,9 +218,9 @@ def test_generated_javascript_has_no_types_and_checks_with_node(template, module
 
 
 @pytest.mark.parametrize("app", JS_APPS)
-def test_js_fixture_instrument_is_idempotent_and_strip_is_byte_exact(app, tmp_path):
+def test_js_fixture_instrument_is_idempotent_and_strip_is_byte_exact(app, tmp_path, js_shops):
     root = tmp_path / app
-    shutil.copytree(FIXTURES / app, root)
+    shutil.copytree(js_shops[app], root)
     before = _tree(root)
     first = instrument(root)
     assert first.changed and not first.partial

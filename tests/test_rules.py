@@ -47,6 +47,36 @@ def test_every_rule_has_a_test_file() -> None:
     assert not problems, problems
 
 
+def _queries(match: Any) -> list[str]:
+    """Every tree-sitter query (`query:`/`has:`) of a rule's `match:` as written."""
+    if isinstance(match, dict):
+        return [q for k, v in sorted(match.items()) for q in ([v] if k in ("query", "has") else _queries(v))]
+    if isinstance(match, list):
+        return [q for item in match for q in _queries(item)]
+    return []
+
+
+@pytest.mark.parametrize("tsx", [False, True], ids=["typescript", "tsx-and-javascript"])
+def test_every_builtin_query_compiles(tsx: bool) -> None:
+    # the shipped rules' queries are compiled on first use, not at load (a user's are
+    # compiled at load and refused there): this is what stands for that check
+    from otelize.analysis.parse import query
+
+    sources = sorted({q for r in BUILTIN.all_rules for q in _queries(r.match)})
+    assert len(sources) >= 5
+    for source in sources:
+        query(source, tsx)
+
+
+def test_builtin_rules_leave_queries_to_first_use_and_user_rules_do_not(tmp_path: Path) -> None:
+    bad = {"id": "bad-query", "category": "service", "match": {"query": "(no_such_node) @x"}}
+    (tmp_path / "bad-query.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(RuleError, match="invalid tree-sitter query"):
+        load_rules([tmp_path])
+    rule = load_rule_file(tmp_path / "bad-query.yaml", builtin=True)  # trusted: not compiled yet
+    assert rule.builtin and rule.matcher is not None
+
+
 def test_case_file_problems_are_reported(tmp_path: Path) -> None:
     """The checks behind the test above catch each kind of bad test file."""
     (tmp_path / "cache-name.yaml").write_text("id: cache-name\nvalid: ['x']\n")  # no invalid case
@@ -114,24 +144,22 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
         load_rules([d])
 
 
-def test_profile_enabling_an_unknown_rule_names_file_and_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # enabling an unknown rule
+        ("enabled:\n  - database-driver-import\n  - databse-name\n", r"key `enabled\[databse-name\]`: no rule with this id$"),
+        # options for an unknown rule
+        ("enabled: [cache-name]\noptions:\n  cash-name: {db_system_default: redis}\n", r"key `options\.cash-name`: no rule with this id$"),
+        # an unknown key
+        ("enable: [cache-name]\n", r"key `enable`: unknown key"),
+    ],
+    ids=["unknown-enabled-rule", "options-of-unknown-rule", "unknown-key"],
+)
+def test_profile_error_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     profile = tmp_path / "my-profile.yaml"
-    profile.write_text("enabled:\n  - database-driver-import\n  - databse-name\n")
-    with pytest.raises(RuleError, match=r"^my-profile\.yaml: key `enabled\[databse-name\]`: no rule with this id$"):
-        load_rules(profile=profile)
-
-
-def test_profile_options_for_an_unknown_rule_names_file_and_key(tmp_path: Path) -> None:
-    profile = tmp_path / "my-profile.yaml"
-    profile.write_text("enabled: [cache-name]\noptions:\n  cash-name: {db_system_default: redis}\n")
-    with pytest.raises(RuleError, match=r"^my-profile\.yaml: key `options\.cash-name`: no rule with this id$"):
-        load_rules(profile=profile)
-
-
-def test_profile_unknown_key(tmp_path: Path) -> None:
-    profile = tmp_path / "my-profile.yaml"
-    profile.write_text("enable: [cache-name]\n")
-    with pytest.raises(RuleError, match=r"^my-profile\.yaml: key `enable`: unknown key"):
+    profile.write_text(text)
+    with pytest.raises(RuleError, match=r"^my-profile\.yaml: " + message):
         load_rules(profile=profile)
 
 

@@ -89,6 +89,24 @@ def test_the_cached_check_imports_no_analysis_worker_or_yaml(tmp_path: Path) -> 
     assert heavy == []
 
 
+def test_a_small_apps_cold_check_starts_no_pool_machinery(tmp_path: Path) -> None:
+    # under the pool threshold the run is serial: multiprocessing and concurrent.futures
+    # (~15 ms of the start) are imported only where a pool or the --out writer threads run
+    app = _instrumented_copy(tmp_path)
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.__stdout__))\n"
+        "from otelize.cli.main import main\n"
+        f"sys.argv = ['otelize', 'instrument', {str(app)!r}, '--check']\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout.splitlines()[-1])
+    assert "otelize.analysis.facts" in loaded  # it did analyse the app
+    assert [m for m in loaded if m.split(".")[0] in ("multiprocessing", "concurrent")] == []
+
+
 def test_a_committed_clean_marker_does_not_pass_the_check(tmp_path: Path) -> None:
     # anyone can compute the fingerprint of a tree; only this user's otelize can sign it
     from otelize.project.discover import load_project

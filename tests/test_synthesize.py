@@ -152,18 +152,24 @@ def test_read_only_target_fails_before_anything_is_written(tmp_path: Path) -> No
     assert leftovers(tmp_path) == []
 
 
-def test_interrupted_rename_restores_every_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    files = make_tree(tmp_path)
+def fail_rename(monkeypatch: pytest.MonkeyPatch, nth: int, error: OSError) -> list[str]:
+    """The nth os.replace of write_changes raises error; the list collects every target it was called with."""
     real_replace = os.replace
-    calls = []
+    calls: list[str] = []
 
     def failing_replace(src, dst):  # noqa: ANN001, ANN202
         calls.append(dst)
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
+        if len(calls) == nth:
+            raise error
         return real_replace(src, dst)
 
     monkeypatch.setattr(synthesize_mod.os, "replace", failing_replace)
+    return calls
+
+
+def test_interrupted_rename_restores_every_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = make_tree(tmp_path)
+    calls = fail_rename(monkeypatch, 2, OSError(28, "No space left on device"))
     with pytest.raises(WriteError, match="every file was restored"):
         write_changes(
             tmp_path,
@@ -176,18 +182,10 @@ def test_interrupted_rename_restores_every_file(tmp_path: Path, monkeypatch: pyt
 
 def test_interrupted_rename_removes_files_it_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = make_tree(tmp_path)
-    real_replace = os.replace
-    calls = []
-
-    def failing_replace(src, dst):  # noqa: ANN001, ANN202
-        calls.append(dst)
-        if len(calls) == 3:
-            raise OSError(5, "Input/output error")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(synthesize_mod.os, "replace", failing_replace)
+    calls = fail_rename(monkeypatch, 3, OSError(5, "Input/output error"))
     with pytest.raises(WriteError):
         write_changes(tmp_path, {"a.ts": b"new a\n", "b-new.ts": b"created\n", "src/b.ts": b"new b\n", "src/c.ts": b"new c\n"})
+    assert len(calls) == 3
     assert snapshot_tree(tmp_path) == files
     assert leftovers(tmp_path) == []
 

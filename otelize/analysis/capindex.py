@@ -22,13 +22,22 @@ if TYPE_CHECKING:
 
 
 def indexed(pf: ParsedFile, source: str, name: str) -> tuple[list[int], list[Any]]:
-    """The captures `name` of `source` over the whole file, in source order, with their starts."""
-    key = ("capindex", source, name)
+    """The captures `name` of `source` over the whole file, in source order, with their starts.
+
+    A source may hold several patterns with distinct capture names (a worker's questions
+    asked together): one compile and one run over the file answer them all.
+    """
+    key = ("capindex", source)
     found = pf.cache.get(key)
     if found is None:
-        nodes = sorted(captures(query(source, pf.tsx), pf.root).get(name, []), key=source_order)
-        found = pf.cache[key] = ([n.start_byte for n in nodes], nodes)
-    return found
+        found = pf.cache[key] = {}
+        for capture, nodes in captures(query(source, pf.tsx), pf.root).items():
+            nodes = sorted(nodes, key=source_order)
+            found[capture] = ([n.start_byte for n in nodes], nodes)
+    return found.get(name, _NONE)
+
+
+_NONE: tuple[list[int], list[Any]] = ([], [])
 
 
 def captures_in(pf: ParsedFile, source: str, name: str, node: Node) -> list[Node]:

@@ -129,22 +129,23 @@ def listen_call(node: Node, chain: tuple[str, ...], facts: FileFacts) -> None:
         facts.listen_line = line_of(node)
 
 
-def entry_call(node: Node, chain: tuple[str, ...] | None, facts: FileFacts, express_names: dict[str, set[str]]) -> None:
-    """Entry-point facts of one call: an express app held by a class (`this.app = express()`,
+def entry_call(
+    node: Node, callee: Node | None, chain: tuple[str, ...] | None, facts: FileFacts, express_names: dict[str, set[str]]
+) -> None:
+    """Entry-point facts of one call (`callee` its function, `chain` that function's
+    member chain): an express app held by a class (`this.app = express()`,
     `this.app.listen()` in a method), `.listen()` on a name this file does not create
     (the app imported from app.ts), `http.createServer(app).listen()`, a framework bootstrap."""
-    callee = node.child_by_field_name("function")
     if callee is None:
         return
-    cls = _class_of(node)
-    if is_express_call(node, express_names) == "app" and cls is not None:
+    if is_express_call(node, express_names) == "app" and (cls := _class_of(node)) is not None:
         parent = node.parent
         while parent is not None and parent.type in ("as_expression", "parenthesized_expression", "non_null_expression"):
             parent = parent.parent
         left = parent.child_by_field_name("left") if parent is not None and parent.type == "assignment_expression" else None
         if left is not None and left.type == "member_expression" and text(left.child_by_field_name("object")) == "this":
             _add(facts.app_classes, cls)
-    if chain is not None and len(chain) == 3 and chain[0] == "this" and chain[2] == "listen" and cls is not None:
+    if chain is not None and len(chain) == 3 and chain[0] == "this" and chain[2] == "listen" and (cls := _class_of(node)) is not None:
         _add(facts.listen_classes, cls)
     if chain is not None and len(chain) == 2 and chain[1] == "listen" and chain[0] not in facts.apps and chain[0] not in facts.servers:
         _add(facts.listens_on, chain[0])

@@ -98,9 +98,8 @@ def extract(parsed: ParsedFile) -> FileFacts:
 
     route_caps = routefacts.owners(root, parsed.tsx, facts, functions, starts, express_names, caps)
     call_nodes = sorted(caps.get("call", []), key=source_order)
-    for node in call_nodes:
-        _call(node, facts, functions, starts, express_names)
-    routefacts.after_calls(parsed.source, route_caps, call_nodes, facts, functions, starts)
+    chains = [_call(node, facts, functions, starts, express_names) for node in call_nodes]
+    routefacts.after_calls(parsed.source, route_caps, call_nodes, chains, facts, functions, starts)
     _dedupe(facts)
     from otelize.analysis import fntree
 
@@ -214,29 +213,30 @@ def _call(
     functions: list[FunctionFact],
     starts: list[int],
     express_names: dict[str, set[str]],
-) -> None:
+) -> tuple[str, ...] | None:
+    """The facts of one call or `new`; returns its callee's member chain (asked again by routefacts)."""
     is_new = node.type == "new_expression"
-    if not is_new:
-        express.entry_call(node, member_chain(node.child_by_field_name("function")), facts, express_names)
     callee = node.child_by_field_name("constructor" if is_new else "function")
+    chain = member_chain(callee)
+    if not is_new:
+        express.entry_call(node, callee, chain, facts, express_names)
     if callee is None:
-        return
+        return chain
     if not is_new and callee.type == "import":  # dynamic import('x')
         args = node.child_by_field_name("arguments")
         module = string_value(args.named_children[0]) if args is not None and args.named_children else None
         if module is not None:
             facts.imports.append(ImportFact(module, "dynamic", line_of(node), node.start_byte, node.end_byte))
-        return
-    chain = member_chain(callee)
+        return chain
     if chain is not None:
         caller = innermost(functions, starts, node.start_byte)
         facts.calls.append(CallFact(caller.qualname if caller else "<module>", chain, line_of(node), is_new))
         if chain == ("fetch",) or chain == ("globalThis", "fetch"):
             facts.has_fetch = True
         express.listen_call(node, chain, facts)
-    if is_new:
-        return
-    express.registration(node, callee, facts, functions, starts, express_names)
+    if not is_new:
+        express.registration(node, callee, facts, functions, starts, express_names)
+    return chain
 
 
 def _dedupe(facts: FileFacts) -> None:

@@ -26,7 +26,7 @@ from otelize.analysis.parse import captures, line_of, query, source_order, text
 from otelize.analysis.routedecorators import decorators, framework_options
 from otelize.analysis.routepaths import local_constant, module_objects, returned_object
 from otelize.analysis.routescope import FINAL, FUNCS, PARAM_NAMES, class_of, enclosing_functions, final_qualname
-from otelize.analysis.syntax import innermost, member_chain, string_value
+from otelize.analysis.syntax import innermost, string_value
 
 
 ROUTER_TYPES = {"Router", "IRouter", "express.Router", "express.IRouter", "e.Router"}
@@ -251,7 +251,8 @@ def _declared_name(node: Node) -> str | None:
     return None
 
 
-def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functions, starts) -> None:  # noqa: ANN001
+def after_calls(source: bytes, caps: dict, call_nodes: list[Node], chains: list, facts, functions, starts) -> None:  # noqa: ANN001
+    """`chains`: the member chain of each call's callee (facts._call's), in `call_nodes` order."""
     FUNCS.pop(id(facts), None)
     for node in sorted(caps.get("return", []), key=source_order):
         value = node.named_children[0] if node.named_children else None
@@ -264,11 +265,10 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], facts, functi
         fn = innermost(functions, starts, node.start_byte)
         if owner is not None and fn is not None:
             facts.returns_router.setdefault(final_qualname(facts, fn), owner)
-    for node in call_nodes:
+    for node, chain in zip(call_nodes, chains):
         if node.type != "call_expression":
             continue
         _dynamic_require(node, facts)
-        chain = member_chain(node.child_by_field_name("function"))
         args = node.child_by_field_name("arguments")
         if chain is None or args is None or chain[-1] in CHAIN_METHODS:
             continue
@@ -289,7 +289,7 @@ def _dynamic_require(node: Node, facts) -> None:  # noqa: ANN001
     the graph resolves `route.register(router)` to the modules under this folder."""
     fn = node.child_by_field_name("function")
     args = node.child_by_field_name("arguments")
-    if fn is None or text(fn) != "require" or args is None or len(args.named_children) != 1:
+    if fn is None or fn.text != b"require" or args is None or len(args.named_children) != 1:
         return
     if string_value(args.named_children[0]) is not None:
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 
-from otelize.analysis.records import FileFacts, FunctionFact
+from otelize.analysis.records import ClassFact, FileFacts, FunctionFact
 from otelize.project.model import Project
 
 RESOLVE_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")  # TypeScript first: `./x` is x.ts over a stale x.js
@@ -84,6 +84,8 @@ class Symbols:
 
     def __init__(self, project: Project, facts: dict[str, FileFacts]) -> None:
         self.facts = facts
+        self._functions: dict[str, dict[str, FunctionFact]] = {}  # file -> qualname -> its (first) function
+        self._classes: dict[str, dict[str, ClassFact]] = {}  # file -> class name -> its (first) class
         self.resolver = Resolver(project)
         # import resolution: file -> local name -> (target file, exported name)
         self.bindings: dict[str, dict[str, tuple[str, str]]] = {}
@@ -170,10 +172,10 @@ class Symbols:
         seen = 0
         while cls is not None and seen < 8:
             cfile, cname = cls
-            fn = self.facts[cfile].function(f"{cname}.{method}")
+            fn = self.function(cfile, f"{cname}.{method}")
             if fn is not None:
                 return sym_id(cfile, fn.qualname)
-            parent = next((c.superclass for c in self.facts[cfile].classes if c.name == cname), None)
+            parent = cf.superclass if (cf := self.class_fact(cfile, cname)) is not None else None
             cls = self.class_location(cfile, parent) if parent else None
             seen += 1
         return None
@@ -183,7 +185,7 @@ class Symbols:
         if loc is None:
             return None
         tfile, tname = loc
-        fn = self.facts[tfile].function(tname)
+        fn = self.function(tfile, tname)
         return sym_id(tfile, fn.qualname) if fn is not None else None
 
     def module_value_member(self, file: str, member: str) -> str | None:
@@ -196,17 +198,35 @@ class Symbols:
         cls = self.facts[file].instances.get(value)
         if cls is not None:
             return self.method_symbol(self.class_location(file, cls), member)
-        fn = self.facts[file].function(f"{value}.{member}")
+        fn = self.function(file, f"{value}.{member}")
         if fn is not None:
             return sym_id(file, fn.qualname)
         return None
+
+    def function(self, file: str, qualname: str) -> FunctionFact | None:
+        """`facts[file].function(qualname)` by a dict lookup (an index per file, built once)."""
+        index = self._functions.get(file)
+        if index is None:
+            index = self._functions[file] = {}
+            for fn in self.facts[file].functions:
+                index.setdefault(fn.qualname, fn)
+        return index.get(qualname)
+
+    def class_fact(self, file: str, name: str) -> ClassFact | None:
+        """The file's first class named `name` (an index per file, built once)."""
+        index = self._classes.get(file)
+        if index is None:
+            index = self._classes[file] = {}
+            for c in self.facts[file].classes:
+                index.setdefault(c.name, c)
+        return index.get(name)
 
     def resolve_chain(self, file: str, caller: FunctionFact | None, chain: tuple[str, ...]) -> str | None:
         if len(chain) == 1:
             return self.function_symbol(file, chain[0])
         head = chain[0]
         if head == "this" and caller is not None and caller.class_name:
-            cls_facts = next((c for c in self.facts[file].classes if c.name == caller.class_name), None)
+            cls_facts = self.class_fact(file, caller.class_name)
             if len(chain) == 2:
                 return self.method_symbol((file, caller.class_name), chain[1])
             if len(chain) == 3 and cls_facts is not None:
@@ -232,7 +252,7 @@ class Symbols:
             tfile, tname = loc
             if tname == "*":  # namespace import: ns.fn(); or a required CommonJS module
                 return self.function_symbol(tfile, chain[1]) or self.module_value_member(tfile, chain[1])
-            fn = self.facts[tfile].function(f"{tname}.{chain[1]}")  # object literal member / static method
+            fn = self.function(tfile, f"{tname}.{chain[1]}")  # object literal member / static method
             if fn is not None:
                 return sym_id(tfile, fn.qualname)
         return None

@@ -125,8 +125,17 @@ def classify(
         path: [sym_id(path, fn.qualname) for fn in facts[path].functions if fn.kind != "signature"] for path in facts
     }
 
+    rel_memo: dict[tuple[str, str, str], set[str]] = {}  # cleared every round, with node_memo
+
     def graph_fn(path: str):  # noqa: ANN202
         def rel(relation: str, qualname: str) -> set[str]:
+            key = (path, relation, qualname)
+            found = rel_memo.get(key)
+            if found is None:
+                found = rel_memo[key] = _rel(relation, qualname)
+            return found
+
+        def _rel(relation: str, qualname: str) -> set[str]:
             nodes = [sym_id(path, qualname)] if qualname else file_symbols[path]
             neighbours = callees if relation == "calls" else callers
             found: set[str] = set()
@@ -158,6 +167,7 @@ def classify(
                 functions[(path, qual)] = decision
     for round_no in range(MAX_ROUNDS):
         node_memo.clear()  # categories come from the previous round's result
+        rel_memo.clear()
         files: dict[str, Decision] = {}
         precomputed = static is not None and fn_static
         if (round_no == 0 and not precomputed) or not fn_static:

@@ -75,13 +75,13 @@ class Matcher:
 class Where:
     """Where a matcher value sits in its rule file, for the one-line error."""
 
-    __slots__ = ("source", "path")
+    __slots__ = ("source", "path", "compile_queries")
 
-    def __init__(self, source: str, path: str) -> None:
-        self.source, self.path = source, path
+    def __init__(self, source: str, path: str, compile_queries: bool = True) -> None:
+        self.source, self.path, self.compile_queries = source, path, compile_queries
 
     def at(self, suffix: str) -> Where:
-        return Where(self.source, self.path + suffix)
+        return Where(self.source, self.path + suffix, self.compile_queries)
 
     def error(self, msg: str, suffix: str = "") -> RuleError:
         return key_error(self.source, self.path + suffix, msg)
@@ -235,10 +235,11 @@ class TreeQuery(Matcher):
             raise where.error("must be a tree-sitter query string")
         from otelize.analysis.parse import query
 
-        try:
-            query(value)
-        except Exception as exc:  # tree_sitter raises QueryError subclasses
-            raise where.error(f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
+        if where.compile_queries:  # (built-in rules: compiled on first use; tests/test_rules.py compiles them all)
+            try:
+                query(value)
+            except Exception as exc:  # tree_sitter raises QueryError subclasses
+                raise where.error(f"invalid tree-sitter query: {str(exc).splitlines()[0]}") from None
         from otelize.analysis.parse import query_regexes
 
         for pattern in query_regexes(value):  # `#match?` predicates run on RE2 too (otelize.analysis.parse)
@@ -377,9 +378,13 @@ def compile_mapping(m: Any, where: Where) -> Matcher:
     return AllOf.of(parts)
 
 
-def compile_matcher(m: Any, source: str, where: str = "match") -> Matcher:
-    """Compile (and so validate) a rule's `match:`; errors name the file and the key."""
-    return compile_mapping(m, Where(source, where))
+def compile_matcher(m: Any, source: str, where: str = "match", compile_queries: bool = True) -> Matcher:
+    """Compile (and so validate) a rule's `match:`; errors name the file and the key.
+
+    `compile_queries=False` leaves its tree-sitter queries to be compiled when first
+    run (a compile costs ~3 ms whatever the query): for the rules otelize ships, which
+    its tests compile for both grammars. Every other check runs either way."""
+    return compile_mapping(m, Where(source, where, compile_queries))
 
 
 def matches(m: dict[str, Any] | Matcher, ctx: MatchContext) -> bool:

@@ -96,6 +96,7 @@ class _Roles:
             self.imports_files[path], self.direct_libs[path] = files, libs
         self._reach: dict[str, frozenset[str]] = {}
         self._work: dict[str, bool] = {}
+        self._calls_by_caller: dict[str, dict[str, list[tuple[str, ...]]]] = {}
         self._module_called = self._called_at_module_load()
 
     # -- what a file reaches -----------------------------------------------------
@@ -159,6 +160,16 @@ class _Roles:
             return not defined and bool(self.libs_reached(target, 2))
         return root in deps
 
+    def _calls_of(self, path: str) -> dict[str, list[tuple[str, ...]]]:
+        """The file's call chains (not `new`) by calling function, in source order (once per file)."""
+        found = self._calls_by_caller.get(path)
+        if found is None:
+            found = self._calls_by_caller[path] = {}
+            for c in self.facts[path].calls:
+                if not c.is_new:
+                    found.setdefault(c.caller, []).append(c.chain)
+        return found
+
     def does_work(self, path: str, fn: FunctionFact) -> bool:
         sid = sym_id(path, fn.qualname)
         if sid in self._work:
@@ -169,9 +180,7 @@ class _Roles:
         work = fn.is_async or self._own_await(path, fn)
         if not work:
             deps = self._dependency_locals(path, fn)
-            work = any(
-                self._counts(path, fn, c.chain, deps) for c in self.facts[path].calls if c.caller == fn.qualname and not c.is_new
-            )
+            work = any(self._counts(path, fn, chain, deps) for chain in self._calls_of(path).get(fn.qualname, ()))
         if not work:
             for callee in sorted(self.callees.get(sid, ())):
                 data = self.graph.graph.nodes.get(callee, {})

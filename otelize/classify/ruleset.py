@@ -38,27 +38,28 @@ class Rule:
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    builtin: bool = field(default=False, repr=False, compare=False)  # shipped in otelize's rules/
     matcher: Matcher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # compiled (and so validated) here: `dataclasses.replace(rule, match=...)` recompiles
-        object.__setattr__(self, "matcher", compile_matcher(self.match, self.source))
+        object.__setattr__(self, "matcher", compile_matcher(self.match, self.source, compile_queries=not self.builtin))
 
     @property
     def uses_graph(self) -> bool:
         return self.matcher.uses_graph
 
 
-def load_rule_file(path: Path, display: str | None = None) -> Rule:
+def load_rule_file(path: Path, display: str | None = None, builtin: bool = False) -> Rule:
     source = display or path.name
-    rule = parse_rule(yamlio.load_file(path, source, RuleError), source)
+    rule = parse_rule(yamlio.load_file(path, source, RuleError), source, builtin)
     stem = path.name.rsplit(".", 1)[0]
     if rule.id != stem:  # ids are how rules override each other: one file per id, named after it
         raise key_error(source, "id", f"`{rule.id}` must equal the file name (`{stem}`): rename the file or the id")
     return rule
 
 
-def parse_rule(data: Any, source: str) -> Rule:
+def parse_rule(data: Any, source: str, builtin: bool = False) -> Rule:
     if not isinstance(data, dict):
         raise RuleError(f"{source}: a rule must be a mapping")
     for key in sorted(data):
@@ -94,6 +95,7 @@ def parse_rule(data: Any, source: str) -> Rule:
         description=str(data.get("description", "")),
         options=options,
         tags=tuple(tags),
+        builtin=builtin,
     )
 
 
@@ -129,7 +131,7 @@ def load_rules(
             if path.name in DATA_FILES or path.name.startswith("_"):
                 continue
             display = path.name if d == builtin else f"{d.name}/{path.name}"
-            rule = load_rule_file(path, display)
+            rule = load_rule_file(path, display, builtin=d == builtin)
             found[rule.id] = rule
     profile_path = profile or builtin / "profile.yaml"
     enabled_ids, overrides = _load_profile(profile_path, found)

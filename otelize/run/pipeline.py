@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import multiprocessing
 import os
 import pickle
 import signal
 import weakref
-from multiprocessing.connection import wait
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -93,6 +90,9 @@ def run_map(fn: Callable[[T], R], items: list[T], jobs: int, state: dict[str, An
             out.append(fn(item))
             tick(stage, len(out), len(items))
         return out
+    import multiprocessing  # (with concurrent.futures: only for a pool, ~15 ms of a small app's start)
+    from concurrent.futures import ProcessPoolExecutor
+
     ctx = multiprocessing.get_context("fork")
     chunk = max(1, len(items) // (jobs * 8))
     inherited = {**state, "_fn": fn, "_items": items}
@@ -303,6 +303,8 @@ class StickyPool:
     """
 
     def __init__(self, sources: list[tuple[str, bytes]], jobs: int, state: dict[str, Any]) -> None:
+        import multiprocessing
+
         ctx = multiprocessing.get_context("fork")
         self.sources = sources
         self.jobs = jobs
@@ -345,6 +347,8 @@ class StickyPool:
 
     def _collect(self, expected: list[int], total: int, stage: str) -> dict[int, Any]:
         """Answers for `expected` items (per child, counts), ticking progress as they come."""
+        from multiprocessing.connection import wait
+
         tick = progress.current()
         self.status["busy"] = True
         waiting = {c: n for c, n in zip(self.conns, expected) if n}

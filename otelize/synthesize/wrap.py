@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 from otelize.analysis.capindex import indexed
-from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.analysis.parse import ParsedFile, captures, query, source_order, text
+from otelize.analysis.syntax import descendants_of_type
 from otelize.plan.registry import RECORD_ERROR, SPAN_HELPERS
 
 HELPERS = tuple(h.name for h in SPAN_HELPERS)  # the span helpers a wrapper may call (otelize.plan.registry)
@@ -61,12 +62,14 @@ def imported_helpers(pf: ParsedFile) -> dict[str, str]:
         return cached
     out: dict[str, str] = {}
     for node in _helper_module_imports(pf):
-        for prop in captures(query("(object_pattern [(shorthand_property_identifier_pattern) (pair_pattern)] @p)", pf.tsx), node).get("p", []):
+        props = sorted((c for p in descendants_of_type(node, ("object_pattern",)) for c in p.named_children
+                        if c.type in ("shorthand_property_identifier_pattern", "pair_pattern")), key=source_order)
+        for prop in props:
             key, value = (prop, prop) if prop.type == "shorthand_property_identifier_pattern" else (
                 prop.child_by_field_name("key"), prop.child_by_field_name("value"))
             if key is not None and value is not None and text(key) in EXPORTS:
                 out.setdefault(text(key), text(value))
-        for spec in captures(query("(import_specifier) @s", pf.tsx), node).get("s", []):
+        for spec in descendants_of_type(node, ("import_specifier",)):
             name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
             if name is not None and text(name) in EXPORTS:
                 out.setdefault(text(name), text(alias or name))

@@ -22,7 +22,7 @@ import re
 from otelize.synthesize.edits import WorkerResult
 from otelize.analysis.records import FileFacts, FunctionFact
 from otelize.analysis.capindex import captures_in
-from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.analysis.parse import ParsedFile, text
 from otelize.project.model import Project
 from otelize.workers.base import Task, WorkerContext
 from otelize.synthesize.unwrap import find_wrapper
@@ -55,6 +55,7 @@ COLLECTION_PARAMS = ("table", "tableName", "collection", "collectionName", "mode
 _SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|UPSERT|MERGE|REPLACE)\b", re.I)
 _SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+[\"`]?([A-Za-z_][\w.]*)", re.I)
 _STRINGS = "[(string) (template_string)] @s"
+_BODY = f"{_STRINGS}\n{_MEMBER_CALL}"  # one compile for both questions (otelize.analysis.capindex)
 
 
 PRISMA_PROVIDERS = {
@@ -105,7 +106,7 @@ def literal_sql(pf: ParsedFile, fn: FunctionFact) -> str | None:
     wrapper = find_wrapper(pf, node) if node is not None else None
     if wrapper is not None:  # already instrumented: look inside the wrapped body, not at our own attributes
         node = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
-    for s in captures_in(pf, _STRINGS, "s", node):
+    for s in captures_in(pf, _BODY, "s", node):
         if s.type == "template_string" and any(c.type == "template_substitution" for c in s.children):
             continue
         value = text(s)[1:-1]
@@ -122,7 +123,7 @@ def driver_operation(pf: ParsedFile, fn: FunctionFact) -> str | None:
         node = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
     if node is None:
         return None
-    found = {text(m) for m in captures_in(pf, _MEMBER_CALL, "m", node) if text(m) in DRIVER_METHODS | REDIS_COMMANDS}
+    found = {text(m) for m in captures_in(pf, _BODY, "m", node) if text(m) in DRIVER_METHODS | REDIS_COMMANDS}
     if len(found) != 1:
         return None
     op = found.pop()

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from otelize.synthesize.edits import WorkerResult
 from otelize.analysis.records import FunctionFact
-from otelize.analysis.capindex import captures_in
-from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.analysis.capindex import captures_in, indexed
+from otelize.analysis.parse import ParsedFile, text
 from otelize.workers.base import Task, WorkerContext
 from otelize.plan.registry import WITH_CLIENT_SPAN
 from otelize.workers.spans import make_spec, style_of, wrap_file
@@ -29,29 +29,32 @@ _VERB_CALL = """(call_expression function: (member_expression
   property: (property_identifier) @verb
   (#match? @client "(?i)(axios|http|client|got|ky|request|superagent|api)$")
   (#match? @verb "^(get|post|put|patch|delete|head)$")))"""
-_VERB_ARG = """(call_expression arguments: (arguments (string (string_fragment) @m)
-  (#match? @m "^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)$")))"""
+_VERB_ARG = """(call_expression arguments: (arguments (string (string_fragment) @verb_arg)
+  (#match? @verb_arg "^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)$")))"""
 _BARE_FETCH = """(call_expression function: [(identifier) @fetch
                                    (member_expression object: (identifier) @g property: (property_identifier) @fetch)]
   arguments: (arguments . (_) .)
   (#eq? @fetch "fetch"))"""
+# One query for the file's URLs and every function's method question (a compile costs ~3 ms
+# whatever its size; the capture names are distinct, see otelize.analysis.capindex).
+_REQUEST = "\n".join((_URL, _METHOD_PROP, _VERB_CALL, _VERB_ARG, _BARE_FETCH))
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
 def base_urls(pf: ParsedFile) -> list[tuple[int, int, str]]:
     """(start, end, url) of literal http(s) URLs in the file."""
-    return [(n.start_byte, n.end_byte, text(n)) for n in captures(query(_URL, pf.tsx), pf.root).get("url", [])]
+    return [(n.start_byte, n.end_byte, text(n)) for n in indexed(pf, _REQUEST, "url")[1]]
 
 
 def request_method(pf: ParsedFile, fn: FunctionFact) -> str | None:
     node = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
     found: set[str] = set()
-    for m in captures_in(pf, _METHOD_PROP, "m", node):
+    for m in captures_in(pf, _REQUEST, "m", node):
         if text(m).upper() in HTTP_METHODS:
             found.add(text(m).upper())
-    found.update(text(v).upper() for v in captures_in(pf, _VERB_CALL, "verb", node))
-    found.update(text(m) for m in captures_in(pf, _VERB_ARG, "m", node))
-    if captures_in(pf, _BARE_FETCH, "fetch", node):
+    found.update(text(v).upper() for v in captures_in(pf, _REQUEST, "verb", node))
+    found.update(text(m) for m in captures_in(pf, _REQUEST, "verb_arg", node))
+    if captures_in(pf, _REQUEST, "fetch", node):
         found.add("GET")
     return found.pop() if len(found) == 1 else None
 

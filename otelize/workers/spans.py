@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import posixpath
+from functools import lru_cache
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
@@ -17,7 +18,8 @@ from otelize.analysis.records import FileFacts, FunctionFact
 from tree_sitter import Node
 
 from otelize.analysis.capindex import captures_in
-from otelize.analysis.parse import ParsedFile, captures, query, text
+from otelize.analysis.parse import ParsedFile, text
+from otelize.analysis.syntax import descendants_of_type
 from otelize.synthesize.unwrap import find_wrapper, same_header
 from otelize.synthesize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, header, import_name, literal_spans, local_names,
@@ -31,7 +33,7 @@ _MANUAL_SPAN = """
   (#match? @p "^(startActiveSpan|startSpan)$")))
 """
 EDITED_HEADER = "span header edited by hand (name or attributes differ from otelize's); left as is"
-_CALLS = "[(call_expression) (new_expression) (await_expression)] @c"
+_CALLS = frozenset(("call_expression", "new_expression", "await_expression"))
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
     stmts = [c for c in node.named_children if c.type != "comment"]
     if not stmts:
         return "empty body"
-    if len(stmts) == 1 and stmts[0].type == "return_statement" and not captures(query(_CALLS, pf.tsx), stmts[0]):
+    if len(stmts) == 1 and stmts[0].type == "return_statement" and not descendants_of_type(stmts[0], _CALLS):
         return "one-expression helper (trivial)"
     # (the query needs the name in the source: most files have neither, and need no query)
     if (b"startSpan" in pf.source or b"startActiveSpan" in pf.source) and captures_in(pf, _MANUAL_SPAN, "p", node):
@@ -174,11 +176,18 @@ def _var_redeclared_parameters(body: Node) -> list[str]:
 
 
 def helper_specifier(ctx: WorkerContext, file: str) -> str:
-    rel = posixpath.relpath(ctx.helper_path, posixpath.dirname(file) or ".")
-    rel = posixpath.splitext(rel)[0]
+    esm = ctx.project.module == "esm" or file.endswith((".mts", ".mjs"))
+    return _specifier(ctx.helper_path, posixpath.dirname(file) or ".", esm)
+
+
+@lru_cache(maxsize=4096)
+def _specifier(helper_path: str, folder: str, esm: bool) -> str:
+    """The import specifier of the span helper from `folder` (relpath reads the working
+    directory on every call: one per folder, not per file)."""
+    rel = posixpath.splitext(posixpath.relpath(helper_path, folder))[0]
     if not rel.startswith("."):
         rel = "./" + rel
-    if ctx.project.module == "esm" or file.endswith((".mts", ".mjs")):
+    if esm:
         rel += ".js"  # ES-module resolution needs the extension (an .mts/.mjs file is ESM in any project)
     return rel
 

@@ -1,14 +1,32 @@
-// HTTP-level tests for the built app (dist/). They only look at HTTP
-// behaviour so they keep passing after otelize instruments the source.
+// HTTP-level tests for the app, started as its package.json says (the entry of
+// `scripts.start`, else `main`: dist/index.js here, once built). They only look at
+// HTTP behaviour so they keep passing after otelize instruments the source.
+// tests/fixtures/js-shop-* (the JavaScript ports) run this very file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const appDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const STARTUP_TIMEOUT_MS = 20_000;
+
+// The entry of `node [flags] <entry>` in scripts.start, else main. The flags are not
+// passed on: an instrumented ES-module app's `--import ./tracing.js` reaches the child
+// through NODE_OPTIONS, which `otelize verify` sets.
+function appEntry() {
+  const pkg = JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8'));
+  const words = (pkg.scripts?.start ?? '').trim().split(/\s+/);
+  if (words[0] === 'node' && words.length > 1) {
+    return words[words.length - 1];
+  }
+  if (typeof pkg.main === 'string' && pkg.main !== '') {
+    return pkg.main;
+  }
+  throw new Error(`${join(appDir, 'package.json')}: no \`node <entry>\` start script and no main`);
+}
 
 let child;
 let baseUrl;
@@ -18,7 +36,7 @@ function startServer() {
   // Inherit the caller's environment (otelize adds NODE_OPTIONS / OTEL_*).
   const env = { ...process.env, PORT: '0', SIMULATED_LATENCY_MS: '0', NODE_ENV: 'test' };
   delete env.NODE_TEST_CONTEXT;
-  child = spawn(process.execPath, ['dist/index.js'], { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(process.execPath, [appEntry()], { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => {

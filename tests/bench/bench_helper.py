@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("node/npm not found", file=sys.stderr)
         return 2
 
-    from tests.bench.bench_runtime import format_machine, machine_info
+    from tests.bench.bench_runtime import format_machine, machine_info, write_json
 
     machine = machine_info()
     source = render_helper(args.template, args.git_rev)
@@ -180,11 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.alloc_iterations} calls for allocation")
     print(format_table(report))
     if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(report, args.json)
     return 0
 
 

@@ -181,6 +181,15 @@ def format_machine(m: Mapping[str, Any]) -> str:
     return f"machine: {m['nproc']} CPU(s), {m['cpu_model']}; node {m['node']}; {m['platform']}{load}"
 
 
+def write_json(report: Mapping[str, Any], dest: str) -> None:
+    """A benchmark's --json: the report to stdout for `-`, else to the file dest."""
+    text = json.dumps(report, indent=2)
+    if dest == "-":
+        print(text)
+    else:
+        Path(dest).write_text(text + "\n")
+
+
 # --------------------------------------------------------------------------- build
 
 
@@ -673,11 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(format_profile(report["profile"]))
     if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(report, args.json)
     return 0
 
 
