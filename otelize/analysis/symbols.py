@@ -11,9 +11,24 @@ function it calls. The graph (`otelize.analysis.graph`) is built from these.
 from __future__ import annotations
 
 import posixpath
+from typing import Any, TypeVar
 
 from otelize.analysis.records import ClassFact, FileFacts, FunctionFact
 from otelize.project.model import Project
+
+T = TypeVar("T")
+
+
+def _first_by(indexes: dict[str, dict[str, T]], facts: dict[str, Any], file: str, records: str, key: str) -> dict[str, T]:
+    """The index of `facts[file].<records>` (functions, classes) by their attribute `key`
+    (the first record of each key), built once per file into `indexes`."""
+    index = indexes.get(file)
+    if index is None:
+        index = indexes[file] = {}
+        for record in getattr(facts[file], records):
+            index.setdefault(getattr(record, key), record)
+    return index
+
 
 RESOLVE_SUFFIXES = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")  # TypeScript first: `./x` is x.ts over a stale x.js
 
@@ -205,21 +220,11 @@ class Symbols:
 
     def function(self, file: str, qualname: str) -> FunctionFact | None:
         """`facts[file].function(qualname)` by a dict lookup (an index per file, built once)."""
-        index = self._functions.get(file)
-        if index is None:
-            index = self._functions[file] = {}
-            for fn in self.facts[file].functions:
-                index.setdefault(fn.qualname, fn)
-        return index.get(qualname)
+        return _first_by(self._functions, self.facts, file, "functions", "qualname").get(qualname)
 
     def class_fact(self, file: str, name: str) -> ClassFact | None:
         """The file's first class named `name` (an index per file, built once)."""
-        index = self._classes.get(file)
-        if index is None:
-            index = self._classes[file] = {}
-            for c in self.facts[file].classes:
-                index.setdefault(c.name, c)
-        return index.get(name)
+        return _first_by(self._classes, self.facts, file, "classes", "name").get(name)
 
     def resolve_chain(self, file: str, caller: FunctionFact | None, chain: tuple[str, ...]) -> str | None:
         if len(chain) == 1:
