@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from otelize.cli.main import cli, echo_diff, output, project_argument, reports_errors, resolve_settings, settings_options
+from otelize.cli.main import cli, project_argument, reports_errors, resolve_settings, settings_options
+from otelize.cli.output import echo_diff, output
 from otelize.errors import BadInput
 
 INSTRUMENT_EPILOG = """\b

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from otelize.cli.main import cli, config_option, output, project_argument, reports_errors, rules_option, verbosity_options
+from otelize.cli.main import cli, config_option, project_argument, reports_errors, rules_option, verbosity_options
+from otelize.cli.output import output
 from otelize.errors import EXIT_CHANGES, EXIT_OK, BadInput
 
 RULES_EPILOG = """\b

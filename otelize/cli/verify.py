@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from otelize.cli.main import cli, config_option, output, project_argument, reports_errors
+from otelize.cli.main import cli, config_option, project_argument, reports_errors
+from otelize.cli.output import output
 
 VERIFY_EPILOG = """\b
 Examples:
