@@ -285,7 +285,8 @@ def assign_roles(result: Classification, parsed: dict[str, ParsedFile], facts: d
                  project: Any, route_handlers: set[str], callees: dict[str, set[str]],
                  include_code: frozenset[str] = frozenset()) -> None:
     """Per-function roles of every span file, into its decision's options (`roles`, `db_system_reached`)."""
-    from otelize.workers.spans import candidates, span_base_name
+    from otelize.workers.eligibility import candidates
+    from otelize.workers.spans import span_base_name
 
     roles = _Roles(result, parsed, facts, graph, project, route_handlers, callees, include_code)
     decided: dict[str, dict[str, Role]] = {}
