@@ -160,7 +160,7 @@ def test_a_fifo_named_like_a_source_file_is_skipped(app: Path) -> None:
 
 
 def test_a_fifo_swapped_in_after_discovery_is_not_read(tmp_path: Path, app: Path) -> None:
-    from otelize.project.discover import read_regular
+    from otelize.project.walk import read_regular
 
     os.mkfifo(tmp_path / "pipe.ts")
     with pytest.raises(OSError):

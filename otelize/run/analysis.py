@@ -67,7 +67,7 @@ class Analysis:
 def read_sources(project: Project) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
     sources: list[tuple[str, bytes]] = []
     problems: list[tuple[str, str]] = []
-    from otelize.project.discover import read_regular
+    from otelize.project.walk import read_regular
 
     for path in project.files:
         try:
@@ -181,7 +181,7 @@ def nothing_to_instrument(analysis: Analysis) -> str | None:
     """Why otelize can do nothing useful for this app (None when it can): no source file it
     reads, or neither an Express app or route (for the HTTP spans) nor a function to wrap."""
     from otelize.plan.registry import MAIN_WORKERS
-    from otelize.project.discover import JS_SOURCE_SUFFIXES, SOURCE_SUFFIXES
+    from otelize.project.walk import JS_SOURCE_SUFFIXES, SOURCE_SUFFIXES
 
     project = analysis.project
     if not project.files:
