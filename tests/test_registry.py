@@ -19,7 +19,7 @@ from otelize.project.settings import parse_settings
 from otelize.workers import config
 
 WORKERS_DIR = Path(importlib.import_module("otelize.workers").__file__).parent
-NOT_WORKERS = {"__init__", "base", "eligibility", "spans"}  # shared machinery, not workers
+NOT_WORKERS = {"__init__", "base", "eligibility", "placement", "spans"}  # shared machinery, not workers
 RULE_TESTS = Path(__file__).resolve().parent / "rules"
 RULES = load_rules()
 

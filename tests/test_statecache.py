@@ -67,7 +67,8 @@ def test_cli_check_with_cache(tmp_path: Path) -> None:
 NOT_ON_THE_CACHED_PATH = (
     "jinja2", "networkx", "tree_sitter", "yaml", "otelize.analysis", "otelize.classify", "otelize.plan.dag",
     "otelize.run.pipeline", "otelize.synthesize.apply", "otelize.synthesize.render", "otelize.synthesize.write", "otelize.workers.config",
-    "otelize.workers.dependency", "otelize.workers.eligibility", "otelize.workers.spans",
+    "otelize.workers.dependency", "otelize.workers.eligibility", "otelize.workers.placement",
+    "otelize.workers.spans",
 )
 
 

@@ -252,6 +252,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
     from otelize.api import analyze
     from otelize.synthesize.write import write_changes
     from otelize.workers import config as config_worker
+    from otelize.workers.placement import tracing_js_path
     from otelize.workers.dependency import strip_pins
 
     analysis = analyze(root)
@@ -309,7 +310,7 @@ def _strip(root: str | Path, write: bool) -> StripResult:
         pins = {k: v for k, v in pins.items() if k in recorded}
     if helper_needed:
         pins = {k: v for k, v in pins.items() if k != "@opentelemetry/api"}
-    flag = f"--import {config_worker.tracing_js_path(ctx)}" if project.module == "esm" else None
+    flag = f"--import {tracing_js_path(ctx)}" if project.module == "esm" else None
     edits["package.json"] += strip_package_json(project.package_json_bytes, pins, flag)
     edits["package.json"] += config_worker.strip_bundle_entry(ctx)
 
