@@ -225,8 +225,9 @@ def test_the_command_leaves_fast_but_flushes_its_output_and_runs_exit_handlers(t
     # handlers (the pool's finalizers are among them), deliver the whole output through a
     # pipe, and exit with the command's code
     code = (
-        "import atexit, sys\n"
+        "import atexit, sys, threading, time\n"
         "atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), print('thread finished', file=sys.stderr))).start()\n"
         "from otelize.cli.main import main\n"
         "sys.argv = ['otelize'] + sys.argv[1:]\n"
         "main()\n"
@@ -236,7 +237,8 @@ def test_the_command_leaves_fast_but_flushes_its_output_and_runs_exit_handlers(t
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)  # all of it: a lost buffer would cut the document
     assert plan["files"] and plan["tasks"]
-    assert "exit handler ran" in proc.stderr
+    assert proc.stderr.index("thread finished") < proc.stderr.index("exit handler ran")  # as the interpreter orders them
     bad = subprocess.run([sys.executable, "-c", code, "plan", str(tmp_path / "missing")], capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.count("\n") == 2 and "no such directory" in bad.stderr  # the one-line error, then the handler's line
+    lines = bad.stderr.splitlines()
+    assert len(lines) == 3 and "no such directory" in lines[0]  # the one-line error, then the thread's and handler's lines
