@@ -218,3 +218,27 @@ def test_readme_mermaid_diagram_is_the_current_graph_of_the_sample_app() -> None
     code, out, _ = invoke("graph", str(SAMPLE_APP))
     assert code == 0
     assert block.group(1).rstrip("\n") == out.rstrip("\n")
+
+
+def test_the_command_leaves_fast_but_flushes_its_output_and_runs_exit_handlers(tmp_path: Path) -> None:
+    # main() skips the interpreter's teardown (os._exit): it must still run the exit
+    # handlers (the pool's finalizers are among them), deliver the whole output through a
+    # pipe, and exit with the command's code
+    code = (
+        "import atexit, sys, threading, time\n"
+        "atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), print('thread finished', file=sys.stderr))).start()\n"
+        "from otelize.cli.main import main\n"
+        "sys.argv = ['otelize'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, "plan", str(SAMPLE_APP), "--format", "json"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)  # all of it: a lost buffer would cut the document
+    assert plan["files"] and plan["tasks"]
+    assert proc.stderr.index("thread finished") < proc.stderr.index("exit handler ran")  # as the interpreter orders them
+    bad = subprocess.run([sys.executable, "-c", code, "plan", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert bad.returncode == 2
+    lines = bad.stderr.splitlines()
+    assert len(lines) == 3 and "no such directory" in lines[0]  # the one-line error, then the thread's and handler's lines

@@ -9,6 +9,7 @@ formatting lives in `otelize.report_*`, analysis in `otelize.api`.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -290,7 +291,42 @@ def graph(analysis: Any, fmt: str) -> None:
 
 
 def main() -> None:
-    cli(prog_name="otelize")
+    """The `otelize` command (console script and `python -m otelize`).
+
+    A finished run leaves without tearing the interpreter down: what the interpreter does
+    first still happens (running threads and executors are joined, then the exit handlers
+    run: pool finalizers, anything registered with atexit), the standard
+    streams are flushed, and the process exits with its code. Freeing every module and
+    object one by one (networkx alone is ~300 modules) took 100-200 ms after the work
+    was done, a third of a small app's `--check`. Every file otelize writes is written
+    and closed (atomically) before this point; library callers and `cli` itself are
+    unaffected."""
+    try:
+        cli(prog_name="otelize")
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    _leave(code)
+
+
+def _leave(code: Any) -> None:
+    import atexit
+
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # `sys.exit("message")`: as Python prints it
+        print(code, file=sys.stderr)
+        code = 1
+    threading = sys.modules.get("threading")
+    if threading is not None and hasattr(threading, "_shutdown"):
+        threading._shutdown()  # as the interpreter does first: join the threads (and executors) still running
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`otelize plan | head`): nothing more to say
+            pass
+    os._exit(code & 0xFF)
 
 
 # Commands defined in their own modules register on `cli` when imported.
