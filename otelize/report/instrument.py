@@ -50,10 +50,6 @@ def to_json(result: InstrumentResult) -> dict[str, Any]:
     }
 
 
-def entry_words(entry: str | None) -> str:
-    return f"entry `{entry}`" if entry else "no entry point found: tracing is not loaded"
-
-
 def render_json(result: InstrumentResult) -> str:
     return json.dumps(to_json(result), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 

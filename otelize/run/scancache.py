@@ -29,7 +29,6 @@ not written.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from pathlib import Path
 from typing import Any, Callable, TypeVar

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -219,6 +220,23 @@ def _unlink(path: str) -> None:
         pass
 
 
+def _write_one(dest: Path, item: tuple[str, Path | None, bytes | None]) -> None:
+    """One file of the copy: created with its final bytes, fsynced, with the original's mode."""
+    rel, origin, content = item
+    target = dest / rel
+    data = content if content is not None else origin.read_bytes()  # type: ignore[union-attr]
+    with open(target, "xb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if origin is None:
+        os.chmod(target, 0o644)
+    elif content is None:
+        shutil.copystat(origin, target, follow_symlinks=False)
+    else:
+        shutil.copymode(origin, target)
+
+
 def write_copy(
     src: Path,
     dest: Path,
@@ -278,20 +296,16 @@ def write_copy(
                 folders.append(parent.as_posix())
                 parent = parent.parent
 
+    failed = threading.Event()  # set by the first failing write: the items queued after it do nothing
+
     def write_one(item: tuple[str, Path | None, bytes | None]) -> None:
-        rel, origin, content = item
-        target = dest / rel
-        data = content if content is not None else origin.read_bytes()  # type: ignore[union-attr]
-        with open(target, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if origin is None:
-            os.chmod(target, 0o644)
-        elif content is None:
-            shutil.copystat(origin, target, follow_symlinks=False)
-        else:
-            shutil.copymode(origin, target)
+        if failed.is_set():
+            return
+        try:
+            _write_one(dest, item)
+        except BaseException:
+            failed.set()
+            raise
 
     try:
         dest.mkdir(parents=True, exist_ok=True)
@@ -305,7 +319,7 @@ def write_copy(
         try:
             for _ in pool.map(write_one, files):
                 pass
-        finally:  # on a failure, files not yet started are never started
+        finally:  # on a failure, files not yet started are never started (`failed`, and the cancel)
             pool.shutdown(wait=True, cancel_futures=True)
         stale = _stale(src, expected or {})
         if stale is not None:

@@ -35,7 +35,6 @@ from otelize.workers.base import (
     is_generated,
     setting,
 )
-from otelize.synthesize.wrap import SPAN_HELPERS
 from otelize.workers.spans import uses_require
 from otelize.workers.dependency import missing_packages, packages_at_pins, protocol
 from otelize.workers.deps.choose import choose_line, chosen_instrumentations
