@@ -72,20 +72,25 @@ NOT_ON_THE_CACHED_PATH = (
 )
 
 
-def test_the_cached_check_imports_no_analysis_worker_or_yaml(tmp_path: Path) -> None:
-    app = _instrumented_copy(tmp_path)
+def _modules_of_a_run(*args: str) -> tuple[list[str], str]:
+    """(every module imported, stderr) of `otelize ARGS` run in a fresh interpreter."""
     code = (
         "import atexit, json, sys\n"
         "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.__stdout__))\n"
         "from otelize.cli.main import main\n"
-        f"sys.argv = ['otelize', 'instrument', {str(app)!r}, '--check', '--cache']\n"
+        "sys.argv = ['otelize'] + sys.argv[1:]\n"
         "main()\n"
     )
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1]), proc.stderr
+
+
+def test_the_cached_check_imports_no_analysis_worker_or_yaml(tmp_path: Path) -> None:
+    app = _instrumented_copy(tmp_path)
     for expect_cached in (False, True):
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        assert ("last clean run" in proc.stderr) is expect_cached, proc.stderr
-    loaded = json.loads(proc.stdout.splitlines()[-1])
+        loaded, stderr = _modules_of_a_run("instrument", str(app), "--check", "--cache")
+        assert ("last clean run" in stderr) is expect_cached, stderr
     heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_THE_CACHED_PATH)]
     assert heavy == []
 
@@ -93,17 +98,7 @@ def test_the_cached_check_imports_no_analysis_worker_or_yaml(tmp_path: Path) -> 
 def test_a_small_apps_cold_check_starts_no_pool_machinery(tmp_path: Path) -> None:
     # under the pool threshold the run is serial: multiprocessing and concurrent.futures
     # (~15 ms of the start) are imported only where a pool or the --out writer threads run
-    app = _instrumented_copy(tmp_path)
-    code = (
-        "import atexit, json, sys\n"
-        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.__stdout__))\n"
-        "from otelize.cli.main import main\n"
-        f"sys.argv = ['otelize', 'instrument', {str(app)!r}, '--check']\n"
-        "main()\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    loaded = json.loads(proc.stdout.splitlines()[-1])
+    loaded, _ = _modules_of_a_run("instrument", str(_instrumented_copy(tmp_path)), "--check")
     assert "otelize.analysis.facts" in loaded  # it did analyse the app
     assert [m for m in loaded if m.split(".")[0] in ("multiprocessing", "concurrent")] == []
 
