@@ -129,26 +129,55 @@ def listen_call(node: Node, chain: tuple[str, ...], facts: FileFacts) -> None:
         facts.listen_line = line_of(node)
 
 
+def bootstrap_locals(facts: FileFacts) -> dict[str, list[tuple[str, str]]]:
+    """Local name -> the (module, imported name) pairs it is bound to that a framework
+    bootstrap (`BOOTSTRAPS`) can be called on, in import order: what `entry_call` looks up
+    for a two-part chain, computed once per file."""
+    modules = {module for module, _, _ in BOOTSTRAPS}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for imp in facts.imports:
+        if imp.module in modules:
+            for local, imported in imp.names:
+                out.setdefault(local, []).append((imp.module, imported))
+    return out
+
+
 def entry_call(
-    node: Node, callee: Node | None, chain: tuple[str, ...] | None, facts: FileFacts, express_names: dict[str, set[str]]
+    node: Node, callee: Node | None, chain: tuple[str, ...] | None, facts: FileFacts, express_names: dict[str, set[str]],
+    bootstraps: dict[str, list[tuple[str, str]]] | None = None,
 ) -> None:
     """Entry-point facts of one call (`callee` its function, `chain` that function's
     member chain): an express app held by a class (`this.app = express()`,
     `this.app.listen()` in a method), `.listen()` on a name this file does not create
-    (the app imported from app.ts), `http.createServer(app).listen()`, a framework bootstrap."""
+    (the app imported from app.ts), `http.createServer(app).listen()`, a framework bootstrap.
+    `bootstraps`: the file's `bootstrap_locals` (computed here when not given)."""
     if callee is None:
         return
-    if is_express_call(node, express_names) == "app" and (cls := _class_of(node)) is not None:
+    # a plain-name chain says most of what `is_express_call` would: `express()` is the only
+    # app it can be (a member callee gives a router at most; `require('express')()` has no chain)
+    if chain is not None:
+        is_app = callee.type == "identifier" and chain[0] in express_names["express"]
+    else:
+        is_app = is_express_call(node, express_names) == "app"
+    if is_app and (cls := _class_of(node)) is not None:
         parent = node.parent
         while parent is not None and parent.type in ("as_expression", "parenthesized_expression", "non_null_expression"):
             parent = parent.parent
         left = parent.child_by_field_name("left") if parent is not None and parent.type == "assignment_expression" else None
         if left is not None and left.type == "member_expression" and text(left.child_by_field_name("object")) == "this":
             _add(facts.app_classes, cls)
-    if chain is not None and len(chain) == 3 and chain[0] == "this" and chain[2] == "listen" and (cls := _class_of(node)) is not None:
-        _add(facts.listen_classes, cls)
-    if chain is not None and len(chain) == 2 and chain[1] == "listen" and chain[0] not in facts.apps and chain[0] not in facts.servers:
-        _add(facts.listens_on, chain[0])
+    if chain is not None:
+        if len(chain) == 3 and chain[0] == "this" and chain[2] == "listen" and (cls := _class_of(node)) is not None:
+            _add(facts.listen_classes, cls)
+        if len(chain) == 2:
+            if chain[1] == "listen" and chain[0] not in facts.apps and chain[0] not in facts.servers:
+                _add(facts.listens_on, chain[0])
+            if bootstraps is None:
+                bootstraps = bootstrap_locals(facts)
+            for module, imported in bootstraps.get(chain[0], ()):
+                if (module, imported, chain[1]) in BOOTSTRAPS:
+                    facts.bootstraps.append((".".join(chain), line_of(node)))
+        return  # (a callee with a chain has a name or `this` for its object: not `new X()` or a call)
     if callee.type == "member_expression" and text(callee.child_by_field_name("property")) == "listen":
         inner = callee.child_by_field_name("object")
         if inner is not None and inner.type == "new_expression":  # new App([...]).listen()
@@ -166,11 +195,6 @@ def entry_call(
                         facts.listen_line = line_of(node)
                     else:
                         _add(facts.listens_on, text(first))
-    if chain is not None and len(chain) == 2:
-        for imp in facts.imports:
-            for local, imported in imp.names:
-                if local == chain[0] and (imp.module, imported, chain[1]) in BOOTSTRAPS:
-                    facts.bootstraps.append((".".join(chain), line_of(node)))
 
 
 def _class_of(node: Node) -> str | None:

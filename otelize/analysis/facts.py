@@ -98,7 +98,12 @@ def extract(parsed: ParsedFile) -> FileFacts:
 
     route_caps = routefacts.owners(root, parsed.tsx, facts, functions, starts, express_names, caps)
     call_nodes = sorted(caps.get("call", []), key=source_order)
-    chains = [_call(node, facts, functions, starts, express_names) for node in call_nodes]
+    bootstraps = express.bootstrap_locals(facts)
+    # a registration needs an owner: an app, router or alias of this file, a router or app
+    # parameter or class property, or a name bound to express (whose name the file spells)
+    owners = bool(facts.apps or facts.routers or facts.aliases or facts.param_scopes or facts.route_owners
+                  or b"express" in parsed.source)
+    chains = [_call(node, facts, functions, starts, express_names, bootstraps, owners) for node in call_nodes]
     routefacts.after_calls(parsed.source, route_caps, call_nodes, chains, facts, functions, starts)
     _dedupe(facts)
     from otelize.analysis import fntree
@@ -213,13 +218,16 @@ def _call(
     functions: list[FunctionFact],
     starts: list[int],
     express_names: dict[str, set[str]],
+    bootstraps: dict[str, list[tuple[str, str]]],
+    owners: bool,
 ) -> tuple[str, ...] | None:
-    """The facts of one call or `new`; returns its callee's member chain (asked again by routefacts)."""
+    """The facts of one call or `new`; returns its callee's member chain (asked again by
+    routefacts). `owners`: whether the file has anything a route can be registered on."""
     is_new = node.type == "new_expression"
     callee = node.child_by_field_name("constructor" if is_new else "function")
     chain = member_chain(callee)
     if not is_new:
-        express.entry_call(node, callee, chain, facts, express_names)
+        express.entry_call(node, callee, chain, facts, express_names, bootstraps)
     if callee is None:
         return chain
     if not is_new and callee.type == "import":  # dynamic import('x')
@@ -234,7 +242,7 @@ def _call(
         if chain == ("fetch",) or chain == ("globalThis", "fetch"):
             facts.has_fetch = True
         express.listen_call(node, chain, facts)
-    if not is_new:
+    if owners and not is_new:
         express.registration(node, callee, facts, functions, starts, express_names)
     return chain
 

@@ -242,9 +242,10 @@ def unparsable_reason(errors: list[tuple[int, int, str]]) -> str:
 
 
 def text(node: Node | None) -> str:
-    if node is None or node.text is None:
+    if node is None:
         return ""
-    return node.text.decode("utf-8", errors="replace")
+    raw = node.text  # (a new bytes object per access: read once)
+    return "" if raw is None else raw.decode("utf-8", errors="replace")
 
 
 def source_order(node: Node) -> tuple[int, int]:

@@ -265,12 +265,17 @@ def after_calls(source: bytes, caps: dict, call_nodes: list[Node], chains: list,
         fn = innermost(functions, starts, node.start_byte)
         if owner is not None and fn is not None:
             facts.returns_router.setdefault(final_qualname(facts, fn), owner)
+    # an argument is a router or app only where the file has one to pass (scoped_owner)
+    owners = bool(facts.apps or facts.routers or facts.aliases or facts.param_scopes or facts.route_owners)
     for node, chain in zip(call_nodes, chains):
-        if node.type != "call_expression":
+        if chain is None or node.type != "call_expression":
             continue
-        _dynamic_require(node, facts)
+        if chain == ("require",):
+            _dynamic_require(node, facts)
+        if not owners or chain[-1] in CHAIN_METHODS:
+            continue
         args = node.child_by_field_name("arguments")
-        if chain is None or args is None or chain[-1] in CHAIN_METHODS:
+        if args is None:
             continue
         for index, arg in enumerate(a for a in args.named_children if a.type != "comment"):
             owner = scoped_owner(arg, facts, functions, starts) if arg.type in ("identifier", "member_expression") else None
