@@ -1,4 +1,5 @@
-"""The sticky pool (otelize.run.pipeline.StickyPool): the child that scanned a file edits it.
+"""The sticky pool (otelize.run.pipeline.StickyPool): the worker that scanned a file edits it;
+worker 0 is the calling process, the others forked children.
 
 Every run here uses a real synthetic app (tests/bench/gen_app.py), real tree-sitter
 and real forked children; jobs=2 forces the pool below its size threshold.
@@ -103,8 +104,23 @@ def test_child_errors_are_the_serial_errors(app: Path, monkeypatch: pytest.Monke
     assert no_children()
 
 
-def test_kept_pool_is_ended_by_close_and_by_synthesize(app: Path) -> None:
+def test_this_process_scans_its_share_and_keeps_those_trees(app: Path) -> None:
+    """With jobs=2, files 0, 2, 4, ... of the sorted list are scanned here (their trees
+    kept, as a serial run keeps them) and the others in one child (bytes only here)."""
     analysis = api.analyze(app, jobs=2, keep_pool=True)
+    try:
+        assert len(multiprocessing.active_children()) == 1
+        files = sorted(analysis.facts)
+        here = [p for p in files if analysis.parsed[p]._tree is not None]
+        assert here == [p for i, p in enumerate(sorted(analysis.project.files)) if i % 2 == 0 and p in analysis.facts]
+        assert 0 < len(here) < len(files)
+    finally:
+        analysis.close_pool()
+    assert no_children()
+
+
+def test_kept_pool_is_ended_by_close_and_by_synthesize(app: Path) -> None:
+    analysis = api.analyze(app, jobs=3, keep_pool=True)
     assert len(multiprocessing.active_children()) == 2
     analysis.close_pool()
     assert no_children() and analysis.pool is None
@@ -114,7 +130,7 @@ def test_kept_pool_is_ended_by_close_and_by_synthesize(app: Path) -> None:
 
 
 def test_a_child_that_dies_is_a_one_line_error(app: Path) -> None:
-    analysis = api.analyze(app, jobs=2, keep_pool=True)
+    analysis = api.analyze(app, jobs=3, keep_pool=True)
     victim = analysis.pool.procs[1]
     os.kill(victim.pid, signal.SIGKILL)
     victim.join()

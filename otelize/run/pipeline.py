@@ -157,11 +157,13 @@ def scan_files(
     except BaseException:
         pool.close()
         raise
+    data = dict(sources)
+    # this process's share of the files with the trees it built, the rest as bytes
+    parsed = {s.path: pool.trees[s.path] if s.path in pool.trees else
+              ParsedFile(s.path, data[s.path], errors=s.errors, problem=s.problem) for s in scans}
     if not keep:
         pool.close()
         pool = None
-    data = dict(sources)
-    parsed = {s.path: ParsedFile(s.path, data[s.path], errors=s.errors, problem=s.problem) for s in scans}
     return parsed, scans, pool
 
 
@@ -292,14 +294,18 @@ def _stop(procs: list[Any], conns: list[Any], status: dict[str, bool]) -> None:
 
 
 class StickyPool:
-    """`jobs` forked children, child k owning files k, k+jobs, k+2*jobs, ... of `sources`.
+    """`jobs` workers over `sources`, worker k owning files k, k+jobs, k+2*jobs, ...:
+    worker 0 is this process, workers 1..jobs-1 are forked children.
 
-    `scan()` scans every file in its owner; `edit()` sends each edit job to the child
+    `scan()` scans every file in its owner; `edit()` sends each edit job to the worker
     that scanned the file (which reuses its tree and its facts, so neither is sent
-    again), and jobs for files no child holds (served from the scan cache) round-robin. Results come back in the order asked,
-    whatever order the children finish in; the error of the first failing item, in
-    that order, is raised (as a serial run raises it). The children are always ended:
-    `close()`, also on exceptions and Ctrl-C, and at garbage collection or exit.
+    again), and jobs for files no worker holds (served from the scan cache) round-robin.
+    This process does its own share between reading the children's answers (so their
+    pipes never fill): its files are neither pickled nor sent, and it keeps their trees,
+    as a serial run does. Results come back in the order asked, whatever order the
+    workers finish in; the error of the first failing item, in that order, is raised
+    (as a serial run raises it). The children are always ended: `close()`, also on
+    exceptions and Ctrl-C, and at garbage collection or exit.
     """
 
     def __init__(self, sources: list[tuple[str, bytes]], jobs: int, state: dict[str, Any]) -> None:
@@ -308,14 +314,17 @@ class StickyPool:
         ctx = multiprocessing.get_context("fork")
         self.sources = sources
         self.jobs = jobs
+        self.rules = state["rules"]
         self.owner = {path: i % jobs for i, (path, _) in enumerate(sources)}
-        self.procs: list[Any] = []
+        self.trees: dict[str, ParsedFile] = {}  # worker 0's files, scanned here
+        self.own_facts: dict[str, FileFacts] = {}
+        self.procs: list[Any] = []  # child k is procs[k - 1]
         self.conns: list[Any] = []
         self.status = {"busy": False}
         _init(state)  # inherited by the children through fork
         self._finalizer = weakref.finalize(self, _stop, self.procs, self.conns, self.status)
         try:
-            for k in range(jobs):
+            for k in range(1, jobs):
                 parent, child = ctx.Pipe()
                 mine = list(range(k, len(sources), jobs))
                 ends = [*self.conns, parent]
@@ -337,16 +346,18 @@ class StickyPool:
 
     def _ask(self, k: int, request: tuple[str, Any]) -> None:
         try:
-            self.conns[k].send(request)
+            self.conns[k - 1].send(request)
         except OSError:
-            self._died(k)
+            self._died(k - 1)
 
-    def _died(self, k: int) -> None:
-        self.procs[k].join(timeout=1)
-        raise WorkerDied(f"a worker process ended without answering (exit code {self.procs[k].exitcode})")
+    def _died(self, index: int) -> None:
+        self.procs[index].join(timeout=1)
+        raise WorkerDied(f"a worker process ended without answering (exit code {self.procs[index].exitcode})")
 
-    def _collect(self, expected: list[int], total: int, stage: str) -> dict[int, Any]:
-        """Answers for `expected` items (per child, counts), ticking progress as they come."""
+    def _run(self, expected: list[int], local: list[tuple[int, Any]], work: Callable[[Any], Any], total: int,
+             stage: str) -> dict[int, Any]:
+        """Answers for `expected` items (per child, counts) and for `local` ((index, item)
+        pairs done here by `work`), ticking progress as they come."""
         from multiprocessing.connection import wait
 
         tick = progress.current()
@@ -354,46 +365,77 @@ class StickyPool:
         waiting = {c: n for c, n in zip(self.conns, expected) if n}
         got: dict[int, Any] = {}
         errors: dict[int, BaseException] = {}
+
+        def receive(conn: Any) -> None:
+            try:
+                i, ok, value = conn.recv()
+            except (EOFError, OSError):
+                self._died(self.conns.index(conn))
+            (got if ok else errors)[i] = value
+            waiting[conn] -= 1
+            if not waiting[conn]:
+                del waiting[conn]
+            if tick is not None:
+                tick(stage, len(got) + len(errors), total)
+
+        for i, item in local:
+            try:
+                got[i] = work(item)
+            except Exception as exc:  # noqa: BLE001 - raised below, in item order (Ctrl-C goes up at once)
+                errors[i] = exc
+            if tick is not None:
+                tick(stage, len(got) + len(errors), total)
+            for conn in list(waiting):  # what the children finished meanwhile: their pipes stay empty
+                while conn in waiting and conn.poll():
+                    receive(conn)
         while waiting:
             for conn in wait(list(waiting)):
-                try:
-                    i, ok, value = conn.recv()
-                except (EOFError, OSError):
-                    self._died(self.conns.index(conn))
-                (got if ok else errors)[i] = value
-                waiting[conn] -= 1
-                if not waiting[conn]:
-                    del waiting[conn]
-                if tick is not None:
-                    tick(stage, len(got) + len(errors), total)
+                receive(conn)
         self.status["busy"] = False
         if errors:
             raise errors[min(errors)]
         return got
 
+    def _scan_here(self, i: int) -> Scan:
+        path, data = self.sources[i]
+        pf = parse_source(path, data)
+        if pf.problem is not None:
+            return Scan(path, pf.errors, pf.problem, None, None)
+        self.trees[path] = pf
+        facts = self.own_facts[path] = extract(pf)
+        return Scan(path, pf.errors, None, facts, scan_static(self.rules, path, facts, pf))
+
     def scan(self) -> list[Scan]:
         self.status["busy"] = True
-        for k in range(self.jobs):
+        for k in range(1, self.jobs):
             self._ask(k, ("scan", None))
-        counts = [len(range(k, len(self.sources), self.jobs)) for k in range(self.jobs)]
-        got = self._collect(counts, len(self.sources), "parsed")
+        counts = [len(range(k, len(self.sources), self.jobs)) for k in range(1, self.jobs)]
+        local = [(i, i) for i in range(0, len(self.sources), self.jobs)]
+        got = self._run(counts, local, self._scan_here, len(self.sources), "parsed")
         return [got[i] for i in range(len(self.sources))]
 
+    def _edit_here(self, job: EditJob) -> Any:
+        known = self.trees.get(job.path)
+        if known is not None and known.source == job.source:
+            job = dataclasses.replace(job, parsed=known)
+        return edit_file(job)
+
     def edit(self, jobs_list: list[EditJob], state: dict[str, Any]) -> list[Any]:
-        per_child: list[list[tuple[int, EditJob]]] = [[] for _ in range(self.jobs)]
+        per_worker: list[list[tuple[int, EditJob]]] = [[] for _ in range(self.jobs)]
         spare = 0
         for i, job in enumerate(jobs_list):
             k = self.owner.get(job.path)
             if k is None:
                 k, spare = spare % self.jobs, spare + 1
-            elif job.facts is not None:
+            elif k and job.facts is not None:
                 # the owner holds the facts it sent us (pickling them back costs ~0.35x the parse)
                 job = dataclasses.replace(job, facts=None)
-            per_child[k].append((i, job))
+            per_worker[k].append((i, job))
         self.status["busy"] = True
-        for k, items in enumerate(per_child):
-            if items:
-                self._ask(k, ("edit", (state, items)))
-        got = self._collect([len(items) for items in per_child], len(jobs_list), "edited")
+        for k in range(1, self.jobs):
+            if per_worker[k]:
+                self._ask(k, ("edit", (state, per_worker[k])))
+        _init({"rules": self.rules, **state})
+        got = self._run([len(items) for items in per_worker[1:]], per_worker[0], self._edit_here, len(jobs_list),
+                        "edited")
         return [got[i] for i in range(len(jobs_list))]
-
