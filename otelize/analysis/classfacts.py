@@ -109,8 +109,7 @@ def _params(node: Node) -> tuple[Param, ...]:
         pattern = p.child_by_field_name("pattern")
         if pattern is not None and pattern.type == "this":
             continue  # an explicit `this:` parameter is not a runtime parameter
-        name = text(pattern) if pattern is not None and pattern.type == "identifier" else text(pattern)
-        out.append(Param(name, text(p)))
+        out.append(Param(text(pattern), text(p)))
     return tuple(out)
 
 
@@ -152,21 +151,23 @@ def _is_span_wrapper(node: Node) -> bool:
                                and name[7].lower() + name[8:].rstrip("0123456789") in HELPERS)
 
 
+_KINDS = {
+    "function_declaration": "function",
+    "generator_function_declaration": "function",
+    "function_signature": "signature",
+    "function_expression": "function-expression",
+    "generator_function": "function-expression",
+    "arrow_function": "arrow",
+    "method_definition": "method",
+    "method_signature": "signature",
+    "abstract_method_signature": "signature",
+}
+
+
 def function_fact(node: Node, facts: FileFacts) -> FunctionFact | None:
     if node.type in ("arrow_function", "function_expression") and _is_span_wrapper(node):
         return None
-    kind_map = {
-        "function_declaration": "function",
-        "generator_function_declaration": "function",
-        "function_signature": "signature",
-        "function_expression": "function-expression",
-        "generator_function": "function-expression",
-        "arrow_function": "arrow",
-        "method_definition": "method",
-        "method_signature": "signature",
-        "abstract_method_signature": "signature",
-    }
-    kind = kind_map[node.type]
+    kind = _KINDS[node.type]
     parent = node.parent
     class_node = None
     name_node = node.child_by_field_name("name")

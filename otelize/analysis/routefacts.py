@@ -141,7 +141,7 @@ def _parameter_owner(facts, qualname: str, index: int, param: Node) -> None:  # 
     if pattern is None:
         return
     type_text = _type_text(param)
-    scope = facts.param_scopes.setdefault(qualname, {})
+    scope = facts.param_scopes.get(qualname) or {}
     if pattern.type == "identifier":
         name = text(pattern)
         owner = f"{qualname}:{name}"
@@ -169,8 +169,8 @@ def _parameter_owner(facts, qualname: str, index: int, param: Node) -> None:  # 
                 owner = f"{qualname}:{name}"
                 facts.route_owners[owner] = "param-app"
                 scope[name] = owner
-    if not scope:
-        facts.param_scopes.pop(qualname, None)
+    if scope:
+        facts.param_scopes[qualname] = scope
 
 
 def scoped_owner(node: Node, facts, functions, starts) -> str | None:  # noqa: ANN001

@@ -39,15 +39,21 @@ def value_or_env_default(value: Node | None) -> str | None:
     return None
 
 
+_CONSTANT_VALUES = frozenset({"string", "template_string", "binary_expression", "member_expression"})
+
+
 def local_constant(node: Node, facts, functions, starts) -> None:  # noqa: ANN001
     """A function-local `const apiPrefix = process.env.API_PREFIX || 'api'` (the value),
     or `const apiPrefix = Locals.config().apiPrefix` (kept as `${Locals.config().apiPrefix}`
     for the graph: the member of the object that function returns)."""
+    value = node.child_by_field_name("value")
+    if value is None or value.type not in _CONSTANT_VALUES:
+        return  # (what value_or_env_default or a member path can read)
     decl = node.parent
     if decl is None or not any(c.type == "const" for c in decl.children):
         return
-    name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
-    if name is None or name.type != "identifier" or value is None:
+    name = node.child_by_field_name("name")
+    if name is None or name.type != "identifier":
         return
     fn = innermost(functions, starts, node.start_byte)
     if fn is None:
