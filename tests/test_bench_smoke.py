@@ -1,4 +1,4 @@
-"""Smoke run of the benchmark code paths (tests/bench/bench_runtime.py, bench_helper.py).
+"""Smoke run of the benchmark code paths (tests/bench/bench_runtime.py, bench_helper.py, bench_transform.py).
 
 Tiny durations and iteration counts: this checks that the variants start, the
 driver and the micro-benchmark run and the reports have the documented shape.
@@ -83,3 +83,28 @@ def test_helper_bench_smoke() -> None:
             assert isinstance(r["alloc_gc_during"], int)
     assert set(report["overhead"]) == {"off sync", "off async", "on sync", "on async"}
     assert "helper minus floor" in bench_helper.format_table(report)
+
+
+def test_transform_bench_reports_the_best_round_of_each_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench_transform --rounds/--against on a tiny generated app: every step measured in
+    every round for both checkouts, and the figure reported is the round with the lowest
+    ratio to its own floor (the same checkout twice: the code is the same, the rounds not)."""
+    from tests.bench import bench_transform
+
+    out = tmp_path / "bt.json"
+    monkeypatch.setattr(sys, "argv", ["bench_transform", "--sizes", "12", "--rounds", "2",
+                                      "--against", str(bench_transform.REPO), "--json", str(out)])
+    bench_transform.main()
+    result = json.loads(out.read_text())
+    assert result["rounds"] == 2
+    (row,) = result["runs"]
+    (other,) = row["against"].values()
+    for measured in (row, other):
+        for step in ("plan", "instrument"):
+            m = measured[step]
+            assert m["files"] == row["floor"]["files"] > 0
+            assert len(m["rounds"]) == 2
+            assert m["ratio_to_floor"] == min(r[0] for r in m["rounds"]) > 0
+    with pytest.raises(SystemExit, match="not an otelize checkout"):
+        monkeypatch.setattr(sys, "argv", ["bench_transform", "--sizes", "12", "--against", str(tmp_path)])
+        bench_transform.main()
