@@ -115,12 +115,25 @@ def _synthesize_plan(analysis: Analysis) -> Any:
         "entry": analysis.entry,
         "settings": analysis.settings,
         "root": str(analysis.project.root),
+        "placement": _placement(ctx),
     }
     if analysis.cache_key is None:
         parts = edit_files(jobs_list, analysis.jobs, state, analysis.pool)
     else:
         parts = _edit_with_cache(analysis, jobs_list, state)
     return merge([synthesize(analysis.project.root, {}, kept, analysed_bytes(analysis))] + parts)
+
+
+def _placement(ctx: Any) -> tuple[str, str] | None:
+    """Where the generated files go, found once here (it reads the build's tsconfig and
+    looks for taken names on disk) for every file's context; None when it is refused
+    (BadInput): then a file's worker that needs it raises that error, as before."""
+    from otelize.errors import BadInput
+
+    try:
+        return ctx.placement  # type: ignore[no-any-return]
+    except BadInput:
+        return None
 
 
 def analysed_bytes(analysis: Analysis) -> dict[str, bytes]:

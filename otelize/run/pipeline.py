@@ -195,6 +195,7 @@ def edit_file(job: EditJob) -> Any:
         routes=[],
         entry=_STATE["entry"],
         settings=_STATE["settings"],
+        known_placement=_STATE.get("placement"),  # found once in the main process (otelize.run.edit)
     )
     results = [run_task(ctx, t) for t in job.tasks] + job.extra
     return synthesize(Path(_STATE["root"]), {job.path: pf}, results)

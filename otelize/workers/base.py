@@ -57,6 +57,7 @@ class WorkerContext:
     routes: list["Route"]
     entry: str | None  # entry-point file (relative), e.g. "src/index.ts"
     settings: "Settings" = None  # type: ignore[assignment]  # a mapping is validated into Settings
+    known_placement: tuple[str, str] | None = None  # `placement`, when already found (each edited file's context)
 
     def __post_init__(self) -> None:
         from otelize.project.settings import Settings, coerce_settings
@@ -76,6 +77,8 @@ class WorkerContext:
         names no file of the user's holds (otelize.workers.placement.placement)."""
         from otelize.workers.placement import placement
 
+        if self.known_placement is not None:
+            return self.known_placement
         return placement(self.project, self.entry)
 
     @property
