@@ -86,6 +86,10 @@ def local_names(pf: ParsedFile) -> dict[str, str]:
     cached = pf.cache.get("helper_local_names")
     if cached is not None:
         return cached
+    if not any(name.encode() in pf.source for name in EXPORTS):
+        # no identifier can have a name the bytes do not hold (nor an import bring one in)
+        out = pf.cache["helper_local_names"] = {name: name for name in EXPORTS}
+        return out
     imported = imported_helpers(pf)
     ours = [(n.start_byte, n.end_byte) for n in _helper_module_imports(pf)]
     bindings: set[bytes] = set()
@@ -132,7 +136,10 @@ def wrapper_callees(pf: ParsedFile) -> set[str]:
 FOOTER = b"});"
 FOOTER_NO_SEMICOLON = b"})"  # for files written without semicolons
 
-_MULTILINE_LITERALS = "[(template_string) (string)] @s"
+# The file's string literals (@s), and the property names of its member calls (@m, the
+# database worker's driver methods): one query for both, run once per edited file
+# (otelize.analysis.capindex); the second pattern costs little beside the walk.
+_MULTILINE_LITERALS = "[(template_string) (string)] @s\n(call_expression function: (member_expression property: (property_identifier) @m))"
 
 # Comments that govern the line (or node) after them: nothing may be inserted between
 # such a comment and what it governs, or it would govern the inserted line instead.
@@ -168,8 +175,9 @@ def detect_style(pf: ParsedFile) -> Style:
 def _style_of(pf: ParsedFile) -> Style:
     src = pf.source
     newline = b"\r\n" if src.count(b"\r\n") * 2 > src.count(b"\n") else b"\n"
-    singles = len(re.findall(rb"(?m)(?:from|import|require\() ?'", src))
-    doubles = len(re.findall(rb'(?m)(?:from|import|require\() ?"', src))
+    quotes = _MODULE_QUOTES.findall(src)  # (no two such matches overlap: one pass counts both)
+    singles = quotes.count(b"'")
+    doubles = len(quotes) - singles
     if singles == doubles:
         singles, doubles = src.count(b"'"), src.count(b'"')
     quote = '"' if doubles > singles else "'"
@@ -180,9 +188,14 @@ def _style_of(pf: ParsedFile) -> Style:
     return Style(newline, quote, semicolons, _indent_unit(src))
 
 
+_MODULE_QUOTES = re.compile(rb"""(?:from|import|require\() ?(['"])""")
+_LEADING = re.compile(rb"(?m)^(\t+|( +))\S")  # a line's leading tabs, or its leading spaces
+
+
 def _indent_unit(src: bytes) -> bytes:
-    tabs = len(re.findall(rb"(?m)^\t+\S", src))
-    widths = [len(m) for m in re.findall(rb"(?m)^( +)\S", src)]
+    leads = _LEADING.findall(src)
+    widths = [len(spaces) for _, spaces in leads if spaces]
+    tabs = len(leads) - len(widths)
     if tabs > len(widths):
         return b"\t"
     if not widths:

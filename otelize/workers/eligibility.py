@@ -66,7 +66,8 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
     # (the query needs the name in the source: most files have neither, and need no query)
     if (b"startSpan" in pf.source or b"startActiveSpan" in pf.source) and captures_in(pf, _MANUAL_SPAN, "p", node):
         return "already instrumented manually (startActiveSpan)"
-    redeclared = _var_redeclared_parameters(node)
+    # (a redeclaring `var` needs the word in the body's bytes: most bodies have none, and need no walk)
+    redeclared = _var_redeclared_parameters(node) if pf.source.find(b"var", fn.body_start, fn.body_end) >= 0 else []
     if redeclared:
         # in the wrapper's arrow the `var` would be a new, undefined binding instead of the parameter
         return f"parameter `{redeclared[0]}` is redeclared with `var` in the body"

@@ -27,10 +27,12 @@ _METHOD_PROP = """(pair key: (property_identifier) @k (#eq? @k "method") value: 
 _VERB_CALL = """(call_expression function: (member_expression
   object: [(identifier) (member_expression)] @client
   property: (property_identifier) @verb
-  (#match? @client "(?i)(axios|http|client|got|ky|request|superagent|api)$")
-  (#match? @verb "^(get|post|put|patch|delete|head)$")))"""
+  (#any-of? @verb "get" "post" "put" "patch" "delete" "head")
+  (#match? @client "(?i)(axios|http|client|got|ky|request|superagent|api)$")))"""
 _VERB_ARG = """(call_expression arguments: (arguments (string (string_fragment) @verb_arg)
-  (#match? @verb_arg "^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)$")))"""
+  (#any-of? @verb_arg "GET" "POST" "PUT" "PATCH" "DELETE" "HEAD" "OPTIONS")))"""
+# (`#any-of?` is tree-sitter's own and tested before the `#match?`, which calls back into
+# Python for RE2: most member calls of a file fail the verb test and never get there)
 _BARE_FETCH = """(call_expression function: [(identifier) @fetch
                                    (member_expression object: (identifier) @g property: (property_identifier) @fetch)]
   arguments: (arguments . (_) .)
