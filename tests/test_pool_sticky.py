@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
+import otelize.analysis.capindex as capindex
 import otelize.analysis.parse as parse_mod
 import otelize.run.pipeline as pipeline
 from otelize import api
+from otelize.analysis.parse import query
 from otelize.errors import BadInput, OtelizeError
+from otelize.synthesize.wrap import BODY_QUERY, literal_spans
 from tests.bench.gen_app import generate
 
 N_FILES = 60
@@ -77,6 +80,54 @@ def test_each_file_is_parsed_once(app: Path, tmp_path: Path, monkeypatch: pytest
     changed_sources = [p for p in result.synthesis.changes if p in result.analysis.facts]
     assert kinds.count("incremental") == len(changed_sources) > 0
     assert no_children()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_wrapping_walks_no_tree_the_scan_walked(app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 jobs: int) -> None:
+    """The span wrapper's question of each file (its string literals: BODY_QUERY) is asked
+    in the scan's own walk of the tree, in the process that edits the file: no query
+    runs over an edited file for it again (logged in every process, as above)."""
+    log = tmp_path / "walks.log"
+    real = capindex.captures
+
+    def logging_captures(q: object, node: object) -> object:
+        names = ",".join(sorted(q.capture_name(i) for i in range(q.capture_count)))  # type: ignore[attr-defined]
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, names.encode() + b"\n")
+        finally:
+            os.close(fd)
+        return real(q, node)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(capindex, "captures", logging_captures)
+    result = api.instrument(app, write=False, jobs=jobs)
+    wrapped = {s.file for s in result.synthesis.spans}
+    assert len(wrapped) > 10, "the synthetic app must get spans in many files, else this checks nothing"
+    walks = log.read_text().split() if log.exists() else []
+    body = ",".join(sorted(query(BODY_QUERY).capture_name(i) for i in range(query(BODY_QUERY).capture_count)))
+    assert body not in walks
+    assert len(walks) < len(wrapped)  # (the external-API files' own query still runs: not every file has one)
+    assert no_children()
+
+
+def test_prefetched_captures_are_the_query_s_own() -> None:
+    """What the scan leaves for the wrapper is what the query finds on its own."""
+    from otelize.analysis.facts import extract
+
+    source = (b"export class A {\n  async f(x: string) {\n    const q = `SELECT *\n      FROM t`;\n"
+              b"    return this.db.query(q, 'a\\\n b', \"c\");\n  }\n}\n")
+    fresh = parse_mod.parse_source("a.ts", source)
+    scanned = parse_mod.parse_source("a.ts", source)
+    extract(scanned, BODY_QUERY)
+    assert ("prefetched", BODY_QUERY) in scanned.cache
+    for name in ("s", "m"):
+        got = [(n.start_byte, n.end_byte) for n in capindex.indexed(scanned, BODY_QUERY, name)[1]]
+        assert got == [(n.start_byte, n.end_byte) for n in capindex.indexed(fresh, BODY_QUERY, name)[1]]
+        assert got, f"the source must have @{name} captures"
+    assert literal_spans(scanned, 0, len(source)) == literal_spans(fresh, 0, len(source)) != []
+    with pytest.raises(ValueError, match="capture names"):
+        extract(parse_mod.parse_source("b.ts", b"f();\n"), "(call_expression) @call")
 
 
 def failing_edit(bad: set[str]):

@@ -30,11 +30,23 @@ def indexed(pf: ParsedFile, source: str, name: str) -> tuple[list[int], list[Any
     key = ("capindex", source)
     found = pf.cache.get(key)
     if found is None:
+        caps = pf.cache.pop(("prefetched", source), None)
+        if caps is None:
+            caps = captures(query(source, pf.tsx), pf.root)
         found = pf.cache[key] = {}
-        for capture, nodes in captures(query(source, pf.tsx), pf.root).items():
+        for capture, nodes in caps.items():
             nodes = sorted(nodes, key=source_order)
             found[capture] = ([n.start_byte for n in nodes], nodes)
     return found.get(name, _NONE)
+
+
+def prefetched(pf: ParsedFile, source: str, caps: dict[str, list[Any]]) -> None:
+    """Keep the captures of `source` from `caps` (a query that holds `source` among its
+    patterns, run over the whole file), so that `indexed(pf, source, ...)` needs no walk."""
+    names = query(source, pf.tsx)
+    pf.cache[("prefetched", source)] = {
+        n: caps[n] for n in (names.capture_name(i) for i in range(names.capture_count)) if n in caps
+    }
 
 
 _NONE: tuple[list[int], list[Any]] = ([], [])

@@ -25,6 +25,7 @@ from otelize.analysis.classfacts import (
     prototype_classes,
 )
 from otelize.analysis.importfacts import commonjs_export, export, import_statement, require_names
+from otelize.analysis import capindex
 from otelize.analysis.parse import ParsedFile, captures, line_of, query, text, source_order
 from otelize.analysis.records import CallFact, FileFacts, FunctionFact, ImportFact
 from otelize.analysis.syntax import innermost, member_chain, is_module_level, string_value
@@ -58,12 +59,29 @@ def _scan_query() -> str:
     return _QUERY + routefacts._QUERY + fntree._QUERY + typeuse._IDENTIFIERS
 
 
-def extract(parsed: ParsedFile) -> FileFacts:
+@cache
+def _with_prefetch(prefetch: str) -> str:
+    """The scan's query and `prefetch` in one, refused when they share a capture name
+    (the scan would read the other's nodes as its own)."""
+    mine, theirs = (query(q) for q in (_scan_query(), prefetch))
+    shared = {mine.capture_name(i) for i in range(mine.capture_count)} & {
+        theirs.capture_name(i) for i in range(theirs.capture_count)}
+    if shared:
+        raise ValueError(f"prefetched query shares capture names with the scan's: {sorted(shared)}")
+    return f"{_scan_query()}\n{prefetch}"
+
+
+def extract(parsed: ParsedFile, prefetch: str | None = None) -> FileFacts:
+    """The file's facts. `prefetch`: a query whose captures a later step will ask of this
+    tree (otelize.analysis.capindex): run with the scan's own query, in the same walk of
+    the tree, and left for that step in `parsed.cache` (its capture names are its own)."""
     facts = FileFacts(parsed.path)
     root = parsed.root
     # one query for everything the scan reads of the tree (these facts, the route owners,
     # the function trees, the identifiers of typeuse): one walk of the tree instead of four
-    caps = captures(query(_scan_query(), parsed.tsx), root)
+    caps = captures(query(_scan_query() if prefetch is None else _with_prefetch(prefetch), parsed.tsx), root)
+    if prefetch is not None:
+        capindex.prefetched(parsed, prefetch, caps)
     parsed.cache["identifiers"] = caps.get("id", [])
     _markers(parsed, facts)
 

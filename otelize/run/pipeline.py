@@ -40,6 +40,7 @@ from otelize.analysis.facts import extract
 from otelize.analysis.records import FileFacts
 from otelize.analysis.parse import ParsedFile, parse_source
 from otelize.classify.ruleset import RuleSet
+from otelize.synthesize.wrap import BODY_QUERY
 
 PARALLEL_MIN_FILES = 96  # below this, a pool costs more than it saves
 T = TypeVar("T")
@@ -123,7 +124,7 @@ def scan_file(item: tuple[str, bytes]) -> Scan:
     pf = parse_source(path, data)
     if pf.problem is not None:
         return Scan(path, pf.errors, pf.problem, None, None)
-    facts = extract(pf)
+    facts = extract(pf, _STATE.get("prefetch"))
     rules: RuleSet = _STATE["rules"]
     return Scan(path, pf.errors, None, facts, scan_static(rules, path, facts, pf))
 
@@ -134,9 +135,13 @@ def scan_files(
     """Scan every file; return lazily-parsed files (trees only where already built), the
     scans, and, with `keep` and a pool, the pool whose children hold the trees (for
     `edit_files`; the caller closes it). Without `keep` the pool is closed here."""
+    # with an edit to follow, the scan's walk of each tree also captures what the span
+    # wrapper asks of it (string literals; otelize.synthesize.wrap.BODY_QUERY), where the
+    # tree stays for the edit: in this process, or in the pool child that edits the file
+    state = {"rules": rules, "prefetch": BODY_QUERY if keep else None}
     if jobs <= 1 or len(sources) < 2:
         # in-process: keep the trees we build instead of parsing twice
-        _init({"rules": rules})
+        _init(state)
         parsed: dict[str, ParsedFile] = {}
         scans = []
         tick = progress.current()
@@ -146,12 +151,12 @@ def scan_files(
             if pf.problem is not None:
                 scans.append(Scan(path, pf.errors, pf.problem, None, None))
             else:
-                facts = extract(pf)
+                facts = extract(pf, state["prefetch"])
                 scans.append(Scan(path, pf.errors, None, facts, scan_static(rules, path, facts, pf)))
             if tick is not None:
                 tick("parsed", len(scans), len(sources))
         return parsed, scans, None
-    pool = StickyPool(sources, min(jobs, len(sources)), {"rules": rules})
+    pool = StickyPool(sources, min(jobs, len(sources)), state)
     try:
         scans = pool.scan()
     except BaseException:
@@ -242,7 +247,7 @@ def _child_main(conn: Any, parent_ends: list[Any], sources: list[tuple[str, byte
                         out: Any = Scan(path, pf.errors, pf.problem, None, None)
                     else:
                         trees[path] = pf
-                        facts = extract(pf)
+                        facts = extract(pf, _STATE.get("prefetch"))
                         own_facts[path] = facts
                         out = Scan(path, pf.errors, None, facts, scan_static(rules, path, facts, pf))
                     _send(conn, (i, True, out))
@@ -316,6 +321,7 @@ class StickyPool:
         self.sources = sources
         self.jobs = jobs
         self.rules = state["rules"]
+        self.prefetch = state.get("prefetch")
         self.owner = {path: i % jobs for i, (path, _) in enumerate(sources)}
         self.trees: dict[str, ParsedFile] = {}  # worker 0's files, scanned here
         self.own_facts: dict[str, FileFacts] = {}
@@ -403,7 +409,7 @@ class StickyPool:
         if pf.problem is not None:
             return Scan(path, pf.errors, pf.problem, None, None)
         self.trees[path] = pf
-        facts = self.own_facts[path] = extract(pf)
+        facts = self.own_facts[path] = extract(pf, self.prefetch)
         return Scan(path, pf.errors, None, facts, scan_static(self.rules, path, facts, pf))
 
     def scan(self) -> list[Scan]:

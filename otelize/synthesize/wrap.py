@@ -139,7 +139,7 @@ FOOTER_NO_SEMICOLON = b"})"  # for files written without semicolons
 # The file's string literals (@s), and the property names of its member calls (@m, the
 # database worker's driver methods): one query for both, run once per edited file
 # (otelize.analysis.capindex); the second pattern costs little beside the walk.
-_MULTILINE_LITERALS = "[(template_string) (string)] @s\n(call_expression function: (member_expression property: (property_identifier) @m))"
+BODY_QUERY = "[(template_string) (string)] @s\n(call_expression function: (member_expression property: (property_identifier) @m))"
 
 # Comments that govern the line (or node) after them: nothing may be inserted between
 # such a comment and what it governs, or it would govern the inserted line instead.
@@ -230,7 +230,7 @@ def header(helper: str, name: str, attributes: list[tuple[str, str]], is_async: 
 
 def literal_spans(pf: ParsedFile, start: int, end: int) -> list[tuple[int, int]]:
     """Byte ranges of string/template literals that span lines, inside [start, end)."""
-    starts, nodes = indexed(pf, _MULTILINE_LITERALS, "s")
+    starts, nodes = indexed(pf, BODY_QUERY, "s")
     out = []
     for n in nodes[bisect.bisect_left(starts, start):bisect.bisect_left(starts, end)]:
         if n.end_byte <= end and n.start_point[0] != n.end_point[0]:

@@ -28,7 +28,7 @@ from otelize.workers.base import Task, WorkerContext
 from otelize.synthesize.unwrap import find_wrapper
 from otelize.plan.registry import WITH_CLIENT_SPAN
 from otelize.workers.spans import make_spec, style_of, wrap_file
-from otelize.synthesize.wrap import _MULTILINE_LITERALS, ts_string
+from otelize.synthesize.wrap import BODY_QUERY, ts_string
 
 # method-name prefix -> operation, for in-house database client classes only
 OPERATION_BY_NAME = (
@@ -53,7 +53,7 @@ REDIS_COMMANDS = frozenset({
 COLLECTION_PARAMS = ("table", "tableName", "collection", "collectionName", "model", "entity")
 _SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|UPSERT|MERGE|REPLACE)\b", re.I)
 _SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+[\"`]?([A-Za-z_][\w.]*)", re.I)
-_BODY = _MULTILINE_LITERALS  # strings @s and member-call names @m: the query span wrapping runs too
+_BODY = BODY_QUERY  # strings @s and member-call names @m: the query span wrapping runs too
 
 
 PRISMA_PROVIDERS = {
