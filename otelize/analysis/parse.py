@@ -17,6 +17,8 @@ import bisect
 import re
 from collections.abc import Iterable
 from functools import cache
+from itertools import accumulate, repeat
+from operator import add
 from typing import Any
 
 import tree_sitter_typescript as tst
@@ -168,6 +170,11 @@ def parse_source(path: str, source: bytes) -> ParsedFile:
     return parsed
 
 
+def line_starts(data: bytes) -> list[int]:
+    """The offset of each line's first byte (a line ends after b"\\n"), in C-level iterators."""
+    return list(accumulate(map(add, map(len, data.split(b"\n")), repeat(1)), initial=0))[:-1]
+
+
 def reparse(before: ParsedFile, new: bytes, edits: Iterable[tuple[int, int, bytes]]) -> ParsedFile:
     """`new` parsed incrementally from `before`'s tree: `new` is `before.source` with
     `edits` ((start, end, text) byte ranges of the old source, none overlapping) applied.
@@ -177,15 +184,11 @@ def reparse(before: ParsedFile, new: bytes, edits: Iterable[tuple[int, int, byte
     result is the tree a full parse of `new` gives.
     """
     old = before.source
-    line_starts = [0]
-    pos = old.find(b"\n")
-    while pos != -1:
-        line_starts.append(pos + 1)
-        pos = old.find(b"\n", pos + 1)
+    starts = line_starts(old)
 
     def point(offset: int) -> tuple[int, int]:
-        row = bisect.bisect_right(line_starts, offset) - 1
-        return row, offset - line_starts[row]
+        row = bisect.bisect_right(starts, offset) - 1
+        return row, offset - starts[row]
 
     tree = before.tree.copy()
     for start, end, text in sorted(set(edits), reverse=True):

@@ -16,7 +16,7 @@ from pathlib import Path
 from otelize.synthesize.edits import Edit, PlannedSpan, Synthesis, WorkerResult, apply_edits
 from otelize.errors import BadInput, EditConflict
 from otelize.synthesize.imports import import_edits
-from otelize.analysis.parse import ParsedFile, parse_source, reparse
+from otelize.analysis.parse import ParsedFile, line_starts, parse_source, reparse
 
 
 def synthesize(
@@ -83,16 +83,12 @@ def shift_lines(old: bytes, edits: list[Edit], spans: list[PlannedSpan]) -> list
     A function's line moves by the newlines that the edits wholly before the
     start of that line add or remove (one pass over edits and spans, both sorted).
     """
-    line_starts = [0]
-    pos = old.find(b"\n")
-    while pos != -1:
-        line_starts.append(pos + 1)
-        pos = old.find(b"\n", pos + 1)
+    starts = line_starts(old)
     ordered = sorted(set(edits), key=lambda e: (e.start, e.end))
     out: list[PlannedSpan] = []
     i, delta = 0, 0
     for span in sorted(spans, key=lambda s: s.line):
-        at = line_starts[min(span.line, len(line_starts)) - 1]
+        at = starts[min(span.line, len(starts)) - 1]
         while i < len(ordered) and ordered[i].end <= at:
             e = ordered[i]
             delta += e.text.count(b"\n") - old.count(b"\n", e.start, e.end)
