@@ -108,3 +108,23 @@ def test_transform_bench_reports_the_best_round_of_each_checkout(tmp_path: Path,
     with pytest.raises(SystemExit, match="not an otelize checkout"):
         monkeypatch.setattr(sys, "argv", ["bench_transform", "--sizes", "12", "--against", str(tmp_path)])
         bench_transform.main()
+
+
+def test_shares_bench_times_every_step_of_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench_shares on a tiny generated app: every timed step was entered (a step whose
+    function moved or was renamed would count no call and time nothing), the steps' own
+    times are each within the run, and with "other" they add up to it."""
+    from tests.bench import bench_shares
+
+    out = tmp_path / "shares.json"
+    monkeypatch.setattr(sys, "argv", ["bench_shares", "--sizes", "24", "--json", str(out)])
+    bench_shares.main()
+    m = json.loads(out.read_text())["24"]
+    assert m["changed"] > 0 and m["floor_s"] > 0
+    for label, _, _ in bench_shares.STEPS:
+        assert m["calls"][label] > 0, f"{label}: never called in the run"
+        assert 0 <= m["own_s"][label] <= m["total_s"], label
+    # per-file steps run once per file (parse, facts, tree rules) or per edited file
+    assert m["calls"]["parse"] == m["calls"]["facts"] == m["files"]
+    assert abs(sum(m["own_s"].values()) - m["total_s"]) < 1e-6
+    assert m["own_s"]["other"] >= 0
