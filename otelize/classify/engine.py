@@ -9,7 +9,7 @@ so the result does not depend on file order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from otelize.analysis.records import FileFacts, FunctionFact
 from otelize.analysis.graph import AppGraph, sym_id
@@ -50,11 +50,16 @@ class Classification:
 def _decide(rules: list[Rule], ctx: MatchContext, memo: dict[str, bool] | None = None) -> Decision | None:
     """Highest priority wins; other matching rules of the same category agree.
 
-    `memo` caches the result of rules that do not use graph relations: only
-    graph rules can change between classification rounds.
+    Rules are sorted by (-priority, id): once one matches, a rule of another category
+    can neither win nor agree, so it is not evaluated. `memo` caches the result of
+    rules that do not use graph relations: only graph rules can change between
+    classification rounds.
     """
-    hits = []
+    hits: list[Rule] = []
+    category = None
     for r in rules:
+        if category is not None and r.category != category:
+            continue
         if memo is not None and not r.uses_graph:
             hit = memo.get(r.id)
             if hit is None:
@@ -63,15 +68,15 @@ def _decide(rules: list[Rule], ctx: MatchContext, memo: dict[str, bool] | None =
             hit = r.matcher(ctx)
         if hit:
             hits.append(r)
+            category = r.category
     if not hits:
         return None
-    winner = hits[0]  # rules are sorted by (-priority, id)
-    agreeing = [r.id for r in hits[1:] if r.category == winner.category]
+    winner = hits[0]
     options: dict[str, Any] = {}
-    for r in reversed([winner] + [h for h in hits[1:] if h.category == winner.category]):
+    for r in reversed(hits):
         options.update(r.options)
-    tags = sorted({t for r in hits if r.category == winner.category for t in r.tags})
-    return Decision(winner.category, (winner.id, *agreeing), tuple(sorted(options.items())), tuple(tags))
+    tags = sorted({t for r in hits for t in r.tags})
+    return Decision(winner.category, tuple(r.id for r in hits), tuple(sorted(options.items())), tuple(tags))
 
 
 def classify(
@@ -195,13 +200,35 @@ def classify(
 class FileStatic:
     """Rule results that need the file's tree but not the graph (computed in a worker process)."""
 
-    memo: tuple[tuple[str, bool], ...]  # file rule id -> matched (rules without graph relations)
+    memo: tuple[tuple[str, bool], ...]  # file rule id -> matched (the rules without graph relations `_decide` can ask for)
     functions: tuple[tuple[str, Decision], ...]  # function qualname -> decision (function rules)
+
+
+def static_needed(rules: list[Rule], hit: Callable[[Rule], bool]) -> tuple[tuple[str, bool], ...]:
+    """The results of the file rules without graph relations that `_decide` can ask for,
+    whatever the graph rules answer later: every rule down to the first that matches,
+    then those of its category and of the categories of the graph rules ranked above it
+    (one of which may win in its stead)."""
+    out = []
+    category = None
+    open_categories: set[str] = set()  # of the graph rules ranked above the first match
+    for r in rules:
+        if r.uses_graph:
+            if category is None:
+                open_categories.add(r.category)
+            continue
+        if category is not None and r.category != category and r.category not in open_categories:
+            continue
+        matched = hit(r)
+        out.append((r.id, matched))
+        if matched and category is None:
+            category = r.category
+    return tuple(out)
 
 
 def scan_static(ruleset: RuleSet, path: str, facts: FileFacts, parsed: ParsedFile) -> FileStatic:
     ctx = MatchContext(path, facts, parsed)
-    memo = tuple((r.id, r.matcher(ctx)) for r in ruleset.rules if r.scope == "file" and not r.uses_graph)
+    memo = static_needed([r for r in ruleset.rules if r.scope == "file"], lambda r: r.matcher(ctx))
     fn_rules = [r for r in ruleset.rules if r.scope == "function"]
     decisions = []
     if fn_rules and not any(r.uses_graph for r in fn_rules):

@@ -1,0 +1,80 @@
+"""What classification leaves unevaluated gives the decision a full evaluation gives.
+
+`_decide` stops evaluating rules of another category once one matches; the scan's
+static memo (`static_needed`) holds only the file rules `_decide` can ask for, whatever
+the graph rules answer later.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from otelize.classify.engine import Decision, _decide, static_needed
+from otelize.classify.matchers import MatchContext
+from otelize.classify.ruleset import Rule, parse_rule
+
+CATEGORIES = ("database", "cache", "http", "service")
+
+
+class Fixed:
+    """A matcher whose answer is set by the test; `allowed=False` fails if it is asked."""
+
+    reads_tree = False
+
+    def __init__(self, answer: bool, uses_graph: bool) -> None:
+        self.answer, self.uses_graph, self.allowed, self.calls = answer, uses_graph, True, 0
+
+    def __call__(self, ctx: Any) -> bool:
+        assert self.allowed, "a static rule was evaluated again (not in the memo)"
+        self.calls += 1
+        return self.answer
+
+
+def _rule(i: int, category: str, priority: int, answer: bool, uses_graph: bool) -> Rule:
+    rule = parse_rule(
+        {"id": f"r{i:02d}", "category": category, "priority": priority, "match": {"path": "x"},
+         "options": {"k": i, f"o{i}": True}, "tags": [f"t{i % 3}"]},
+        f"r{i:02d}.yaml",
+    )
+    object.__setattr__(rule, "matcher", Fixed(answer, uses_graph))
+    return rule
+
+
+def _full(rules: list[Rule]) -> Decision | None:
+    """The decision as defined: every rule evaluated, the first hit wins, hits of its category agree."""
+    hits = [r for r in rules if r.matcher.answer]
+    if not hits:
+        return None
+    same = [r for r in hits if r.category == hits[0].category]
+    options: dict[str, Any] = {}
+    for r in reversed(same):
+        options.update(r.options)
+    tags = sorted({t for r in same for t in r.tags})
+    return Decision(hits[0].category, tuple(r.id for r in same), tuple(sorted(options.items())), tuple(tags))
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_slim_memo_and_early_stop_decide_as_a_full_evaluation(seed: int) -> None:
+    rng = random.Random(seed)
+    rules = [
+        _rule(i, rng.choice(CATEGORIES), rng.randrange(20, 100), rng.random() < 0.3, rng.random() < 0.25)
+        for i in range(rng.randrange(1, 14))
+    ]
+    rules.sort(key=lambda r: (-r.priority, r.id))
+    memo = dict(static_needed(rules, lambda r: r.matcher(None)))
+    assert all(not r.uses_graph for r in rules if r.id in memo)
+    for r in rules:
+        if not r.uses_graph:
+            r.matcher.allowed = False  # the classification round reads the memo only
+    assert _decide(rules, MatchContext("a.ts", None, None), memo) == _full(rules)
+
+
+def test_a_rule_of_another_category_below_the_winner_is_not_evaluated() -> None:
+    rules = [_rule(0, "database", 90, True, False), _rule(1, "cache", 80, True, False),
+             _rule(2, "database", 70, True, False)]
+    d = _decide(rules, MatchContext("a.ts", None, None))
+    assert d is not None and d.rules == ("r00", "r02")
+    assert [r.matcher.calls for r in rules] == [1, 0, 1]
