@@ -2,7 +2,8 @@
 
 `_decide` stops evaluating rules of another category once one matches; the scan's
 static memo (`static_needed`) holds only the file rules `_decide` can ask for, whatever
-the graph rules answer later.
+the graph rules answer later; a tree query whose `#eq?` literal a file does not contain
+is answered without reading the tree (`required_literals`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from otelize.analysis.parse import captures, parse_source, query
 from otelize.classify.engine import Decision, _decide, static_needed
-from otelize.classify.matchers import MatchContext
+from otelize.classify.matchers import MatchContext, TreeQuery, Where, required_literals
 from otelize.classify.ruleset import Rule, parse_rule
 
 CATEGORIES = ("database", "cache", "http", "service")
@@ -78,3 +80,47 @@ def test_a_rule_of_another_category_below_the_winner_is_not_evaluated() -> None:
     d = _decide(rules, MatchContext("a.ts", None, None))
     assert d is not None and d.rules == ("r00", "r02")
     assert [r.matcher.calls for r in rules] == [1, 0, 1]
+
+
+def _tree_query(source: str) -> TreeQuery:
+    return TreeQuery(source, Where("t.yaml", "match.query"))
+
+
+EXPRESS = '(import_statement source: (string (string_fragment) @s (#eq? @s "express")))'
+
+
+@pytest.mark.parametrize(
+    ("source", "literals"),
+    [
+        (EXPRESS, (b"express",)),
+        ('((identifier) @a (#any-eq? @a "fetch"))', (b"fetch",)),
+        ('((identifier)+ @a (#eq? @a "x"))', (b"x",)),
+        ('(program (comment)? @c (#eq? @c "x"))', ()),  # a capture that may hold no node passes the predicate
+        ('(program (comment)* @c (#eq? @c "x"))', ()),
+        ('[(identifier) @x (string) @y] (#eq? @x "a")', ()),  # @x is absent from the other branch
+        ('((identifier) @a (#not-eq? @a "x"))', ()),
+        ('((identifier) @a (#eq? @a ""))', ()),
+        ('((identifier) @a (#eq? @a "a\\"b"))', ()),  # escapes: left out
+        ('; (#eq? @a "zz")\n((identifier) @a)', ()),  # a comment
+        ('((string) @s (#match? @s "(#eq? @s \\"q\\")"))', ()),  # inside a regex string
+        ('((identifier) @a (#eq? @a "x")) ((string) @b)', ()),  # two patterns
+    ],
+)
+def test_required_literals(source: str, literals: tuple[bytes, ...]) -> None:
+    assert required_literals(source, query(source)) == literals
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        b"import express from 'express';\n",
+        b"import e from 'expres';\nconst s = 'express';\n",  # the text, but not an import's source
+        b"import x from './x';\n",
+        b"const a = require('express');\n",
+    ],
+)
+def test_tree_query_skip_answers_as_the_query(code: bytes) -> None:
+    pf = parse_source("a.ts", code)
+    tq = _tree_query(EXPRESS)
+    expected = any(captures(query(EXPRESS), pf.root).values())
+    assert tq(MatchContext("a.ts", None, pf)) == expected
