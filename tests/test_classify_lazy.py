@@ -124,3 +124,46 @@ def test_tree_query_skip_answers_as_the_query(code: bytes) -> None:
     tq = _tree_query(EXPRESS)
     expected = any(captures(query(EXPRESS), pf.root).values())
     assert tq(MatchContext("a.ts", None, pf)) == expected
+
+
+CHAIN_APP = {
+    "package.json": '{"name": "chain", "dependencies": {"express": "^4.19.2"}}',
+    "src/index.ts": (
+        "import express from 'express';\nimport orders from './routes/orders';\n"
+        "const app = express();\napp.use('/api', orders);\napp.listen(3000);\n"
+    ),
+    "src/routes/orders.ts": (
+        "import { Router } from 'express';\nimport { placeOrder } from '../lib/a';\n"
+        "const router = Router();\n"
+        "export function list(req: any, res: any) {\n  placeOrder();\n  res.send('ok');\n}\n"
+        "router.get('/orders', list);\nexport default router;\n"
+    ),
+    "src/lib/a.ts": (
+        "import { save } from '../db/c';\nimport { step } from './b';\n"
+        "export async function placeOrder() {\n  await save();\n  await step();\n}\n"
+    ),
+    "src/lib/b.ts": (
+        "import { save } from '../db/c';\nimport { finish } from './e';\n"
+        "export async function step() {\n  await save();\n  await finish();\n}\n"
+    ),
+    "src/lib/e.ts": "import { save } from '../db/c';\nexport async function finish() {\n  await save();\n}\n",
+    "src/lib/f.ts": "import { save } from '../db/c';\nexport async function alone() {\n  await save();\n}\n",
+    "src/db/c.ts": "export async function save() {\n  return 1;\n}\n",
+}
+
+
+def test_categories_that_take_several_rounds_to_reach_a_file(tmp_path) -> None:  # noqa: ANN001
+    """The rounds as they run with every file decided in each: a is a service from round 1
+    (called from a route, calls the database); b from round 2 (called from a), and other
+    again in round 3, when its own category (service) is discarded from its relations;
+    e a service in round 3 (called from b). The rounds that keep a file's decision must
+    still decide again the files next to one that changed."""
+    from otelize.api import analyze
+
+    for rel, text in CHAIN_APP.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    files = analyze(tmp_path).classification.files
+    got = {p: files[p].category for p in ("src/lib/a.ts", "src/lib/b.ts", "src/lib/e.ts", "src/lib/f.ts", "src/db/c.ts")}
+    assert got == {"src/lib/a.ts": "service", "src/lib/b.ts": "other", "src/lib/e.ts": "service",
+                   "src/lib/f.ts": "other", "src/db/c.ts": "database"}

@@ -94,7 +94,6 @@ def classify(
     file_rules = [r for r in ruleset.rules if r.scope == "file"]
     fn_rules = [r for r in ruleset.rules if r.scope == "function"]
     g = graph.graph
-    route_handlers = {v for u, v, k in g.edges(data="kind") if k == "handles"}
     result = Classification()
 
     node_data = dict(g.nodes(data=True))  # plain dict lookups in the hot loop below
@@ -118,22 +117,32 @@ def classify(
             out.update(node_categories(s))
         return out
 
-    # adjacency read once from the graph: the rounds below only look it up
+    # adjacency and route handlers read from the graph in one pass: the rounds below only look them up
     callees: dict[str, set[str]] = {}
     callers: dict[str, set[str]] = {}
+    route_handlers: set[str] = set()
     for u, v, kind in g.edges(data="kind"):
         if kind == "calls":
             callees.setdefault(u, set()).add(v)
-        if kind in ("calls", "handles"):
             callers.setdefault(v, set()).add(u)
-    file_symbols = {
-        path: [sym_id(path, fn.qualname) for fn in facts[path].functions if fn.kind != "signature"] for path in facts
-    }
+        elif kind == "handles":
+            callers.setdefault(v, set()).add(u)
+            route_handlers.add(v)
+    symbols_memo: dict[str, list[str]] = {}  # file -> its function nodes, for the files a relation is asked of
+
+    def file_symbols(path: str) -> list[str]:
+        found = symbols_memo.get(path)
+        if found is None:
+            found = symbols_memo[path] = [sym_id(path, fn.qualname) for fn in facts[path].functions if fn.kind != "signature"]
+        return found
 
     rel_memo: dict[tuple[str, str, str], set[str]] = {}  # cleared every round, with node_memo
 
+    asked: set[str] = set()  # the files whose decision asked a graph relation (in the round that decided it)
+
     def graph_fn(path: str):  # noqa: ANN202
         def rel(relation: str, qualname: str) -> set[str]:
+            asked.add(path)
             key = (path, relation, qualname)
             found = rel_memo.get(key)
             if found is None:
@@ -141,7 +150,7 @@ def classify(
             return found
 
         def _rel(relation: str, qualname: str) -> set[str]:
-            nodes = [sym_id(path, qualname)] if qualname else file_symbols[path]
+            nodes = [sym_id(path, qualname)] if qualname else file_symbols(path)
             neighbours = callees if relation == "calls" else callers
             found: set[str] = set()
             for n in nodes:
@@ -170,6 +179,23 @@ def classify(
         for path in sorted(static):
             for qual, decision in static[path].functions:
                 functions[(path, qual)] = decision
+    deps_memo: dict[str, set[str]] = {}
+
+    def file_deps(path: str) -> set[str]:
+        """The files whose category a relation of `path` can read (a superset): itself, and
+        the files of the functions its functions call or are called from."""
+        found = deps_memo.get(path)
+        if found is None:
+            found = deps_memo[path] = {path}
+            for n in file_symbols(path):
+                for linked in (callees.get(n, ()), callers.get(n, ())):
+                    for s in linked:
+                        data = node_data.get(s)
+                        if data is not None and data.get("kind") == "symbol":
+                            found.add(data["file"])
+        return found
+
+    older: dict[str, Decision] = {}  # the files' decisions of the round before the last one
     for round_no in range(MAX_ROUNDS):
         node_memo.clear()  # categories come from the previous round's result
         rel_memo.clear()
@@ -177,7 +203,20 @@ def classify(
         precomputed = static is not None and fn_static
         if (round_no == 0 and not precomputed) or not fn_static:
             functions = {}
+        # With function decisions that do not change, a file's decision is the last round's
+        # when it asked no graph relation (it reads the memo only), or, from the third
+        # round on (the second read the function decisions the first did not), when no
+        # file its relations can read changed category in the last round.
+        changed: set[str] | None = None
+        if fn_static and round_no >= 2:
+            changed = {p for p, d in result.files.items() if d.category != older[p].category}
         for path in sorted(facts):
+            if fn_static and round_no >= 1 and (
+                path not in asked or (changed is not None and changed.isdisjoint(file_deps(path)))
+            ):
+                files[path] = result.files[path]
+                continue
+            asked.discard(path)
             ctx = MatchContext(path, facts[path], parsed[path], None, graph_fn(path), handles(path))
             files[path] = _decide(file_rules, ctx, file_memo[path]) or OTHER
             if (round_no > 0 or precomputed) and fn_static:
@@ -191,6 +230,7 @@ def classify(
                     functions[(path, fn.qualname)] = d
         if files == result.files and functions == result.functions:
             break
+        older = result.files
         result.files, result.functions = files, functions
     assign_roles(result, parsed, facts, graph, project, route_handlers, callees, frozenset(include_code or ()))
     return result
