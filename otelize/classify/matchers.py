@@ -88,9 +88,8 @@ class Where:
 
 
 class _Combined(Matcher):
-    """A list of matchers, combined by `combine` (`all` or `any`)."""
-
-    combine: ClassVar[Callable[[Any], bool]]
+    """A list of matchers, combined as `all` (AllOf) or `any` (AnyOf): loops that stop at
+    the first part that decides (as the builtins do), without a generator per call."""
 
     def __init__(self, value: Any, where: Where) -> None:
         self._set(_list_of_matchers(value, where))
@@ -108,20 +107,27 @@ class _Combined(Matcher):
         out._set(parts)
         return out
 
-    def __call__(self, ctx: MatchContext) -> bool:
-        return self.combine(p(ctx) for p in self.parts)
-
 
 class AllOf(_Combined):
     """`all: [...]`, and every mapping (its keys must all hold)."""
 
     key = "all"
-    combine = staticmethod(all)
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        for p in self.parts:
+            if not p(ctx):
+                return False
+        return True
 
 
 class AnyOf(_Combined):
     key = "any"
-    combine = staticmethod(any)
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        for p in self.parts:
+            if p(ctx):
+                return True
+        return False
 
 
 class Not(Matcher):
