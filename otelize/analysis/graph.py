@@ -46,16 +46,20 @@ def build_graph(project: Project, facts: dict[str, FileFacts]) -> AppGraph:
     g: nx.DiGraph = nx.DiGraph()
     symbols = Symbols(project, facts)
     paths = sorted(facts)
+    # edges go in batches (add_edges_from), in the order single adds would insert them: the
+    # graph, its node and edge order included, is the same. A function's node is made by its
+    # `defines` edge, then given its attributes.
+    node_data = g.nodes
     for path in paths:  # modules, their imports and the functions they define
-        g.add_node(mod_id(path), kind="module", file=path)
-        for target in symbols.imported[path]:
-            g.add_edge(mod_id(path), mod_id(target), kind="imports")
-        for fn in facts[path].functions:
-            if fn.kind == "signature":
-                continue
-            sid = sym_id(path, fn.qualname)
-            g.add_node(sid, kind="symbol", file=path, qualname=fn.qualname, line=fn.line)
-            g.add_edge(mod_id(path), sid, kind="defines")
+        mid = mod_id(path)
+        g.add_node(mid, kind="module", file=path)
+        g.add_edges_from([(mid, mod_id(target)) for target in symbols.imported[path]], kind="imports")
+        defined = [(sym_id(path, fn.qualname), fn) for fn in facts[path].functions if fn.kind != "signature"]
+        g.add_edges_from([(mid, sid) for sid, _ in defined], kind="defines")
+        for sid, fn in defined:
+            node_data[sid].update(kind="symbol", file=path, qualname=fn.qualname, line=fn.line)
+    nodes = set(g)  # the graph's nodes as the calls below add them
+    calls: list[tuple[str, str]] = []
     for path in paths:  # the calls between them
         f = facts[path]
         by_qual = {fn.qualname: fn for fn in f.functions}
@@ -63,8 +67,11 @@ def build_graph(project: Project, facts: dict[str, FileFacts]) -> AppGraph:
             if call.is_new or call.caller == "<module>":
                 continue
             target = symbols.resolve_chain(path, by_qual.get(call.caller), call.chain)
-            if target is not None and target in g:
-                g.add_edge(sym_id(path, call.caller), target, kind="calls")
+            if target is not None and target in nodes:
+                source = sym_id(path, call.caller)
+                calls.append((source, target))
+                nodes.add(source)
+    g.add_edges_from(calls, kind="calls")
     app_graph = AppGraph(g, [])
     add_routes(project, facts, app_graph, symbols)
     return app_graph

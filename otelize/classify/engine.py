@@ -9,7 +9,7 @@ so the result does not depend on file order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from otelize.analysis.records import FileFacts, FunctionFact
 from otelize.analysis.graph import AppGraph, sym_id
@@ -50,11 +50,16 @@ class Classification:
 def _decide(rules: list[Rule], ctx: MatchContext, memo: dict[str, bool] | None = None) -> Decision | None:
     """Highest priority wins; other matching rules of the same category agree.
 
-    `memo` caches the result of rules that do not use graph relations: only
-    graph rules can change between classification rounds.
+    Rules are sorted by (-priority, id): once one matches, a rule of another category
+    can neither win nor agree, so it is not evaluated. `memo` caches the result of
+    rules that do not use graph relations: only graph rules can change between
+    classification rounds.
     """
-    hits = []
+    hits: list[Rule] = []
+    category = None
     for r in rules:
+        if category is not None and r.category != category:
+            continue
         if memo is not None and not r.uses_graph:
             hit = memo.get(r.id)
             if hit is None:
@@ -63,15 +68,15 @@ def _decide(rules: list[Rule], ctx: MatchContext, memo: dict[str, bool] | None =
             hit = r.matcher(ctx)
         if hit:
             hits.append(r)
+            category = r.category
     if not hits:
         return None
-    winner = hits[0]  # rules are sorted by (-priority, id)
-    agreeing = [r.id for r in hits[1:] if r.category == winner.category]
+    winner = hits[0]
     options: dict[str, Any] = {}
-    for r in reversed([winner] + [h for h in hits[1:] if h.category == winner.category]):
+    for r in reversed(hits):
         options.update(r.options)
-    tags = sorted({t for r in hits if r.category == winner.category for t in r.tags})
-    return Decision(winner.category, (winner.id, *agreeing), tuple(sorted(options.items())), tuple(tags))
+    tags = sorted({t for r in hits for t in r.tags})
+    return Decision(winner.category, tuple(r.id for r in hits), tuple(sorted(options.items())), tuple(tags))
 
 
 def classify(
@@ -89,7 +94,6 @@ def classify(
     file_rules = [r for r in ruleset.rules if r.scope == "file"]
     fn_rules = [r for r in ruleset.rules if r.scope == "function"]
     g = graph.graph
-    route_handlers = {v for u, v, k in g.edges(data="kind") if k == "handles"}
     result = Classification()
 
     node_data = dict(g.nodes(data=True))  # plain dict lookups in the hot loop below
@@ -113,22 +117,32 @@ def classify(
             out.update(node_categories(s))
         return out
 
-    # adjacency read once from the graph: the rounds below only look it up
+    # adjacency and route handlers read from the graph in one pass: the rounds below only look them up
     callees: dict[str, set[str]] = {}
     callers: dict[str, set[str]] = {}
+    route_handlers: set[str] = set()
     for u, v, kind in g.edges(data="kind"):
         if kind == "calls":
             callees.setdefault(u, set()).add(v)
-        if kind in ("calls", "handles"):
             callers.setdefault(v, set()).add(u)
-    file_symbols = {
-        path: [sym_id(path, fn.qualname) for fn in facts[path].functions if fn.kind != "signature"] for path in facts
-    }
+        elif kind == "handles":
+            callers.setdefault(v, set()).add(u)
+            route_handlers.add(v)
+    symbols_memo: dict[str, list[str]] = {}  # file -> its function nodes, for the files a relation is asked of
+
+    def file_symbols(path: str) -> list[str]:
+        found = symbols_memo.get(path)
+        if found is None:
+            found = symbols_memo[path] = [sym_id(path, fn.qualname) for fn in facts[path].functions if fn.kind != "signature"]
+        return found
 
     rel_memo: dict[tuple[str, str, str], set[str]] = {}  # cleared every round, with node_memo
 
+    asked: set[str] = set()  # the files whose decision asked a graph relation (in the round that decided it)
+
     def graph_fn(path: str):  # noqa: ANN202
         def rel(relation: str, qualname: str) -> set[str]:
+            asked.add(path)
             key = (path, relation, qualname)
             found = rel_memo.get(key)
             if found is None:
@@ -136,7 +150,7 @@ def classify(
             return found
 
         def _rel(relation: str, qualname: str) -> set[str]:
-            nodes = [sym_id(path, qualname)] if qualname else file_symbols[path]
+            nodes = [sym_id(path, qualname)] if qualname else file_symbols(path)
             neighbours = callees if relation == "calls" else callers
             found: set[str] = set()
             for n in nodes:
@@ -165,6 +179,23 @@ def classify(
         for path in sorted(static):
             for qual, decision in static[path].functions:
                 functions[(path, qual)] = decision
+    deps_memo: dict[str, set[str]] = {}
+
+    def file_deps(path: str) -> set[str]:
+        """The files whose category a relation of `path` can read (a superset): itself, and
+        the files of the functions its functions call or are called from."""
+        found = deps_memo.get(path)
+        if found is None:
+            found = deps_memo[path] = {path}
+            for n in file_symbols(path):
+                for linked in (callees.get(n, ()), callers.get(n, ())):
+                    for s in linked:
+                        data = node_data.get(s)
+                        if data is not None and data.get("kind") == "symbol":
+                            found.add(data["file"])
+        return found
+
+    older: dict[str, Decision] = {}  # the files' decisions of the round before the last one
     for round_no in range(MAX_ROUNDS):
         node_memo.clear()  # categories come from the previous round's result
         rel_memo.clear()
@@ -172,7 +203,20 @@ def classify(
         precomputed = static is not None and fn_static
         if (round_no == 0 and not precomputed) or not fn_static:
             functions = {}
+        # With function decisions that do not change, a file's decision is the last round's
+        # when it asked no graph relation (it reads the memo only), or, from the third
+        # round on (the second read the function decisions the first did not), when no
+        # file its relations can read changed category in the last round.
+        changed: set[str] | None = None
+        if fn_static and round_no >= 2:
+            changed = {p for p, d in result.files.items() if d.category != older[p].category}
         for path in sorted(facts):
+            if fn_static and round_no >= 1 and (
+                path not in asked or (changed is not None and changed.isdisjoint(file_deps(path)))
+            ):
+                files[path] = result.files[path]
+                continue
+            asked.discard(path)
             ctx = MatchContext(path, facts[path], parsed[path], None, graph_fn(path), handles(path))
             files[path] = _decide(file_rules, ctx, file_memo[path]) or OTHER
             if (round_no > 0 or precomputed) and fn_static:
@@ -186,6 +230,7 @@ def classify(
                     functions[(path, fn.qualname)] = d
         if files == result.files and functions == result.functions:
             break
+        older = result.files
         result.files, result.functions = files, functions
     assign_roles(result, parsed, facts, graph, project, route_handlers, callees, frozenset(include_code or ()))
     return result
@@ -195,13 +240,35 @@ def classify(
 class FileStatic:
     """Rule results that need the file's tree but not the graph (computed in a worker process)."""
 
-    memo: tuple[tuple[str, bool], ...]  # file rule id -> matched (rules without graph relations)
+    memo: tuple[tuple[str, bool], ...]  # file rule id -> matched (the rules without graph relations `_decide` can ask for)
     functions: tuple[tuple[str, Decision], ...]  # function qualname -> decision (function rules)
+
+
+def static_needed(rules: list[Rule], hit: Callable[[Rule], bool]) -> tuple[tuple[str, bool], ...]:
+    """The results of the file rules without graph relations that `_decide` can ask for,
+    whatever the graph rules answer later: every rule down to the first that matches,
+    then those of its category and of the categories of the graph rules ranked above it
+    (one of which may win in its stead)."""
+    out = []
+    category = None
+    open_categories: set[str] = set()  # of the graph rules ranked above the first match
+    for r in rules:
+        if r.uses_graph:
+            if category is None:
+                open_categories.add(r.category)
+            continue
+        if category is not None and r.category != category and r.category not in open_categories:
+            continue
+        matched = hit(r)
+        out.append((r.id, matched))
+        if matched and category is None:
+            category = r.category
+    return tuple(out)
 
 
 def scan_static(ruleset: RuleSet, path: str, facts: FileFacts, parsed: ParsedFile) -> FileStatic:
     ctx = MatchContext(path, facts, parsed)
-    memo = tuple((r.id, r.matcher(ctx)) for r in ruleset.rules if r.scope == "file" and not r.uses_graph)
+    memo = static_needed([r for r in ruleset.rules if r.scope == "file"], lambda r: r.matcher(ctx))
     fn_rules = [r for r in ruleset.rules if r.scope == "function"]
     decisions = []
     if fn_rules and not any(r.uses_graph for r in fn_rules):

@@ -88,9 +88,8 @@ class Where:
 
 
 class _Combined(Matcher):
-    """A list of matchers, combined by `combine` (`all` or `any`)."""
-
-    combine: ClassVar[Callable[[Any], bool]]
+    """A list of matchers, combined as `all` (AllOf) or `any` (AnyOf): loops that stop at
+    the first part that decides (as the builtins do), without a generator per call."""
 
     def __init__(self, value: Any, where: Where) -> None:
         self._set(_list_of_matchers(value, where))
@@ -108,20 +107,27 @@ class _Combined(Matcher):
         out._set(parts)
         return out
 
-    def __call__(self, ctx: MatchContext) -> bool:
-        return self.combine(p(ctx) for p in self.parts)
-
 
 class AllOf(_Combined):
     """`all: [...]`, and every mapping (its keys must all hold)."""
 
     key = "all"
-    combine = staticmethod(all)
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        for p in self.parts:
+            if not p(ctx):
+                return False
+        return True
 
 
 class AnyOf(_Combined):
     key = "any"
-    combine = staticmethod(any)
+
+    def __call__(self, ctx: MatchContext) -> bool:
+        for p in self.parts:
+            if p(ctx):
+                return True
+        return False
 
 
 class Not(Matcher):
@@ -248,14 +254,77 @@ class TreeQuery(Matcher):
             except ValueError as exc:
                 raise where.error(f"invalid regular expression {exc}") from None
         self.source = value  # compiled per grammar (and cached) by parse.query
+        self._literals: dict[bool, tuple[bytes, ...]] = {}  # grammar (tsx) -> see `required_literals`
 
     def __call__(self, ctx: MatchContext) -> bool:
         from otelize.analysis.parse import captures, query
 
-        node = ctx.parsed.root
+        parsed = ctx.parsed
+        literals = self._literals.get(parsed.tsx)
+        if literals is None:
+            literals = self._literals[parsed.tsx] = required_literals(self.source, query(self.source, parsed.tsx))
+        source = parsed.source
+        for literal in literals:
+            if literal not in source:
+                return False  # no node of the file can hold it: the query cannot match (the tree is not read)
+        node = parsed.root
         if ctx.function is not None:
             node = node.descendant_for_byte_range(ctx.function.start, ctx.function.end) or node
         return any(captures(query(self.source, ctx.parsed.tsx), node).values())
+
+
+def _predicate_tokens(source: str) -> list[str]:
+    """A query's tokens outside comments (`;` to the end of the line): strings (with their
+    quotes, escapes kept), parentheses and brackets, and runs of other characters."""
+    tokens: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        c = source[i]
+        if c.isspace():
+            i += 1
+        elif c == ";":
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+        elif c == '"':
+            j = i + 1
+            while j < n and source[j] != '"':
+                j += 2 if source[j] == "\\" else 1
+            tokens.append(source[i : j + 1])
+            i = j + 1
+        elif c in "()[]":
+            tokens.append(c)
+            i += 1
+        else:
+            j = i
+            while j < n and not source[j].isspace() and source[j] not in '()[];"':
+                j += 1
+            tokens.append(source[i:j])
+            i = j
+    return tokens
+
+
+def required_literals(source: str, compiled: Any) -> tuple[bytes, ...]:
+    """Texts a file must contain for the query to match anywhere in it: the string of each
+    `(#eq? @c "text")` / `(#any-eq? @c "text")` of a one-pattern query whose capture `@c`
+    always holds a node (no `?` or `*`). A matched node's text is a slice of the file, and
+    py-tree-sitter passes such a predicate only if one of `@c`'s nodes has that text (it
+    passes a capture that holds no node, hence the quantifier check). Strings with escapes
+    are left out, and so is every query of several patterns (a predicate binds its pattern)."""
+    if compiled.pattern_count != 1:
+        return ()
+    quantifiers = {compiled.capture_name(i): compiled.capture_quantifier(0, i) for i in range(compiled.capture_count)}
+    tokens = _predicate_tokens(source)
+    out = []
+    for i in range(len(tokens) - 4):
+        if tokens[i] != "(" or tokens[i + 1] not in ("#eq?", "#any-eq?") or tokens[i + 4] != ")":
+            continue
+        capture, text = tokens[i + 2], tokens[i + 3]
+        if not capture.startswith("@") or quantifiers.get(capture[1:]) not in ("", "+"):
+            continue
+        if len(text) < 3 or not text.startswith('"') or not text.endswith('"') or "\\" in text:
+            continue
+        out.append(text[1:-1].encode("utf-8"))
+    return tuple(sorted(set(out)))
 
 
 class Has(TreeQuery):

@@ -57,6 +57,17 @@ class Role:
         return (qualname, self.action, self.kind, self.name, self.reason)
 
 
+# the roles that are the same for every function they go to (frozen: shared)
+MODULE_LOAD = Role("skip", reason="called at module load (startup code)")
+HANDLER = Role("skip", reason="route handler or middleware (the express instrumentation traces it)")
+STARTUP = Role("skip", reason="startup code (connect/init/setup/listen, factories, configuration)")
+DECORATOR_FACTORY = Role("skip", reason="decorator factory (runs when the class is defined)")
+STUB = Role("skip", reason="a stub (its body only throws)")
+PURE_HELPER = Role("skip", reason="pure helper (synchronous and reaches no I/O)")
+SERVICE_SPAN = Role("span", "INTERNAL")
+CLIENT_SPAN = Role("span", "CLIENT")
+
+
 class _Roles:
     def __init__(self, result: Classification, parsed: dict[str, ParsedFile], facts: dict[str, FileFacts],
                  graph: AppGraph, project: Any, route_handlers: set[str], callees: dict[str, set[str]],
@@ -98,6 +109,8 @@ class _Roles:
         self._work: dict[str, bool] = {}
         self._calls_by_caller: dict[str, dict[str, list[tuple[str, ...]]]] = {}
         self._module_called = self._called_at_module_load()
+        self._client_roles: dict[tuple[str, str], Role] = {}  # (file, category) -> its CLIENT or INTERNAL span
+        self._startup_folders: dict[str, bool] = {}
 
     # -- what a file reaches -----------------------------------------------------
     def libs_reached(self, path: str, depth: int = 3) -> frozenset[str]:
@@ -221,32 +234,42 @@ class _Roles:
 
     # -- the role of one function ---------------------------------------------------
     def role(self, path: str, fn: FunctionFact, category: str) -> Role | None:
-        sid = sym_id(path, fn.qualname)
-        member = fn.name.rsplit(".", 1)[-1]
         if "module-load" not in self.include_code and (
             (path, fn.qualname) in self._module_called or (fn.kind == "arrow" and (path, fn.name) in self._module_called)
         ):
-            return Role("skip", reason="called at module load (startup code)")
-        if sid in self.route_handlers or self._handler_params(fn):
-            return Role("skip", reason="route handler or middleware (the express instrumentation traces it)")
-        if STARTUP_NAME.match(member) or (fn.class_name and STARTUP_CLASS.search(fn.class_name)) or (
-            STARTUP_FOLDERS & set(path.split("/")[:-1])
+            return MODULE_LOAD
+        if sym_id(path, fn.qualname) in self.route_handlers or self._handler_params(fn):
+            return HANDLER
+        if STARTUP_NAME.match(fn.name.rsplit(".", 1)[-1]) or (fn.class_name and STARTUP_CLASS.search(fn.class_name)) or (
+            self._startup_folder(path)
         ):
-            return Role("skip", reason="startup code (connect/init/setup/listen, factories, configuration)")
+            return STARTUP
         if "decorator-factories" not in self.include_code and self._decorator_factory(path, fn):
-            return Role("skip", reason="decorator factory (runs when the class is defined)")
+            return DECORATOR_FACTORY
         if not fn.has_body or fn.is_signature or fn.is_constructor or fn.accessor or fn.is_generator:
             return None  # the span worker reports these itself
         if self._only_throws(path, fn):
-            return Role("skip", reason="a stub (its body only throws)")
+            return STUB
         if "pure-helpers" not in self.include_code and not self.does_work(path, fn):
-            return Role("skip", reason="pure helper (synchronous and reaches no I/O)")
+            return PURE_HELPER
         if category == "service":
-            return Role("span", "INTERNAL")
-        return self._client_or_internal(path, category)
+            return SERVICE_SPAN
+        key = (path, category)
+        found = self._client_roles.get(key)
+        if found is None:
+            found = self._client_roles[key] = self._client_or_internal(path, category)
+        return found
+
+    def _startup_folder(self, path: str) -> bool:
+        """The file sits in a startup folder (config/, bootstrap/, ...): once per file."""
+        found = self._startup_folders.get(path)
+        if found is None:
+            found = self._startup_folders[path] = bool(STARTUP_FOLDERS & set(path.split("/")[:-1]))
+        return found
 
     def _client_or_internal(self, path: str, category: str) -> Role:
-        """CLIENT only for a true client boundary: no auto-instrumented library below it."""
+        """CLIENT only for a true client boundary: no auto-instrumented library below it
+        (the same for every function of the file: `role` asks once per file and category)."""
         reached = self.libs_reached(path)
         libs = reached & self.instrumented
         if libs:
@@ -260,14 +283,14 @@ class _Roles:
             deps = self.dependencies & own
             if deps and deps <= self.instrumented:
                 return Role("span", "INTERNAL", reason=f"the app's {', '.join(sorted(deps))} is auto-instrumented")
-        return Role("span", "CLIENT")
+        return CLIENT_SPAN
 
     def _only_throws(self, path: str, fn: FunctionFact) -> bool:
         return fn.body_start is not None and self._tree(path, fn).only_throws
 
     def _handler_params(self, fn: FunctionFact) -> bool:
-        names = [p.name for p in fn.params]
-        return len(names) >= 2 and all(rx.match(n) for rx, n in zip(HANDLER_PARAMS, names))
+        params = fn.params
+        return len(params) >= 2 and all(rx.match(p.name) for rx, p in zip(HANDLER_PARAMS, params))
 
     def _decorator_factory(self, path: str, fn: FunctionFact) -> bool:
         return fn.body_start is not None and self._tree(path, fn).decorator_factory
