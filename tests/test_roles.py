@@ -255,6 +255,27 @@ export function f(err: NativeError, p: Pool, c: db.Connection): unknown { return
     assert [i.module for i in value_imports(extract(pf), pf)] == ["typedi"]
 
 
+def test_a_binding_spelled_only_in_strings_comments_properties_or_longer_names_is_no_value_use() -> None:
+    """typeuse finds a binding's uses where the bytes spell its name: only an identifier
+    of exactly that name, outside a type position, is a value use."""
+    from otelize.analysis.facts import extract
+    from otelize.analysis.parse import parse_source
+    from otelize.analysis.typeuse import value_imports
+
+    src = b"""import { db } from 'mysql2';
+import { cache } from 'ioredis';
+import { Pool } from 'pg';
+// db is not used here
+const label = 'db';
+const o = { db: 1, dbx: 2 };
+const dbx = o.db + o.dbx;
+type T = Pool;
+export function f(p: Pool): unknown { return `${label} db` + (cache as unknown as string); }
+"""
+    pf = parse_source("a.ts", src)
+    assert [i.module for i in value_imports(extract(pf), pf)] == ["ioredis"]
+
+
 def test_instrumented_libraries_cover_orms_only_over_an_instrumented_driver() -> None:
     from otelize.classify.libraries import instrumented_libraries
 

@@ -54,9 +54,9 @@ _QUERY = """
 
 @cache
 def _scan_query() -> str:
-    from otelize.analysis import fntree, routefacts, typeuse
+    from otelize.analysis import fntree, routefacts
 
-    return _QUERY + routefacts._QUERY + fntree._QUERY + typeuse._IDENTIFIERS
+    return _QUERY + routefacts._QUERY + fntree._QUERY
 
 
 @cache
@@ -78,11 +78,10 @@ def extract(parsed: ParsedFile, prefetch: str | None = None) -> FileFacts:
     facts = FileFacts(parsed.path)
     root = parsed.root
     # one query for everything the scan reads of the tree (these facts, the route owners,
-    # the function trees, the identifiers of typeuse): one walk of the tree instead of four
+    # the function trees): one walk of the tree instead of three
     caps = captures(query(_scan_query() if prefetch is None else _with_prefetch(prefetch), parsed.tsx), root)
     if prefetch is not None:
         capindex.prefetched(parsed, prefetch, caps)
-    parsed.cache["identifiers"] = caps.get("id", [])
     _markers(parsed, facts)
 
     # QueryCursor.captures does not return a capture's nodes in source order
@@ -124,16 +123,12 @@ def extract(parsed: ParsedFile, prefetch: str | None = None) -> FileFacts:
     chains = [_call(node, facts, functions, starts, express_names, bootstraps, owners) for node in call_nodes]
     routefacts.after_calls(parsed.source, route_caps, call_nodes, chains, facts, functions, starts)
     _dedupe(facts)
-    from otelize.analysis import fntree
-
-    # decided here, where the tree is (in the process that parsed the file), so that the
-    from otelize.analysis import typeuse
+    from otelize.analysis import fntree, typeuse
 
     # decided here, where the tree is (in the process that parsed the file), so that the
     # main process never parses a file again to classify it
     facts.imports = [replace(imp, value_used=used) for imp, used in zip(facts.imports, typeuse.value_used(facts.imports, parsed))]
     facts.fn_trees = fntree.function_trees(parsed, facts.functions, caps)
-    parsed.cache.pop("identifiers", None)  # (a node per identifier: not kept with the tree)
     return facts
 
 

@@ -9,15 +9,12 @@ the file (or that bind nothing: `import 'reflect-metadata'`, `require(...)`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from otelize.analysis.parse import captures, query
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from otelize.analysis.records import FileFacts, ImportFact
     from otelize.analysis.parse import ParsedFile
 
-_IDENTIFIERS = "(identifier) @id"
 # identifiers under these nodes are in a type position
 _TYPE_CONTEXTS = frozenset({
     "type_annotation", "type_arguments", "type_parameters", "nested_type_identifier", "type_query",
@@ -34,32 +31,39 @@ def _value_names(parsed: ParsedFile, wanted: frozenset[str]) -> frozenset[str]:
     cached = parsed.cache.get(key)
     if cached is not None:
         return cached
-    targets = {n.encode("utf-8"): n for n in wanted}
     names: set[str] = set()
-    ids = parsed.cache.get("identifiers")  # the scan's combined query captured them
-    if ids is None:
-        ids = captures(query(_IDENTIFIERS, parsed.tsx), parsed.root).get("id", [])
-    for node in ids:
-        name = targets.get(node.text)
-        if name is None or name in names:
-            continue
-        child, parent, typed = node, node.parent, False
-        while parent is not None:
-            if parent.type in _TYPE_CONTEXTS:
-                # `x as T`: the expression itself is a value, only the type after `as` is not
-                if parent.type in ("as_expression", "satisfies_expression") and parent.named_children and parent.named_children[0] == child:
-                    child, parent = parent, parent.parent
-                    continue
-                typed = True
-                break
-            if parent.type in ("statement_block", "program", "class_body"):
-                break
-            child, parent = parent, parent.parent
-        if not typed:
-            names.add(name)
+    root, source = parsed.root, parsed.source
+    # each place the file's bytes spell a wanted name, in source order, taken when the tree
+    # has an identifier there: what `(identifier) @id` would capture with that name, without
+    # a capture (a node object) for every identifier of the file
+    for name in sorted(wanted):
+        raw = name.encode("utf-8")
+        at = source.find(raw)
+        while at != -1 and name not in names:
+            node = root.descendant_for_byte_range(at, at + len(raw))
+            at = source.find(raw, at + 1)
+            if node is None or node.type != "identifier" or node.end_byte - node.start_byte != len(raw):
+                continue
+            if _in_value_position(node):
+                names.add(name)
     result = frozenset(names)
     parsed.cache[key] = result
     return result
+
+
+def _in_value_position(node: Any) -> bool:
+    child, parent = node, node.parent
+    while parent is not None:
+        if parent.type in _TYPE_CONTEXTS:
+            # `x as T`: the expression itself is a value, only the type after `as` is not
+            if parent.type in ("as_expression", "satisfies_expression") and parent.named_children and parent.named_children[0] == child:
+                child, parent = parent, parent.parent
+                continue
+            return False
+        if parent.type in ("statement_block", "program", "class_body"):
+            break
+        child, parent = parent, parent.parent
+    return True
 
 
 def _locals(imp: ImportFact) -> list[str]:
