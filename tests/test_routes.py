@@ -224,3 +224,12 @@ function b() { function register(router: Router) { router.get('/b', (req, res) =
     facts = extract(parse_source("src/r.ts", source))
     assert [f.qualname for f in facts.functions if f.name == "register"] == ["register", "register#2"]
     assert facts.param_routers == {"register#2": [(0, "register#2:router")]}
+
+
+def test_every_owner_type_and_untyped_name_passes_the_parameter_prefilter() -> None:
+    """routefacts looks closer only at parameters whose text matches _OWNER_HINT: every
+    type and name that makes a parameter a route owner must match it, or its routes go."""
+    from otelize.analysis import routefacts as rf
+
+    for word in sorted(rf.ROUTER_TYPES | rf.APP_TYPES | rf.UNTYPED_APP_NAMES | rf.UNTYPED_ROUTER_NAMES):
+        assert rf._OWNER_HINT.search(word.encode()), word

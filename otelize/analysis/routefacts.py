@@ -17,6 +17,8 @@ The paths built from constants, templates and members, and loop mounts, are read
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from tree_sitter import Node
@@ -40,6 +42,10 @@ UNTYPED_APP_NAMES = {"app", "expressApp"}
 
 
 UNTYPED_ROUTER_NAMES = {"router", "route", "routes", "api"}
+
+
+# what every type of ROUTER_TYPES / APP_TYPES and every name of UNTYPED_*_NAMES contains
+_OWNER_HINT = re.compile(rb"Router|Application|Express|app|App|route|api")
 
 
 CHAIN_METHODS = ("get", "post", "put", "patch", "delete", "all", "options", "head", "use")
@@ -115,8 +121,15 @@ def owners(root: Node, parsed_tsx: bool, facts, functions, starts, names: dict[s
         if fn is None:
             continue
         params = [p for p in node.named_children if p.type in ("required_parameter", "optional_parameter")]
+        qualname = None
         for index, p in enumerate(params):
-            _parameter_owner(facts, final_qualname(facts, fn), index, p)
+            # a parameter is an owner by its type or its name, and the parameter's text
+            # spells both: one that spells none of them needs no closer look
+            if _OWNER_HINT.search(p.text) is None:
+                continue
+            if qualname is None:
+                qualname = final_qualname(facts, fn)
+            _parameter_owner(facts, qualname, index, p)
     for child in root.named_children:
         module_objects(facts, child)
     FUNCS[id(facts)] = (functions, starts)
