@@ -282,3 +282,22 @@ def test_instrumented_libraries_cover_orms_only_over_an_instrumented_driver() ->
     assert instrumented_libraries({"dependencies": {"sequelize": "6", "mysql2": "3"}}) == {"sequelize", "mysql2"}
     assert instrumented_libraries({"dependencies": {"typeorm": "0.3", "better-sqlite3": "11"}}) == set()
     assert instrumented_libraries({"dependencies": {"@prisma/client": "5", "axios": "1"}}) == {"axios"}
+
+
+def test_an_await_inside_the_span_wrapper_counts_as_the_function_s_own() -> None:
+    """An instrumented body's work is in the wrapper's arrow: its awaits are the function's
+    own; the same arrow passed to any other function is a function of its own."""
+    from otelize.analysis.facts import extract
+    from otelize.analysis.parse import parse_source
+
+    def own_await(callee: str) -> bool:
+        src = (f"import {{ withSpan }} from './otel';\nconst other = withSpan;\n"
+               f"export class A {{\n  m() {{\n    return {callee}('A.m', {{}}, async (span) => {{\n"
+               f"      await this.g();\n    }});\n  }}\n  async g() {{}}\n}}\n").encode()
+        pf = parse_source("a.ts", src)
+        facts = extract(pf)
+        m = next(fn for fn in facts.functions if fn.qualname == "A.m")
+        return facts.fn_trees[m.start].own_await
+
+    assert own_await("withSpan")
+    assert not own_await("other")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from otelize.analysis.parse import captures, query, text
@@ -38,6 +39,13 @@ _QUERY = """
 _UNWRAP = ("as_expression", "parenthesized_expression", "await_expression", "non_null_expression")
 
 
+@cache
+def _helper_names() -> tuple[bytes, ...]:
+    from otelize.synthesize.wrap import HELPERS
+
+    return tuple(h.encode() for h in HELPERS)
+
+
 @dataclass(frozen=True)
 class FunctionTree:
     own_await: bool
@@ -55,12 +63,19 @@ def function_trees(pf: ParsedFile, functions: list[FunctionFact], caps: dict | N
     decls = _sorted_starts(caps.get("decl", []))
     returns = _sorted_starts(caps.get("fn_return", []))
     enclosing: dict[int, tuple[int, int] | None] = {}  # an await's start -> its innermost function's range
+    # an instrumented body calls a span helper, by its name or an alias imported under it:
+    # a file that never spells one holds no wrapper
+    source = pf.source
+    wrapped = None
+    if any(name in source for name in _helper_names()):
+        from otelize.synthesize.unwrap import find_wrapper as wrapped
     out: dict[int, FunctionTree] = {}
+    root = pf.root
     for fn in functions:
-        node = pf.root.descendant_for_byte_range(fn.start, fn.end)
-        body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end) if fn.body_start is not None else None
-        out[fn.start] = FunctionTree(_own_await(pf, fn, node, body, awaits, enclosing), _declarators(node, decls),
-                                     _only_throws(body), _decorator_factory(body, returns))
+        node = root.descendant_for_byte_range(fn.start, fn.end)
+        body = root.descendant_for_byte_range(fn.body_start, fn.body_end) if fn.body_start is not None else None
+        out[fn.start] = FunctionTree(_own_await(pf, fn, node, body, awaits, enclosing, wrapped), _declarators(node, decls),
+                                     _only_throws(body), _decorator_factory(body, returns) if returns[0] else False)
     return out
 
 
@@ -82,13 +97,12 @@ def _within(index: tuple[list[int], list[Any]], node: Any) -> list[Any]:
 
 
 def _own_await(pf: ParsedFile, fn: FunctionFact, node: Any, body: Any, awaits: tuple[list[int], list[Any]],
-               enclosing: dict[int, tuple[int, int] | None]) -> bool:
+               enclosing: dict[int, tuple[int, int] | None], find_wrapper: Any = None) -> bool:
+    """`find_wrapper`: otelize.synthesize.unwrap's, or None where the file holds no wrapper."""
     if node is None:
         return False
     anchors = [fn.body_start if fn.body_start is not None else fn.start]
-    if body is not None:  # already instrumented: the wrapper's arrow is the body
-        from otelize.synthesize.unwrap import find_wrapper
-
+    if body is not None and find_wrapper is not None:  # already instrumented: the wrapper's arrow is the body
         wrapper = find_wrapper(pf, body)
         if wrapper is not None:
             inner = wrapper.child_by_field_name("arguments").named_children[-1].child_by_field_name("body")
