@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import cache
 
 import re
-from dataclasses import replace
 
 from tree_sitter import Node
 
@@ -127,7 +126,11 @@ def extract(parsed: ParsedFile, prefetch: str | None = None) -> FileFacts:
 
     # decided here, where the tree is (in the process that parsed the file), so that the
     # main process never parses a file again to classify it
-    facts.imports = [replace(imp, value_used=used) for imp, used in zip(facts.imports, typeuse.value_used(facts.imports, parsed))]
+    # (built directly: dataclasses.replace costs ~9 us a record)
+    facts.imports = [
+        ImportFact(imp.module, imp.kind, imp.line, imp.start, imp.end, imp.default, imp.namespace, imp.names, imp.type_only, used)
+        for imp, used in zip(facts.imports, typeuse.value_used(facts.imports, parsed))
+    ]
     facts.fn_trees = fntree.function_trees(parsed, facts.functions, caps)
     return facts
 
