@@ -263,3 +263,29 @@ def test_a_symlinked_cache_folder_is_never_written_through(app: Path, tmp_path: 
     assert plan_json(app, cache=True) == plan_json(app)
     instrument(app, write=False, cache=True)
     assert list(outside.iterdir()) == []
+
+
+def test_a_one_file_change_pickles_that_file_s_scan_only(app: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rewriting the cache after a change keeps the other entries' bytes as they were read:
+    the run pickles the changed file's scan, not every file's."""
+    plan_json(app, cache=True)
+    key = scancache.rules_key([])
+    before = scancache.load(app, key)
+    changed = "src/utils/latency.ts"
+    (app / changed).write_text((app / changed).read_text() + "\nexport const extra = 1;\n")
+    pickled: list[object] = []
+    real = scancache.pickle.dumps
+
+    def spy(obj: object, *args: object, **kwargs: object) -> bytes:
+        pickled.append(obj)
+        return real(obj, *args, **kwargs)
+
+    monkeypatch.setattr(scancache.pickle, "dumps", spy)
+    expected = plan_json(app)
+    assert plan_json(app, cache=True) == expected
+    scans = [o for o in pickled if isinstance(o, pipeline.Scan)]
+    assert [s.path for s in scans] == [changed]
+    after = scancache.load(app, key)
+    assert sorted(after) == sorted(before)
+    assert after[changed] != before[changed]
+    assert {p: e for p, e in after.items() if p != changed} == {p: e for p, e in before.items() if p != changed}

@@ -41,7 +41,7 @@ R = TypeVar("R")
 
 SCAN_FILE = "scan.pickle"
 EDIT_FILE = "edit.pickle"
-FORMAT = 1
+FORMAT = 2  # 2: each entry's result pickled on its own (a re-run re-pickles only what it computed)
 
 
 def rules_key(rule_dirs: list[Path], switches: dict[str, bool] | None = None) -> str:
@@ -67,8 +67,10 @@ def digest(data: bytes) -> bytes:
 
 
 MAGIC = b"otelize-cache-v1\n"
-def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, Any]]:
-    """{path: (input digest, result)} of a cache file, or {} when absent, stale, unsigned or unreadable."""
+def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, bytes]]:
+    """{path: (input digest, the result pickled)} of a cache file, or {} when absent, stale,
+    unsigned or unreadable. Each result is a pickle of its own, signed with the file: a run
+    unpickles the ones it takes and writes the others back as they were."""
     import hmac
 
     secret = user_secret()
@@ -92,7 +94,8 @@ def load(root: Path, key: str, name: str = SCAN_FILE) -> dict[str, tuple[bytes, 
     return stored["entries"]
 
 
-def save(root: Path, key: str, entries: dict[str, tuple[bytes, Any]], name: str = SCAN_FILE) -> None:
+def save(root: Path, key: str, entries: dict[str, tuple[bytes, bytes]], name: str = SCAN_FILE) -> None:
+    """Write {path: (input digest, the result pickled)}, signed."""
     secret = user_secret()
     if secret is None:
         return
@@ -134,10 +137,21 @@ def cached_map(
     taken from the cache file `name` (under `key`); the file is rewritten when
     anything was computed or an entry went away."""
     stored = load(root, key, name)
-    hits = {path: stored[path][1] for path, _ in items if path in stored and stored[path][0] == digests[path]}
+    hits: dict[str, Any] = {}
+    for path, _ in items:
+        entry = stored.get(path)
+        if entry is not None and entry[0] == digests[path]:
+            try:
+                hits[path] = pickle.loads(entry[1])
+            except Exception:  # noqa: BLE001 - an entry that does not load is computed again
+                continue
     misses = [(path, item) for path, item in items if path not in hits]
     fresh = dict(zip([path for path, _ in misses], compute(misses))) if misses else {}
     results = [hits[path] if path in hits else fresh[path] for path, _ in items]
     if misses or set(stored) != {path for path, _ in items}:
-        save(root, key, {path: (digests[path], r) for (path, _), r in zip(items, results)}, name)
+        # the entries taken from the file go back as the bytes they were read as: rewriting
+        # the cache after a one-file change pickles that file's result, not all of them
+        save(root, key, {path: (digests[path], stored[path][1] if path in hits else
+                                pickle.dumps(fresh[path], protocol=pickle.HIGHEST_PROTOCOL))
+                         for path, _ in items}, name)
     return results
