@@ -11,7 +11,8 @@ nothing cached and peak RSS is that run's own (the process and its pool):
 - plan:        otelize.api.analyze(root)           (what `otelize plan` does)
 - instrument:  otelize.api.instrument(root, out_dir=...)   (`otelize instrument --out`)
 - with --cache: plan_cache_cold (analyze(cache=True), filling the scan cache),
-  plan_cache_warm (the same again: nothing to parse), check_cache_fill
+  plan_cache_warm (the same again: nothing to parse), plan_cache_one (the same after
+  one file changed: the pre-commit case, one file parsed and the cache rewritten), check_cache_fill
   (instrument(write=False, cache=True): `instrument --check --cache` on an app with
   changes pending, so the state cache cannot answer; it fills the edit cache) and
   check_cache_warm (the same again: nothing to parse or edit)
@@ -45,7 +46,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = ("floor", "plan", "instrument", "plan_serial", "instrument_serial", "plan_cache_cold", "plan_cache_warm",
-         "check_cache_fill", "check_cache_warm")
+         "plan_cache_one", "check_cache_fill", "check_cache_warm")
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -113,7 +114,8 @@ def machine() -> dict:
 _ARGS = {  # step -> (measure kind, jobs)
     "plan": ("plan", "auto"), "instrument": ("instrument", "auto"), "plan_serial": ("plan", "1"),
     "instrument_serial": ("instrument", "1"), "plan_cache_cold": ("plan_cache", "auto"),
-    "plan_cache_warm": ("plan_cache", "auto"), "check_cache_fill": ("check_cache", "auto"),
+    "plan_cache_warm": ("plan_cache", "auto"), "plan_cache_one": ("plan_cache", "auto"),
+    "check_cache_fill": ("check_cache", "auto"),
     "check_cache_warm": ("check_cache", "auto"),
 }
 
@@ -132,9 +134,17 @@ def measure_size(root: Path, tmp: Path, steps: list[str], rounds: int, checkouts
                 kind, jobs = _ARGS[key]
                 out = tmp / f"out-{name}-{key}"
                 shutil.rmtree(out, ignore_errors=True)
-                if key == "plan_cache_cold":  # (the --cache steps run in order: cold, warm, fill, warm)
+                if key == "plan_cache_cold":  # (the --cache steps run in order: cold, warm, one, fill, warm)
                     shutil.rmtree(root / ".otelize-cache", ignore_errors=True)
-                m = measure(kind, root, out, jobs, repo)
+                touched = root / "src" / "index.ts"
+                kept = touched.read_bytes() if key == "plan_cache_one" else None
+                if kept is not None:  # one file changed since the cached run
+                    touched.write_bytes(kept + b"\n// changed since the cached run\n")
+                try:
+                    m = measure(kind, root, out, jobs, repo)
+                finally:
+                    if kept is not None:
+                        touched.write_bytes(kept)
                 m["ratio_to_floor"] = m["wall_s"] / floor["wall_s"]
                 m["cpu_ratio_to_floor"] = m["cpu_s"] / floor["cpu_s"]
                 m["files_per_s"] = m["files"] / m["wall_s"]
@@ -155,14 +165,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--serial", action="store_true", help="also measure plan/instrument with jobs=1")
     parser.add_argument("--cache", action="store_true",
-                        help="also measure --cache: plan filling the scan cache, plan and instrument --check with it warm")
+                        help="also measure --cache: plan filling the scan cache, plan and instrument --check with it warm, "
+                             "plan after one file changed")
     parser.add_argument("--rounds", type=int, default=1, help="measure every step this many times; report the best round")
     parser.add_argument("--against", type=Path, action="append", default=[],
                         help="another otelize checkout to measure in the same rounds (repeatable)")
     args = parser.parse_args()
     steps = ["plan", "instrument"]
     if args.cache:
-        steps += ["plan_cache_cold", "plan_cache_warm", "check_cache_fill", "check_cache_warm"]
+        steps += ["plan_cache_cold", "plan_cache_warm", "plan_cache_one", "check_cache_fill", "check_cache_warm"]
     if args.serial:
         steps += ["plan_serial", "instrument_serial"]
     checkouts = {"this": REPO}
