@@ -152,14 +152,15 @@ def classify(
         def _rel(relation: str, qualname: str) -> set[str]:
             nodes = [sym_id(path, qualname)] if qualname else file_symbols(path)
             neighbours = callees if relation == "calls" else callers
+            own = f"sym:{path}::"
             found: set[str] = set()
             for n in nodes:
                 linked = neighbours.get(n)
                 if linked:
+                    if not qualname:  # a file's calls to itself say nothing
+                        linked = {s for s in linked if not s.startswith(own)}
                     found |= categories_of(linked)
             found.discard("other")
-            if not qualname:
-                found.discard(result.file(path).category)  # a file's calls to itself say nothing
             return found
 
         return rel
