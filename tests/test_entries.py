@@ -15,6 +15,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "entries"
 EXPECTED = {
     # class App { constructor() { this.app = express() } listen() { this.app.listen() } } + new App([...]).listen()
     "class-app": ("src/server.ts", "./tracing"),
+    # class HttpServer { this.express = express(); listen() } held by class WarehouseApp
+    # { server?: HttpServer; start() { this.server = new HttpServer(); this.server.listen() } },
+    # and `new WarehouseApp().start()` in start.ts
+    "class-chain": ("src/start.ts", "./tracing"),
     # export default async ({ app }) => {...}, called from the entry that creates the app
     "loaders": ("src/app.ts", "./tracing"),
     # export default app in app.ts; `import http` first, then http.createServer(app).listen() in server.ts

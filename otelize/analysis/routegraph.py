@@ -288,9 +288,40 @@ def _started_elsewhere(facts: dict[str, FileFacts], lookup, known: set[str]) -> 
                     hit = True
             elif call.chain[0] in f.app_classes and call.chain[0] in f.listen_classes:
                 hit = True  # the class and `new App().listen()` in one file
+        for call in f.calls if not hit else ():
+            # `new MoocApp().start()` of a class that listens on a server class it holds
+            # (`server?: Server; start() { this.server = new Server(port); return this.server.listen(); }`)
+            if call.is_new and len(call.chain) == 1 and _starts_a_server(facts, lookup, path, call.chain[0]):
+                hit = True
+                break
         if hit and not _TEST_FILE.search(path):  # a test starts the app too, but node never runs it
             out.append(path)
     return out
+
+
+def _starts_a_server(facts: dict[str, FileFacts], lookup, path: str, name: str) -> bool:  # type: ignore[no-untyped-def]
+    """`name` (in `path`) is a class that calls `this.<field>.listen()` and has a field typed
+    with, or holding, a class that builds an express app and listens (`this.app = express()`)."""
+    loc = lookup(path, name)
+    if loc is None or loc[0] not in facts:
+        return False
+    cfile, cname = loc
+    cf = facts[cfile]
+    cname = cf.exports.get("default", cname) if cname == "default" else cname
+    if cname not in cf.listen_classes or cname in cf.app_classes:
+        return False  # (a class that holds the app itself is the check above)
+    for cls in cf.classes:
+        if cls.name != cname:
+            continue
+        for held in sorted(set(cls.field_types.values())):
+            target = lookup(cfile, held) if not held.startswith("@") else None
+            if target is None or target[0] not in facts:
+                continue
+            sf = facts[target[0]]
+            server = sf.exports.get("default", target[1]) if target[1] == "default" else target[1]
+            if server in sf.app_classes and server in sf.listen_classes:
+                return True
+    return False
 
 
 def _controller_prefixes(project, facts, lookup, resolve_path) -> dict[tuple[str, str], list[str]]:  # noqa: ANN001, C901
