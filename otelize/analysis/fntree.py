@@ -66,15 +66,15 @@ def function_trees(pf: ParsedFile, functions: list[FunctionFact], caps: dict | N
     # an instrumented body calls a span helper, by its name or an alias imported under it:
     # a file that never spells one holds no wrapper
     source = pf.source
-    wrapped = None
+    find_wrapper = None
     if any(name in source for name in _helper_names()):
-        from otelize.synthesize.unwrap import find_wrapper as wrapped
+        from otelize.synthesize.unwrap import find_wrapper
     out: dict[int, FunctionTree] = {}
     root = pf.root
     for fn in functions:
         node = root.descendant_for_byte_range(fn.start, fn.end)
         body = root.descendant_for_byte_range(fn.body_start, fn.body_end) if fn.body_start is not None else None
-        out[fn.start] = FunctionTree(_own_await(pf, fn, node, body, awaits, enclosing, wrapped), _declarators(node, decls),
+        out[fn.start] = FunctionTree(_own_await(pf, fn, node, body, awaits, enclosing, find_wrapper), _declarators(node, decls),
                                      _only_throws(body), _decorator_factory(body, returns) if returns[0] else False)
     return out
 
