@@ -44,6 +44,7 @@ CASES = [
     ("builds/webpack", "dev"),  # nodemon --exec ts-node
     ("entries/class-app", "start"),
     ("entries/class-chain", "start"),  # new WarehouseApp().start(), which starts the class that listens
+    ("entries/cluster-fork", "start"),  # `node dist`: the primary forks, the worker serves and traces
     ("entries/loaders", "start"),
     ("entries/server-file", "start"),  # `import http` before the app: tracing must come first in server.ts
     ("entries/index-listen", "start"),

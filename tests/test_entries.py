@@ -19,6 +19,9 @@ EXPECTED = {
     # { server?: HttpServer; start() { this.server = new HttpServer(); this.server.listen() } },
     # and `new WarehouseApp().start()` in start.ts
     "class-chain": ("src/start.ts", "./tracing"),
+    # a cluster: the primary forks, each worker calls a singleton that listens on its class
+    # property app; `npm start` is `node dist`, tsc's output of src/index.ts
+    "cluster-fork": ("src/index.ts", "./tracing"),
     # export default async ({ app }) => {...}, called from the entry that creates the app
     "loaders": ("src/app.ts", "./tracing"),
     # export default app in app.ts; `import http` first, then http.createServer(app).listen() in server.ts

@@ -166,6 +166,8 @@ def entry_call(
         left = parent.child_by_field_name("left") if parent is not None and parent.type == "assignment_expression" else None
         if left is not None and left.type == "member_expression" and text(left.child_by_field_name("object")) == "this":
             _add(facts.app_classes, cls)
+        elif parent is not None and parent.type == "public_field_definition":  # `private app = express();`
+            _add(facts.app_classes, cls)
     if chain is not None:
         if len(chain) == 3 and chain[0] == "this" and chain[2] == "listen" and (cls := _class_of(node)) is not None:
             _add(facts.listen_classes, cls)

@@ -236,7 +236,7 @@ def add_routes(project, facts, app_graph: AppGraph, symbols: Symbols) -> None:  
     app_graph.unmounted = unmounted
     listen_files = [p for p in sorted(facts) if facts[p].listen_line is not None]
     listen_files += _started_elsewhere(facts, lookup, set(listen_files))
-    entries = sorted(set(listen_files)) or ([apps[0][0]] if apps else [])
+    entries = sorted(set(listen_files)) or ([apps[0][0]] if apps else []) or _started_by_script(project, facts)
     # several apps: every file that listens is an entry point; the primary one is the
     # shallowest conventional name (src/index.ts over src/admin/main.ts)
     app_graph.entries = sorted(entries, key=_entry_rank)
@@ -322,6 +322,43 @@ def _starts_a_server(facts: dict[str, FileFacts], lookup, path: str, name: str) 
             if server in sf.app_classes and server in sf.listen_classes:
                 return True
     return False
+
+
+_NODE_FLAGS_WITH_VALUE = frozenset({"-r", "--require", "--import", "--loader", "--experimental-loader", "-e", "--eval"})
+
+
+def _started_by_script(project, facts: dict[str, FileFacts]) -> list[str]:  # noqa: ANN001
+    """The source file package.json's start script runs (`node dist`, `node dist/index.js`),
+    mapped back through the build (tsc's outDir): the entry when no file listens itself and
+    none creates an app as a plain variable (the app is built in a class, started through a
+    cluster fork or a chain of singletons: `cluster.isMaster ? fork() : App.loadServer()`).
+    Only a project whose files hold an express app, and only a file the build provably emits."""
+    if not any(f.apps or f.app_classes for f in facts.values()):
+        return []
+    from otelize.project.build import analyse, script_steps
+
+    scripts = project.package_json.get("scripts")
+    if not isinstance(scripts, dict):
+        return []
+    started: list[str] = []
+    for tokens in script_steps(scripts, "start"):
+        if posixpath.basename(tokens[0]) != "node":
+            continue
+        args = iter(tokens[1:])
+        for arg in args:
+            if arg in _NODE_FLAGS_WITH_VALUE:
+                next(args, None)
+            elif not arg.startswith("-"):
+                started.append(posixpath.normpath(arg))
+                break
+    if not started:
+        return []
+    candidates = set()
+    for target in started:
+        stem, ext = posixpath.splitext(target)
+        candidates.update((target,) if ext in (".js", ".cjs", ".mjs") else (target + ".js", posixpath.join(target, "index.js")))
+    build = analyse(project.root, project.package_json)
+    return [path for path in sorted(facts) if build.emits(path) in candidates and not _TEST_FILE.search(path)][:1]
 
 
 def _controller_prefixes(project, facts, lookup, resolve_path) -> dict[tuple[str, str], list[str]]:  # noqa: ANN001, C901

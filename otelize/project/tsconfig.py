@@ -192,7 +192,10 @@ def _glob_regex(pattern: str) -> str:
 def _common_root(config: TsConfig) -> str:
     """tsc's default rootDir: the longest common folder of the compiled inputs. Without
     listing the files, the static part of the include patterns stands for it."""
-    folders = [_static_prefix(p) for p in (config.include or ())] + [posixpath.dirname(f) for f in (config.files or ())]
+    # (declaration files in `files`, such as node_modules/@types/x/index.d.ts, emit nothing
+    # and take no part in it, as in tsc)
+    folders = [_static_prefix(p) for p in (config.include or ())] + [
+        posixpath.dirname(f) for f in (config.files or ()) if not f.endswith((".d.ts", ".d.mts", ".d.cts"))]
     if not folders:
         return ""
     common = posixpath.commonpath(folders) if all(folders) else ""
