@@ -197,7 +197,7 @@ def wrap_file(
         start, end = fn.body_start + 1, fn.body_end - 1
         try:
             footer = FOOTER if style.semicolons else FOOTER_NO_SEMICOLON
-            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), style.indent_unit, footer)
+            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), _unit_of(style), footer)
         except CannotWrap as exc:
             result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
             continue
@@ -209,6 +209,12 @@ def wrap_file(
         names = tuple(sorted(import_name(h, local_names(pf)[h]) for h in helpers))
         result.imports.append(ImportRequest(path, helper_specifier(ctx, path), names, False, task.worker, uses_require(ctx, path)))
     return result
+
+
+def _unit_of(style: Style) -> Callable[[], bytes]:
+    """The file's indent unit, asked for only if a body needs it (most bodies are indented
+    beyond their closing brace, and that decides the unit without the whole-file guess)."""
+    return lambda: style.indent_unit
 
 
 def _outdated_own_header(call: Node, current: bytes, spec: SpanSpec, fn: FunctionFact, path: str, style: Style) -> bool:
