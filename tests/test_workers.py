@@ -295,6 +295,34 @@ def test_database_worker_over_pg_gives_internal_spans(tmp_path: Path) -> None:
     assert {s["kind"] for s in spans_of(result, "database").values()} == {"INTERNAL"}
 
 
+def test_an_internal_role_spares_the_workers_attribute_questions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # classification makes the pg repository's span INTERNAL, with no client attributes:
+    # the database worker's choose (its SQL and driver questions) is not asked
+    from otelize.workers import database
+
+    asked: list[str] = []
+    real = database.literal_sql
+    monkeypatch.setattr(database, "literal_sql", lambda pf, fn: asked.append(fn.qualname) or real(pf, fn))
+    path = "src/db/orderRepository.ts"
+    before = """
+        import { Pool } from 'pg';
+
+        export class OrderRepository {
+          async findOrder(id: string): Promise<unknown> {
+            return (await new Pool().query('SELECT * FROM orders WHERE id = $1', [id])).rows[0];
+          }
+        }
+    """
+    _, result = run_transform_result(tmp_path, {path: before}, default_package_json(pg="8.13.1"))
+    assert {n: s["kind"] for n, s in spans_of(result, "database").items()} == {"OrderRepository.findOrder": "INTERNAL"}
+    assert asked == []
+    # a driver otelize's SDK does not instrument: the CLIENT span's attributes are asked for
+    (tmp_path / "b").mkdir()
+    _, result = run_transform_result(tmp_path / "b", {path: before.replace("'pg'", "'better-sqlite3'")}, default_package_json())
+    assert spans_of(result, "database")["OrderRepository.findOrder"]["kind"] == "CLIENT"
+    assert asked
+
+
 def test_database_worker_in_house_wrapper_uses_table_parameter(tmp_path: Path) -> None:
     path = "src/utils/database.ts"
     before = """

@@ -94,4 +94,4 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
             extra.append(("http.request.method", ts_string(method, q), method))
         return make_spec(ctx, path, fn, style, WITH_CLIENT_SPAN, extra)
 
-    return wrap_file(ctx, task, choose)
+    return wrap_file(ctx, task, choose, total=True)  # (choose always names the span span_name)

@@ -132,11 +132,16 @@ def wrap_file(
     task: Task,
     choose: Callable[[FunctionFact], SpanSpec | str | None],
     functions: Iterable[FunctionFact] | None = None,
+    *,
+    total: bool = False,
 ) -> WorkerResult:
     """Wrap every chosen function of the task's file.
 
     `choose` returns a SpanSpec to wrap, a string to skip with that reason, or
     None to leave the function alone silently (not this worker's business).
+    `total`: `choose` returns a SpanSpec for every function, named `span_name(ctx, fn, path)`;
+    where classification makes a span INTERNAL, `apply_role` would replace that spec with
+    the plain INTERNAL one, so `choose` (its attribute questions) is not asked at all.
     """
     result = WorkerResult(task.worker)
     (path,) = task.files
@@ -161,12 +166,15 @@ def wrap_file(
         if reason is not None:
             result.skips.append(Skip(path, fn.line, fn.qualname, reason, task.worker))
             continue
-        spec = choose(fn)
-        if spec is None:
-            continue
-        if isinstance(spec, str):
-            result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
-            continue
+        if total and role is not None and role.kind == "INTERNAL":
+            spec = make_spec(ctx, path, fn, style, WITH_SPAN, [])  # what apply_role makes of any spec of choose's
+        else:
+            spec = choose(fn)
+            if spec is None:
+                continue
+            if isinstance(spec, str):
+                result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
+                continue
         if role is not None:
             spec = apply_role(ctx, path, fn, style, spec, role)
         exported_as = spec.helper
