@@ -178,11 +178,11 @@ def wrap_file(
         if role is not None:
             spec = apply_role(ctx, path, fn, style, spec, role)
         exported_as = spec.helper
-        spec = replace(spec, helper=local_names(pf)[spec.helper])  # the name this file calls it by
+        local = local_names(pf)[exported_as]  # the name this file calls it by
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
         body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
         existing = find_wrapper(pf, body)
-        hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
+        hdr = header(local, spec.name, list(spec.attributes), fn.is_async, style.quote)
         if existing is not None:
             helpers.add(exported_as)
             arrow = existing.child_by_field_name("arguments").named_children[-1]
@@ -192,7 +192,7 @@ def wrap_file(
             planned = replace(planned, added=False)
             if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
-            elif _outdated_own_header(existing, current, spec, fn, path, style):
+            elif _outdated_own_header(existing, current, spec, local, fn, path, style):
                 # otelize's own header under another span_naming setting, or from an otelize that set
                 # fewer attributes: bring it up to date
                 result.edits.append(Edit.replace(path, start, end, hdr, task.worker))
@@ -225,12 +225,15 @@ def _unit_of(style: Style) -> Callable[[], bytes]:
     return lambda: style.indent_unit
 
 
-def _outdated_own_header(call: Node, current: bytes, spec: SpanSpec, fn: FunctionFact, path: str, style: Style) -> bool:
+def _outdated_own_header(
+    call: Node, current: bytes, spec: SpanSpec, local: str, fn: FunctionFact, path: str, style: Style
+) -> bool:
     """`current` is exactly a header otelize writes for this function, under any span_naming
     style, with a subset of the attributes it would set now (every one with the same value)
     that includes its own `code.function.name` / `code.file.path`: written under another
     naming setting, or by an earlier otelize before it learnt an attribute. A header with
-    another name, or any attribute or value otelize would not write, is the user's."""
+    another name, or any attribute or value otelize would not write, is the user's.
+    `local`: the name this file calls the spec's helper by."""
     args = [a for a in call.child_by_field_name("arguments").named_children if a.type != "comment"]
     if len(args) != 3 or args[0].type != "string" or args[1].type != "object":
         return False
@@ -243,7 +246,7 @@ def _outdated_own_header(call: Node, current: bytes, spec: SpanSpec, fn: Functio
             return False
         attrs.append((text(key)[1:-1], text(value)))
     keys = [k for k, _ in attrs]
-    if helper != spec.helper or name not in names_in_every_style(fn, path) | {spec.name}:
+    if helper != local or name not in names_in_every_style(fn, path) | {spec.name}:
         return False
     if not {"code.function.name", "code.file.path"} <= set(keys) or any(wanted.get(k) != v for k, v in attrs):
         return False
