@@ -480,6 +480,34 @@ def test_external_api_client_over_fetch_gets_internal_spans(tmp_path: Path) -> N
     assert {s["kind"] for s in spans.values()} == {"INTERNAL"}
 
 
+def test_external_api_reads_the_files_urls_only_for_a_client_span(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from otelize.workers import external_api
+
+    asked: list[str] = []
+    real = external_api.base_urls
+    monkeypatch.setattr(external_api, "base_urls", lambda pf: asked.append(pf.path) or real(pf))
+    path = "src/clients/rateClient.ts"
+    before = """
+        import axios from 'axios';
+
+        export class RateClient {
+          async rate(code: string): Promise<unknown> {
+            return (await %s('https://rates.example.com/' + code)).data;
+          }
+        }
+    """
+    # fetch is auto-instrumented: an INTERNAL span, with no server.address to look for
+    _, result = run_transform_result(tmp_path, {path: before % "fetch"})
+    assert spans_of(result, "external-api")["RateClient.rate"]["kind"] == "INTERNAL"
+    assert asked == []
+    # axios, not a dependency of package.json: classification gives it a CLIENT span
+    (tmp_path / "b").mkdir()
+    _, result = run_transform_result(tmp_path / "b", {path: before % "axios.get"})
+    span = spans_of(result, "external-api")["RateClient.rate"]
+    assert (span["kind"], span["attributes"]["server.address"]) == ("CLIENT", "rates.example.com")
+    assert asked
+
+
 def test_external_api_method_from_a_verb_argument_and_never_guessed(tmp_path: Path) -> None:
     # `this.send('POST', ...)` names the verb; a body that names two verbs (or none) gets no attribute.
     path = "src/clients/shippingClient.ts"
