@@ -293,11 +293,17 @@ def wrap_interior(
     ind, unit = _indents(middle, tail, default_unit)
     out = bytearray(head + ind + hdr + nl)
     pos = base + len(head)
-    for line in split_lines(middle):
-        if line.strip() and not inside(pos, literals):
-            out += unit
-        out += line
-        pos += len(line)
+    if not literals:  # (most bodies: no line can start inside a literal)
+        for line in split_lines(middle):
+            if line.strip():
+                out += unit
+            out += line
+    else:
+        for line in split_lines(middle):
+            if line.strip() and not inside(pos, literals):
+                out += unit
+            out += line
+            pos += len(line)
     out += ind + footer + nl + tail
     return bytes(out)
 
