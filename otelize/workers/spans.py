@@ -152,6 +152,7 @@ def wrap_file(
     wrapped = _Intervals()
     mismatch = module_mismatch(ctx, path)
     roles = task_roles(task)
+    error_handlers = task.option("error_handlers", ())
     for fn in functions if functions is not None else candidates(facts):
         role = roles.get(fn.qualname)
         reason = eligibility(fn, pf, facts, allow_private=role is not None and role.action == "span")
@@ -159,7 +160,7 @@ def wrap_file(
             reason = role.reason
         if reason is None and mismatch is not None:
             reason = mismatch
-        if reason is None and fn.qualname in task.option("error_handlers", ()):
+        if reason is None and fn.qualname in error_handlers:
             reason = "error-handling middleware (the http worker records the error on the active span)"
         if reason is None and fn.start in wrapped:
             reason = "nested inside a function that is already wrapped"
