@@ -153,6 +153,7 @@ def wrap_file(
     mismatch = module_mismatch(ctx, path)
     roles = task_roles(task)
     error_handlers = task.option("error_handlers", ())
+    default_unit = _unit_of(style)
     for fn in functions if functions is not None else candidates(facts):
         role = roles.get(fn.qualname)
         reason = eligibility(fn, pf, facts, allow_private=role is not None and role.action == "span")
@@ -206,7 +207,7 @@ def wrap_file(
         start, end = fn.body_start + 1, fn.body_end - 1
         try:
             footer = FOOTER if style.semicolons else FOOTER_NO_SEMICOLON
-            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), _unit_of(style), footer)
+            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), default_unit, footer)
         except CannotWrap as exc:
             result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
             continue
