@@ -295,6 +295,34 @@ def test_database_worker_over_pg_gives_internal_spans(tmp_path: Path) -> None:
     assert {s["kind"] for s in spans_of(result, "database").values()} == {"INTERNAL"}
 
 
+def test_an_internal_role_spares_the_workers_attribute_questions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # classification makes the pg repository's span INTERNAL, with no client attributes:
+    # the database worker's choose (its SQL and driver questions) is not asked
+    from otelize.workers import database
+
+    asked: list[str] = []
+    real = database.literal_sql
+    monkeypatch.setattr(database, "literal_sql", lambda pf, fn: asked.append(fn.qualname) or real(pf, fn))
+    path = "src/db/orderRepository.ts"
+    before = """
+        import { Pool } from 'pg';
+
+        export class OrderRepository {
+          async findOrder(id: string): Promise<unknown> {
+            return (await new Pool().query('SELECT * FROM orders WHERE id = $1', [id])).rows[0];
+          }
+        }
+    """
+    _, result = run_transform_result(tmp_path, {path: before}, default_package_json(pg="8.13.1"))
+    assert {n: s["kind"] for n, s in spans_of(result, "database").items()} == {"OrderRepository.findOrder": "INTERNAL"}
+    assert asked == []
+    # a driver otelize's SDK does not instrument: the CLIENT span's attributes are asked for
+    (tmp_path / "b").mkdir()
+    _, result = run_transform_result(tmp_path / "b", {path: before.replace("'pg'", "'better-sqlite3'")}, default_package_json())
+    assert spans_of(result, "database")["OrderRepository.findOrder"]["kind"] == "CLIENT"
+    assert asked
+
+
 def test_database_worker_in_house_wrapper_uses_table_parameter(tmp_path: Path) -> None:
     path = "src/utils/database.ts"
     before = """
@@ -450,6 +478,34 @@ def test_external_api_client_over_fetch_gets_internal_spans(tmp_path: Path) -> N
     # fetch goes through undici, which is auto-instrumented: its CLIENT span (with
     # server.address and http.request.method) nests below this INTERNAL one
     assert {s["kind"] for s in spans.values()} == {"INTERNAL"}
+
+
+def test_external_api_reads_the_files_urls_only_for_a_client_span(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from otelize.workers import external_api
+
+    asked: list[str] = []
+    real = external_api.base_urls
+    monkeypatch.setattr(external_api, "base_urls", lambda pf: asked.append(pf.path) or real(pf))
+    path = "src/clients/rateClient.ts"
+    before = """
+        import axios from 'axios';
+
+        export class RateClient {
+          async rate(code: string): Promise<unknown> {
+            return (await %s('https://rates.example.com/' + code)).data;
+          }
+        }
+    """
+    # fetch is auto-instrumented: an INTERNAL span, with no server.address to look for
+    _, result = run_transform_result(tmp_path, {path: before % "fetch"})
+    assert spans_of(result, "external-api")["RateClient.rate"]["kind"] == "INTERNAL"
+    assert asked == []
+    # axios, not a dependency of package.json: classification gives it a CLIENT span
+    (tmp_path / "b").mkdir()
+    _, result = run_transform_result(tmp_path / "b", {path: before % "axios.get"})
+    span = spans_of(result, "external-api")["RateClient.rate"]
+    assert (span["kind"], span["attributes"]["server.address"]) == ("CLIENT", "rates.example.com")
+    assert asked
 
 
 def test_external_api_method_from_a_verb_argument_and_never_guessed(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from otelize.analysis.facts import extract
 from otelize.analysis.parse import parse_source
 from otelize.report.instrument import to_json
 from otelize.synthesize.unwrap import find_wrapper, unwrap_interior
-from otelize.synthesize.wrap import CannotWrap, detect_style, header, wrap_interior
+from otelize.synthesize.wrap import CannotWrap, Style, detect_style, header, wrap_interior
 from transform import run_transform, run_transform_result, source
 
 PATH = "src/services/demoService.ts"
@@ -305,6 +305,28 @@ def test_wrap_interior_refusals() -> None:
         wrap_interior(b"\n\n", 0, b"return withSpan('x', {}, () => {", [], b"  ")
     with pytest.raises(CannotWrap, match="closing brace"):
         wrap_interior(b"\n  a();\n  b(); ", 0, b"return withSpan('x', {}, () => {", [], b"  ")
+
+
+def test_wrap_interior_asks_for_the_file_unit_only_when_the_body_does_not_decide_it() -> None:
+    hdr = b"return withSpan('x', {}, () => {"
+    asked: list[int] = []
+
+    def unit() -> bytes:
+        asked.append(1)
+        return b"\t"
+
+    # indented beyond the closing brace's line: the body's own indentation is the unit
+    assert wrap_interior(b"\n    a();\n  ", 0, hdr, [], unit) == b"\n    " + hdr + b"\n      a();\n    });\n  "
+    assert asked == []
+    # not beyond it: the file's unit (here a tab), asked for once
+    assert wrap_interior(b"\na();\n", 0, hdr, [], unit) == b"\n" + hdr + b"\n\ta();\n});\n"
+    assert asked == [1]
+
+
+def test_style_indent_unit_is_the_whole_file_guess() -> None:
+    style = Style(b"\n", "'", True, b"class A {\n    f() {\n        g();\n    }\n}\n")
+    assert style.indent_unit == b"    "
+    assert "source" not in repr(style)
 
 
 def test_single_line_body_is_wrapped_on_one_line(tmp_path: Path) -> None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import bisect
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
 
 from tree_sitter import Node
 
@@ -161,7 +163,13 @@ class Style:
     newline: bytes  # b"\n" or b"\r\n"
     quote: str  # "'" or '"'
     semicolons: bool
-    indent_unit: bytes  # b"  ", b"    " or b"\t"
+    source: bytes = field(repr=False, compare=False)  # the file's bytes, for indent_unit
+
+    @cached_property
+    def indent_unit(self) -> bytes:
+        """b"  ", b"    " or b"\t": the whole file's guess, computed on first use (a wrapper
+        needs it only when a body is not indented beyond its closing brace's line)."""
+        return _indent_unit(self.source)
 
 
 def detect_style(pf: ParsedFile) -> Style:
@@ -185,7 +193,7 @@ def _style_of(pf: ParsedFile) -> Style:
     stmts = [c for c in pf.root.named_children if c.type in _SEMICOLON_STATEMENTS]
     imports = [c for c in stmts if c.type == "import_statement"] or stmts
     semicolons = True if not imports else sum(1 for c in imports if src[c.end_byte - 1 : c.end_byte] == b";") * 2 >= len(imports)
-    return Style(newline, quote, semicolons, _indent_unit(src))
+    return Style(newline, quote, semicolons, src)
 
 
 _MODULE_QUOTES = re.compile(rb"""(?:from|import|require\() ?(['"])""")
@@ -259,10 +267,12 @@ def wrap_interior(
     base: int,
     hdr: bytes,
     literals: list[tuple[int, int]],
-    default_unit: bytes,
+    default_unit: bytes | Callable[[], bytes],
     footer: bytes = FOOTER,
 ) -> bytes:
-    """Wrap the bytes between a body's `{` and `}`. `base` is the file offset of interior[0]."""
+    """Wrap the bytes between a body's `{` and `}`. `base` is the file offset of interior[0].
+    `default_unit` may be a callable, called only when the body's own indentation does not
+    decide the unit (`indent_beyond`)."""
     if b"\n" not in interior:
         if not interior.strip():
             raise CannotWrap("empty body")
@@ -283,11 +293,17 @@ def wrap_interior(
     ind, unit = _indents(middle, tail, default_unit)
     out = bytearray(head + ind + hdr + nl)
     pos = base + len(head)
-    for line in split_lines(middle):
-        if line.strip() and not inside(pos, literals):
-            out += unit
-        out += line
-        pos += len(line)
+    if not literals:  # (most bodies: no line can start inside a literal)
+        for line in split_lines(middle):
+            if line.strip():
+                out += unit
+            out += line
+    else:
+        for line in split_lines(middle):
+            if line.strip() and not inside(pos, literals):
+                out += unit
+            out += line
+            pos += len(line)
     out += ind + footer + nl + tail
     return bytes(out)
 
@@ -307,13 +323,16 @@ def split_interior(interior: bytes) -> tuple[bytes, bytes, bytes]:
     return interior[: first_nl + 1], interior[first_nl + 1 : last_nl + 1], interior[last_nl + 1 :]
 
 
-def _indents(middle: bytes, tail: bytes, default_unit: bytes) -> tuple[bytes, bytes]:
+def _indents(middle: bytes, tail: bytes, default_unit: bytes | Callable[[], bytes]) -> tuple[bytes, bytes]:
     """The indentation of the body's first line, and the unit one level adds (`indent_beyond`)."""
     first = next(line for line in split_lines(middle) if line.strip())
     ind = leading_ws(first)
     return ind, indent_beyond(ind, tail, default_unit)
 
 
-def indent_beyond(ind: bytes, tail: bytes, default_unit: bytes) -> bytes:
-    """One indentation level: `ind` beyond the closing brace's line `tail`, else `default_unit`."""
-    return ind[len(tail) :] if ind.startswith(tail) and len(ind) > len(tail) else default_unit
+def indent_beyond(ind: bytes, tail: bytes, default_unit: bytes | Callable[[], bytes]) -> bytes:
+    """One indentation level: `ind` beyond the closing brace's line `tail`, else `default_unit`
+    (called first when it is a callable)."""
+    if ind.startswith(tail) and len(ind) > len(tail):
+        return ind[len(tail) :]
+    return default_unit if isinstance(default_unit, bytes) else default_unit()

@@ -43,4 +43,4 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
         helper = WITH_CACHE_READ_SPAN if read and op == "GET" and not re.match(r"^(has|exists)", fn.name) else WITH_CLIENT_SPAN
         return make_spec(ctx, path, fn, style, helper, extra)
 
-    return wrap_file(ctx, task, choose)
+    return wrap_file(ctx, task, choose, total=True)  # (choose always names the span span_name)

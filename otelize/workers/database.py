@@ -157,4 +157,4 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
             extra.append(("db.operation.name", ts_string(op, q), op))
         return make_spec(ctx, path, fn, style, WITH_CLIENT_SPAN, extra)
 
-    return wrap_file(ctx, task, choose)
+    return wrap_file(ctx, task, choose, total=True)  # (choose always names the span span_name)

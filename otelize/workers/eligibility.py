@@ -64,7 +64,7 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
     if len(stmts) == 1 and stmts[0].type == "return_statement" and not descendants_of_type(stmts[0], _CALLS):
         return "one-expression helper (trivial)"
     # (the query needs the name in the source: most files have neither, and need no query)
-    if (b"startSpan" in pf.source or b"startActiveSpan" in pf.source) and captures_in(pf, _MANUAL_SPAN, "p", node):
+    if _names_manual_spans(pf) and captures_in(pf, _MANUAL_SPAN, "p", node):
         return "already instrumented manually (startActiveSpan)"
     # (a redeclaring `var` needs the word in the body's bytes: most bodies have none, and need no walk)
     redeclared = _var_redeclared_parameters(node) if pf.source.find(b"var", fn.body_start, fn.body_end) >= 0 else []
@@ -72,6 +72,15 @@ def eligibility(fn: FunctionFact, pf: ParsedFile, facts: FileFacts, allow_privat
         # in the wrapper's arrow the `var` would be a new, undefined binding instead of the parameter
         return f"parameter `{redeclared[0]}` is redeclared with `var` in the body"
     return None
+
+
+def _names_manual_spans(pf: ParsedFile) -> bool:
+    """Whether the file's bytes hold `startSpan` or `startActiveSpan`, looked
+    for once per file rather than over the whole file for each function."""
+    found = pf.cache.get("names_manual_spans")
+    if found is None:
+        found = pf.cache["names_manual_spans"] = b"startSpan" in pf.source or b"startActiveSpan" in pf.source
+    return found
 
 
 _FUNCTIONS = frozenset({

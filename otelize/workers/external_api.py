@@ -65,12 +65,12 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     (path,) = task.files
     style = style_of(ctx, path)
     pf, facts = ctx.parsed[path], ctx.facts[path]
-    urls = base_urls(pf)
     options = dict(task.options)
 
     def url_for(fn: FunctionFact) -> str | None:
         if options.get("server_address"):
             return str(options["server_address"])
+        urls = base_urls(pf)  # (the file's query runs on the first ask: an INTERNAL span asks none)
         cls = next((c for c in facts.classes if c.name == fn.class_name), None)
         if cls is not None:
             inside = [u for s, e, u in urls if cls.start <= s < cls.end]
@@ -94,4 +94,4 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
             extra.append(("http.request.method", ts_string(method, q), method))
         return make_spec(ctx, path, fn, style, WITH_CLIENT_SPAN, extra)
 
-    return wrap_file(ctx, task, choose)
+    return wrap_file(ctx, task, choose, total=True)  # (choose always names the span span_name)

@@ -16,4 +16,4 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     def choose(fn: FunctionFact):  # noqa: ANN202
         return make_spec(ctx, path, fn, style, WITH_SPAN, [])
 
-    return wrap_file(ctx, task, choose)
+    return wrap_file(ctx, task, choose, total=True)  # (choose always names the span span_name)

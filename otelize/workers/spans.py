@@ -132,11 +132,16 @@ def wrap_file(
     task: Task,
     choose: Callable[[FunctionFact], SpanSpec | str | None],
     functions: Iterable[FunctionFact] | None = None,
+    *,
+    total: bool = False,
 ) -> WorkerResult:
     """Wrap every chosen function of the task's file.
 
     `choose` returns a SpanSpec to wrap, a string to skip with that reason, or
     None to leave the function alone silently (not this worker's business).
+    `total`: `choose` returns a SpanSpec for every function, named `span_name(ctx, fn, path)`;
+    where classification makes a span INTERNAL, `apply_role` would replace that spec with
+    the plain INTERNAL one, so `choose` (its attribute questions) is not asked at all.
     """
     result = WorkerResult(task.worker)
     (path,) = task.files
@@ -147,6 +152,8 @@ def wrap_file(
     wrapped = _Intervals()
     mismatch = module_mismatch(ctx, path)
     roles = task_roles(task)
+    error_handlers = task.option("error_handlers", ())
+    default_unit = _unit_of(style)
     for fn in functions if functions is not None else candidates(facts):
         role = roles.get(fn.qualname)
         reason = eligibility(fn, pf, facts, allow_private=role is not None and role.action == "span")
@@ -154,27 +161,30 @@ def wrap_file(
             reason = role.reason
         if reason is None and mismatch is not None:
             reason = mismatch
-        if reason is None and fn.qualname in task.option("error_handlers", ()):
+        if reason is None and fn.qualname in error_handlers:
             reason = "error-handling middleware (the http worker records the error on the active span)"
         if reason is None and fn.start in wrapped:
             reason = "nested inside a function that is already wrapped"
         if reason is not None:
             result.skips.append(Skip(path, fn.line, fn.qualname, reason, task.worker))
             continue
-        spec = choose(fn)
-        if spec is None:
-            continue
-        if isinstance(spec, str):
-            result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
-            continue
+        if total and role is not None and role.kind == "INTERNAL":
+            spec = make_spec(ctx, path, fn, style, WITH_SPAN, [])  # what apply_role makes of any spec of choose's
+        else:
+            spec = choose(fn)
+            if spec is None:
+                continue
+            if isinstance(spec, str):
+                result.skips.append(Skip(path, fn.line, fn.qualname, spec, task.worker))
+                continue
         if role is not None:
             spec = apply_role(ctx, path, fn, style, spec, role)
         exported_as = spec.helper
-        spec = replace(spec, helper=local_names(pf)[spec.helper])  # the name this file calls it by
+        local = local_names(pf)[exported_as]  # the name this file calls it by
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
         body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
         existing = find_wrapper(pf, body)
-        hdr = header(spec.helper, spec.name, list(spec.attributes), fn.is_async, style.quote)
+        hdr = header(local, spec.name, list(spec.attributes), fn.is_async, style.quote)
         if existing is not None:
             helpers.add(exported_as)
             arrow = existing.child_by_field_name("arguments").named_children[-1]
@@ -184,7 +194,7 @@ def wrap_file(
             planned = replace(planned, added=False)
             if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
-            elif _outdated_own_header(existing, current, spec, fn, path, style):
+            elif _outdated_own_header(existing, current, spec, local, fn, path, style):
                 # otelize's own header under another span_naming setting, or from an otelize that set
                 # fewer attributes: bring it up to date
                 result.edits.append(Edit.replace(path, start, end, hdr, task.worker))
@@ -197,7 +207,7 @@ def wrap_file(
         start, end = fn.body_start + 1, fn.body_end - 1
         try:
             footer = FOOTER if style.semicolons else FOOTER_NO_SEMICOLON
-            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), style.indent_unit, footer)
+            new = wrap_interior(pf.source[start:end], start, hdr, literal_spans(pf, start, end), default_unit, footer)
         except CannotWrap as exc:
             result.skips.append(Skip(path, fn.line, fn.qualname, str(exc), task.worker))
             continue
@@ -211,12 +221,21 @@ def wrap_file(
     return result
 
 
-def _outdated_own_header(call: Node, current: bytes, spec: SpanSpec, fn: FunctionFact, path: str, style: Style) -> bool:
+def _unit_of(style: Style) -> Callable[[], bytes]:
+    """The file's indent unit, asked for only if a body needs it (most bodies are indented
+    beyond their closing brace, and that decides the unit without the whole-file guess)."""
+    return lambda: style.indent_unit
+
+
+def _outdated_own_header(
+    call: Node, current: bytes, spec: SpanSpec, local: str, fn: FunctionFact, path: str, style: Style
+) -> bool:
     """`current` is exactly a header otelize writes for this function, under any span_naming
     style, with a subset of the attributes it would set now (every one with the same value)
     that includes its own `code.function.name` / `code.file.path`: written under another
     naming setting, or by an earlier otelize before it learnt an attribute. A header with
-    another name, or any attribute or value otelize would not write, is the user's."""
+    another name, or any attribute or value otelize would not write, is the user's.
+    `local`: the name this file calls the spec's helper by."""
     args = [a for a in call.child_by_field_name("arguments").named_children if a.type != "comment"]
     if len(args) != 3 or args[0].type != "string" or args[1].type != "object":
         return False
@@ -229,7 +248,7 @@ def _outdated_own_header(call: Node, current: bytes, spec: SpanSpec, fn: Functio
             return False
         attrs.append((text(key)[1:-1], text(value)))
     keys = [k for k, _ in attrs]
-    if helper != spec.helper or name not in names_in_every_style(fn, path) | {spec.name}:
+    if helper != local or name not in names_in_every_style(fn, path) | {spec.name}:
         return False
     if not {"code.function.name", "code.file.path"} <= set(keys) or any(wanted.get(k) != v for k, v in attrs):
         return False
