@@ -128,3 +128,30 @@ def test_shares_bench_times_every_step_of_a_run(tmp_path: Path, monkeypatch: pyt
     assert m["calls"]["parse"] == m["calls"]["facts"] == m["files"]
     assert abs(sum(m["own_s"].values()) - m["total_s"]) < 1e-6
     assert m["own_s"]["other"] >= 0
+
+
+def test_transform_bench_alternates_which_checkout_goes_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkouts take turns step by step, the first of each pair alternating from step to
+    step and from round to round; the --cache steps run as one sequence per checkout."""
+    from tests.bench import bench_transform
+
+    calls: list[tuple[str, str]] = []
+
+    def fake(kind: str, root: Path, out: Path, jobs: str = "auto", repo: Path | None = None) -> dict:
+        calls.append((kind if kind == "floor" else f"{kind}:{jobs}", repo.name if repo is not None else "-"))
+        return {"wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mib": 1.0, "files": 1}
+
+    monkeypatch.setattr(bench_transform, "measure", fake)
+    (tmp_path / "app" / "src").mkdir(parents=True)
+    (tmp_path / "app" / "src" / "index.ts").write_text("x\n")
+    checkouts = {"a": tmp_path / "A", "b": tmp_path / "B"}
+    steps = ["plan", "instrument", "plan_cache_cold", "plan_cache_warm"]
+    bench_transform.measure_size(tmp_path / "app", tmp_path, steps, 2, checkouts)
+    assert calls == [
+        ("floor", "-"),
+        ("plan:auto", "A"), ("plan:auto", "B"), ("instrument:auto", "B"), ("instrument:auto", "A"),
+        ("plan_cache:auto", "A"), ("plan_cache:auto", "A"), ("plan_cache:auto", "B"), ("plan_cache:auto", "B"),
+        ("floor", "-"),
+        ("plan:auto", "B"), ("plan:auto", "A"), ("instrument:auto", "A"), ("instrument:auto", "B"),
+        ("plan_cache:auto", "B"), ("plan_cache:auto", "B"), ("plan_cache:auto", "A"), ("plan_cache:auto", "A"),
+    ]
