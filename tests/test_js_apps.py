@@ -300,3 +300,37 @@ def test_nothing_to_instrument_exits_5_and_writes_nothing(tmp_path, files, messa
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("otelize: error: ") and message in lines[0]
     assert _tree(root) == before
+
+
+def test_browser_code_that_express_static_serves_is_left_alone(tmp_path):
+    """public/ and static/ hold what the browser loads: wrapping a function there would add
+    an import of otel.ts that the browser cannot fetch, and the page's module would fail."""
+    service = """\
+        async function findOrder(id) {
+          const r = await fetch(`https://orders.example.com/${id}`);
+          return r.json();
+        }
+        module.exports = { findOrder };
+        """
+    root = _app(tmp_path, {
+        "app.js": """\
+            const express = require('express');
+            const { findOrder } = require('./services/orderService');
+            const app = express();
+            app.use(express.static('public'));
+            app.get('/orders/:id', async (req, res) => res.json(await findOrder(req.params.id)));
+            app.listen(3000);
+            """,
+        "services/orderService.js": service,
+        "public/js/orderService.js": service.replace("module.exports = { findOrder };", "export { findOrder };"),
+        "static/cart/service.js": service,
+    })
+    result = instrument(root, write=False)
+    changed = set(result.synthesis.changes)
+    assert "services/orderService.js" in changed
+    assert not {p for p in changed if p.startswith(("public/", "static/"))}
+    reasons = {s.file: s.reason for s in result.synthesis.skips}
+    assert reasons["public/js/orderService.js"].startswith("browser code (public/, static/): excluded by default")
+    assert "static/cart/service.js" in reasons
+    (root / ".otelize.yaml").write_text("include_code: [browser]\n")
+    assert "public/js/orderService.js" in instrument(root, write=False).synthesis.changes

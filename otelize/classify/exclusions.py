@@ -1,7 +1,7 @@
 """exclusions: the code that gets no spans unless the settings include it.
 
-Test code, migrations, seeders, scripts, decorator factories (by folder or file
-name) and other packages (a folder with its own package.json), each with the
+Test code, migrations, seeders, scripts, decorator factories, browser code served
+as static files (by folder or file name) and other packages (a folder with its own package.json), each with the
 reason the report gives and the `include_code` kind that traces it.
 """
 
@@ -16,6 +16,8 @@ _EXCLUDED_DIRS = {
     "seeders": {"seeders", "seeds", "seed", "seeding"},
     "scripts": {"scripts"},
     "decorator-factories": {"decorators"},
+    # what express.static() serves: code for the browser, where an import of otel.ts is a 404
+    "browser": {"public", "static"},
 }
 _EXCLUDED_NAMES = {
     "tests": re.compile(r"\.(test|spec|e2e-spec|e2e|test-d)\.[cm]?[jt]sx?$"),
@@ -28,6 +30,7 @@ EXCLUDED_REASONS = {
     "seeders": "a seeder",
     "scripts": "a script (scripts/)",
     "decorator-factories": "decorator factories (decorators/)",
+    "browser": "browser code (public/, static/)",
     "nested-packages": "another package (its folder has its own package.json)",
 }
 

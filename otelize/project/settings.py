@@ -47,7 +47,8 @@ API_SOURCE = "settings"  # how errors name a library caller's mapping
 # migrations, seeders, scripts/, decorator factories, functions called at module load,
 # files of another package (a folder with its own package.json), and pure helpers
 # (synchronous functions of a span file that reach no I/O).
-EXCLUDABLE = ("tests", "migrations", "seeders", "scripts", "decorator-factories", "module-load", "nested-packages", "pure-helpers")
+EXCLUDABLE = ("tests", "migrations", "seeders", "scripts", "decorator-factories", "browser", "module-load", "nested-packages",
+              "pure-helpers")
 
 
 @dataclass(frozen=True)
