@@ -33,6 +33,7 @@ STARTUP_S = 90.0  # ts-node and nodemon compile at start; the machine is shared
 # (fixture, npm script): every build tool with its start script, and the dev scripts
 CASES = [
     ("builds/tsc-esm", "start"),  # ES modules: the start script preloads build/tracing.js, which tsc -p tsconfig.build.json emits
+    ("builds/tsc-esm-compound", "start"),  # `npm run build && node ...`: no preload, so the entry imports ./tracing.js
     ("builds/tsc-cjs", "start"),
     ("builds/tsc-cjs", "dev"),  # node --watch on the build
     ("builds/tsup", "start"),  # the bundle is all tsup emits: the entry imports tracing first

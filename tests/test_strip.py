@@ -457,3 +457,19 @@ def test_generated_files_with_crlf_line_endings_are_still_otelize_s(tmp_path: Pa
     result = strip(root)
     assert result.kept == []
     assert tree(root) == before
+
+
+def test_strip_takes_the_preload_out_of_a_start_script_that_builds_first(tmp_path: Path) -> None:
+    """`npm run build && node build/index.js` gets `--import ./build/tracing.js` in its node
+    step; strip takes exactly that out again."""
+    import shutil
+
+    root = tmp_path / "app"
+    fixture = Path(__file__).resolve().parent / "fixtures" / "builds" / "tsc-esm-compound"
+    shutil.copytree(fixture, root, ignore=shutil.ignore_patterns("node_modules", "build"))
+    instrument(root)
+    start = json.loads((root / "package.json").read_text())["scripts"]["start"]
+    assert start == "npm run build && node --import ./build/tracing.js build/index.js"
+    shutil.rmtree(root)
+    shutil.copytree(fixture, root, ignore=shutil.ignore_patterns("node_modules", "build"))
+    assert_round_trip(root)

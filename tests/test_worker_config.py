@@ -215,12 +215,26 @@ def test_esm_start_script(tmp_path: Path) -> None:
     assert again.edits == [] and again.new_files == [] and again.notes == []
 
 
+def test_esm_start_script_that_builds_first_preloads_in_its_node_step(tmp_path: Path) -> None:
+    """`npm run build && node dist/index.js`: the flag goes into the node step (the entry's
+    static import would run after express is loaded); a second run leaves it."""
+    (tmp_path / "tsconfig.json").write_bytes(TSCONFIG)
+    pkg = ESM_PKG.replace(b'"start": "node dist/index.js"', b'"start": "npm run build && node dist/index.js"')
+    result = config.run(make_ctx(tmp_path, module="esm", package_json=pkg), TASK)
+    assert result.imports == []
+    out = apply_edits(pkg, result.edits)
+    assert json.loads(out)["scripts"]["start"] == "npm run build && node --import ./dist/tracing.js dist/index.js"
+    write_new_files(tmp_path, result)
+    again = config.run(make_ctx(tmp_path, module="esm", package_json=out), TASK)
+    assert again.edits == [] and again.new_files == []
+
+
 @pytest.mark.parametrize(
     ("package_json", "tsconfig", "why"),
     [
         (b'{"name": "x"}', TSCONFIG, "no build script that emits it"),
-        (b'{"name": "x", "scripts": {"build": "tsc", "start": "ts-node src/index.ts"}}', TSCONFIG, "does not start with `node `"),
-        (b'{"name": "x", "scripts": {"build": "tsc", "start": "ts-node src/index.ts"}}', TSCONFIG, "does not start with `node `"),
+        (b'{"name": "x", "scripts": {"build": "tsc", "start": "ts-node src/index.ts"}}', TSCONFIG, "does not run `node ` (first, or after `&&`)"),
+        (b'{"name": "x", "scripts": {"build": "tsc", "start": "ts-node src/index.ts"}}', TSCONFIG, "does not run `node ` (first, or after `&&`)"),
         (b'{"name": "x", "scripts": {"build": "webpack", "start": "node dist/index.js"}}', TSCONFIG, "(`webpack`) emits a bundle"),
         (b'{"name": "x", "scripts": {"build": "esbuild src/index.ts --bundle --outfile=dist/index.js", "start": "node dist/index.js"}}',
          TSCONFIG, "emits a bundle"),
@@ -237,7 +251,8 @@ def test_esm_preloads_only_what_the_build_emits(tmp_path: Path, package_json: by
     result = config.run(make_ctx(tmp_path, module="esm", package_json=package_json), TASK)
     assert result.edits == []
     # not preloaded: the entry imports tracing first instead (a bundler follows the import)
-    assert result.imports == [ImportRequest("src/index.ts", "./tracing", (), True, "config")]
+    # (with its extension: an ES module resolves a relative import only with it)
+    assert result.imports == [ImportRequest("src/index.ts", "./tracing.js", (), True, "config")]
     assert why in result.notes[0]
 
 

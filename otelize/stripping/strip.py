@@ -224,8 +224,10 @@ def strip_package_json(data: bytes, pins: dict[str, str], tracing_flag: str | No
     start = scripts.value.get("start") if scripts is not None and scripts.value.kind == "object" else None
     if tracing_flag and start is not None and start.value.kind == "string":
         command = str(start.value.value)
-        if command.startswith(f"node {tracing_flag} "):
-            edits.append(jsonedit.replace_string("package.json", start.value, "node " + command[len(f"node {tracing_flag} ") :], WORKER))
+        ours = f"node {tracing_flag} "
+        at = 0 if command.startswith(ours) else command.rfind("&& " + ours) + 3 if ("&& " + ours) in command else None
+        if at is not None:  # (first, or the last step after `&&`: where the config worker put it)
+            edits.append(jsonedit.replace_string("package.json", start.value, command[:at] + "node " + command[at + len(ours):], WORKER))
     return edits
 
 

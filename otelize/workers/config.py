@@ -202,9 +202,18 @@ def _can_preload(ctx: WorkerContext) -> str | None:
     command = _start_script(ctx)
     if command is None:
         return "no start script"
-    if not command.startswith("node "):
-        return "the start script does not start with `node `"
+    if node_command_at(command) is None:
+        return "the start script does not run `node ` (first, or after `&&`)"
     return None
+
+
+def node_command_at(command: str) -> int | None:
+    """Where the start script's `node ` command begins: at the start, or as the last step
+    after `&&` (`npm run build && node dist/server.js`); None when it runs none."""
+    if command.startswith("node "):
+        return 0
+    at = command.rfind("&& node ")
+    return at + 3 if at != -1 else None
 
 
 def _script_node(ctx: WorkerContext, name: str):  # type: ignore[no-untyped-def]
@@ -221,7 +230,9 @@ def _esm_start_script(ctx: WorkerContext, result: WorkerResult, js: str | None =
     flag = f"--import {js or tracing_js_path(ctx)}"
     if flag in command:
         return
-    result.edits.append(jsonedit.replace_string(PACKAGE_JSON, start, f"node {flag} {command[5:]}", WORKER))
+    at = node_command_at(command)
+    assert at is not None  # _can_preload checked it
+    result.edits.append(jsonedit.replace_string(PACKAGE_JSON, start, f"{command[:at]}node {flag} {command[at + 5:]}", WORKER))
     if js is not None:
         return  # (the caller says why the build emits it)
     result.notes.append(
@@ -314,10 +325,13 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
             )
         # every entry point (several apps in one repo) loads tracing first
         for entry in entries:
+            # an ES module resolves a relative import only with its extension (`node` fails
+            # on './tracing' with ERR_MODULE_NOT_FOUND), as the span helper's import has it
+            esm = ctx.project.module == "esm" or entry.endswith((".mts", ".mjs"))
             result.imports.append(
                 ImportRequest(
                     file=entry,
-                    module=import_specifier(entry, ctx.tracing_path),
+                    module=import_specifier(entry, ctx.tracing_path) + (".js" if esm else ""),
                     side_effect=True,
                     worker=WORKER,
                     require=uses_require(ctx, entry),
