@@ -9,3 +9,21 @@ from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 APPS = sorted(str(p.parent.relative_to(FIXTURES)) for p in FIXTURES.glob("*/*/package.json"))
+
+
+def build_first(root: Path) -> None:
+    """Turn the copy of a fixture at `root` into the variant whose start script builds first
+    (`npm run build && node build/index.js`): the one line in which it differs, changed in place
+    of keeping a second copy of the whole app."""
+    import json
+
+    pkg = root / "package.json"
+    text = pkg.read_text()
+    start = json.loads(text)["scripts"]["start"]
+    line = f'"start": {json.dumps(start)}'
+    assert text.count(line) == 1, line
+    pkg.write_text(text.replace(line, f'"start": {json.dumps("npm run build && " + start)}'))
+
+
+# fixture variants the tests derive from a fixture app: "<fixture>+<variant>"
+VARIANTS = {"build-first": build_first}

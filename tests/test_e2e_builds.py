@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from fixture_apps import VARIANTS
 from nodeutil import free_port, npm_install_cached
 from otelize.api import instrument
 from otelize.verification.receiver import OtlpReceiver, ReceivedSpan
@@ -33,7 +34,7 @@ STARTUP_S = 90.0  # ts-node and nodemon compile at start; the machine is shared
 # (fixture, npm script): every build tool with its start script, and the dev scripts
 CASES = [
     ("builds/tsc-esm", "start"),  # ES modules: the start script preloads build/tracing.js, which tsc -p tsconfig.build.json emits
-    ("builds/tsc-esm-compound", "start"),  # `npm run build && node ...`: no preload, so the entry imports ./tracing.js
+    ("builds/tsc-esm+build-first", "start"),  # `npm run build && node ...`: the preload goes in the node step
     ("builds/tsc-cjs", "start"),
     ("builds/tsc-cjs", "dev"),  # node --watch on the build
     ("builds/tsup", "start"),  # the bundle is all tsup emits: the entry imports tracing first
@@ -63,8 +64,11 @@ def _built(fixture: str, tmp_root: Path) -> Path:
     """The fixture, instrumented in place in a copy, installed and built (once per session)."""
     if fixture in _BUILT:
         return _BUILT[fixture]
-    app = tmp_root / fixture.replace("/", "-")
-    shutil.copytree(FIXTURES / fixture, app, ignore=shutil.ignore_patterns("node_modules", "dist", "build", "out"))
+    app = tmp_root / fixture.replace("/", "-").replace("+", "-")
+    base, _, variant = fixture.partition("+")  # "<fixture>+<variant>": tests/fixture_apps.VARIANTS
+    shutil.copytree(FIXTURES / base, app, ignore=shutil.ignore_patterns("node_modules", "dist", "build", "out"))
+    if variant:
+        VARIANTS[variant](app)
     result = instrument(app)
     assert result.not_loaded == [], [s.reason for s in result.not_loaded]
     assert instrument(app, write=False).synthesis.changes == {}, "a second run changed something"

@@ -462,14 +462,18 @@ def test_generated_files_with_crlf_line_endings_are_still_otelize_s(tmp_path: Pa
 def test_strip_takes_the_preload_out_of_a_start_script_that_builds_first(tmp_path: Path) -> None:
     """`npm run build && node build/index.js` gets `--import ./build/tracing.js` in its node
     step; strip takes exactly that out again."""
-    import shutil
+    from fixture_apps import build_first
 
-    root = tmp_path / "app"
-    fixture = Path(__file__).resolve().parent / "fixtures" / "builds" / "tsc-esm-compound"
-    shutil.copytree(fixture, root, ignore=shutil.ignore_patterns("node_modules", "build"))
-    instrument(root)
-    start = json.loads((root / "package.json").read_text())["scripts"]["start"]
+    fixture = Path(__file__).resolve().parent / "fixtures" / "builds" / "tsc-esm"
+
+    def copy(name: str) -> Path:
+        root = tmp_path / name
+        shutil.copytree(fixture, root, ignore=shutil.ignore_patterns("node_modules", "build"))
+        build_first(root)
+        return root
+
+    instrumented = copy("instrumented")
+    instrument(instrumented)
+    start = json.loads((instrumented / "package.json").read_text())["scripts"]["start"]
     assert start == "npm run build && node --import ./build/tracing.js build/index.js"
-    shutil.rmtree(root)
-    shutil.copytree(fixture, root, ignore=shutil.ignore_patterns("node_modules", "build"))
-    assert_round_trip(root)
+    assert_round_trip(copy("round-trip"))
