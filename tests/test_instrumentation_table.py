@@ -146,13 +146,48 @@ def test_a_node_engine_that_admits_no_supported_release_is_refused(tmp_path: Pat
         choose_line(load_project(app), {})
 
 
-def test_exact_optional_property_types_without_skip_lib_check_needs_the_new_line(tmp_path: Path) -> None:
+def test_exact_optional_property_types_without_skip_lib_check_gets_type_free_helpers(tmp_path: Path) -> None:
     app = make_app(tmp_path, dev={"typescript": "4.9.5"})
     (app / "tsconfig.json").write_text('{"compilerOptions": {"strict": true, "exactOptionalPropertyTypes": true}}')
-    with pytest.raises(BadInput, match="exactOptionalPropertyTypes: true and skipLibCheck: false"):
-        choose_line(load_project(app), {})
+    line = choose_line(load_project(app), {})  # 2.x needs TypeScript 5, 1.x's .d.ts fail under the option
+    assert (line.id, line.typed) == ("2.x", False)
     (app / "tsconfig.json").write_text('{"compilerOptions": {"exactOptionalPropertyTypes": true, "skipLibCheck": true}}')
-    assert choose_line(load_project(app), {}).id == "1.x"
+    line = choose_line(load_project(app), {})
+    assert (line.id, line.typed) == ("1.x", True)
+
+
+@pytest.mark.parametrize(("dev", "engines", "line"), [
+    ({"typescript": "3.9.7"}, None, "2.x"),
+    ({"typescript": "3.5.2"}, ">=14.0.0", "1.x"),  # the first line whose runtime the engine fits
+    ({"typescript": "3.5.2"}, ">=8", "1.x"),       # a floor that admits Node 14+: the oldest line
+    ({"typescript": "5.0.3", "@types/node": "12.12.17"}, None, "2.x"),  # too old an @types/node alone
+])
+def test_a_toolchain_no_lines_types_fit_gets_its_runtime_line_type_free(
+    tmp_path: Path, dev: dict[str, str], engines: str | None, line: str
+) -> None:
+    app = make_app(tmp_path, dev=dev, **({"engines": {"node": engines}} if engines else {}))
+    chosen = choose_line(load_project(app), {})
+    assert (chosen.id, chosen.typed) == (line, False)
+    from otelize.workers.deps.choose import line_note
+
+    note = line_note(load_project(app), chosen)
+    assert note.startswith(f"OpenTelemetry JS {line} line, type-free (otel.ts and tracing.ts import none of its types")
+    assert "is outside" in note  # what kept the typed helpers out, named
+
+
+@pytest.mark.parametrize(("dev", "extra", "message"), [
+    ({"typescript": "3.4.5"}, {}, r"^TypeScript 3\.4\.5 .* is older than 3\.5\.0, the lowest otelize's type-free"),
+    # an ES module has no require: no type-free helpers
+    ({"typescript": "3.9.7"}, {"type": "module"}, r"^TypeScript 3\.9\.7 .* is older than the minimum 4\.4\.0 of any"),
+    # the runtime is what no line supports: type-free helpers would not help
+    ({"typescript": "3.9.7"}, {"engines": {"node": "12.x"}}, r"^Node 12 .* is older than the minimum 14\.0\.0 of any"),
+])
+def test_type_free_helpers_are_not_offered_where_they_cannot_work(
+    tmp_path: Path, dev: dict[str, str], extra: dict[str, object], message: str
+) -> None:
+    app = make_app(tmp_path, dev=dev, **extra)
+    with pytest.raises(BadInput, match=message):
+        choose_line(load_project(app), {})
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -163,20 +198,59 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_typescript_3_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    app = make_app(tmp_path, dev={"typescript": "3.9.7"})
+def test_typescript_3_4_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    app = make_app(tmp_path, dev={"typescript": "3.4.5"})
     before = _snapshot(app)
     proc = _cli("instrument", str(app))
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
-        "otelize: error: TypeScript 3.9.7 (package.json '3.9.7') is older than the minimum 4.4.0 of any "
-        "OpenTelemetry JS line otelize supports; nothing was written (--force-toolchain adds the 1.x packages anyway)"
+        "otelize: error: TypeScript 3.4.5 (package.json '3.4.5') is older than 3.5.0, the lowest otelize's "
+        "type-free span helpers compile with (and than 4.4.0, the lowest of any OpenTelemetry JS line's type "
+        "declarations); nothing was written (--force-toolchain adds the 1.x packages anyway)"
     ]
     assert _snapshot(app) == before
     forced = _cli("instrument", str(app), "--force-toolchain")
     assert forced.returncode == 0, forced.stderr
     added = json.loads((app / "package.json").read_text())["dependencies"]
     assert added["@opentelemetry/sdk-node"] == "0.57.2"
+
+
+def test_typescript_3_9_gets_type_free_helpers_that_import_no_opentelemetry_types(tmp_path: Path) -> None:
+    app = make_app(tmp_path, dev={"typescript": "3.9.7"})
+    proc = _cli("instrument", str(app))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("tracing.ts", "otel.ts"):
+        source = (app / "src" / name).read_text()
+        assert "from '@opentelemetry/" not in source and "import type" not in source, name
+        assert "declare const require: (id: string) => any;" in source, name
+    tracing = (app / "src" / "tracing.ts").read_text()
+    assert "const { NodeSDK } = require('@opentelemetry/sdk-node');" in tracing
+    assert "OpenTelemetry JS 2.x line" in tracing
+    assert "const { SpanKind, SpanStatusCode, context, trace } = require('@opentelemetry/api');" in (
+        app / "src" / "otel.ts").read_text()
+    again = _cli("instrument", str(app))
+    assert again.returncode == 0 and "nothing to do (already instrumented" in again.stderr, again.stderr
+
+
+def test_type_free_holds_the_types_node_the_app_got_from_another_package(tmp_path: Path) -> None:
+    """The app declares no @types/node but has 12.0.10 through a dependency: it gets it
+    declared at exactly that version (npm would hoist the SDK's newer one over it), and
+    strip takes it out again."""
+    app = make_app(tmp_path, dev={"typescript": "3.5.2"})
+    (app / "node_modules" / "@types" / "node").mkdir(parents=True)
+    (app / "node_modules" / "@types" / "node" / "package.json").write_text('{"name": "@types/node", "version": "12.0.10"}')
+    original = (app / "package.json").read_bytes()
+    result = _cli("instrument", str(app))
+    assert result.returncode == 0, result.stderr
+    deps = json.loads((app / "package.json").read_text())["dependencies"]
+    assert deps["@types/node"] == "12.0.10"
+    assert "//   @types/node\n" in (app / "src" / "tracing.ts").read_text()
+    assert _cli("strip", str(app)).returncode == 0
+    assert (app / "package.json").read_bytes() == original
+    # declared by the app itself (any section): left alone
+    declared = make_app(tmp_path / "declared", dev={"typescript": "3.5.2", "@types/node": "^12.0.0"})
+    assert _cli("instrument", str(declared)).returncode == 0
+    assert "@types/node" not in json.loads((declared / "package.json").read_text())["dependencies"]
 
 
 def test_force_toolchain_is_a_setting_too(tmp_path: Path) -> None:

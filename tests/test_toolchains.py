@@ -206,6 +206,16 @@ CASES = {
     "ts4.9": dict(typescript="4.9.5", types_node="18.19.50", line="1.x"),
     "ts5-strict-esm": dict(typescript="5.4.5", types_node="20.19.43", line="2.x", esm=True,
                            compiler={**STRICT, "verbatimModuleSyntax": True}),
+    # older than every line's declarations: type-free helpers at their lowest TypeScript
+    # (rules/otel-packages.yaml type_free), 0 errors under strict before and after, with the
+    # @types of its day (the newest @types/express and @types/node 12.20 need TypeScript 3.7+)
+    "ts3.5-type-free": dict(typescript="3.5.3", types_node="12.12.6", line="2.x",
+                            compiler={"target": "es2017", "strict": True, "noUnusedLocals": True,
+                                      "noImplicitReturns": True},
+                            dev={"@types/express": "4.17.2", "@types/express-serve-static-core": "4.17.0",
+                                 "@types/serve-static": "1.13.3", "@types/mime": "2.0.3",
+                                 "@types/range-parser": "1.2.3", "@types/qs": "6.9.0",
+                                 "@types/body-parser": "1.17.1", "@types/connect": "3.4.32"}),
 }
 
 
@@ -217,6 +227,8 @@ def test_fixture_builds_and_traces_with_as_many_tsc_errors(tmp_path: Path, case:
     app = write_app(tmp_path / "app", **spec)
     npm_install(app)
     errors_before = tsc_errors(app)
+    if case.endswith("type-free"):
+        assert errors_before == []  # so that an error in the generated files shows
     deps_before = json.loads((app / "package.json").read_text())["dependencies"]
 
     result = instrument(app)

@@ -310,6 +310,12 @@ def _strip(root: str | Path, write: bool) -> StripResult:
     recorded = config_worker.recorded_in_generated(ctx)
     if recorded is not None:  # tracing.ts says which packages otelize added: only those go
         pins = {k: v for k, v in pins.items() if k in recorded}
+        if "@types/node" in recorded:  # held at the version the app was on (dependency.held_types_node)
+            from otelize.workers.deps.packagejson import present
+
+            declared_types = present(ctx.project.package_json_bytes).get("@types/node")
+            if declared_types is not None:
+                pins["@types/node"] = declared_types
     if helper_needed:
         pins = {k: v for k, v in pins.items() if k != "@opentelemetry/api"}
     flag = f"--import {tracing_js_path(ctx)}" if project.module == "esm" else None

@@ -37,7 +37,7 @@ from otelize.workers.base import (
 )
 from otelize.workers.spans import uses_require
 from otelize.workers.dependency import missing_packages, packages_at_pins, protocol
-from otelize.workers.deps.choose import choose_line, chosen_instrumentations
+from otelize.workers.deps.choose import choose_line, chosen_instrumentations, line_of
 from otelize.workers.deps.packagejson import PACKAGE_JSON
 from otelize.plan.registry import SPAN_HELPERS
 from otelize.workers.placement import in_folder, tracing_js_path
@@ -147,6 +147,7 @@ def render_helper(ctx: WorkerContext | None = None) -> bytes:
         generated_header=GENERATED_HEADER.decode("utf-8").rstrip("\n"),
         helpers=SPAN_HELPERS,
         added_packages=added_packages(ctx) if ctx is not None else None,
+        typed=ctx is None or line_of(ctx.project, ctx.settings).typed,
     )
     return _in_app_language(ctx, rendered) if ctx is not None else rendered
 

@@ -25,6 +25,7 @@ from otelize.errors import BadInput
 from otelize.synthesize.edits import Skip, WorkerResult
 from otelize.workers.base import Task, WorkerContext, setting
 from otelize.workers.deps.choose import choose_line, chosen_instrumentations, line_note
+from otelize.workers.deps.toolchain import declared, installed_version
 from otelize.workers.deps.lines import load_instrumentations, load_lines
 from otelize.workers.deps import packagejson
 from otelize.workers.deps.packagejson import PACKAGE_JSON, add_dependencies, package_root
@@ -51,7 +52,21 @@ def wanted_packages(settings: Any, module: str, project: Any = None) -> dict[str
     out = {name: pins[name] for name in names}
     if project is not None:
         out.update({c.package: c.version for c in chosen_instrumentations(project, settings, line)[0]})
+        held = held_types_node(project, line)
+        if held is not None:
+            out["@types/node"] = held[0]
     return dict(sorted(out.items()))
+
+
+def held_types_node(project: Any, line: Any) -> tuple[str, str] | None:
+    """With type-free helpers (the app's TypeScript reads no newer @types/node), the
+    @types/node the app is on, to declare at exactly that version when the app does not
+    declare it: the SDK's dependencies (protobufjs: @types/node >= 13.7.0) would otherwise
+    make npm hoist the newest @types/node over the one the app got through another
+    package, and a TypeScript 3 tsc cannot read it. (version, where it was read) or None."""
+    if line.typed or "@types/node" in declared(project.package_json):
+        return None
+    return installed_version(project.root, "@types/node")
 
 
 SDK_STARTERS_NEW = ("NodeSDK", "NodeTracerProvider")
@@ -134,6 +149,10 @@ def _notes(ctx: WorkerContext, added: dict[str, str]) -> list[str]:
         if c.package in added:
             why = "always (every Express app)" if c.reason == "always" else f"for {c.reason}"
             notes.append(f"added {c.package}@{c.version} {why}")
+    held = held_types_node(ctx.project, line)
+    if held is not None and "@types/node" in added:
+        notes.append(f"added @types/node@{held[0]}, the version {held[1]} has: so that npm keeps it (the SDK's "
+                     "dependencies would hoist the newest @types/node, which this TypeScript cannot read)")
     return notes + left_out
 
 

@@ -4,17 +4,18 @@ the instrumentation packages chosen for the app's libraries on that line."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from otelize.errors import BadInput
 from otelize.project import npmrange
 from otelize.workers.base import setting
-from otelize.workers.deps.lines import Line, load_instrumentations, load_lines
+from otelize.workers.deps.lines import Line, load_instrumentations, load_lines, type_free_requires
 from otelize.workers.deps.toolchain import Toolchain, declared, resolved_version, toolchain
 
 
 TOOL_NAMES = {"typescript": "TypeScript", "@types/node": "@types/node", "node": "Node"}
+TYPE_TOOLS = ("typescript", "@types/node")  # what a line's type declarations need (the rest is the runtime)
 
 
 def _conflicts(line: Line, tsconfig: dict[str, Any]) -> list[str]:
@@ -44,12 +45,14 @@ def _minimum(rng: str) -> str:
     return npmrange.fmt(low) if low is not None else rng
 
 
-def _engines_admit_newer_node(project: Any, line: Line, tools: Toolchain) -> bool:
+def _engines_admit_newer_node(project: Any, line: Line, tools: Toolchain, types: bool = True) -> bool:
     """The only misfit of `line` is the Node engine, and that engine is an `engines.node`
     range (`>=8`, `>=12.0.0`) that also admits a Node release `line` supports: the lowest
     version of the range is a floor the app promises, not the Node it runs on. A pinned
-    `.nvmrc` / `.node-version`, or a range with an upper bound below the line, still refuses."""
-    others = [t for t, rng in line.requires if t != "node" and (hit := tools.get(t)) is not None
+    `.nvmrc` / `.node-version`, or a range with an upper bound below the line, still refuses.
+    `types=False`: whatever the line's TypeScript and @types/node requirements say."""
+    others = [t for t, rng in line.requires if t != "node" and (types or t not in TYPE_TOOLS)
+              and (hit := tools.get(t)) is not None
               and not npmrange.satisfies(hit[0], rng)]
     node = tools.get("node")
     if others or node is None or not node[1].startswith("engines.node"):
@@ -64,7 +67,8 @@ def _engines_admit_newer_node(project: Any, line: Line, tools: Toolchain) -> boo
 
 
 def choose_line(project: Any, settings: Any) -> Line:
-    """The first version line the app's toolchain fits. None fits: a BadInput (exit 2)
+    """The first version line the app's toolchain fits; else the line its Node engine fits, with
+    type-free helpers (`_type_free`). Neither: a BadInput (exit 2)
     naming the version found and the minimum, unless settings['force_toolchain'] (then
     the most lenient line, the last one)."""
     lines, _ = load_lines()
@@ -73,9 +77,24 @@ def choose_line(project: Any, settings: Any) -> Line:
     for line in lines:
         if not _misfits(line, tools, tsconfig):
             return line
-    if setting(settings, "force_toolchain"):
-        return lines[-1]
     oldest = lines[-1]
+    if _engines_admit_newer_node(project, oldest, tools):
+        return oldest  # engines.node also allows Node releases the oldest line supports: the app can run on them
+    free = _type_free(project, lines, tools)
+    if free is not None:
+        return free
+    if setting(settings, "force_toolchain"):
+        return oldest
+    typescript = tools.get("typescript")
+    floor = dict(type_free_requires()).get("typescript")
+    if (typescript is not None and floor is not None and not npmrange.satisfies(typescript[0], floor)
+            and not _runtime_misfits(oldest, tools) and getattr(project, "module", "commonjs") != "esm"):
+        raise BadInput(
+            f"TypeScript {_show(typescript[0])} ({typescript[1]}) is older than {_minimum(floor)}, the lowest "
+            f"otelize's type-free span helpers compile with (and than {_minimum(oldest.require('typescript') or '')}, "
+            f"the lowest of any OpenTelemetry JS line's type declarations); nothing was written "
+            f"(--force-toolchain adds the {oldest.id} packages anyway)"
+        )
     if _conflicts(oldest, tsconfig) and not _misfits(oldest, tools):
         newest = lines[0]
         raise BadInput(
@@ -83,8 +102,6 @@ def choose_line(project: Any, settings: Any) -> Line:
             f"{'; '.join(_misfits(newest, tools, tsconfig))}; nothing was written (--force-toolchain adds the "
             f"{oldest.id} packages anyway)"
         )
-    if _engines_admit_newer_node(project, oldest, tools):
-        return oldest  # engines.node also allows Node releases the oldest line supports: the app can run on them
     for tool, rng in oldest.requires:
         hit = tools.get(tool)
         if hit is not None and not npmrange.satisfies(hit[0], rng):
@@ -96,6 +113,28 @@ def choose_line(project: Any, settings: Any) -> Line:
     raise BadInput("no OpenTelemetry JS line fits this toolchain: " + "; ".join(_misfits(oldest, tools)))
 
 
+def _runtime_misfits(line: Line, tools: Toolchain) -> bool:
+    return any(t not in TYPE_TOOLS and (hit := tools.get(t)) is not None and not npmrange.satisfies(hit[0], rng)
+               for t, rng in line.requires)
+
+
+def _type_free(project: Any, lines: tuple[Line, ...], tools: Toolchain) -> Line | None:
+    """The line a TypeScript app gets with type-free helpers when no line's declarations fit
+    its TypeScript or @types/node (or its tsconfig) but a line's runtime fits its Node
+    engine: the first such line, as `choose_line` takes them (None: refuse). Not for ES
+    modules, whose helpers cannot `require`, nor below the helpers' own TypeScript minimum."""
+    if getattr(project, "language", "ts") != "ts" or getattr(project, "module", "commonjs") == "esm":
+        return None
+    typescript = tools.get("typescript")
+    if typescript is not None and not all(npmrange.satisfies(typescript[0], rng) for _, rng in type_free_requires()):
+        return None
+    for line in lines:
+        if not _runtime_misfits(line, tools):
+            return replace(line, typed=False)
+    if _engines_admit_newer_node(project, lines[-1], tools, types=False):
+        return replace(lines[-1], typed=False)
+    return None
+
 
 def line_note(project: Any, line: Line) -> str:
     """The report's note on the chosen `line`: the toolchain it was chosen by, and whether
@@ -104,6 +143,10 @@ def line_note(project: Any, line: Line) -> str:
     seen = ", ".join(
         f"{TOOL_NAMES[t]} {_show(v)} ({w})" for t, v, w in tools.found
     ) or "no TypeScript, @types/node or Node engine declared"
+    if not line.typed:
+        why = "; ".join(_misfits(line, tools, project.tsconfig))
+        return (f"OpenTelemetry JS {line.id} line, type-free (otel.ts and tracing.ts import none of its types, "
+                f"so tsc never reads its declarations: {why}): {seen}")
     forced = " (forced by --force-toolchain)" if _misfits(line, tools, project.tsconfig) else ""
     return f"OpenTelemetry JS {line.id} line{forced}: {seen}"
 

@@ -33,6 +33,7 @@ class Line:
     resource_api: str  # "functions" (resourceFromAttributes) | "class" (new Resource)
     traces_only: tuple[str, ...] = ()  # NodeSDK options set to [] unless their signal's exporter is configured
     tsconfig_conflicts: tuple[tuple[tuple[str, bool], ...], ...] = ()  # compilerOptions its .d.ts fail under
+    typed: bool = True  # False: the generated helpers import none of its types (`type_free` in the rules file)
 
     def require(self, tool: str) -> str | None:
         return dict(self.requires).get(tool)
@@ -85,13 +86,34 @@ def _known_keys(body: dict[Any, Any], known: tuple[str, ...], display: str, wher
             raise RuleError(f"{display}: key '{where}.{key}': unknown key{hint}")
 
 
+def _packages_doc(display: str) -> dict[Any, Any]:
+    doc = _load_yaml(data_dir("rules") / PACKAGES_FILE, display)
+    if not isinstance(doc, dict):
+        raise RuleError(f"{display}: expected a mapping at the top level")
+    return doc
+
+
+@cache
+def type_free_requires() -> tuple[tuple[str, str], ...]:
+    """What the type-free helpers need of the toolchain (`type_free.requires`: TypeScript only)."""
+    display = f"rules/{PACKAGES_FILE}"
+    body = _packages_doc(display).get("type_free")
+    if not isinstance(body, dict):
+        raise RuleError(f"{display}: key 'type_free' must be a mapping")
+    _known_keys(body, ("requires",), display, "type_free")
+    requires = _string_map(body.get("requires", {}), display, "type_free.requires", "tools")
+    for tool, rng in requires.items():
+        if tool != "typescript":
+            raise RuleError(f"{display}: key 'type_free.requires.{tool}': only typescript can be required")
+        _check_range(rng, display, f"type_free.requires.{tool}")
+    return tuple(sorted(requires.items()))
+
+
 @cache
 def load_lines() -> tuple[tuple[Line, ...], dict[str, tuple[str, ...]]]:
     """``(lines in order of preference, profiles)`` from rules/otel-packages.yaml, validated."""
     display = f"rules/{PACKAGES_FILE}"
-    doc = _load_yaml(data_dir("rules") / PACKAGES_FILE, display)
-    if not isinstance(doc, dict):
-        raise RuleError(f"{display}: expected a mapping at the top level")
+    doc = _packages_doc(display)
     lines = []
     for lid, body, where in _members(doc.get("lines"), display, "lines", "line names to their requirements and pins"):
         if not isinstance(body, dict):

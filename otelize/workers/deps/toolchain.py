@@ -155,6 +155,18 @@ def _from_lockfile(root: Path, name: str, wanted: str | None) -> tuple[str, str]
     return None
 
 
+def installed_version(root: Path, name: str) -> tuple[str, str] | None:
+    """The exact version of `name` the app is on (node_modules, else the lockfile) and
+    where it was read; None when neither has it."""
+    found = _from_node_modules(root, name)
+    if found is not None and npmrange.parse_version(found):
+        return found, f"node_modules/{name}"
+    locked = _from_lockfile(root, name, None)
+    if locked is not None and npmrange.parse_version(locked[0]):
+        return locked
+    return None
+
+
 def resolved_version(root: Path, name: str, wanted: str | None) -> tuple[npmrange.Version, str] | None:
     """The version of `name` the app at `root` is on, and where it was read: its
     node_modules (or the workspace's), the lockfile, else the lowest version of the
