@@ -37,7 +37,7 @@ from otelize.workers.base import (
 )
 from otelize.workers.spans import uses_require
 from otelize.workers.dependency import missing_packages, packages_at_pins, protocol
-from otelize.workers.deps.choose import choose_line, chosen_instrumentations
+from otelize.workers.deps.choose import called_globals, choose_line, chosen_instrumentations
 from otelize.workers.deps.packagejson import PACKAGE_JSON
 from otelize.plan.registry import SPAN_HELPERS
 from otelize.workers.placement import in_folder, tracing_js_path
@@ -99,7 +99,7 @@ def _instrumentations(ctx: WorkerContext, line: object) -> list[dict[str, str]]:
     """What tracing.ts registers: one constructor per chosen instrumentation package,
     each under a distinct local name (two packages may export the same class name)."""
     out, taken = [], set()
-    for c in chosen_instrumentations(ctx.project, ctx.settings, line)[0]:  # type: ignore[arg-type]
+    for c in chosen_instrumentations(ctx.project, ctx.settings, line, called_globals(ctx.facts))[0]:  # type: ignore[arg-type]
         local, n = c.cls, 2
         while local in taken:
             local, n = f"{c.cls}{n}", n + 1
