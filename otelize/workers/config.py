@@ -122,6 +122,39 @@ def render_tracing(ctx: WorkerContext) -> bytes:
     return _in_app_language(ctx, _render_tracing_ts(ctx))
 
 
+def _preloaded(ctx: WorkerContext) -> bool:
+    """tracing.js is preloaded by the start script (`node --import`), before the entry runs."""
+    return ctx.project.module == "esm" and (_can_preload(ctx) is None or _second_bundle_entry(ctx) is not None)
+
+
+def env_load(ctx: WorkerContext) -> tuple[str, str, int] | None:
+    """(form, file, line) of the .env load that leads the entry the build runs (the
+    build's `main`, else the entry found; otelize.synthesize.imports.env_load_form), when
+    the app depends on dotenv."""
+    from otelize.synthesize.imports import env_load_form
+    from otelize.workers.deps.toolchain import declared
+
+    if "dotenv" not in declared(ctx.project.package_json):
+        return None
+    main = builds.analyse(ctx.project.root, ctx.project.package_json).main
+    entry = main if main is not None and main in ctx.parsed else ctx.entry
+    pf = ctx.parsed.get(entry) if entry is not None else None
+    found = env_load_form(pf) if pf is not None and pf.ok else None
+    return (found[0], entry, found[1]) if found is not None and entry is not None else None
+
+
+def _preload_dotenv(ctx: WorkerContext) -> str | None:
+    """How the preloaded tracing.ts loads .env itself ("module": `import 'dotenv/config'`,
+    "call": `config()`), as the entry does after it: the OTEL_* settings a .env holds are
+    then set when the SDK starts, and the entry's own load changes nothing (dotenv never
+    overrides a variable that is set). None when tracing is the entry's import (placed
+    after the load) or the entry passes options (a path) otelize does not repeat."""
+    if not _preloaded(ctx):
+        return None
+    found = env_load(ctx)
+    return found[0] if found is not None and found[0] in ("module", "call") else None
+
+
 def _render_tracing_ts(ctx: WorkerContext) -> bytes:
     line = choose_line(ctx.project, ctx.settings)
     return render(
@@ -136,6 +169,7 @@ def _render_tracing_ts(ctx: WorkerContext) -> bytes:
         line=line,
         instrumentations=_instrumentations(ctx, line),
         express_layers=bool(setting(ctx.settings, "express_layers")),
+        dotenv=_preload_dotenv(ctx),
     )
 
 
@@ -177,6 +211,14 @@ def import_specifier(entry: str, target: str) -> str:
 
 
 NOT_LOADED = "tracing is not loaded"  # the reason prefix of the skip that says so (warning; --check not clean)
+
+
+ENV_UNSEEN = "OTEL_* variables in the .env file dotenv loads here are not seen by the SDK"  # (a warning)
+
+
+def env_unseen(skips: list[Skip]) -> list[Skip]:
+    """The config worker's skips that say the SDK starts before the entry loads .env."""
+    return [s for s in skips if s.worker == WORKER and s.reason.startswith(ENV_UNSEEN)]
 
 
 def not_loaded(skips: list[Skip]) -> list[Skip]:
@@ -295,6 +337,11 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
                                  "no tracing.ts: otelize adds spans only", WORKER))
         return result
     _generate(ctx, ctx.tracing_path, render_tracing(ctx), result)
+    found = env_load(ctx) if _preloaded(ctx) else None
+    if found is not None and found[0] == "options":
+        result.skips.append(Skip(found[1], found[2], "dotenv", f"{ENV_UNSEEN}: the start script preloads tracing "
+                                 "before this load, whose options otelize does not repeat in tracing.ts; set OTEL_* "
+                                 "in the environment", WORKER))
 
     entries = task.files or ((ctx.entry,) if ctx.entry else ())
     main = builds.analyse(ctx.project.root, ctx.project.package_json).main
