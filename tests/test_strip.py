@@ -545,3 +545,34 @@ def test_a_preloaded_tracing_says_it_cannot_see_an_env_file_loaded_with_options(
     assert proc.returncode == 0, proc.stderr
     assert [line for line in proc.stderr.splitlines() if "warning" in line] == [
         f"otelize: warning: src/index.ts:2: {warned[0].reason}"]
+
+
+CONFIG_MODULE = "import dotenv from 'dotenv';\nimport { z } from 'zod';\n\ndotenv.config();\n\nexport const env = z.object({ PORT: z.string() }).parse(process.env);\n"
+
+
+@pytest.mark.parametrize(("config_module", "after"), [
+    (CONFIG_MODULE, True),
+    ("import 'dotenv/config';\nimport path from 'node:path';\nexport const root = path.resolve('.');\n", True),
+    (CONFIG_MODULE + "import pino from 'pino';\nexport const logger = pino();\n", False),  # pino is instrumented
+    (CONFIG_MODULE + "import { log } from '../log';\nlog('env read');\n", False),  # another project file: not followed
+    ("export const env = process.env;\n", False),  # loads no .env
+])
+def test_a_leading_config_module_that_loads_env_and_nothing_traced_comes_before_tracing(
+        tmp_path: Path, config_module: str, after: bool) -> None:
+    def make(root: Path) -> Path:
+        app = _env_app(root, "import { env } from './config/env';\n" + REST)
+        (app / "src" / "config").mkdir()
+        (app / "src" / "config" / "env.ts").write_text(config_module)
+        (app / "src" / "log.ts").write_text("export const log = console.log;\n")
+        pkg = json.loads((app / "package.json").read_text())
+        pkg["dependencies"].update({"pino": "9.5.0", "zod": "3.23.8"})
+        (app / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+        return app
+
+    app = make(tmp_path / "app")
+    instrument(app)
+    index = (app / "src" / "index.ts").read_text()
+    first, tracing = "import { env } from './config/env';\n", "import './tracing';\n"
+    assert index == (first + tracing if after else tracing + first) + REST
+    assert instrument(app, write=False).synthesis.changes == {}, "a second run changed something"
+    assert_round_trip(make(tmp_path / "round-trip"))

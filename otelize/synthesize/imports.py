@@ -121,6 +121,18 @@ def _loads_dotenv(call: Node | None, bound: set[str]) -> bool:
     return _require_of(obj) == DOTENV or (obj is not None and obj.type == "identifier" and text(obj) in bound)
 
 
+def _imports_module(stmt: Node, module: str) -> bool:
+    """`import ... from 'module'`, `require('module')` or `const x = require('module')`."""
+    if stmt.type == "import_statement":
+        return _source_of(stmt) == module
+    if stmt.type == "expression_statement" and len(stmt.named_children) == 1:
+        return _require_of(stmt.named_children[0]) == module
+    if stmt.type in ("lexical_declaration", "variable_declaration"):
+        decls = [c for c in stmt.named_children if c.type == "variable_declarator"]
+        return len(decls) == 1 and _require_of(decls[0].child_by_field_name("value")) == module
+    return False
+
+
 def dotenv_step(stmt: Node, bound: set[str]) -> str | None:
     """What a top-level statement does towards loading .env: "load" (it loads it: `import
     'dotenv/config'`, `dotenv.config()`, `require('dotenv').config()`), "bind" (it binds
@@ -169,16 +181,18 @@ def dotenv_step(stmt: Node, bound: set[str]) -> str | None:
     return None
 
 
-def env_loads(pf: ParsedFile, stmts: list[Node]) -> int:
+def env_loads(pf: ParsedFile, stmts: list[Node], after: str | None = None) -> int:
     """How many of the leading `stmts` end with the file's .env load (0: none): the
     statements before any other import or code that load .env with dotenv (and bind it,
     or import reflect-metadata and the like). The tracing import goes after them, so that
     the OTEL_* variables a .env holds are set when the SDK starts; dotenv loads nothing
-    that is traced. 0 as well when the last load shares its line with more code."""
+    that is traced. `after`: a module whose import counts as a load (a config module
+    that loads .env and imports nothing traced: otelize.workers.config.env_module). 0 as
+    well when the last load shares its line with more code."""
     bound: set[str] = set()
     count = 0
     for i, stmt in enumerate(stmts):
-        step = dotenv_step(stmt, bound)
+        step = "load" if after is not None and _imports_module(stmt, after) else dotenv_step(stmt, bound)
         if step is None:
             break
         if step == "load":
@@ -226,7 +240,8 @@ def _esm_import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[li
         if not r.side_effect:
             named[r.module].update(r.names)
 
-    loads = env_loads(pf, stmts) if side_effects else 0
+    after = next((r.after for r in requests if r.side_effect and r.after), None)
+    loads = env_loads(pf, stmts, after) if side_effects else 0
     for module in side_effects:
         first = stmts[loads] if loads < len(stmts) else None
         if first is not None and first.type == "import_statement" and _source_of(first) == module:
@@ -352,7 +367,8 @@ def require_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[E
     requires = [(s, r) for s in body if (r := required_module(s)) is not None]
     edits: list[Edit] = []
     skips: list[Skip] = []
-    loads = env_loads(pf, body) if any(r.side_effect for r in requests) else 0
+    after = next((r.after for r in requests if r.side_effect and r.after), None)
+    loads = env_loads(pf, body, after) if any(r.side_effect for r in requests) else 0
     first = body[loads] if loads < len(body) else None
     if loads:
         top = _line_end(src, body[loads - 1].end_byte)  # after the .env load (env_loads)

@@ -382,6 +382,58 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
                     side_effect=True,
                     worker=WORKER,
                     require=uses_require(ctx, entry),
+                    after=env_module(ctx, entry),
                 )
             )
     return result
+
+
+TRACED_BUILTINS = frozenset({"http", "https", "http2", "net", "tls"})
+
+
+def env_module(ctx: WorkerContext, entry: str) -> str | None:
+    """The specifier of the entry's leading import of a project module (`import { env } from
+    './config/env'`) that loads .env with dotenv at its top level and imports nothing that
+    is traced (only dotenv, node builtins other than http and net, and libraries that do no
+    I/O and that no instrumentation patches, such as envalid or joi): the tracing import
+    goes after it (otelize.synthesize.imports.env_loads), so the SDK sees the OTEL_*
+    variables of that .env. None when the entry starts otherwise."""
+    from otelize.analysis.symbols import Resolver
+    from otelize.analysis.typeuse import value_imports
+    from otelize.classify.libraries import AUTO_INSTRUMENTED, IO_LIBRARIES, lib_name
+    from otelize.synthesize.imports import _is_directive, _require_of, _source_of, _top_statements, dotenv_step, env_loads
+    from otelize.workers.deps.toolchain import declared
+
+    pf = ctx.parsed.get(entry)
+    if pf is None or not pf.ok or "dotenv" not in declared(ctx.project.package_json):
+        return None
+    stmts = [s for s in _top_statements(pf) if not _is_directive(s)]
+    if env_loads(pf, stmts):
+        return None  # the entry loads .env itself
+    bound: set[str] = set()
+    first = next((s for s in stmts if dotenv_step(s, bound) is None), None)
+    if first is None:
+        return None
+    if first.type == "import_statement":
+        module = _source_of(first)
+    else:
+        node = first.named_children[0] if first.named_children else None
+        if node is not None and node.type == "variable_declarator":
+            node = node.child_by_field_name("value")
+        module = _require_of(node)
+    target = Resolver(ctx.project).resolve(entry, module) if module is not None else None
+    facts = ctx.facts.get(target) if target is not None else None
+    tpf = ctx.parsed.get(target) if target is not None else None
+    if facts is None or tpf is None or not tpf.ok:
+        return None
+    traced = IO_LIBRARIES | AUTO_INSTRUMENTED | {"express"} | {
+        lib for c in chosen_instrumentations(ctx.project, ctx.settings, calls=called_globals(ctx.facts))[0] for lib in c.libraries}
+    for imp in value_imports(facts, tpf):
+        name = imp.module.removeprefix("node:")
+        if name.startswith((".", "/")) or Resolver(ctx.project).resolve(target, imp.module) is not None:
+            return None  # another project file: not followed
+        if name.split("/")[0] in TRACED_BUILTINS or lib_name(imp.module) in traced:
+            return None
+    bound = set()
+    loads = [s for s in _top_statements(tpf) if dotenv_step(s, bound) == "load"]
+    return module if loads else None
