@@ -25,5 +25,32 @@ def build_first(root: Path) -> None:
     pkg.write_text(text.replace(line, f'"start": {json.dumps("npm run build && " + start)}'))
 
 
+GLOBAL_FETCH_SERVICE = """\
+// The greeting's name comes from an upstream service, through the global fetch of Node 18+
+// (no import: undici inside node); without UPSTREAM_URL it greets as given.
+export class GreetingService {
+  async greet(name: string): Promise<string> {
+    const upstream = process.env.UPSTREAM_URL;
+    if (upstream === undefined) {
+      return `hello ${name}`;
+    }
+    const res = await fetch(`${upstream}/names/${encodeURIComponent(name)}`);
+    const body = (await res.json()) as { name: string };
+    return `hello ${body.name}`;
+  }
+}
+
+export const greetings = new GreetingService();
+"""
+
+
+def global_fetch(root: Path) -> None:
+    """Turn the copy of a fixture at `root` into the variant whose GreetingService calls an
+    upstream with the global fetch (its one service file rewritten)."""
+    service = root / "src" / "services" / "greetingService.ts"
+    assert "export class GreetingService" in service.read_text(), service
+    service.write_text(GLOBAL_FETCH_SERVICE)
+
+
 # fixture variants the tests derive from a fixture app: "<fixture>+<variant>"
-VARIANTS = {"build-first": build_first}
+VARIANTS = {"build-first": build_first, "global-fetch": global_fetch}

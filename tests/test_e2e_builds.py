@@ -146,3 +146,69 @@ def test_started_as_package_json_says_it_traces(fixture: str, script: str, tmp_p
     servers = [a for g in greets for a in _ancestors(g, by_id) if a.kind == "SERVER"]
     assert servers, f"the service span has no SERVER span above it; got {[(s.name, s.kind) for s in spans]}"
     assert any(s.attributes.get("http.route") == "/greetings/:name" for s in servers), [s.attributes for s in servers]
+
+
+@contextmanager
+def _upstream() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A local upstream answering GET /names/<name> with {"name": <name>}; yields its base URL
+    and the path and headers of every request it received."""
+    import http.server
+    import threading
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+            body = json.dumps({"name": self.path.rsplit("/", 1)[-1]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_global_fetch_gets_a_client_span_that_carries_the_trace_upstream(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A service that calls an upstream with the global fetch (no undici dependency): the undici
+    instrumentation otelize adds for it makes the CLIENT span below the service span, and the
+    upstream receives that span's traceparent."""
+    if shutil.which("npm") is None:
+        pytest.skip("node/npm not available")
+    app = _built("builds/tsc-cjs+global-fetch", tmp_path_factory.getbasetemp() / "e2e-builds")
+    name = json.loads((app / "package.json").read_text())["name"]
+    with OtlpReceiver() as rx, _upstream() as (upstream, seen):
+        env = {**telemetry_env(rx.endpoint, name, None, "commonjs"), "UPSTREAM_URL": upstream}
+        with _npm_script(app, "start", env) as base:
+            with urllib.request.urlopen(f"{base}/greetings/ada", timeout=15) as resp:
+                assert json.loads(resp.read())["message"] == "hello ada"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(_to_ada(s) for s in rx.spans()):
+            time.sleep(0.1)
+        spans = [s for s in rx.spans() if s.resource.get("service.name") == name]
+    by_id = {s.span_id: s for s in spans}
+    clients = [s for s in spans if _to_ada(s)
+               and any(a.name == "GreetingService.greet" for a in _ancestors(s, by_id))
+               and any(a.kind == "SERVER" and a.attributes.get("http.route") == "/greetings/:name"
+                       for a in _ancestors(s, by_id))]
+    assert len(clients) == 1, [(s.name, s.kind, s.parent_span_id) for s in spans]
+    client = clients[0]
+    assert [h.get("traceparent") for h in seen if h["path"] == "/names/ada"] == [
+        f"00-{client.trace_id}-{client.span_id}-01"], seen
+
+
+def _to_ada(span: ReceivedSpan) -> bool:
+    """The CLIENT span of the request for ada's name (the start-up probes ask for others)."""
+    return span.kind == "CLIENT" and str(span.attributes.get("url.full", "")).endswith("/names/ada")

@@ -246,3 +246,57 @@ def test_a_byte_order_mark_stays_the_first_bytes(before: bytes, requests: list[I
     assert skips == []
     assert out == BOM + after
     assert out.count(BOM) == 1
+
+
+# --- a leading .env load: the tracing import goes after it ---------------------------------
+
+def side_effect_require(module: str = "./tracing") -> ImportRequest:
+    return ImportRequest(PATH, module, (), True, "config", require=True)
+
+
+@pytest.mark.parametrize(("head", "rest"), [
+    ("import 'dotenv/config';\n", "import express from 'express';\n"),
+    ("import dotenv from 'dotenv';\ndotenv.config();\n", "import express from 'express';\n"),
+    ("import * as dotenv from 'dotenv';\ndotenv.config({ path: '.env.local' });\n", "import express from 'express';\n"),
+    ("import { config as loadEnv } from 'dotenv';\nloadEnv(); // the settings\n", "import express from 'express';\n"),
+    ("import 'reflect-metadata';\nimport 'dotenv/config';\n", "import express from 'express';\n"),
+    ("import 'dotenv/config';\n", "/** the app */\nimport express from 'express';\n"),
+])
+def test_the_tracing_import_goes_after_a_leading_env_load(head: str, rest: str) -> None:
+    out, skips = add_imports(head + rest, [side_effect()])
+    assert out == (head + "import './tracing';\n" + rest).encode()
+    assert skips == []
+    again, _ = add_imports(out, [side_effect()])  # a second run finds it in place
+    assert again == out
+
+
+@pytest.mark.parametrize("code", [
+    "import express from 'express';\nimport 'dotenv/config';\n",         # express is loaded first
+    "import dotenv from 'dotenv';\nimport express from 'express';\ndotenv.config();\n",
+    "import 'dotenv/config'; import express from 'express';\n",           # one line: nowhere in between
+    "import type { DotenvConfigOutput } from 'dotenv';\nimport express from 'express';\n",
+    "import dotenv from 'dotenv';\nimport express from 'express';\n",     # bound, never loaded
+])
+def test_no_leading_env_load_keeps_the_tracing_import_first(code: str) -> None:
+    out, _ = add_imports(code, [side_effect()])
+    assert out == b"import './tracing';\n" + code.encode()
+
+
+@pytest.mark.parametrize("head", [
+    "require('dotenv').config();\n",
+    "require('dotenv/config');\n",
+    "const dotenv = require('dotenv');\ndotenv.config({ path: '.env' });\n",
+    "const { config } = require('dotenv');\nconfig();\n",
+    "const env = require('dotenv').config();\n",
+])
+def test_commonjs_requires_tracing_after_a_leading_env_load(head: str) -> None:
+    rest = "const express = require('express');\n"
+    out, _ = add_imports("'use strict';\n" + head + rest, [side_effect_require(), ImportRequest(PATH, "../otel", ("withSpan",), False, "service", require=True)])
+    assert out == ("'use strict';\n" + head + "require('./tracing');\n" + rest + "const { withSpan } = require('../otel');\n").encode()
+    again, _ = add_imports(out, [side_effect_require(), ImportRequest(PATH, "../otel", ("withSpan",), False, "service", require=True)])
+    assert again == out
+
+
+def test_an_entry_instrumented_before_keeps_its_tracing_import_first() -> None:
+    code = "import './tracing';\nimport 'dotenv/config';\nimport express from 'express';\n"
+    assert add_imports(code, [side_effect()])[0] == code.encode()

@@ -328,6 +328,10 @@ def test_user_rules_folder_adds_and_overrides_entries(tmp_path: Path) -> None:
     ({"instrumentations": {"x": {"class": "not a name", "lines": {}}}}, "'instrumentations.x.class'"),
     ({"instrumentations": {"x": {"class": "X", "enabled": True, "lines": {}}}}, "'instrumentations.x.enabled': unknown key"),
     ({"instrumentation": {}}, "'instrumentations'"),
+    ({"instrumentations": {"x": {"class": "X", "globals": {"WebSocket": "*"}, "lines": {
+        "2.x": {"version": "1.0.0", "supports": {"a": "*"}}}}}}, "'instrumentations.x.globals.WebSocket': unknown global"),
+    ({"instrumentations": {"x": {"class": "X", "globals": {"fetch": "node 18"}, "lines": {
+        "2.x": {"version": "1.0.0", "supports": {"a": "*"}}}}}}, "'instrumentations.x.globals.fetch': not an npm version range"),
 ])
 def test_bad_table_names_file_and_key(tmp_path: Path, doc: dict, key: str) -> None:
     rules = tmp_path / "r"
@@ -373,3 +377,93 @@ def test_state_cache_key_follows_the_toolchain_files(tmp_path: Path) -> None:
     assert statecache.fingerprint(load_project(app), {}, []) != before
     (app / ".nvmrc").write_text("16\n")
     assert choose_line(load_project(app), {}).id == "1.x"
+
+
+# --- the global fetch: undici inside node (Node 18+), traced by the undici instrumentation --
+
+CLIENT = """\
+export async function forecast(city: string): Promise<unknown> {
+  const res = await fetch(`https://weather.example.com/${city}`);
+  return res.json();
+}
+"""
+
+
+def fetch_app(root: Path, client: str = CLIENT, deps: dict[str, str] | None = None, **extra: object) -> Path:
+    app = make_app(root, deps, {"typescript": "5.4.5"}, **extra)
+    (app / "src" / "clients").mkdir()
+    (app / "src" / "clients" / "weather.ts").write_text(client)
+    return app
+
+
+def _with_facts(app: Path) -> tuple[list[str], list[str]]:
+    """(the chosen packages, the report's notes) of a full analysis (the facts say who calls fetch)."""
+    from otelize.api import analyze, instrument
+    from otelize.workers.deps.choose import called_globals
+
+    analysis = analyze(app)
+    chosen, _ = chosen_instrumentations(analysis.project, {}, calls=called_globals(analysis.facts))
+    return [c.package for c in chosen], instrument(app, write=False).synthesis.notes
+
+
+def test_an_app_that_calls_the_global_fetch_gets_the_undici_instrumentation(tmp_path: Path) -> None:
+    from otelize.api import instrument
+
+    app = fetch_app(tmp_path, engines={"node": ">=20"})
+    packages, notes = _with_facts(app)
+    assert packages == ["@opentelemetry/instrumentation-http", "@opentelemetry/instrumentation-express", "@opentelemetry/instrumentation-undici"]
+    assert "added @opentelemetry/instrumentation-undici@0.33.0 for the global fetch" in notes
+    changes = instrument(app, write=False).synthesis.changes
+    tracing = changes["src/tracing.ts"][1]
+    assert b"import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';" in tracing
+    assert b"    new UndiciInstrumentation(),\n" in tracing
+    assert b'"@opentelemetry/instrumentation-undici": "0.33.0"' in changes["package.json"][1]
+    # without the facts (no code read), package.json alone asks for no undici
+    assert "@opentelemetry/instrumentation-undici" not in instrumentations(app)
+
+
+@pytest.mark.parametrize("client", [
+    "import fetch from 'node-fetch';\n" + CLIENT,
+    "const fetch = require('cross-fetch');\n" + CLIENT,
+])
+def test_a_fetch_imported_from_a_library_is_not_the_global_one(tmp_path: Path, client: str) -> None:
+    app = fetch_app(tmp_path, client, {"node-fetch": "2.7.0", "cross-fetch": "4.0.0"})
+    packages, _ = _with_facts(app)
+    assert "@opentelemetry/instrumentation-undici" not in packages
+
+
+@pytest.mark.parametrize(("files", "engines", "added"), [
+    ({}, "16.x", False),                    # no global fetch before Node 18
+    ({}, "^14 || ^16", False),
+    ({}, ">=16", True),                     # admits Node 18 and later
+    ({".nvmrc": "16\n"}, ">=16", False),    # .nvmrc says what runs
+    ({".nvmrc": "v20.11.0\n"}, None, True),
+    ({}, None, True),                       # nothing declared: a current Node
+])
+def test_the_global_fetch_needs_a_node_that_has_it(tmp_path: Path, files: dict[str, str], engines: str | None,
+                                                   added: bool) -> None:
+    app = fetch_app(tmp_path, **({"engines": {"node": engines}} if engines else {}))
+    for name, text in files.items():
+        (app / name).write_text(text)
+    packages, _ = _with_facts(app)
+    assert ("@opentelemetry/instrumentation-undici" in packages) is added
+
+
+def test_the_old_line_gets_its_own_undici_pin_for_the_global_fetch(tmp_path: Path) -> None:
+    app = fetch_app(tmp_path, engines={"node": ">=16"})  # Node 16 allowed: the 1.x line, whose undici is 0.10.1
+    _, notes = _with_facts(app)
+    assert "added @opentelemetry/instrumentation-undici@0.10.1 for the global fetch" in notes
+
+
+@pytest.mark.parametrize(("deps", "engines", "kind"), [
+    ({}, ">=20", "INTERNAL"),                  # the undici instrumentation's CLIENT span is below it
+    ({}, "16.x", "CLIENT"),                    # no global fetch, no instrumented polyfill: its span is the client's
+    ({"node-fetch": "2.7.0"}, "16.x", "INTERNAL"),  # a polyfill over node's http (instrumented)
+])
+def test_a_fetch_client_is_a_client_span_only_when_nothing_traces_its_fetch(tmp_path: Path, deps: dict[str, str],
+                                                                             engines: str, kind: str) -> None:
+    from otelize.api import analyze, synthesize_plan
+
+    app = fetch_app(tmp_path, deps=deps, engines={"node": engines})
+    spans = [s for s in synthesize_plan(analyze(app)).spans if s.file == "src/clients/weather.ts"]
+    assert [s.kind for s in spans] == [kind]

@@ -477,3 +477,102 @@ def test_strip_takes_the_preload_out_of_a_start_script_that_builds_first(tmp_pat
     start = json.loads((instrumented / "package.json").read_text())["scripts"]["start"]
     assert start == "npm run build && node --import ./build/tracing.js build/index.js"
     assert_round_trip(copy("round-trip"))
+
+
+# --- a .env load at the top of the entry ---------------------------------------------------
+
+ENV_SERVICE = "export class Settings {\n  async read(): Promise<string> {\n    return process.env.NAME ?? '';\n  }\n}\n"
+
+
+def _env_app(root: Path, index: str, module: str = "commonjs") -> Path:
+    """An Express app whose entry starts by loading .env with dotenv (ES modules: a tsc build
+    whose start script otelize makes preload tracing.js)."""
+    (root / "src" / "services").mkdir(parents=True)
+    pkg = {"name": "env-app", "version": "1.0.0", "scripts": {"build": "tsc", "start": "node dist/index.js"},
+           "dependencies": {"dotenv": "16.4.5", "express": "4.21.2"}, "devDependencies": {"typescript": "5.4.5"}}
+    if module == "esm":
+        pkg["type"] = "module"
+    (root / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+    (root / "tsconfig.json").write_text('{"compilerOptions": {"rootDir": "src", "outDir": "dist"}, "include": ["src"]}\n')
+    (root / "src" / "index.ts").write_text(index)
+    (root / "src" / "services" / "settings.ts").write_text(ENV_SERVICE)
+    return root
+
+
+REST = "import express from 'express';\nconst app = express();\napp.listen(3000);\n"
+
+
+@pytest.mark.parametrize("load", [
+    "import 'dotenv/config';\n",
+    "import dotenv from 'dotenv';\ndotenv.config({ path: '.env.local' });\n",
+])
+def test_the_entry_imports_tracing_after_its_env_load_and_strip_takes_it_out(tmp_path: Path, load: str) -> None:
+    app = _env_app(tmp_path / "app", load + REST)
+    instrument(app)
+    assert (app / "src" / "index.ts").read_text() == load + "import './tracing';\n" + REST
+    assert b"dotenv" not in (app / "src" / "tracing.ts").read_bytes()  # the entry's own load runs first
+    assert instrument(app, write=False).synthesis.changes == {}, "a second run changed something"
+    assert_round_trip(_env_app(tmp_path / "round-trip", load + REST))
+
+
+@pytest.mark.parametrize(("load", "expected"), [
+    ("import 'dotenv/config';\n", [b"import 'dotenv/config';\n"]),
+    ("import dotenv from 'dotenv';\ndotenv.config();\n", [b"import { config } from 'dotenv';\n", b"\nconfig();\n"]),
+])
+def test_a_preloaded_tracing_loads_env_itself_as_the_entry_does(tmp_path: Path, load: str, expected: list[bytes]) -> None:
+    app = _env_app(tmp_path / "app", load + REST, module="esm")
+    result = instrument(app)
+    assert json.loads((app / "package.json").read_text())["scripts"]["start"] == "node --import ./dist/tracing.js dist/index.js"
+    tracing = (app / "src" / "tracing.ts").read_bytes()
+    for part in expected:
+        assert part in tracing
+    # before the SDK reads OTEL_* (and before the protocol default looks at them)
+    assert tracing.index(expected[-1]) < tracing.index(b"new NodeSDK(")
+    assert not [s for s in result.synthesis.skips if s.symbol == "dotenv"]
+    assert instrument(app, write=False).synthesis.changes == {}, "a second run changed something"
+    assert_round_trip(_env_app(tmp_path / "round-trip", load + REST, module="esm"))
+
+
+def test_a_preloaded_tracing_says_it_cannot_see_an_env_file_loaded_with_options(tmp_path: Path) -> None:
+    load = "import dotenv from 'dotenv';\ndotenv.config({ path: '.env.local' });\n"
+    app = _env_app(tmp_path / "app", load + REST, module="esm")
+    result = instrument(app)
+    assert b"dotenv" not in (app / "src" / "tracing.ts").read_bytes()
+    warned = [s for s in result.synthesis.skips if s.symbol == "dotenv"]
+    assert [(s.file, s.line) for s in warned] == [("src/index.ts", 2)]
+    assert "OTEL_* variables" in warned[0].reason
+    proc = _cli("instrument", str(_env_app(tmp_path / "cli", load + REST, module="esm")))
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "warning" in line] == [
+        f"otelize: warning: src/index.ts:2: {warned[0].reason}"]
+
+
+CONFIG_MODULE = "import dotenv from 'dotenv';\nimport { z } from 'zod';\n\ndotenv.config();\n\nexport const env = z.object({ PORT: z.string() }).parse(process.env);\n"
+
+
+@pytest.mark.parametrize(("config_module", "after"), [
+    (CONFIG_MODULE, True),
+    ("import 'dotenv/config';\nimport path from 'node:path';\nexport const root = path.resolve('.');\n", True),
+    (CONFIG_MODULE + "import pino from 'pino';\nexport const logger = pino();\n", False),  # pino is instrumented
+    (CONFIG_MODULE + "import { log } from '../log';\nlog('env read');\n", False),  # another project file: not followed
+    ("export const env = process.env;\n", False),  # loads no .env
+])
+def test_a_leading_config_module_that_loads_env_and_nothing_traced_comes_before_tracing(
+        tmp_path: Path, config_module: str, after: bool) -> None:
+    def make(root: Path) -> Path:
+        app = _env_app(root, "import { env } from './config/env';\n" + REST)
+        (app / "src" / "config").mkdir()
+        (app / "src" / "config" / "env.ts").write_text(config_module)
+        (app / "src" / "log.ts").write_text("export const log = console.log;\n")
+        pkg = json.loads((app / "package.json").read_text())
+        pkg["dependencies"].update({"pino": "9.5.0", "zod": "3.23.8"})
+        (app / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+        return app
+
+    app = make(tmp_path / "app")
+    instrument(app)
+    index = (app / "src" / "index.ts").read_text()
+    first, tracing = "import { env } from './config/env';\n", "import './tracing';\n"
+    assert index == (first + tracing if after else tracing + first) + REST
+    assert instrument(app, write=False).synthesis.changes == {}, "a second run changed something"
+    assert_round_trip(make(tmp_path / "round-trip"))

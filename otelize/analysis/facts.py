@@ -257,10 +257,19 @@ def _call(
         facts.calls.append(CallFact(caller.qualname if caller else "<module>", chain, line_of(node), is_new))
         if chain == ("fetch",) or chain == ("globalThis", "fetch"):
             facts.has_fetch = True
+            if chain[0] == "globalThis" or not _imports_fetch(facts):
+                facts.global_fetch = True
         express.listen_call(node, chain, facts)
     if owners and not is_new:
         express.registration(node, callee, facts, functions, starts, express_names)
     return chain
+
+
+def _imports_fetch(facts: FileFacts) -> bool:
+    """The file binds `fetch` by an import (`import fetch from 'node-fetch'`, `const fetch =
+    require('cross-fetch')`, `import { fetch } from 'undici'`): its `fetch(...)` is that one."""
+    return any(imp.default == "fetch" or imp.namespace == "fetch" or any(local == "fetch" for local, _ in imp.names)
+               for imp in facts.imports)
 
 
 def _dedupe(facts: FileFacts) -> None:

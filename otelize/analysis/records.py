@@ -135,7 +135,8 @@ class FileFacts:
     markers: list[str] = field(default_factory=list)  # "generated", "ignore-file"
     ignore_lines: list[int] = field(default_factory=list)  # lines holding `// otelize-ignore`
     fn_trees: dict = field(default_factory=dict)  # FunctionFact.start -> otelize.analysis.fntree.FunctionTree
-    has_fetch: bool = False
+    has_fetch: bool = False  # calls `fetch(...)` or `globalThis.fetch(...)`
+    global_fetch: bool = False  # ... and that is the global fetch (no import binds `fetch` in the file)
     # entry points (see entry_call): classes holding `this.x = express()`, classes that call
     # `this.x.listen()`, names `.listen()` is called on that are not this file's own apps
     # (`import app from './app'; app.listen()`, `http.createServer(app).listen()`), and

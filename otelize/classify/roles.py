@@ -79,6 +79,8 @@ class _Roles:
         self.route_handlers, self.callees, self.include_code = route_handlers, callees, include_code
         self.instrumented = instrumented_libraries(project.package_json) if project is not None else frozenset()
         self.dependencies = dependencies(project.package_json) if project is not None else frozenset()
+        self._fetch_traced: bool | None = None  # (asked only of a file that calls fetch)
+        self._project = project
         resolver = Resolver(project) if project is not None else None
         self.project_classes = {c.name for f in facts.values() for c in f.classes}
         self.io_bindings: dict[str, dict[str, str]] = {}  # file -> local binding -> IO library
@@ -274,7 +276,7 @@ class _Roles:
         libs = reached & self.instrumented
         if libs:
             return Role("span", "INTERNAL", reason=f"its I/O goes through {', '.join(sorted(libs))} (auto-instrumented)")
-        if category == "external-api" and self.facts[path].has_fetch:
+        if category == "external-api" and self.facts[path].has_fetch and self.fetch_traced:
             return Role("span", "INTERNAL", reason="its I/O goes through fetch (auto-instrumented undici)")
         own = CATEGORY_LIBRARIES.get(category, frozenset())
         if not (reached & own):
@@ -284,6 +286,17 @@ class _Roles:
             if deps and deps <= self.instrumented:
                 return Role("span", "INTERNAL", reason=f"the app's {', '.join(sorted(deps))} is auto-instrumented")
         return CLIENT_SPAN
+
+    @property
+    def fetch_traced(self) -> bool:
+        """The app's fetch calls get the undici instrumentation's CLIENT span (the dependency
+        worker adds it for the global fetch), or go through an instrumented polyfill; on a
+        Node without a global fetch and no such polyfill, a fetch client gets its own span."""
+        if self._fetch_traced is None:
+            from otelize.workers.deps.choose import fetch_traced
+
+            self._fetch_traced = self._project is None or fetch_traced(self._project, self.facts)
+        return self._fetch_traced
 
     def _only_throws(self, path: str, fn: FunctionFact) -> bool:
         return fn.body_start is not None and self._tree(path, fn).only_throws

@@ -117,6 +117,7 @@ class ImportRequest:
     side_effect: bool = False
     worker: str = ""
     require: bool = False  # a CommonJS JavaScript file: `const { names } = require('module')` / `require('module')`
+    after: str | None = None  # side effect: go after the file's leading import of this module (one that loads .env)
 
 
 @dataclass(frozen=True, order=True)

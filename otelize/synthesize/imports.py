@@ -87,6 +87,144 @@ def import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Ed
     return _esm_import_edits(pf, requests)
 
 
+# --- a leading .env load: the tracing import goes after it -------------------------
+
+DOTENV = "dotenv"
+DOTENV_CONFIG = "dotenv/config"
+# side-effect modules that may come before the .env load without loading anything traced
+HARMLESS_FIRST = frozenset({"reflect-metadata", "source-map-support/register", "module-alias/register"})
+
+
+def _require_of(node: Node | None) -> str | None:
+    """'m' of a `require('m')` call."""
+    if node is None or node.type != "call_expression" or text(node.child_by_field_name("function")) != "require":
+        return None
+    args = node.child_by_field_name("arguments")
+    if args is None or len(args.named_children) != 1 or args.named_children[0].type != "string":
+        return None
+    return text(args.named_children[0])[1:-1]
+
+
+def _loads_dotenv(call: Node | None, bound: set[str]) -> bool:
+    """`require('dotenv/config')`, `require('dotenv').config(...)`, `dotenv.config(...)` or
+    `config(...)` (a name `bound` to dotenv's module or its config)."""
+    if call is None or call.type != "call_expression":
+        return False
+    if _require_of(call) == DOTENV_CONFIG:
+        return True
+    fn = call.child_by_field_name("function")
+    if fn is not None and fn.type == "identifier":
+        return text(fn) in bound
+    if fn is None or fn.type != "member_expression" or text(fn.child_by_field_name("property")) != "config":
+        return False
+    obj = fn.child_by_field_name("object")
+    return _require_of(obj) == DOTENV or (obj is not None and obj.type == "identifier" and text(obj) in bound)
+
+
+def _imports_module(stmt: Node, module: str) -> bool:
+    """`import ... from 'module'`, `require('module')` or `const x = require('module')`."""
+    if stmt.type == "import_statement":
+        return _source_of(stmt) == module
+    if stmt.type == "expression_statement" and len(stmt.named_children) == 1:
+        return _require_of(stmt.named_children[0]) == module
+    if stmt.type in ("lexical_declaration", "variable_declaration"):
+        decls = [c for c in stmt.named_children if c.type == "variable_declarator"]
+        return len(decls) == 1 and _require_of(decls[0].child_by_field_name("value")) == module
+    return False
+
+
+def dotenv_step(stmt: Node, bound: set[str]) -> str | None:
+    """What a top-level statement does towards loading .env: "load" (it loads it: `import
+    'dotenv/config'`, `dotenv.config()`, `require('dotenv').config()`), "bind" (it binds
+    dotenv or its config, adding the names to `bound`; or it is a harmless side-effect
+    import such as reflect-metadata), or None (anything else)."""
+    if stmt.type == "import_statement":
+        module = _source_of(stmt)
+        clause = next((c for c in stmt.named_children if c.type == "import_clause"), None)
+        if any(c.type == "type" for c in stmt.children) or clause is None:
+            return "load" if module == DOTENV_CONFIG and clause is None else ("bind" if module in HARMLESS_FIRST else None)
+        if module != DOTENV:
+            return None
+        for c in clause.named_children:
+            if c.type == "identifier":
+                bound.add(text(c))
+            elif c.type == "namespace_import":
+                bound.update(text(n) for n in c.named_children if n.type == "identifier")
+            elif c.type == "named_imports":
+                for spec in c.named_children:
+                    if spec.type == "import_specifier" and text(spec.child_by_field_name("name")) == "config":
+                        bound.add(text(spec.child_by_field_name("alias") or spec.child_by_field_name("name")))
+        return "bind"
+    if stmt.type == "expression_statement" and len(stmt.named_children) == 1:
+        call = stmt.named_children[0]
+        if _loads_dotenv(call, bound):
+            return "load"
+        return "bind" if _require_of(call) in HARMLESS_FIRST else None
+    if stmt.type in ("lexical_declaration", "variable_declaration"):
+        decls = [c for c in stmt.named_children if c.type == "variable_declarator"]
+        if len(decls) != 1:
+            return None
+        name, value = decls[0].child_by_field_name("name"), decls[0].child_by_field_name("value")
+        if _loads_dotenv(value, bound):
+            return "load"  # const env = require('dotenv').config()
+        if _require_of(value) != DOTENV or name is None:
+            return None
+        if name.type == "identifier":
+            bound.add(text(name))  # const dotenv = require('dotenv')
+        elif name.type == "object_pattern":
+            for c in name.named_children:
+                if c.type == "shorthand_property_identifier_pattern" and text(c) == "config":
+                    bound.add("config")
+                elif c.type == "pair_pattern" and text(c.child_by_field_name("key")) == "config":
+                    bound.add(text(c.child_by_field_name("value")))
+        return "bind"
+    return None
+
+
+def env_loads(pf: ParsedFile, stmts: list[Node], after: str | None = None) -> int:
+    """How many of the leading `stmts` end with the file's .env load (0: none): the
+    statements before any other import or code that load .env with dotenv (and bind it,
+    or import reflect-metadata and the like). The tracing import goes after them, so that
+    the OTEL_* variables a .env holds are set when the SDK starts; dotenv loads nothing
+    that is traced. `after`: a module whose import counts as a load (a config module
+    that loads .env and imports nothing traced: otelize.workers.config.env_module). 0 as
+    well when the last load shares its line with more code."""
+    bound: set[str] = set()
+    count = 0
+    for i, stmt in enumerate(stmts):
+        step = "load" if after is not None and _imports_module(stmt, after) else dotenv_step(stmt, bound)
+        if step is None:
+            break
+        if step == "load":
+            count = i + 1
+    if count:
+        rest = pf.source[stmts[count - 1].end_byte : _line_end(pf.source, stmts[count - 1].end_byte)].strip()
+        if rest and not rest.startswith(b"//"):
+            return 0
+    return count
+
+
+def env_load_form(pf: ParsedFile) -> tuple[str, int] | None:
+    """How the file's leading .env load (env_loads) calls dotenv, and its line: "module"
+    (`import 'dotenv/config'`, `require('dotenv/config')`), "call" (`config()` with no
+    arguments) or "options" (`config({ path })`); None when the file has none."""
+    stmts = [s for s in _top_statements(pf) if not _is_directive(s)]
+    count = env_loads(pf, stmts)
+    if not count:
+        return None
+    stmt = stmts[count - 1]
+    line = stmt.start_point[0] + 1
+    if stmt.type == "import_statement":
+        return "module", line
+    node = stmt.named_children[0]
+    if node.type == "variable_declarator":
+        node = node.child_by_field_name("value")
+    if _require_of(node) == DOTENV_CONFIG:
+        return "module", line
+    args = node.child_by_field_name("arguments") if node is not None else None
+    return ("call" if args is not None and not args.named_children else "options"), line
+
+
 def _esm_import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[Edit], list[Skip]]:
     style = detect_style(pf)
     src = pf.source
@@ -102,12 +240,17 @@ def _esm_import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[li
         if not r.side_effect:
             named[r.module].update(r.names)
 
+    after = next((r.after for r in requests if r.side_effect and r.after), None)
+    loads = env_loads(pf, stmts, after) if side_effects else 0
     for module in side_effects:
-        first = stmts[0] if stmts else None
+        first = stmts[loads] if loads < len(stmts) else None
         if first is not None and first.type == "import_statement" and _source_of(first) == module:
             continue
         existing = next((s for s in imports if _source_of(s) == module and s.named_child_count == 1), None)
-        at = _before_attached_comments(pf, first) if first is not None else len(src)
+        if loads:
+            at = _line_end(src, stmts[loads - 1].end_byte)
+        else:
+            at = _before_attached_comments(pf, first) if first is not None else len(src)
         if existing is not None:
             # it must run first (tracing before express): move the statement, as written, to the top
             start, end = _line_start(src, existing.start_byte), _line_end(src, existing.end_byte)
@@ -122,7 +265,7 @@ def _esm_import_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[li
             edits.append(Edit.insert(pf.path, at, line, WORKER))
             continue
         line = f"import {ts_string(module, style.quote)}{semi}".encode() + style.newline
-        if first is None and src and not src.endswith(b"\n"):
+        if at == len(src) and src and not src.endswith(b"\n"):
             line = style.newline + line
         edits.append(Edit.insert(pf.path, at, line, WORKER))
 
@@ -224,8 +367,12 @@ def require_edits(pf: ParsedFile, requests: list[ImportRequest]) -> tuple[list[E
     requires = [(s, r) for s in body if (r := required_module(s)) is not None]
     edits: list[Edit] = []
     skips: list[Skip] = []
-    first = body[0] if body else None
-    if first is not None:
+    after = next((r.after for r in requests if r.side_effect and r.after), None)
+    loads = env_loads(pf, body, after) if any(r.side_effect for r in requests) else 0
+    first = body[loads] if loads < len(body) else None
+    if loads:
+        top = _line_end(src, body[loads - 1].end_byte)  # after the .env load (env_loads)
+    elif first is not None:
         top = _before_attached_comments(pf, first)
         if prologue and top < prologue[-1].end_byte:
             top = _line_end(src, prologue[-1].end_byte)

@@ -37,7 +37,7 @@ from otelize.workers.base import (
 )
 from otelize.workers.spans import uses_require
 from otelize.workers.dependency import missing_packages, packages_at_pins, protocol
-from otelize.workers.deps.choose import choose_line, chosen_instrumentations, line_of
+from otelize.workers.deps.choose import called_globals, choose_line, chosen_instrumentations, line_of
 from otelize.workers.deps.packagejson import PACKAGE_JSON
 from otelize.plan.registry import SPAN_HELPERS
 from otelize.workers.placement import in_folder, tracing_js_path
@@ -99,7 +99,7 @@ def _instrumentations(ctx: WorkerContext, line: object) -> list[dict[str, str]]:
     """What tracing.ts registers: one constructor per chosen instrumentation package,
     each under a distinct local name (two packages may export the same class name)."""
     out, taken = [], set()
-    for c in chosen_instrumentations(ctx.project, ctx.settings, line)[0]:  # type: ignore[arg-type]
+    for c in chosen_instrumentations(ctx.project, ctx.settings, line, called_globals(ctx.facts))[0]:  # type: ignore[arg-type]
         local, n = c.cls, 2
         while local in taken:
             local, n = f"{c.cls}{n}", n + 1
@@ -122,6 +122,39 @@ def render_tracing(ctx: WorkerContext) -> bytes:
     return _in_app_language(ctx, _render_tracing_ts(ctx))
 
 
+def _preloaded(ctx: WorkerContext) -> bool:
+    """tracing.js is preloaded by the start script (`node --import`), before the entry runs."""
+    return ctx.project.module == "esm" and (_can_preload(ctx) is None or _second_bundle_entry(ctx) is not None)
+
+
+def env_load(ctx: WorkerContext) -> tuple[str, str, int] | None:
+    """(form, file, line) of the .env load that leads the entry the build runs (the
+    build's `main`, else the entry found; otelize.synthesize.imports.env_load_form), when
+    the app depends on dotenv."""
+    from otelize.synthesize.imports import env_load_form
+    from otelize.workers.deps.toolchain import declared
+
+    if "dotenv" not in declared(ctx.project.package_json):
+        return None
+    main = builds.analyse(ctx.project.root, ctx.project.package_json).main
+    entry = main if main is not None and main in ctx.parsed else ctx.entry
+    pf = ctx.parsed.get(entry) if entry is not None else None
+    found = env_load_form(pf) if pf is not None and pf.ok else None
+    return (found[0], entry, found[1]) if found is not None and entry is not None else None
+
+
+def _preload_dotenv(ctx: WorkerContext) -> str | None:
+    """How the preloaded tracing.ts loads .env itself ("module": `import 'dotenv/config'`,
+    "call": `config()`), as the entry does after it: the OTEL_* settings a .env holds are
+    then set when the SDK starts, and the entry's own load changes nothing (dotenv never
+    overrides a variable that is set). None when tracing is the entry's import (placed
+    after the load) or the entry passes options (a path) otelize does not repeat."""
+    if not _preloaded(ctx):
+        return None
+    found = env_load(ctx)
+    return found[0] if found is not None and found[0] in ("module", "call") else None
+
+
 def _render_tracing_ts(ctx: WorkerContext) -> bytes:
     line = choose_line(ctx.project, ctx.settings)
     return render(
@@ -136,6 +169,7 @@ def _render_tracing_ts(ctx: WorkerContext) -> bytes:
         line=line,
         instrumentations=_instrumentations(ctx, line),
         express_layers=bool(setting(ctx.settings, "express_layers")),
+        dotenv=_preload_dotenv(ctx),
     )
 
 
@@ -178,6 +212,14 @@ def import_specifier(entry: str, target: str) -> str:
 
 
 NOT_LOADED = "tracing is not loaded"  # the reason prefix of the skip that says so (warning; --check not clean)
+
+
+ENV_UNSEEN = "OTEL_* variables in the .env file dotenv loads here are not seen by the SDK"  # (a warning)
+
+
+def env_unseen(skips: list[Skip]) -> list[Skip]:
+    """The config worker's skips that say the SDK starts before the entry loads .env."""
+    return [s for s in skips if s.worker == WORKER and s.reason.startswith(ENV_UNSEEN)]
 
 
 def not_loaded(skips: list[Skip]) -> list[Skip]:
@@ -296,6 +338,11 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
                                  "no tracing.ts: otelize adds spans only", WORKER))
         return result
     _generate(ctx, ctx.tracing_path, render_tracing(ctx), result)
+    found = env_load(ctx) if _preloaded(ctx) else None
+    if found is not None and found[0] == "options":
+        result.skips.append(Skip(found[1], found[2], "dotenv", f"{ENV_UNSEEN}: the start script preloads tracing "
+                                 "before this load, whose options otelize does not repeat in tracing.ts; set OTEL_* "
+                                 "in the environment", WORKER))
 
     entries = task.files or ((ctx.entry,) if ctx.entry else ())
     main = builds.analyse(ctx.project.root, ctx.project.package_json).main
@@ -336,6 +383,58 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
                     side_effect=True,
                     worker=WORKER,
                     require=uses_require(ctx, entry),
+                    after=env_module(ctx, entry),
                 )
             )
     return result
+
+
+TRACED_BUILTINS = frozenset({"http", "https", "http2", "net", "tls"})
+
+
+def env_module(ctx: WorkerContext, entry: str) -> str | None:
+    """The specifier of the entry's leading import of a project module (`import { env } from
+    './config/env'`) that loads .env with dotenv at its top level and imports nothing that
+    is traced (only dotenv, node builtins other than http and net, and libraries that do no
+    I/O and that no instrumentation patches, such as envalid or joi): the tracing import
+    goes after it (otelize.synthesize.imports.env_loads), so the SDK sees the OTEL_*
+    variables of that .env. None when the entry starts otherwise."""
+    from otelize.analysis.symbols import Resolver
+    from otelize.analysis.typeuse import value_imports
+    from otelize.classify.libraries import AUTO_INSTRUMENTED, IO_LIBRARIES, lib_name
+    from otelize.synthesize.imports import _is_directive, _require_of, _source_of, _top_statements, dotenv_step, env_loads
+    from otelize.workers.deps.toolchain import declared
+
+    pf = ctx.parsed.get(entry)
+    if pf is None or not pf.ok or "dotenv" not in declared(ctx.project.package_json):
+        return None
+    stmts = [s for s in _top_statements(pf) if not _is_directive(s)]
+    if env_loads(pf, stmts):
+        return None  # the entry loads .env itself
+    bound: set[str] = set()
+    first = next((s for s in stmts if dotenv_step(s, bound) is None), None)
+    if first is None:
+        return None
+    if first.type == "import_statement":
+        module = _source_of(first)
+    else:
+        node = first.named_children[0] if first.named_children else None
+        if node is not None and node.type == "variable_declarator":
+            node = node.child_by_field_name("value")
+        module = _require_of(node)
+    target = Resolver(ctx.project).resolve(entry, module) if module is not None else None
+    facts = ctx.facts.get(target) if target is not None else None
+    tpf = ctx.parsed.get(target) if target is not None else None
+    if facts is None or tpf is None or not tpf.ok:
+        return None
+    traced = IO_LIBRARIES | AUTO_INSTRUMENTED | {"express"} | {
+        lib for c in chosen_instrumentations(ctx.project, ctx.settings, calls=called_globals(ctx.facts))[0] for lib in c.libraries}
+    for imp in value_imports(facts, tpf):
+        name = imp.module.removeprefix("node:")
+        if name.startswith((".", "/")) or Resolver(ctx.project).resolve(target, imp.module) is not None:
+            return None  # another project file: not followed
+        if name.split("/")[0] in TRACED_BUILTINS or lib_name(imp.module) in traced:
+            return None
+    bound = set()
+    loads = [s for s in _top_statements(tpf) if dotenv_step(s, bound) == "load"]
+    return module if loads else None

@@ -7,7 +7,8 @@
   unless the ``force_toolchain`` setting (``--force-toolchain``) is on.
 * **Instrumentations** (rules/otel-instrumentations.yaml, user-extendable): http and
   express always, then one package per library the app's package.json depends on
-  (:func:`chosen_instrumentations`). :func:`active_instrumentations` is the set of
+  (:func:`chosen_instrumentations`), and undici's for an app that calls the global
+  fetch (Node 18 or later). :func:`active_instrumentations` is the set of
   library names those patch, for other workers that must not add a second span over
   an instrumented driver.
 
@@ -24,7 +25,7 @@ from typing import Any
 from otelize.errors import BadInput
 from otelize.synthesize.edits import Skip, WorkerResult
 from otelize.workers.base import Task, WorkerContext, setting
-from otelize.workers.deps.choose import choose_line, chosen_instrumentations, line_note
+from otelize.workers.deps.choose import called_globals, choose_line, chosen_instrumentations, line_note
 from otelize.workers.deps.toolchain import declared, installed_version
 from otelize.workers.deps.lines import load_instrumentations, load_lines
 from otelize.workers.deps import packagejson
@@ -42,16 +43,17 @@ def protocol(settings: Any) -> str:
     return str(value)
 
 
-def wanted_packages(settings: Any, module: str, project: Any = None) -> dict[str, str]:
+def wanted_packages(settings: Any, module: str, project: Any = None, calls: frozenset[str] = frozenset()) -> dict[str, str]:
     """The packages (name -> pinned version) a project with these settings needs: the
-    line's SDK packages and, with a project, its instrumentations."""
+    line's SDK packages and, with a project, its instrumentations (`calls`: the globals
+    its code calls, see chosen_instrumentations)."""
     lines, profiles = load_lines()
     line = choose_line(project, settings) if project is not None else lines[0]
     pins = dict(line.packages)
     names = list(profiles["base"]) + (list(profiles["esm"]) if module == "esm" else [])
     out = {name: pins[name] for name in names}
     if project is not None:
-        out.update({c.package: c.version for c in chosen_instrumentations(project, settings, line)[0]})
+        out.update({c.package: c.version for c in chosen_instrumentations(project, settings, line, calls)[0]})
         held = held_types_node(project, line)
         if held is not None:
             out["@types/node"] = held[0]
@@ -100,7 +102,7 @@ def existing_sdk(ctx: WorkerContext) -> str | None:
 def needed_packages(ctx: WorkerContext) -> dict[str, str]:
     """The packages this app needs from otelize: the bootstrap's and its instrumentations,
     or, when the app starts the SDK itself, only the API the span helper imports."""
-    wanted = wanted_packages(ctx.settings, ctx.project.module, ctx.project)
+    wanted = wanted_packages(ctx.settings, ctx.project.module, ctx.project, called_globals(ctx.facts))
     if ctx.sdk_bootstrap is not None:
         return {k: v for k, v in wanted.items() if k == "@opentelemetry/api"}
     return wanted
@@ -144,7 +146,7 @@ def strip_pins(ctx: WorkerContext) -> dict[str, str]:
 def _notes(ctx: WorkerContext, added: dict[str, str]) -> list[str]:
     line = choose_line(ctx.project, ctx.settings)
     notes = [line_note(ctx.project, line)]
-    chosen, left_out = chosen_instrumentations(ctx.project, ctx.settings, line)
+    chosen, left_out = chosen_instrumentations(ctx.project, ctx.settings, line, called_globals(ctx.facts))
     for c in chosen:
         if c.package in added:
             why = "always (every Express app)" if c.reason == "always" else f"for {c.reason}"

@@ -11,7 +11,7 @@ from otelize.errors import BadInput
 from otelize.project import npmrange
 from otelize.workers.base import setting
 from otelize.workers.deps.lines import Line, load_instrumentations, load_lines, type_free_requires
-from otelize.workers.deps.toolchain import Toolchain, declared, resolved_version, toolchain
+from otelize.workers.deps.toolchain import Toolchain, declared, node_may_be_in, resolved_version, toolchain
 
 
 TOOL_NAMES = {"typescript": "TypeScript", "@types/node": "@types/node", "node": "Node"}
@@ -165,7 +165,14 @@ class Chosen:
     version: str
     cls: str
     libraries: tuple[str, ...]  # the app's libraries it instruments
-    reason: str  # "always" or the dependency that caused it
+    reason: str  # "always", or the dependencies and globals that caused it
+    globals: tuple[str, ...] = ()  # the globals the app calls that it traces (fetch)
+
+
+def called_globals(facts: Any) -> frozenset[str]:
+    """The globals (of deps.lines.GLOBALS) the app's code calls: `fetch` when a file calls
+    the global fetch, not one it imports (`import fetch from 'node-fetch'`)."""
+    return frozenset({"fetch"}) if any(f.global_fetch for f in facts.values()) else frozenset()
 
 
 def _matches(library: str, dependency: str) -> bool:
@@ -173,11 +180,13 @@ def _matches(library: str, dependency: str) -> bool:
 
 
 def chosen_instrumentations(
-    project: Any, settings: Any = None, line: Line | None = None
+    project: Any, settings: Any = None, line: Line | None = None, calls: frozenset[str] = frozenset()
 ) -> tuple[list[Chosen], list[str]]:
     """The instrumentation packages for this app on `line`, in table order, and a note
     for each used library left out because its version is outside what the package
-    supports. One package per library (the first entry that fits)."""
+    supports. One package per library (the first entry that fits). `calls`: the globals
+    the app calls (:func:`called_globals`); a package that traces one of them is added
+    when the Node the app declares can have it (the global fetch: Node 18 or later)."""
     line = line or line_of(project, settings)
     deps = declared(project.package_json)
     chosen: list[Chosen] = []
@@ -197,14 +206,31 @@ def chosen_instrumentations(
                     used.append(dep)
                 else:
                     outside.append(f"{dep} {npmrange.fmt(hit[0])} ({hit[1]}) is outside {rng!r}")
-        if inst.always or used:
+        traced = tuple(g for g, node in inst.globals
+                       if g in calls and node_may_be_in(project.root, project.package_json, node))
+        if inst.always or used or traced:
             claimed.update(used)
             libraries = tuple(sorted(set(used) | ({lib for lib, _ in supports if not lib.endswith("/*")} if inst.always else set())))
-            reason = "always" if inst.always else ", ".join(sorted(used))
-            chosen.append(Chosen(inst.package, version, inst.cls, libraries, reason))
+            reason = "always" if inst.always else ", ".join(sorted(used) + [f"the global {g}" for g in traced])
+            chosen.append(Chosen(inst.package, version, inst.cls, libraries, reason, traced))
         elif outside:
             notes.append(f"{inst.package}@{version} not added: {'; '.join(outside)}")
     return chosen, notes
+
+
+HTTP_FETCH_POLYFILLS = frozenset({"cross-fetch", "isomorphic-fetch", "node-fetch"})  # fetch over node's http
+
+
+def fetch_traced(project: Any, facts: Any, settings: Any = None) -> bool:
+    """Whether the app's fetch calls get an instrumentation's CLIENT span: a chosen package
+    traces the global fetch, or (on a Node without one, before 18) the fetch the app
+    installs comes from a library an instrumentation covers (node-fetch, cross-fetch and
+    isomorphic-fetch go over node's http; undici has its own)."""
+    chosen, _ = chosen_instrumentations(project, settings, calls=called_globals(facts))
+    if any("fetch" in c.globals for c in chosen):
+        return True
+    deps = set(declared(project.package_json))
+    return bool(deps & HTTP_FETCH_POLYFILLS) or any("undici" in c.libraries for c in chosen)
 
 
 def active_instrumentations(project: Any, settings: Any = None) -> frozenset[str]:

@@ -21,6 +21,7 @@ from otelize.workers.base import setting
 PACKAGES_FILE = "otel-packages.yaml"
 INSTRUMENTATIONS_FILE = "otel-instrumentations.yaml"
 TOOLS = ("typescript", "@types/node", "node")
+GLOBALS = ("fetch",)  # the globals whose calls the analysis records (FileFacts.global_fetch)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Instrumentation:
     always: bool
     lines: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]  # (line, version, ((library, range), ...))
     source: str  # the rules file it came from, for messages
+    globals: tuple[tuple[str, str], ...] = ()  # (global the app calls, the Node range in which it is what this traces)
 
     def on(self, line: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
         for lid, version, supports in self.lines:
@@ -171,13 +173,18 @@ def _parse_instrumentations(doc: Any, display: str, line_ids: tuple[str, ...]) -
         where = f"instrumentations.{package}"
         if not isinstance(package, str) or not isinstance(body, dict):
             raise RuleError(f"{display}: key '{where}' must be a mapping")
-        _known_keys(body, ("class", "always", "lines"), display, where, " (class, always, lines)")
+        _known_keys(body, ("class", "always", "globals", "lines"), display, where, " (class, always, globals, lines)")
         cls = body.get("class")
         if not isinstance(cls, str) or not re.fullmatch(r"[A-Za-z_$][\w$]*", cls):
             raise RuleError(f"{display}: key '{where}.class' must be the exported class name")
         always = body.get("always", False)
         if not isinstance(always, bool):
             raise RuleError(f"{display}: key '{where}.always' must be true or false")
+        globals_ = _string_map(body.get("globals", {}), display, f"{where}.globals", "globals to Node ranges")
+        for name, rng in globals_.items():
+            if name not in GLOBALS:
+                raise RuleError(f"{display}: key '{where}.globals.{name}': unknown global (one of {', '.join(GLOBALS)})")
+            _check_range(rng, display, f"{where}.globals.{name}")
         entries = []
         for lid, spec, here in _members(body.get("lines"), display, f"{where}.lines", "line names to {version, supports}"):
             if lid not in line_ids:
@@ -193,7 +200,7 @@ def _parse_instrumentations(doc: Any, display: str, line_ids: tuple[str, ...]) -
             for library, rng in supports.items():
                 _check_range(rng, display, f"{here}.supports.{library}")
             entries.append((str(lid), version, tuple(sorted(supports.items()))))
-        out[package] = Instrumentation(package, cls, always, tuple(sorted(entries)), display)
+        out[package] = Instrumentation(package, cls, always, tuple(sorted(entries)), display, tuple(sorted(globals_.items())))
     return out
 
 

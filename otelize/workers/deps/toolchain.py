@@ -218,6 +218,27 @@ def _node_engine(root: Path, package_json: dict[str, Any]) -> tuple[npmrange.Ver
     return min(candidates) if candidates else None
 
 
+def node_may_be_in(root: Path, package_json: dict[str, Any], rng: str) -> bool:
+    """Whether the Node the app runs on can be in `rng` (an npm range): the major that
+    .nvmrc or .node-version pins, else any major engines.node admits; True when the app
+    declares neither (otelize cannot tell, and a current Node is the likely one)."""
+    for name in (".nvmrc", ".node-version"):
+        path = root / name
+        if path.is_file():
+            text = path.read_text("utf-8", errors="replace").strip().splitlines()
+            m = re.fullmatch(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", text[0].strip() if text else "")
+            if m:
+                return npmrange.satisfies((int(m.group(1)), npmrange.TOP, 0), rng)
+    engines = package_json.get("engines")
+    declared_range = engines.get("node") if isinstance(engines, dict) else None
+    if not isinstance(declared_range, str) or npmrange.parse_range(declared_range) is None:
+        return True
+    # probes: each major's first and last release, and every bound either range names
+    probes = {v for major in range(0, 41) for v in ((major, 0, 0), (major, npmrange.TOP, 0))}
+    probes |= {b for text in (declared_range, rng) for alt in npmrange.parse_range(text) or () for _, b in alt}
+    return any(npmrange.satisfies(v, declared_range) and npmrange.satisfies(v, rng) for v in sorted(probes))
+
+
 def toolchain(project: Any) -> Toolchain:
     """The app's TypeScript, @types/node and Node engine (each only when found)."""
     root = project.root
