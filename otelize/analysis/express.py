@@ -247,8 +247,14 @@ def registration(
                             facts.routes.append(RouteReg(owner, "USE", path, (HandlerRef("identifier", router, line),), line))
                         return
                 paths = path_values(arg_nodes[0], facts) if arg_nodes and path_prefix is None else None
-                if paths is not None and not paths[0].startswith("$"):
-                    arg_nodes = arg_nodes[1:]  # (an imported name stays a handler too: it may be middleware)
+                if paths is None and method != "use" and arg_nodes and path_prefix is None:
+                    # an HTTP method's first argument is its path, whatever computes it: the
+                    # elements of a literal array a loop walks, or the source text as `${...}`
+                    from otelize.analysis.routepaths import computed_path, loop_paths
+
+                    paths = loop_paths(node, arg_nodes[0]) or [computed_path(arg_nodes[0], facts)]
+                if paths is not None and (not paths[0].startswith("$") or paths[0].startswith("${")):
+                    arg_nodes = arg_nodes[1:]  # (an imported `$NAME` stays a handler too: it may be middleware)
                 handlers = tuple(h for a in arg_nodes if (h := _handler(a)) is not None)
                 # the line of `.get` / `.post`, not of the start of a `router.route('/x')...` chain
                 line = line_of(callee.child_by_field_name("property") or node)
@@ -286,11 +292,33 @@ def path_values(node: Node, facts: FileFacts) -> list[str] | None:
         from otelize.analysis.routepaths import member_path
 
         return [p] if (p := member_path(node, facts)) is not None else None
+    if node.type in ("binary_expression", "parenthesized_expression"):  # `base + '/ping'`
+        from otelize.analysis.routepaths import concat_path, is_concatenation
+
+        inner = node
+        while inner.type == "parenthesized_expression" and inner.named_children:
+            inner = inner.named_children[0]
+        return [concat_path(inner, facts)] if is_concatenation(inner) else None
     if node.type == "array" and node.named_children:
         values = [path_values(c, facts) for c in node.named_children if c.type != "comment"]
         if all(v is not None and len(v) == 1 for v in values):
             return [v[0] for v in values]  # type: ignore[index]
     return None
+
+
+def route_path(route_call: Node, facts: FileFacts) -> str | None:
+    """The path of `router.route(<path>)`: what `path_values` reads, else the source text
+    as `${...}` (computed at runtime)."""
+    args = route_call.child_by_field_name("arguments")
+    first = next((a for a in args.named_children if a.type != "comment"), None) if args is not None else None
+    if first is None:
+        return None
+    paths = path_values(first, facts)
+    if paths:
+        return paths[0]
+    from otelize.analysis.routepaths import computed_path
+
+    return computed_path(first, facts)
 
 
 def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
@@ -310,10 +338,7 @@ def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
         if prop == "route" and inner is not None and inner.type == "identifier" and (
             text(inner) in facts.apps or text(inner) in facts.routers
         ):
-            args = node.child_by_field_name("arguments")
-            first = args.named_children[0] if args is not None and args.named_children else None
-            paths = path_values(first, facts) if first is not None else None
-            return text(inner), paths[0] if paths else None
+            return text(inner), route_path(node, facts)
         node = inner
     return None, None
 

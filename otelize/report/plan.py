@@ -103,6 +103,11 @@ def format_text(a: Analysis) -> str:
         out.append(f"  {r.method:<7} {r.path:<{width}} → {r.file}:{r.line} {r.handler}")
     if not routes:
         out.append("  (none found)")
+    computed = [r for r in (*routes, *a.graph.unmounted) if r.computed]
+    if computed:
+        where = ", ".join(sorted({f"{r.file}:{r.line}" for r in computed}, key=lambda w: (w.rsplit(":", 1)[0], int(w.rsplit(":", 1)[1]))))
+        out.append(f"  ({len(computed)} with a path computed at runtime, not resolved statically: "
+                   f"each ${{...}} is the source text, not the path; {where})")
     out.append("")
     if a.graph.unmounted:
         out.append(f"unmounted ({len(a.graph.unmounted)}): routes of routers no app mounts, paths as written:")
