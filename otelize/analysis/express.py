@@ -31,6 +31,15 @@ ROUTER_PACKAGES = ("express-promise-router",)  # default export: an express Rout
 APP_FACTORIES = {("routing-controllers", "createExpressServer")}
 
 
+# (module, class) -> the method whose call returns the express app the instance builds:
+# `new InversifyExpressServer(container).setConfig(fn).build()`
+APP_BUILDERS = {("inversify-express-utils", "InversifyExpressServer"): "build"}
+
+
+# the builder's methods that return the builder itself (chainable before the build)
+BUILDER_CHAIN = ("setConfig", "setErrorConfig")
+
+
 # (module, object, method) of framework bootstraps that build the app and start it
 BOOTSTRAPS = {
     ("@tsed/platform-express", "PlatformExpress", "bootstrap"),
@@ -44,11 +53,15 @@ HTTP_MODULES = ("http", "https", "node:http", "node:https", "http2", "node:http2
 
 def express_locals(facts: FileFacts) -> dict[str, set[str]]:
     """Local names bound to express: {"express": {...}, "Router": {...}}."""
-    out: dict[str, set[str]] = {"express": set(), "Router": set()}
+    # "builders": local class -> build method (APP_BUILDERS); "built": the variables holding
+    # a `new` of one (filled as the file's declarations are read, in source order)
+    out: dict[str, set[str]] = {"express": set(), "Router": set(), "builders": set(), "built": set()}
     for imp in facts.imports:
         for local, imported in imp.names:  # framework factories that return an express app
             if (imp.module, imported) in APP_FACTORIES:
                 out["express"].add(local)
+            if (imp.module, imported) in APP_BUILDERS:
+                out["builders"].add(local)
         if imp.module in ROUTER_PACKAGES and imp.default:  # `import Router from 'express-promise-router'`
             out["Router"].add(imp.default)
         if imp.module != "express":
@@ -81,9 +94,29 @@ def is_express_call(node: Node | None, names: dict[str, set[str]]) -> str | None
         obj, prop = fn.child_by_field_name("object"), fn.child_by_field_name("property")
         if obj is not None and (text(obj) in names["express"] or _is_require_of(obj, "express")) and text(prop) == "Router":
             return "router"
+        if names.get("builders") and text(prop) in APP_BUILDERS.values() and is_builder(obj, names):
+            return "app"
     if _is_require_of(fn, "express"):  # `const app = require('express')()`
         return "app"
     return None
+
+
+def is_builder(node: Node | None, names: dict[str, set[str]]) -> bool:
+    """`new InversifyExpressServer(...)`, a variable holding one, or either followed by
+    `.setConfig(fn)` calls: what `.build()` turns into an express app."""
+    while node is not None and node.type == "call_expression":
+        fn = node.child_by_field_name("function")
+        if fn is None or fn.type != "member_expression" or text(fn.child_by_field_name("property")) not in BUILDER_CHAIN:
+            return False
+        node = fn.child_by_field_name("object")
+    while node is not None and node.type in ("parenthesized_expression", "await_expression") and node.named_children:
+        node = node.named_children[0]
+    if node is None:
+        return False
+    if node.type == "identifier":
+        return text(node) in names.get("built", ())
+    ctor = node.child_by_field_name("constructor") if node.type == "new_expression" else None
+    return ctor is not None and text(ctor) in names.get("builders", ())
 
 
 def _is_require_of(node: Node | None, module: str) -> bool:
@@ -157,6 +190,8 @@ def entry_call(
     # app it can be (a member callee gives a router at most; `require('express')()` has no chain)
     if chain is not None:
         is_app = callee.type == "identifier" and chain[0] in express_names["express"]
+        if not is_app and express_names.get("built") and chain[-1] in APP_BUILDERS.values():
+            is_app = is_express_call(node, express_names) == "app"  # `this.app = server.build()`
     else:
         is_app = is_express_call(node, express_names) == "app"
     if is_app and (cls := _class_of(node)) is not None:
@@ -186,6 +221,8 @@ def entry_call(
             ctor = inner.child_by_field_name("constructor")
             if ctor is not None and ctor.type == "identifier":
                 _add(facts.listens_on, text(ctor))
+        if inner is not None and is_express_call(inner, express_names) == "app":  # `server.build().listen()`
+            facts.listen_line = line_of(node)
         if inner is not None and inner.type == "call_expression":  # http.createServer(app).listen()
             inner_chain = member_chain(inner.child_by_field_name("function"))
             args = inner.child_by_field_name("arguments")

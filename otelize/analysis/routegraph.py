@@ -387,7 +387,7 @@ def _controller_prefixes(project, facts, lookup, resolve_path) -> dict[tuple[str
         if c.framework == "tsoa":
             return [tsoa_base]
         found = mounts.get(c.framework, [])
-        if c.framework == "routing-controllers":
+        if c.framework in ("routing-controllers", "inversify"):  # every controller under every server's prefix
             return sorted({m[1] for m in found}) or [""]
         if not found:  # no `mount` configuration in the project: the controller's own path
             return [""]

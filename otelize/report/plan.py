@@ -105,7 +105,8 @@ def format_text(a: Analysis) -> str:
         out.append("  (none found)")
     computed = [r for r in (*routes, *a.graph.unmounted) if r.computed]
     if computed:
-        where = ", ".join(sorted({f"{r.file}:{r.line}" for r in computed}, key=lambda w: (w.rsplit(":", 1)[0], int(w.rsplit(":", 1)[1]))))
+        places = sorted({(r.file, r.line) for r in computed})
+        where = ", ".join(f"{f}:{n}" for f, n in places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
         out.append(f"  ({len(computed)} with a path computed at runtime, not resolved statically: "
                    f"each ${{...}} is the source text, not the path; {where})")
     out.append("")
