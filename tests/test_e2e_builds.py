@@ -55,6 +55,7 @@ CASES = [
     ("entries/use-express-server", "start"),
     ("entries/tsoa", "start"),
     ("entries/tsed", "start"),  # PlatformExpress.bootstrap(Server)
+    ("entries/inversify", "start"),  # new InversifyExpressServer(container).setConfig(fn).build().listen()
 ]
 
 _BUILT: dict[str, Path] = {}

@@ -38,6 +38,8 @@ EXPECTED = {
     "tsed": ("src/index.ts", "./tracing"),
     # tsoa: RegisterRoutes(app) in app.ts, app.listen() in server.ts
     "tsoa": ("src/server.ts", "./tracing"),
+    # inversify-express-utils: new InversifyExpressServer(container).setConfig(fn).build().listen()
+    "inversify": ("src/server.ts", "./tracing"),
 }
 
 
@@ -180,3 +182,46 @@ def test_tsed_5_server_loader_bootstrap(tmp_path: Path) -> None:
         "async function bootstrap(): Promise<void> {\n  const server = await ServerLoader.bootstrap(Server);\n  await server.listen();\n}\n\nbootstrap();\n")
     assert analyze(tmp_path).entry == "src/index.ts"
     assert instrument(tmp_path, write=False).synthesis.changes["src/index.ts"][1].startswith(b"import './tracing';\n")
+
+
+# An InversifyExpressServer's build() is an express app, found wherever `express()` is:
+# each layout, with {APP} the expression that makes the app -> the entry file
+INVERSIFY_LAYOUTS = {
+    # the app in a variable, listened on in the same file
+    "variable": ({"src/main.ts": "const app = {APP};\napp.listen(3000);\n"}, "src/main.ts"),
+    # built in app.ts, started in index.ts
+    "exported": ({"src/app.ts": "export const app = {APP};\n",
+                  "src/index.ts": "import { app } from './app';\napp.listen(3000);\n"}, "src/index.ts"),
+    # held by a class that listens on it, started by `new Api().listen()`
+    "class": ({"src/api.ts": "export class Api {\n  private app = {APP};\n  listen() { this.app.listen(3000); }\n}\n",
+               "src/start.ts": "import { Api } from './api';\nnew Api().listen();\n"}, "src/start.ts"),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(INVERSIFY_LAYOUTS))
+@pytest.mark.parametrize("app", ["express()", "server.build()", "server.setConfig((a) => a.use(json())).build()"])
+def test_an_inversify_server_build_is_an_app(tmp_path: Path, layout: str, app: str) -> None:
+    files, entry = INVERSIFY_LAYOUTS[layout]
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"express": "4.21.2", "inversify-express-utils": "6.5.0"}}')
+    head = ("import express, { json } from 'express';\nimport { Container } from 'inversify';\n"
+            "import { InversifyExpressServer } from 'inversify-express-utils';\n"
+            "const server = new InversifyExpressServer(new Container());\n")
+    for path, body in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text((head if "{APP}" in body else "") + body.replace("{APP}", app))
+    assert analyze(tmp_path).entry == entry
+
+
+def test_a_build_of_something_else_is_no_app(tmp_path: Path) -> None:
+    """`.build()` makes an app only on an InversifyExpressServer (imported from
+    inversify-express-utils): a query builder's or another class's build() is not one."""
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"express": "4.21.2"}}')
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.ts").write_text(
+        "import { InversifyExpressServer } from './local-server';\n"
+        "const server = new InversifyExpressServer();\nconst app = server.build();\napp.listen(3000);\n"
+    )
+    (tmp_path / "src" / "local-server.ts").write_text("export class InversifyExpressServer { build() { return { listen(p: number) { return p; } }; } }\n")
+    a = analyze(tmp_path)
+    assert a.entry is None
+    assert a.facts["src/main.ts"].apps == []

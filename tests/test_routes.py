@@ -98,6 +98,32 @@ EXPECTED: dict[str, list[tuple[str, str, str, int]]] = {
         ("GET", "/v1/reports", "src/routes/reports.ts", 4),
         ("POST", "/v1/reports/:id", "src/routes/reports.ts", 5),
     ],
+    # paths built from constants (`SHOP + '/cart'`, an imported one too), one route per
+    # element of a literal array (or `new Map`) a loop registers over, and paths computed
+    # at runtime kept as their source text in `${...}`, never a path the app does not serve
+    "computed": [
+        ("GET", "/assets/app.css", "src/index.ts", 15),
+        ("GET", "/assets/app.js", "src/index.ts", 15),
+        ("GET", "/files/guide.pdf", "src/index.ts", 18),
+        ("GET", "/files/terms.pdf", "src/index.ts", 18),
+        ("GET", "/health/${process.env.PROBE_PATH as string}", "src/index.ts", 22),
+        ("GET", "/reports/${new Date().getFullYear()}", "src/index.ts", 24),
+        ("GET", "/shop/cart", "src/index.ts", 12),
+        ("POST", "/v1/shop/orders", "src/index.ts", 13),
+    ],
+    # inversify-express-utils: @controller('/parcels', middleware) with @httpGet…, an aliased
+    # @httpPost, @httpMethod('put', p) and @all; the server's rootPath from a constant
+    "inversify": [
+        ("GET", "/api/v2/parcels", "src/controllers/parcels.ts", 14),
+        ("POST", "/api/v2/parcels", "src/controllers/parcels.ts", 24),
+        ("GET", "/api/v2/parcels/:parcelId", "src/controllers/parcels.ts", 19),
+        ("PUT", "/api/v2/parcels/:parcelId", "src/controllers/parcels.ts", 29),
+        ("PATCH", "/api/v2/parcels/:parcelId", "src/controllers/parcels.ts", 34),
+        ("DELETE", "/api/v2/parcels/:parcelId", "src/controllers/parcels.ts", 39),
+        ("HEAD", "/api/v2/parcels/:parcelId", "src/controllers/parcels.ts", 44),
+        ("ALL", "/api/v2/parcels/legacy/*", "src/controllers/parcels.ts", 49),
+        ("GET", "/api/v2/status", "src/controllers/status.ts", 5),
+    ],
     # a router never mounted is not a route at /
     "unmounted": [
         ("GET", "/orders", "src/index.ts", 4),
@@ -119,6 +145,10 @@ HANDLERS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "tsoa": {
         "GET /v1/users/:userId": ("src/users/usersController.ts", "UsersController.getUser"),
+    },
+    "inversify": {
+        "PUT /api/v2/parcels/:parcelId": ("src/controllers/parcels.ts", "ParcelsController.replace"),
+        "POST /api/v2/parcels": ("src/controllers/parcels.ts", "ParcelsController.add"),
     },
 }
 
@@ -233,3 +263,76 @@ def test_every_owner_type_and_untyped_name_passes_the_parameter_prefilter() -> N
 
     for word in sorted(rf.ROUTER_TYPES | rf.APP_TYPES | rf.UNTYPED_APP_NAMES | rf.UNTYPED_ROUTER_NAMES):
         assert rf._OWNER_HINT.search(word.encode()), word
+
+
+def test_a_computed_path_is_said_once_and_is_no_health_path(tmp_path: Path) -> None:
+    """`probes.get(process.env.PROBE_PATH, h)` mounted at /health is not the route /health:
+    plan says which paths are computed, and the tracing config ignores no request for it."""
+    from otelize.workers import config
+
+    a = analyze(FIXTURES / "computed")
+    assert [r.path for r in a.graph.routes if r.computed] == ["/health/${process.env.PROBE_PATH as string}", "/reports/${new Date().getFullYear()}"]
+    ctx = type("Ctx", (), {"routes": a.graph.routes})()
+    assert config.health_paths(ctx) == []
+    out = CliRunner().invoke(cli, ["plan", str(FIXTURES / "computed")]).output
+    notes = [line for line in out.splitlines() if "computed at runtime" in line]
+    assert notes == ["  (2 with a path computed at runtime, not resolved statically: each ${...} is the source text, "
+                     "not the path; src/index.ts:22, src/index.ts:24)"]
+    data = json.loads(CliRunner().invoke(cli, ["plan", str(FIXTURES / "computed"), "--format", "json"]).output)
+    assert [r["line"] for r in data["routes"] if r.get("computed")] == [22, 24]
+
+
+def test_a_loop_over_a_let_item_or_a_map_foreach_is_not_expanded(tmp_path: Path) -> None:
+    """Only a `const` for...of item (a `let` one can be reassigned) and only for...of over a
+    Map (its forEach passes the value first) give one route per element."""
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"express": "4.21.0"}}')
+    (tmp_path / "index.js").write_text(
+        "const express = require('express');\nconst app = express();\n"
+        "const URLS = ['/a', '/b'];\nconst FILES = new Map([['/c', 'c.txt']]);\n"
+        "for (let url of URLS) { app.get(url, (req, res) => res.end()); }\n"
+        "FILES.forEach(([url]) => app.get(url, (req, res) => res.end()));\n"
+        "URLS.forEach((url) => app.get(url, (req, res) => res.end()));\n"
+        "app.listen(3000);\n"
+    )
+    a = analyze(tmp_path)
+    assert [(r.path, r.line) for r in a.graph.routes] == [("/${url}", 5), ("/${url}", 6), ("/a", 7), ("/b", 7)]
+
+
+@pytest.mark.parametrize(("config", "prefix"), [
+    ("", ""),  # no routing config: inversify's default root
+    (", null, { rootPath: '/v3' }", "/v3"),
+    (", null, { rootPath: process.env.API_ROOT as string }", "/${process.env.API_ROOT as string}"),
+    (", null, routing", "/${routing}"),  # a config object built elsewhere: its rootPath is not read
+])
+def test_an_inversify_root_path_prefixes_every_controller(tmp_path: Path, config: str, prefix: str) -> None:
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"express": "4.21.2", "inversify-express-utils": "6.5.0"}}')
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "things.ts").write_text(
+        "import { controller, httpGet } from 'inversify-express-utils';\n"
+        "@controller('/things')\nexport class Things {\n  @httpGet('/:id')\n  one() { return 1; }\n}\n"
+    )
+    (tmp_path / "src" / "index.ts").write_text(
+        "import { Container } from 'inversify';\nimport { InversifyExpressServer } from 'inversify-express-utils';\n"
+        "import './things';\nconst routing = { rootPath: '/v9' };\n"
+        f"new InversifyExpressServer(new Container(){config}).build().listen(3000);\n"
+    )
+    a = analyze(tmp_path)
+    assert a.entry == "src/index.ts"
+    assert [(r.method, r.path) for r in a.graph.routes] == [("GET", prefix + "/things/:id")]
+
+
+def test_two_inversify_servers_each_serve_every_controller(tmp_path: Path) -> None:
+    """Controllers register through their decorators, not per server: a second server with
+    another rootPath serves them all again."""
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"express": "4.21.2", "inversify-express-utils": "6.5.0"}}')
+    (tmp_path / "things.ts").write_text(
+        "import { controller, httpGet } from 'inversify-express-utils';\n"
+        "@controller('/things')\nexport class Things {\n  @httpGet('/')\n  all() { return []; }\n}\n"
+    )
+    (tmp_path / "index.ts").write_text(
+        "import { Container } from 'inversify';\nimport { InversifyExpressServer } from 'inversify-express-utils';\n"
+        "import './things';\nconst c = new Container();\n"
+        "new InversifyExpressServer(c, null, { rootPath: '/public' }).build().listen(3000);\n"
+        "new InversifyExpressServer(c, null, { rootPath: '/admin' }).build().listen(3001);\n"
+    )
+    assert [r.path for r in analyze(tmp_path).graph.routes] == ["/admin/things", "/public/things"]

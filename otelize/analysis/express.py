@@ -31,6 +31,15 @@ ROUTER_PACKAGES = ("express-promise-router",)  # default export: an express Rout
 APP_FACTORIES = {("routing-controllers", "createExpressServer")}
 
 
+# (module, class) -> the method whose call returns the express app the instance builds:
+# `new InversifyExpressServer(container).setConfig(fn).build()`
+APP_BUILDERS = {("inversify-express-utils", "InversifyExpressServer"): "build"}
+
+
+# the builder's methods that return the builder itself (chainable before the build)
+BUILDER_CHAIN = ("setConfig", "setErrorConfig")
+
+
 # (module, object, method) of framework bootstraps that build the app and start it
 BOOTSTRAPS = {
     ("@tsed/platform-express", "PlatformExpress", "bootstrap"),
@@ -44,11 +53,15 @@ HTTP_MODULES = ("http", "https", "node:http", "node:https", "http2", "node:http2
 
 def express_locals(facts: FileFacts) -> dict[str, set[str]]:
     """Local names bound to express: {"express": {...}, "Router": {...}}."""
-    out: dict[str, set[str]] = {"express": set(), "Router": set()}
+    # "builders": local class -> build method (APP_BUILDERS); "built": the variables holding
+    # a `new` of one (filled as the file's declarations are read, in source order)
+    out: dict[str, set[str]] = {"express": set(), "Router": set(), "builders": set(), "built": set()}
     for imp in facts.imports:
         for local, imported in imp.names:  # framework factories that return an express app
             if (imp.module, imported) in APP_FACTORIES:
                 out["express"].add(local)
+            if (imp.module, imported) in APP_BUILDERS:
+                out["builders"].add(local)
         if imp.module in ROUTER_PACKAGES and imp.default:  # `import Router from 'express-promise-router'`
             out["Router"].add(imp.default)
         if imp.module != "express":
@@ -81,9 +94,29 @@ def is_express_call(node: Node | None, names: dict[str, set[str]]) -> str | None
         obj, prop = fn.child_by_field_name("object"), fn.child_by_field_name("property")
         if obj is not None and (text(obj) in names["express"] or _is_require_of(obj, "express")) and text(prop) == "Router":
             return "router"
+        if names.get("builders") and text(prop) in APP_BUILDERS.values() and is_builder(obj, names):
+            return "app"
     if _is_require_of(fn, "express"):  # `const app = require('express')()`
         return "app"
     return None
+
+
+def is_builder(node: Node | None, names: dict[str, set[str]]) -> bool:
+    """`new InversifyExpressServer(...)`, a variable holding one, or either followed by
+    `.setConfig(fn)` calls: what `.build()` turns into an express app."""
+    while node is not None and node.type == "call_expression":
+        fn = node.child_by_field_name("function")
+        if fn is None or fn.type != "member_expression" or text(fn.child_by_field_name("property")) not in BUILDER_CHAIN:
+            return False
+        node = fn.child_by_field_name("object")
+    while node is not None and node.type in ("parenthesized_expression", "await_expression") and node.named_children:
+        node = node.named_children[0]
+    if node is None:
+        return False
+    if node.type == "identifier":
+        return text(node) in names.get("built", ())
+    ctor = node.child_by_field_name("constructor") if node.type == "new_expression" else None
+    return ctor is not None and text(ctor) in names.get("builders", ())
 
 
 def _is_require_of(node: Node | None, module: str) -> bool:
@@ -157,6 +190,8 @@ def entry_call(
     # app it can be (a member callee gives a router at most; `require('express')()` has no chain)
     if chain is not None:
         is_app = callee.type == "identifier" and chain[0] in express_names["express"]
+        if not is_app and express_names.get("built") and chain[-1] in APP_BUILDERS.values():
+            is_app = is_express_call(node, express_names) == "app"  # `this.app = server.build()`
     else:
         is_app = is_express_call(node, express_names) == "app"
     if is_app and (cls := _class_of(node)) is not None:
@@ -186,6 +221,8 @@ def entry_call(
             ctor = inner.child_by_field_name("constructor")
             if ctor is not None and ctor.type == "identifier":
                 _add(facts.listens_on, text(ctor))
+        if inner is not None and is_express_call(inner, express_names) == "app":  # `server.build().listen()`
+            facts.listen_line = line_of(node)
         if inner is not None and inner.type == "call_expression":  # http.createServer(app).listen()
             inner_chain = member_chain(inner.child_by_field_name("function"))
             args = inner.child_by_field_name("arguments")
@@ -247,8 +284,14 @@ def registration(
                             facts.routes.append(RouteReg(owner, "USE", path, (HandlerRef("identifier", router, line),), line))
                         return
                 paths = path_values(arg_nodes[0], facts) if arg_nodes and path_prefix is None else None
-                if paths is not None and not paths[0].startswith("$"):
-                    arg_nodes = arg_nodes[1:]  # (an imported name stays a handler too: it may be middleware)
+                if paths is None and method != "use" and arg_nodes and path_prefix is None:
+                    # an HTTP method's first argument is its path, whatever computes it: the
+                    # elements of a literal array a loop walks, or the source text as `${...}`
+                    from otelize.analysis.routepaths import computed_path, loop_paths
+
+                    paths = loop_paths(node, arg_nodes[0]) or [computed_path(arg_nodes[0], facts)]
+                if paths is not None and (not paths[0].startswith("$") or paths[0].startswith("${")):
+                    arg_nodes = arg_nodes[1:]  # (an imported `$NAME` stays a handler too: it may be middleware)
                 handlers = tuple(h for a in arg_nodes if (h := _handler(a)) is not None)
                 # the line of `.get` / `.post`, not of the start of a `router.route('/x')...` chain
                 line = line_of(callee.child_by_field_name("property") or node)
@@ -286,11 +329,33 @@ def path_values(node: Node, facts: FileFacts) -> list[str] | None:
         from otelize.analysis.routepaths import member_path
 
         return [p] if (p := member_path(node, facts)) is not None else None
+    if node.type in ("binary_expression", "parenthesized_expression"):  # `base + '/ping'`
+        from otelize.analysis.routepaths import concat_path, is_concatenation
+
+        inner = node
+        while inner.type == "parenthesized_expression" and inner.named_children:
+            inner = inner.named_children[0]
+        return [concat_path(inner, facts)] if is_concatenation(inner) else None
     if node.type == "array" and node.named_children:
         values = [path_values(c, facts) for c in node.named_children if c.type != "comment"]
         if all(v is not None and len(v) == 1 for v in values):
             return [v[0] for v in values]  # type: ignore[index]
     return None
+
+
+def route_path(route_call: Node, facts: FileFacts) -> str | None:
+    """The path of `router.route(<path>)`: what `path_values` reads, else the source text
+    as `${...}` (computed at runtime)."""
+    args = route_call.child_by_field_name("arguments")
+    first = next((a for a in args.named_children if a.type != "comment"), None) if args is not None else None
+    if first is None:
+        return None
+    paths = path_values(first, facts)
+    if paths:
+        return paths[0]
+    from otelize.analysis.routepaths import computed_path
+
+    return computed_path(first, facts)
 
 
 def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
@@ -310,10 +375,7 @@ def _route_owner(obj: Node, facts: FileFacts) -> tuple[str | None, str | None]:
         if prop == "route" and inner is not None and inner.type == "identifier" and (
             text(inner) in facts.apps or text(inner) in facts.routers
         ):
-            args = node.child_by_field_name("arguments")
-            first = args.named_children[0] if args is not None and args.named_children else None
-            paths = path_values(first, facts) if first is not None else None
-            return text(inner), paths[0] if paths else None
+            return text(inner), route_path(node, facts)
         node = inner
     return None, None
 

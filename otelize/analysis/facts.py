@@ -197,6 +197,8 @@ def _variable(
     if name_node.type != "identifier":
         return
     name = text(name_node)
+    if express_names["builders"] and express.is_builder(value, express_names):
+        express_names["built"].add(name)  # `const server = new InversifyExpressServer(container)`
     kind = express.is_express_call(value, express_names)
     if kind == "app":
         facts.apps.append(name)

@@ -2,7 +2,9 @@
 
 routing-controllers (`@JsonController('/users')`, `@Get('/:id')`, the `routePrefix`
 option of createExpressServer / useExpressServer), Ts.ED (`@Controller('/users')`,
-`children`, the `mount` configuration) and tsoa (`@Route('users')`, `@Get('{id}')`):
+`children`, the `mount` configuration), tsoa (`@Route('users')`, `@Get('{id}')`) and
+inversify-express-utils (`@controller('/users')`, `@httpGet('/:id')`, `@httpMethod('get', p)`,
+the `rootPath` of `new InversifyExpressServer(container, router, { rootPath })`):
 the controllers, their method routes (owner `@Class`) and the framework mounts the
 graph prefixes them with.
 """
@@ -17,19 +19,27 @@ from tree_sitter import Node
 from otelize.analysis.express import path_values
 from otelize.analysis.parse import line_of, source_order, text
 from otelize.analysis.records import HandlerRef, RouteReg
+from otelize.analysis.routepaths import computed
 from otelize.analysis.routescope import class_of
 from otelize.analysis.syntax import string_value
 
 
-# decorator frameworks: module prefix -> (framework, class decorators, method decorators)
+# method decorator -> the HTTP method it registers ("": the method is its first argument,
+# the path its second: inversify's `@httpMethod('get', '/x')`)
+_CAPITALIZED = {name: name.upper() for name in ("Get", "Post", "Put", "Patch", "Delete", "Head", "Options", "All")}
+_INVERSIFY = {
+    "httpGet": "GET", "httpPost": "POST", "httpPut": "PUT", "httpPatch": "PATCH", "httpDelete": "DELETE",
+    "httpHead": "HEAD", "httpOptions": "OPTIONS", "all": "ALL", "httpMethod": "",
+}
+
+
+# decorator frameworks: (module prefix, framework, class decorators, method decorators)
 _FRAMEWORKS = (
-    ("routing-controllers", "routing-controllers", ("JsonController", "Controller")),
-    ("@tsed/", "tsed", ("Controller",)),
-    ("tsoa", "tsoa", ("Route",)),
+    ("routing-controllers", "routing-controllers", ("JsonController", "Controller"), _CAPITALIZED),
+    ("@tsed/", "tsed", ("Controller",), _CAPITALIZED),
+    ("tsoa", "tsoa", ("Route",), _CAPITALIZED),
+    ("inversify-express-utils", "inversify", ("controller",), _INVERSIFY),
 )
-
-
-_METHOD_DECORATORS = {"Get", "Post", "Put", "Patch", "Delete", "Head", "Options", "All"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class Controller:
     """A decorator controller class: its framework, path and Ts.ED children."""
 
     name: str
-    framework: str  # routing-controllers | tsed | tsoa
+    framework: str  # routing-controllers | tsed | tsoa | inversify
     path: str
     line: int
     children: tuple[str, ...] = ()
@@ -47,7 +57,7 @@ def _decorator_imports(facts) -> dict[str, tuple[str, str]]:  # noqa: ANN001
     """local decorator name -> (framework, imported name)."""
     out: dict[str, tuple[str, str]] = {}
     for imp in facts.imports:
-        framework = next((fw for prefix, fw, _ in _FRAMEWORKS if imp.module == prefix or (prefix.endswith("/") and imp.module.startswith(prefix))), None)
+        framework = next((fw for prefix, fw, _, _ in _FRAMEWORKS if imp.module == prefix or (prefix.endswith("/") and imp.module.startswith(prefix))), None)
         if framework is None:
             continue
         for local, imported in imp.names:
@@ -113,7 +123,7 @@ def decorators(caps: dict, facts) -> None:  # noqa: ANN001
             continue
         if parent.type in ("class_declaration", "abstract_class_declaration", "export_statement"):
             cls_node = parent if parent.type != "export_statement" else parent.child_by_field_name("declaration")
-            class_decorators = next(d for _, fw, d in _FRAMEWORKS if fw == framework)
+            class_decorators = next(d for _, fw, d, _ in _FRAMEWORKS if fw == framework)
             if cls_node is None or imported not in class_decorators:
                 continue
             found = _decorator_path(call[1], facts, framework)
@@ -121,19 +131,25 @@ def decorators(caps: dict, facts) -> None:  # noqa: ANN001
                 continue
             name = text(cls_node.child_by_field_name("name")) or "default"
             facts.controllers.append(Controller(name, framework, found[0], line_of(node), found[1]))
-        elif parent.type == "class_body" and imported in _METHOD_DECORATORS:
+        elif parent.type == "class_body" and imported in (methods := next(m for _, fw, _, m in _FRAMEWORKS if fw == framework)):
             method = node.next_named_sibling
             while method is not None and method.type == "decorator":
                 method = method.next_named_sibling
             if method is None or method.type != "method_definition":
                 continue
-            found = _decorator_path(call[1], facts, framework)
+            verb, args = methods[imported], call[1]
+            if not verb:  # `@httpMethod('get', '/x')`
+                verb = (string_value(args[0]) or "").upper() if args else ""
+                args = args[1:]
+                if not verb:
+                    continue
+            found = _decorator_path(args, facts, framework)
             if found is None:
                 continue
             cls = class_of(method) or "default"
             mname = text(method.child_by_field_name("name"))
             handler = HandlerRef("member", f"{cls}.{mname}", line_of(method))
-            facts.routes.append(RouteReg("@" + cls, imported.upper(), found[0], (handler,), line_of(node)))
+            facts.routes.append(RouteReg("@" + cls, verb, found[0], (handler,), line_of(node)))
 
 
 def framework_options(caps: dict, facts, call_nodes: list[Node]) -> None:  # noqa: ANN001
@@ -155,6 +171,24 @@ def framework_options(caps: dict, facts, call_nodes: list[Node]) -> None:  # noq
                     paths = path_values(value, facts) if value is not None else None
                     prefix = paths[0] if paths else "${" + text(value) + "}"
             facts.framework_mounts.append(("routing-controllers", prefix, (), ()))
+    if "inversify" in frameworks:  # `new InversifyExpressServer(container, router, { rootPath: '/api' })`
+        for node in call_nodes:
+            ctor = node.child_by_field_name("constructor") if node.type == "new_expression" else None
+            if ctor is None or ctor.type != "identifier" or known.get(text(ctor), ("", ""))[1] != "InversifyExpressServer":
+                continue
+            args = node.child_by_field_name("arguments")
+            items = [a for a in (args.named_children if args is not None else []) if a.type != "comment"]
+            config = items[2] if len(items) > 2 else None
+            prefix = ""
+            if config is not None and config.type == "object":
+                for pair in config.named_children:
+                    if pair.type == "pair" and text(pair.child_by_field_name("key")) == "rootPath":
+                        value = pair.child_by_field_name("value")
+                        paths = path_values(value, facts) if value is not None else None
+                        prefix = paths[0] if paths else computed(value)
+            elif config is not None and config.type not in ("null", "undefined"):
+                prefix = computed(config)  # a routing config built elsewhere: its rootPath is not read
+            facts.framework_mounts.append(("inversify", prefix, (), ()))
     if "tsed" in frameworks:
         for node in sorted(caps.get("pair", []), key=source_order):
             if text(node.child_by_field_name("key")) != "mount":

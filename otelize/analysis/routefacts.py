@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from otelize.analysis.express import is_express_call, path_values
+from otelize.analysis.express import is_express_call
+from otelize.analysis.express import route_path as route_path_of
 from otelize.analysis.parse import captures, line_of, query, source_order, text
 from otelize.analysis.routedecorators import decorators, framework_options
 from otelize.analysis.routepaths import local_constant, module_objects, returned_object
@@ -236,10 +237,7 @@ def chain_owner(obj: Node, facts, functions, starts, names: dict[str, set[str]])
             return None, None
         prop = text(fn.child_by_field_name("property"))
         if prop == "route":
-            args = node.child_by_field_name("arguments")
-            first = args.named_children[0] if args is not None and args.named_children else None
-            paths = path_values(first, facts) if first is not None else None
-            route_path = paths[0] if paths else None
+            route_path = route_path_of(node, facts)
         elif prop not in CHAIN_METHODS:
             return None, None
         node = fn.child_by_field_name("object")

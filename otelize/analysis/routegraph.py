@@ -119,9 +119,11 @@ def add_routes(project, facts, app_graph: AppGraph, symbols: Symbols) -> None:  
         resolved = resolve_path(file, reg.path)
         if not reg.path.startswith("$") or reg.path.startswith("${"):
             return resolved or reg.path, reg.handlers
-        if resolved is None:
-            return "", reg.handlers
         name = reg.path[1:]
+        if resolved is None and reg.method == "USE":
+            return "", reg.handlers
+        if resolved is None:  # an HTTP method's first argument is its path: computed at runtime
+            resolved = "${" + name + "}"
         return resolved, tuple(h for i, h in enumerate(reg.handlers) if not (i == 0 and h.kind in ("identifier", "member") and h.name == name))
 
     def dynamic_targets(file: str, chain: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -385,7 +387,7 @@ def _controller_prefixes(project, facts, lookup, resolve_path) -> dict[tuple[str
         if c.framework == "tsoa":
             return [tsoa_base]
         found = mounts.get(c.framework, [])
-        if c.framework == "routing-controllers":
+        if c.framework in ("routing-controllers", "inversify"):  # every controller under every server's prefix
             return sorted({m[1] for m in found}) or [""]
         if not found:  # no `mount` configuration in the project: the controller's own path
             return [""]

@@ -166,6 +166,55 @@ def _expression_value(expr: Node | None, facts, cls: str | None) -> str | None: 
     return None
 
 
+def concat_path(node: Node, facts) -> str:  # noqa: ANN001
+    """`base + '/ping'` as a path: string literals and template literals as they read,
+    constants resolved, anything else kept as `${expr}` (an imported name is resolved by
+    the graph; what stays `${...}` is computed at runtime)."""
+    out: list[str] = []
+    cls = class_of(node)
+
+    def walk(n: Node) -> None:
+        while n.type == "parenthesized_expression" and n.named_children:
+            n = n.named_children[0]
+        op = n.child_by_field_name("operator") if n.type == "binary_expression" else None
+        if op is not None and text(op) == "+":
+            walk(n.child_by_field_name("left"))
+            walk(n.child_by_field_name("right"))
+            return
+        literal = string_value(n)
+        if literal is not None:
+            out.append(decode_escapes(literal) if n.type == "string" else literal)
+        elif n.type == "template_string":
+            out.append(template_path(n, facts) or "")
+        else:
+            value = _expression_value(n, facts, cls)
+            out.append(value if value is not None else computed(n))
+
+    walk(node)
+    return "".join(out)
+
+
+def is_concatenation(node: Node) -> bool:
+    op = node.child_by_field_name("operator") if node.type == "binary_expression" else None
+    return op is not None and text(op) == "+"
+
+
+def computed(node: Node) -> str:
+    """A path argument nothing resolves: its source text as `${...}` (shown as it is
+    written, never as a path the app does not serve)."""
+    return "${" + " ".join(text(node).split()) + "}"
+
+
+def computed_path(node: Node, facts) -> str:  # noqa: ANN001
+    """The path argument of `app.get(<expr>, ...)` that no literal, constant, template or
+    concatenation rule reads: a function-local constant, or the source text as `${...}`."""
+    if node.type in ("identifier", "member_expression"):
+        value = _expression_value(node, facts, class_of(node))
+        if value is not None:
+            return value
+    return computed(node)
+
+
 def member_path(node: Node, facts) -> str | None:  # noqa: ANN001
     """`config.api.prefix` as a path: a module object constant, `this.path` a class
     constant, an imported object's member `$config.api.prefix` (the graph resolves it)."""
@@ -182,9 +231,10 @@ def member_path(node: Node, facts) -> str | None:  # noqa: ANN001
     return None
 
 
-def _loop_source(node: Node) -> tuple[str, str] | None:
-    """(array name, item parameter) when `node` sits in `ARRAY.forEach((item) => ...)` or in
-    `for (const item of ARRAY) ...`."""
+def _loop_binding(node: Node) -> tuple[str, Node, bool] | None:
+    """(array name, the item's binding, whether it is a for...of) when `node` sits in
+    `ARRAY.forEach((item) => ...)` or in `for (const item of ARRAY) ...` (the innermost
+    function or loop around it)."""
     up = node.parent
     while up is not None:
         if up.type in ("arrow_function", "function_expression"):
@@ -200,23 +250,94 @@ def _loop_source(node: Node) -> tuple[str, str] | None:
             if (callee is not None and callee.type == "member_expression"
                     and text(callee.child_by_field_name("property")) == "forEach"
                     and callee.child_by_field_name("object").type == "identifier"
-                    and first is not None and first.type == "identifier"):
-                return text(callee.child_by_field_name("object")), text(first)
+                    and first is not None):
+                return text(callee.child_by_field_name("object")), first, False
             return None
         if up.type == "for_in_statement":
             left, right = up.child_by_field_name("left"), up.child_by_field_name("right")
-            if right is not None and right.type == "identifier" and left is not None:
-                name = left if left.type == "identifier" else next(
-                    (c for c in left.named_children if c.type == "identifier"), None)
-                if name is not None and b" of " in up.text:
-                    return text(right), text(name)
+            if right is not None and right.type == "identifier" and left is not None and b" of " in up.text:
+                return text(right), left, True
             return None
         up = up.parent
     return None
 
 
-def _array_literal(root: Node, name: str) -> Node | None:
-    """The array a module-level `const NAME = [...]` declares."""
+def _loop_source(node: Node) -> tuple[str, str] | None:
+    """(array name, item parameter) when `node` sits in `ARRAY.forEach((item) => ...)` or in
+    `for (const item of ARRAY) ...`."""
+    binding = _loop_binding(node)
+    if binding is None:
+        return None
+    array_name, left, for_of = binding
+    name = left if left.type == "identifier" or not for_of else next(
+        (c for c in left.named_children if c.type == "identifier"), None)
+    return (array_name, text(name)) if name is not None and name.type == "identifier" else None
+
+
+def loop_paths(call: Node, arg: Node) -> list[str] | None:
+    """`for (const url of URLS) app.get(url, h)`, `URLS.forEach((url) => ...)`, also
+    `for (const [url, file] of new Map([['/a', 'a.js'], ...]))` and `({ path }) => ...`:
+    one path per element of the module-level literal array (or `new Map` of one)
+    the loop walks, or None when the path argument is not read from such an element."""
+    if arg.type != "identifier":
+        return None
+    binding = _loop_binding(call)
+    if binding is None:
+        return None
+    array_name, pattern, for_of = binding
+    if for_of:  # `for (const x of ...)`: a `let` item could be reassigned in the body
+        decl = pattern.prev_sibling
+        if decl is None or decl.type != "const":
+            return None
+    name = text(arg)
+    # how the item gives the path: itself, the k-th element of an array, a key of an object
+    if pattern.type == "identifier":
+        if text(pattern) != name:
+            return None
+        pick = ("self", None)
+    elif pattern.type == "array_pattern":
+        idents = [c for c in pattern.named_children]
+        index = next((i for i, c in enumerate(idents) if c.type == "identifier" and text(c) == name), None)
+        if index is None:
+            return None
+        pick = ("index", index)
+    elif pattern.type == "object_pattern":
+        if not any(c.type == "shorthand_property_identifier_pattern" and text(c) == name for c in pattern.named_children):
+            return None
+        pick = ("key", name)
+    else:
+        return None
+    root = call
+    while root.parent is not None:
+        root = root.parent
+    array = _array_literal(root, array_name, maps=for_of)
+    if array is None:
+        return None
+    out = []
+    for element in array.named_children:
+        if element.type == "comment":
+            continue
+        if pick[0] == "self":
+            value = element
+        elif pick[0] == "index":
+            items = [c for c in element.named_children if c.type != "comment"] if element.type == "array" else []
+            value = items[pick[1]] if len(items) > pick[1] else None
+        else:
+            value = None
+            for pair in element.named_children if element.type == "object" else []:
+                key = pair.child_by_field_name("key") if pair.type == "pair" else None
+                if key is not None and text(key).strip("'\"`") == pick[1]:
+                    value = pair.child_by_field_name("value")
+        literal = string_value(value) if value is not None else None
+        if literal is None:
+            return None
+        out.append(decode_escapes(literal) if value.type == "string" else literal)
+    return out or None
+
+
+def _array_literal(root: Node, name: str, maps: bool = False) -> Node | None:
+    """The array a module-level `const NAME = [...]` declares (`maps`: also the pairs of
+    `new Map([[k, v], ...])`, what a for...of over the map walks)."""
     for stmt in root.named_children:
         decl = stmt
         if decl.type == "export_statement":
@@ -226,6 +347,10 @@ def _array_literal(root: Node, name: str) -> Node | None:
         for d in decl.named_children:
             if d.type == "variable_declarator" and text(d.child_by_field_name("name")) == name:
                 value = d.child_by_field_name("value")
+                if maps and value is not None and value.type == "new_expression" and text(value.child_by_field_name("constructor")) == "Map":
+                    args = value.child_by_field_name("arguments")  # `new Map([[k, v], ...])` iterates as its pairs
+                    items = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+                    value = items[0] if len(items) == 1 else None
                 return value if value is not None and value.type == "array" else None
     return None
 

@@ -17,8 +17,16 @@ class Route:
     line: int  # 1-based
     handler: str  # a readable handler name: "ordersController.getOrder", "<anonymous>"
 
+    @property
+    def computed(self) -> bool:
+        """Part of the path is computed at runtime: its `${...}` is the source text, not a path."""
+        return "${" in self.path
+
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "path": self.path, "file": self.file, "line": self.line, "handler": self.handler}
+        out: dict[str, Any] = {"method": self.method, "path": self.path, "file": self.file, "line": self.line, "handler": self.handler}
+        if self.computed:
+            out["computed"] = True
+        return out
 
 
 @dataclass

@@ -103,6 +103,12 @@ def format_text(a: Analysis) -> str:
         out.append(f"  {r.method:<7} {r.path:<{width}} → {r.file}:{r.line} {r.handler}")
     if not routes:
         out.append("  (none found)")
+    computed = [r for r in (*routes, *a.graph.unmounted) if r.computed]
+    if computed:
+        places = sorted({(r.file, r.line) for r in computed})
+        where = ", ".join(f"{f}:{n}" for f, n in places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+        out.append(f"  ({len(computed)} with a path computed at runtime, not resolved statically: "
+                   f"each ${{...}} is the source text, not the path; {where})")
     out.append("")
     if a.graph.unmounted:
         out.append(f"unmounted ({len(a.graph.unmounted)}): routes of routers no app mounts, paths as written:")
