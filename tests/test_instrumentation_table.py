@@ -86,9 +86,47 @@ def test_redis_version_picks_the_package_on_the_old_line(tmp_path: Path) -> None
 
 def test_a_library_outside_the_supported_range_is_left_out_and_said(tmp_path: Path) -> None:
     app = make_app(tmp_path, {"pg": "7.18.2"}, {"typescript": "5.4.5"})
-    chosen, notes = chosen_instrumentations(load_project(app), {})
+    chosen, left_out = chosen_instrumentations(load_project(app), {})
     assert "@opentelemetry/instrumentation-pg" not in [c.package for c in chosen]
-    assert notes == ["@opentelemetry/instrumentation-pg@0.76.0 not added: pg 7.18.2 (package.json '7.18.2') is outside '>=8.0.3 <9'"]
+    assert [o.reason for o in left_out] == [
+        "instrumentation not added: @opentelemetry/instrumentation-pg@0.76.0 supports pg '>=8.0.3 <9', the app has "
+        "7.18.2 (package.json '7.18.2'), so pg calls get no spans of their own; upgrade pg to >= 8.0.3"]
+
+
+def test_prisma_before_6_1_is_a_warning_naming_the_version_and_the_upgrade(tmp_path: Path) -> None:
+    """@prisma/client 5.x: @prisma/instrumentation is not added, so Prisma queries have no spans;
+    the dependency worker says so in a skip (the CLI's warning, the report's JSON), also when
+    the run adds nothing else."""
+    from otelize.api import analyze
+    from otelize.run.edit import synthesize_plan
+
+    app = make_app(tmp_path, {"@prisma/client": "^5.0.0"}, {"typescript": "5.4.5"})
+    (app / "node_modules" / "@prisma" / "client").mkdir(parents=True)
+    (app / "node_modules" / "@prisma" / "client" / "package.json").write_text('{"version": "5.22.0"}')
+    syn = synthesize_plan(analyze(app))
+    warned = dependency.left_out(syn.skips)
+    assert [(s.file, s.symbol) for s in warned] == [("package.json", "@prisma/instrumentation")]
+    assert warned[0].reason.startswith("instrumentation not added: @prisma/instrumentation@")
+    assert "the app has 5.22.0 (node_modules/@prisma/client)" in warned[0].reason
+    assert warned[0].reason.endswith("upgrade @prisma/client to >= 6.1.0")
+    assert "@prisma/instrumentation" not in syn.packages
+    assert not any("not added" in n for n in syn.notes)  # said once, as the warning
+
+
+def test_a_library_newer_than_every_pin_is_said_without_an_upgrade(tmp_path: Path) -> None:
+    app = make_app(tmp_path, {"@prisma/client": "7.0.0"}, {"typescript": "5.4.5"})
+    _, left_out = chosen_instrumentations(load_project(app), {})
+    assert [o.library for o in left_out] == ["@prisma/client"]
+    assert "upgrade" not in left_out[0].reason
+    assert "otelize pins no instrumentation for this version" in left_out[0].reason
+
+
+def test_a_library_a_later_entry_instruments_is_not_left_out(tmp_path: Path) -> None:
+    """On the 1.x line redis 4 is outside instrumentation-redis but instrumentation-redis-4 takes it."""
+    app = make_app(tmp_path, {"redis": "4.6.0"}, {"typescript": "4.9.5"})
+    chosen, left_out = chosen_instrumentations(load_project(app), {})
+    assert "@opentelemetry/instrumentation-redis-4" in [c.package for c in chosen]
+    assert left_out == []
 
 
 def test_the_lockfile_version_wins_over_the_declared_range(tmp_path: Path) -> None:
@@ -299,3 +337,35 @@ def test_state_cache_key_follows_the_toolchain_files(tmp_path: Path) -> None:
     assert statecache.fingerprint(load_project(app), {}, []) != before
     (app / ".nvmrc").write_text("16\n")
     assert choose_line(load_project(app), {}).id == "1.x"
+
+
+def test_prisma_before_6_1_warns_on_stderr_and_in_both_reports(tmp_path: Path) -> None:
+    """The CLI prints the left-out instrumentation as one warning line whatever the verbosity
+    (-q too), the JSON report has it as the dependency worker's skip, the Markdown report
+    under "Needs attention"."""
+    import shutil
+
+    app = make_app(tmp_path / "app", {"@prisma/client": "5.22.0"}, {"typescript": "5.4.5"})
+    shutil.copytree(app, tmp_path / "again")
+
+    def otelize(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "otelize", *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+    done = otelize("instrument", "-q", str(app), "--report", str(tmp_path / "report.json"))
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "instrumentation not added" in line]
+    assert warnings == [
+        "otelize: warning: instrumentation not added: @prisma/instrumentation@6.19.3 supports @prisma/client "
+        "'>=6.1.0 <7', the app has 5.22.0 (package.json '5.22.0'), so @prisma/client calls get no spans of "
+        "their own; upgrade @prisma/client to >= 6.1.0"]
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [s for s in data["skipped"] if s["worker"] == "dependency"] == [
+        {"file": "package.json", "line": 0, "symbol": "@prisma/instrumentation", "reason": warnings[0][len("otelize: warning: "):],
+         "worker": "dependency"}]
+    # a second run adds nothing, and still says it
+    again = otelize("instrument", str(app))
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stderr and warnings[0] in again.stderr.splitlines()
+    done = otelize("instrument", str(tmp_path / "again"), "--report", str(tmp_path / "report.md"))
+    assert done.returncode == 0, done.stderr
+    assert "- **`@prisma/instrumentation` not added**: @prisma/instrumentation@6.19.3 supports" in (tmp_path / "report.md").read_text()

@@ -99,6 +99,8 @@ def instrument(
     out.info(report.summary(result, mode=mode))
     for skip in result.not_loaded:  # a warning whatever the verbosity: every span would stay a no-op
         click.echo(f"otelize: warning: {skip.reason}", err=True)
+    for skip in result.left_out:  # a warning whatever the verbosity: those calls get no spans
+        click.echo(f"otelize: warning: {skip.reason}", err=True)
     sys.exit(result.exit_code(check=check or fail_on_change))
 
 

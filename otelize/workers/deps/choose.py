@@ -125,20 +125,46 @@ class Chosen:
     reason: str  # "always" or the dependency that caused it
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """An instrumentation the app's library needs but does not get: the library's version is
+    outside what the pinned package supports, so its calls get no spans from it (a warning)."""
+
+    package: str
+    version: str  # the pinned instrumentation's version
+    library: str
+    library_version: npmrange.Version
+    where: str  # where the library's version was read (node_modules/..., a lockfile, package.json)
+    supports: str  # the range the pinned package supports
+
+    @property
+    def reason(self) -> str:
+        low = npmrange.min_version(self.supports)
+        if low is not None and self.library_version < low:
+            advice = f"upgrade {self.library} to >= {npmrange.fmt(low)}"
+        else:
+            advice = "otelize pins no instrumentation for this version (an otel-instrumentations.yaml in your rules can add one)"
+        return (f"{LEFT_OUT}: {self.package}@{self.version} supports {self.library} {self.supports!r}, the app has "
+                f"{npmrange.fmt(self.library_version)} ({self.where}), so {self.library} calls get no spans of their own; {advice}")
+
+
+LEFT_OUT = "instrumentation not added"  # the reason prefix of the dependency worker's skip that says so (a warning)
+
+
 def _matches(library: str, dependency: str) -> bool:
     return dependency.startswith(library[:-1]) if library.endswith("/*") else dependency == library
 
 
 def chosen_instrumentations(
     project: Any, settings: Any = None, line: Line | None = None
-) -> tuple[list[Chosen], list[str]]:
-    """The instrumentation packages for this app on `line`, in table order, and a note
-    for each used library left out because its version is outside what the package
-    supports. One package per library (the first entry that fits)."""
+) -> tuple[list[Chosen], list[LeftOut]]:
+    """The instrumentation packages for this app on `line`, in table order, and each used
+    library left out because its version is outside what the package supports (when no
+    other entry takes it). One package per library (the first entry that fits)."""
     line = line or line_of(project, settings)
     deps = declared(project.package_json)
     chosen: list[Chosen] = []
-    notes: list[str] = []
+    left_out: list[LeftOut] = []
     claimed: set[str] = set()
     for inst in load_instrumentations(settings):
         spec = inst.on(line.id)
@@ -146,22 +172,30 @@ def chosen_instrumentations(
             continue
         version, supports = spec
         used: list[str] = []
-        outside: list[str] = []
+        outside: list[LeftOut] = []
         for library, rng in supports:
             for dep in sorted(d for d in deps if _matches(library, d) and d not in claimed):
                 hit = resolved_version(project.root, dep, deps[dep])
                 if hit is None or npmrange.satisfies(hit[0], rng):
                     used.append(dep)
                 else:
-                    outside.append(f"{dep} {npmrange.fmt(hit[0])} ({hit[1]}) is outside {rng!r}")
+                    outside.append(LeftOut(inst.package, version, dep, hit[0], hit[1], rng))
         if inst.always or used:
             claimed.update(used)
             libraries = tuple(sorted(set(used) | ({lib for lib, _ in supports if not lib.endswith("/*")} if inst.always else set())))
             reason = "always" if inst.always else ", ".join(sorted(used))
             chosen.append(Chosen(inst.package, version, inst.cls, libraries, reason))
-        elif outside:
-            notes.append(f"{inst.package}@{version} not added: {'; '.join(outside)}")
-    return chosen, notes
+        else:
+            left_out += outside
+    # a library a later entry instruments (redis 4 by instrumentation-redis-4 on 1.x) is not
+    # left out; one that no entry takes is named once, by the first entry that would
+    named: set[str] = set()
+    out = []
+    for o in left_out:
+        if o.library not in claimed and o.library not in named:
+            named.add(o.library)
+            out.append(o)
+    return chosen, out
 
 
 def active_instrumentations(project: Any, settings: Any = None) -> frozenset[str]:
