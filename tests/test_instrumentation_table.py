@@ -140,10 +140,14 @@ def test_the_lockfile_version_wins_over_the_declared_range(tmp_path: Path) -> No
     assert "@opentelemetry/instrumentation-mongoose" in instrumentations(app)
 
 
+def _installed(app: Path, name: str, version: str) -> None:
+    (app / "node_modules" / name).mkdir(parents=True)
+    (app / "node_modules" / name / "package.json").write_text(json.dumps({"version": version}))
+
+
 def test_node_modules_version_wins_and_pnpm_and_yarn_lockfiles_are_read(tmp_path: Path) -> None:
-    app = make_app(tmp_path / "nm", dev={"typescript": "^5.0.0"})
-    (app / "node_modules" / "typescript").mkdir(parents=True)
-    (app / "node_modules" / "typescript" / "package.json").write_text('{"version": "4.8.4"}')
+    app = make_app(tmp_path / "nm", dev={"typescript": "^4.0.0"})
+    _installed(app, "typescript", "4.8.4")
     assert toolchain(load_project(app)).get("typescript") == ((4, 8, 4), "node_modules/typescript")
 
     app = make_app(tmp_path / "pnpm", dev={"typescript": "^5.0.0"})
@@ -182,6 +186,54 @@ def test_a_node_engine_that_admits_no_supported_release_is_refused(tmp_path: Pat
         (app / name).write_text(text)
     with pytest.raises(BadInput, match=r"^Node 1[02] .* is older than the minimum 14\.0\.0"):
         choose_line(load_project(app), {})
+
+
+def test_an_installed_version_older_than_the_declared_range_is_stale(tmp_path: Path) -> None:
+    """package.json raised TypeScript to ^5.4.0 since node_modules (and the lockfile) got 4.1.0:
+    the npm install otelize asks for brings 5.4, so the line is chosen by it, not refused."""
+    app = make_app(tmp_path, dev={"typescript": "^5.4.0"})
+    _installed(app, "typescript", "4.1.0")
+    lock = {"lockfileVersion": 3, "packages": {"": {}, "node_modules/typescript": {"version": "4.1.0"}}}
+    (app / "package-lock.json").write_text(json.dumps(lock))
+    assert toolchain(load_project(app)).get("typescript") == ((5, 4, 0), "package.json '^5.4.0'")
+    assert choose_line(load_project(app), {}).id == "2.x"
+
+
+@pytest.mark.parametrize(("dev", "engines", "installed", "message"), [
+    # an engines.node floor that admits Node 14+ is no blocker: TypeScript is
+    ({"typescript": "^3.9.0"}, ">=10", None,
+     "TypeScript 3.9.0 (package.json '^3.9.0') is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports; nothing was written"),
+    ({"typescript": "^3.9.0"}, "^12 || ^14", None,
+     "TypeScript 3.9.0 (package.json '^3.9.0') is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports; nothing was written"),
+    # both block: the compiler first, then the others
+    ({"typescript": "^3.9.0", "@types/node": "^12.0.0"}, None, None,
+     "TypeScript 3.9.0 (package.json '^3.9.0') is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports, and @types/node 12.0.0 (package.json '^12.0.0') than 14.0.0; nothing was written"),
+    ({"typescript": "^3.9.0"}, "12.x", None,
+     "TypeScript 3.9.0 (package.json '^3.9.0') is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports, and Node 12 (engines.node '12.x') than 14.0.0; nothing was written"),
+    # the installed compiler, newer than the declared range's minimum, is the one named
+    ({"typescript": "^3.5.0"}, None, "3.9.7",
+     "TypeScript 3.9.7 (node_modules/typescript) is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports; nothing was written"),
+])
+def test_a_refusal_names_the_real_blockers(tmp_path: Path, dev: dict[str, str], engines: str | None,
+                                           installed: str | None, message: str) -> None:
+    app = make_app(tmp_path, dev=dev, **({"engines": {"node": engines}} if engines else {}))
+    if installed:
+        _installed(app, "typescript", installed)
+    with pytest.raises(BadInput) as caught:
+        choose_line(load_project(app), {})
+    assert str(caught.value) == message + " (--force-toolchain adds the 1.x packages anyway)"
+
+
+def test_an_installed_compiler_that_fits_is_not_refused(tmp_path: Path) -> None:
+    """package.json says ^3.9.0, node_modules has 5.4.5 and engines.node is a floor (>=10)."""
+    app = make_app(tmp_path, dev={"typescript": "^3.9.0"}, engines={"node": ">=10"})
+    _installed(app, "typescript", "5.4.5")
+    assert choose_line(load_project(app), {}).id == "1.x"
 
 
 def test_exact_optional_property_types_without_skip_lib_check_needs_the_new_line(tmp_path: Path) -> None:

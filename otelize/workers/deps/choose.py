@@ -15,6 +15,7 @@ from otelize.workers.deps.toolchain import Toolchain, declared, resolved_version
 
 
 TOOL_NAMES = {"typescript": "TypeScript", "@types/node": "@types/node", "node": "Node"}
+BLOCKER_ORDER = ("typescript", "@types/node", "node")  # how a refusal names the tools that block
 
 
 def _conflicts(line: Line, tsconfig: dict[str, Any]) -> list[str]:
@@ -51,8 +52,14 @@ def _engines_admit_newer_node(project: Any, line: Line, tools: Toolchain) -> boo
     `.nvmrc` / `.node-version`, or a range with an upper bound below the line, still refuses."""
     others = [t for t, rng in line.requires if t != "node" and (hit := tools.get(t)) is not None
               and not npmrange.satisfies(hit[0], rng)]
+    return not others and _node_floor_only(project, line, tools)
+
+
+def _node_floor_only(project: Any, line: Line, tools: Toolchain) -> bool:
+    """The Node engine is an `engines.node` range that also admits a Node release `line`
+    supports: its lowest version is no blocker (whatever the other tools say)."""
     node = tools.get("node")
-    if others or node is None or not node[1].startswith("engines.node"):
+    if node is None or not node[1].startswith("engines.node"):
         return False
     engines = project.package_json.get("engines") if isinstance(project.package_json, dict) else None
     rng = engines.get("node") if isinstance(engines, dict) else None
@@ -85,14 +92,25 @@ def choose_line(project: Any, settings: Any) -> Line:
         )
     if _engines_admit_newer_node(project, oldest, tools):
         return oldest  # engines.node also allows Node releases the oldest line supports: the app can run on them
-    for tool, rng in oldest.requires:
+    # the blockers, the compiler first (what the OpenTelemetry type declarations need most);
+    # an engines.node floor that also admits a supported Node is none
+    floor_only = _node_floor_only(project, oldest, tools)
+    older = []
+    for tool in BLOCKER_ORDER:
+        rng = oldest.require(tool)
         hit = tools.get(tool)
-        if hit is not None and not npmrange.satisfies(hit[0], rng):
-            raise BadInput(
-                f"{TOOL_NAMES[tool]} {_show(hit[0])} ({hit[1]}) is older than the minimum {_minimum(rng)} of any "
-                f"OpenTelemetry JS line otelize supports; nothing was written (--force-toolchain adds the "
-                f"{oldest.id} packages anyway)"
-            )
+        if rng is None or hit is None or npmrange.satisfies(hit[0], rng) or (tool == "node" and floor_only):
+            continue
+        low = npmrange.min_version(rng)
+        if low is not None and hit[0] < low:
+            older.append((f"{TOOL_NAMES[tool]} {_show(hit[0])} ({hit[1]})", _minimum(rng)))
+    if older:
+        (first, low), rest = older[0], older[1:]
+        raise BadInput(
+            f"{first} is older than the minimum {low} of any OpenTelemetry JS line otelize supports"
+            + "".join(f", and {what} than {low}" for what, low in rest)
+            + f"; nothing was written (--force-toolchain adds the {oldest.id} packages anyway)"
+        )
     raise BadInput("no OpenTelemetry JS line fits this toolchain: " + "; ".join(_misfits(oldest, tools)))
 
 
