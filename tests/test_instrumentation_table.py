@@ -86,9 +86,47 @@ def test_redis_version_picks_the_package_on_the_old_line(tmp_path: Path) -> None
 
 def test_a_library_outside_the_supported_range_is_left_out_and_said(tmp_path: Path) -> None:
     app = make_app(tmp_path, {"pg": "7.18.2"}, {"typescript": "5.4.5"})
-    chosen, notes = chosen_instrumentations(load_project(app), {})
+    chosen, left_out = chosen_instrumentations(load_project(app), {})
     assert "@opentelemetry/instrumentation-pg" not in [c.package for c in chosen]
-    assert notes == ["@opentelemetry/instrumentation-pg@0.76.0 not added: pg 7.18.2 (package.json '7.18.2') is outside '>=8.0.3 <9'"]
+    assert [o.reason for o in left_out] == [
+        "instrumentation not added: @opentelemetry/instrumentation-pg@0.76.0 supports pg '>=8.0.3 <9', the app has "
+        "7.18.2 (package.json '7.18.2'), so pg calls get no spans of their own; upgrade pg to >= 8.0.3"]
+
+
+def test_prisma_before_6_1_is_a_warning_naming_the_version_and_the_upgrade(tmp_path: Path) -> None:
+    """@prisma/client 5.x: @prisma/instrumentation is not added, so Prisma queries have no spans;
+    the dependency worker says so in a skip (the CLI's warning, the report's JSON), also when
+    the run adds nothing else."""
+    from otelize.api import analyze
+    from otelize.run.edit import synthesize_plan
+
+    app = make_app(tmp_path, {"@prisma/client": "^5.0.0"}, {"typescript": "5.4.5"})
+    (app / "node_modules" / "@prisma" / "client").mkdir(parents=True)
+    (app / "node_modules" / "@prisma" / "client" / "package.json").write_text('{"version": "5.22.0"}')
+    syn = synthesize_plan(analyze(app))
+    warned = dependency.left_out(syn.skips)
+    assert [(s.file, s.symbol) for s in warned] == [("package.json", "@prisma/instrumentation")]
+    assert warned[0].reason.startswith("instrumentation not added: @prisma/instrumentation@")
+    assert "the app has 5.22.0 (node_modules/@prisma/client)" in warned[0].reason
+    assert warned[0].reason.endswith("upgrade @prisma/client to >= 6.1.0")
+    assert "@prisma/instrumentation" not in syn.packages
+    assert not any("not added" in n for n in syn.notes)  # said once, as the warning
+
+
+def test_a_library_newer_than_every_pin_is_said_without_an_upgrade(tmp_path: Path) -> None:
+    app = make_app(tmp_path, {"@prisma/client": "7.0.0"}, {"typescript": "5.4.5"})
+    _, left_out = chosen_instrumentations(load_project(app), {})
+    assert [o.library for o in left_out] == ["@prisma/client"]
+    assert "upgrade" not in left_out[0].reason
+    assert "otelize pins no instrumentation for this version" in left_out[0].reason
+
+
+def test_a_library_a_later_entry_instruments_is_not_left_out(tmp_path: Path) -> None:
+    """On the 1.x line redis 4 is outside instrumentation-redis but instrumentation-redis-4 takes it."""
+    app = make_app(tmp_path, {"redis": "4.6.0"}, {"typescript": "4.9.5"})
+    chosen, left_out = chosen_instrumentations(load_project(app), {})
+    assert "@opentelemetry/instrumentation-redis-4" in [c.package for c in chosen]
+    assert left_out == []
 
 
 def test_the_lockfile_version_wins_over_the_declared_range(tmp_path: Path) -> None:
@@ -102,10 +140,14 @@ def test_the_lockfile_version_wins_over_the_declared_range(tmp_path: Path) -> No
     assert "@opentelemetry/instrumentation-mongoose" in instrumentations(app)
 
 
+def _installed(app: Path, name: str, version: str) -> None:
+    (app / "node_modules" / name).mkdir(parents=True)
+    (app / "node_modules" / name / "package.json").write_text(json.dumps({"version": version}))
+
+
 def test_node_modules_version_wins_and_pnpm_and_yarn_lockfiles_are_read(tmp_path: Path) -> None:
-    app = make_app(tmp_path / "nm", dev={"typescript": "^5.0.0"})
-    (app / "node_modules" / "typescript").mkdir(parents=True)
-    (app / "node_modules" / "typescript" / "package.json").write_text('{"version": "4.8.4"}')
+    app = make_app(tmp_path / "nm", dev={"typescript": "^4.0.0"})
+    _installed(app, "typescript", "4.8.4")
     assert toolchain(load_project(app)).get("typescript") == ((4, 8, 4), "node_modules/typescript")
 
     app = make_app(tmp_path / "pnpm", dev={"typescript": "^5.0.0"})
@@ -146,6 +188,55 @@ def test_a_node_engine_that_admits_no_supported_release_is_refused(tmp_path: Pat
         choose_line(load_project(app), {})
 
 
+def test_an_installed_version_older_than_the_declared_range_is_stale(tmp_path: Path) -> None:
+    """package.json raised TypeScript to ^5.4.0 since node_modules (and the lockfile) got 4.1.0:
+    the npm install otelize asks for brings 5.4, so the line is chosen by it, not refused."""
+    app = make_app(tmp_path, dev={"typescript": "^5.4.0"})
+    _installed(app, "typescript", "4.1.0")
+    lock = {"lockfileVersion": 3, "packages": {"": {}, "node_modules/typescript": {"version": "4.1.0"}}}
+    (app / "package-lock.json").write_text(json.dumps(lock))
+    assert toolchain(load_project(app)).get("typescript") == ((5, 4, 0), "package.json '^5.4.0'")
+    assert choose_line(load_project(app), {}).id == "2.x"
+
+
+@pytest.mark.parametrize(("dev", "engines", "installed", "message"), [
+    # an engines.node floor that admits Node 14+ is no blocker: TypeScript is
+    ({"typescript": "^3.9.0"}, ">=10", None,
+     "TypeScript 3.9.0 (package.json '^3.9.0') is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports; nothing was written"),
+    ({"typescript": "^3.9.0"}, "^12 || ^14", None,
+     "TypeScript 3.9.0 (package.json '^3.9.0') is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports; nothing was written"),
+    # both block: the compiler first, then the others
+    ({"typescript": "^3.9.0", "@types/node": "^12.0.0"}, None, None,
+     "TypeScript 3.9.0 (package.json '^3.9.0') is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports, and @types/node 12.0.0 (package.json '^12.0.0') than 14.0.0; nothing was written"),
+    ({"typescript": "^3.9.0"}, "12.x", None,
+     "TypeScript 3.9.0 (package.json '^3.9.0') is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports, and Node 12 (engines.node '12.x') than 14.0.0; nothing was written"),
+    # the installed compiler, newer than the declared range's minimum, is the one named
+    ({"typescript": "^3.5.0"}, None, "3.9.7",
+     "TypeScript 3.9.7 (node_modules/typescript) is older than the minimum 4.4.0 of any OpenTelemetry JS line "
+     "otelize supports; nothing was written"),
+])
+def test_a_refusal_names_the_real_blockers(tmp_path: Path, dev: dict[str, str], engines: str | None,
+                                           installed: str | None, message: str) -> None:
+    # an ES module, which gets no type-free helpers (those need `require`): refused
+    app = make_app(tmp_path, dev=dev, type="module", **({"engines": {"node": engines}} if engines else {}))
+    if installed:
+        _installed(app, "typescript", installed)
+    with pytest.raises(BadInput) as caught:
+        choose_line(load_project(app), {})
+    assert str(caught.value) == message + " (--force-toolchain adds the 1.x packages anyway)"
+
+
+def test_an_installed_compiler_that_fits_is_not_refused(tmp_path: Path) -> None:
+    """package.json says ^3.9.0, node_modules has 5.4.5 and engines.node is a floor (>=10)."""
+    app = make_app(tmp_path, dev={"typescript": "^3.9.0"}, engines={"node": ">=10"})
+    _installed(app, "typescript", "5.4.5")
+    assert choose_line(load_project(app), {}).id == "1.x"
+
+
 def test_exact_optional_property_types_without_skip_lib_check_gets_type_free_helpers(tmp_path: Path) -> None:
     app = make_app(tmp_path, dev={"typescript": "4.9.5"})
     (app / "tsconfig.json").write_text('{"compilerOptions": {"strict": true, "exactOptionalPropertyTypes": true}}')
@@ -180,7 +271,7 @@ def test_a_toolchain_no_lines_types_fit_gets_its_runtime_line_type_free(
     # an ES module has no require: no type-free helpers
     ({"typescript": "3.9.7"}, {"type": "module"}, r"^TypeScript 3\.9\.7 .* is older than the minimum 4\.4\.0 of any"),
     # the runtime is what no line supports: type-free helpers would not help
-    ({"typescript": "3.9.7"}, {"engines": {"node": "12.x"}}, r"^Node 12 .* is older than the minimum 14\.0\.0 of any"),
+    ({"typescript": "3.9.7"}, {"engines": {"node": "12.x"}}, r"^TypeScript 3\.9\.7 .*, and Node 12 .* than 14\.0\.0"),
 ])
 def test_type_free_helpers_are_not_offered_where_they_cannot_work(
     tmp_path: Path, dev: dict[str, str], extra: dict[str, object], message: str
@@ -467,3 +558,35 @@ def test_a_fetch_client_is_a_client_span_only_when_nothing_traces_its_fetch(tmp_
     app = fetch_app(tmp_path, deps=deps, engines={"node": engines})
     spans = [s for s in synthesize_plan(analyze(app)).spans if s.file == "src/clients/weather.ts"]
     assert [s.kind for s in spans] == [kind]
+
+
+def test_prisma_before_6_1_warns_on_stderr_and_in_both_reports(tmp_path: Path) -> None:
+    """The CLI prints the left-out instrumentation as one warning line whatever the verbosity
+    (-q too), the JSON report has it as the dependency worker's skip, the Markdown report
+    under "Needs attention"."""
+    import shutil
+
+    app = make_app(tmp_path / "app", {"@prisma/client": "5.22.0"}, {"typescript": "5.4.5"})
+    shutil.copytree(app, tmp_path / "again")
+
+    def otelize(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "otelize", *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+    done = otelize("instrument", "-q", str(app), "--report", str(tmp_path / "report.json"))
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "instrumentation not added" in line]
+    assert warnings == [
+        "otelize: warning: instrumentation not added: @prisma/instrumentation@6.19.3 supports @prisma/client "
+        "'>=6.1.0 <7', the app has 5.22.0 (package.json '5.22.0'), so @prisma/client calls get no spans of "
+        "their own; upgrade @prisma/client to >= 6.1.0"]
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [s for s in data["skipped"] if s["worker"] == "dependency"] == [
+        {"file": "package.json", "line": 0, "symbol": "@prisma/instrumentation", "reason": warnings[0][len("otelize: warning: "):],
+         "worker": "dependency"}]
+    # a second run adds nothing, and still says it
+    again = otelize("instrument", str(app))
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stderr and warnings[0] in again.stderr.splitlines()
+    done = otelize("instrument", str(tmp_path / "again"), "--report", str(tmp_path / "report.md"))
+    assert done.returncode == 0, done.stderr
+    assert "- **`@prisma/instrumentation` not added**: @prisma/instrumentation@6.19.3 supports" in (tmp_path / "report.md").read_text()

@@ -159,6 +159,51 @@ def test_module_load_calls_and_decorator_factories_get_no_span(tmp_path: Path) -
     assert reasons["Cached"] == "decorator factory (runs when the class is defined)"
 
 
+def test_a_config_folder_function_a_route_handler_reaches_is_request_time_code(tmp_path: Path) -> None:
+    """config/ is startup code (connection setup, env parsing, settings fetched at boot), except
+    an asynchronous function a route handler reaches: it runs per request (an OAuth token
+    revocation kept in config/, called by the account controller)."""
+    root = _project(tmp_path / "app", {
+        "src/config/oauth.ts": """
+            export async function revokeTokens(token: string): Promise<void> {
+              await fetch('https://auth.example.com/revoke', { method: 'POST', body: token });
+            }
+
+            export async function loadRemoteSettings(): Promise<unknown> {
+              const res = await fetch('https://config.example.com/settings');
+              return res.json();
+            }
+        """,
+        "src/controllers/account.ts": """
+            import { Request, Response } from 'express';
+            import { revokeTokens } from '../config/oauth';
+
+            export async function deleteAccount(req: Request, res: Response): Promise<void> {
+              await revokeTokens(String(req.query.token));
+              res.sendStatus(204);
+            }
+        """,
+        "src/index.ts": """
+            import express from 'express';
+            import { loadRemoteSettings } from './config/oauth';
+            import { deleteAccount } from './controllers/account';
+
+            const app = express();
+            app.post('/account/delete', deleteAccount);
+
+            async function main(): Promise<void> {
+              await loadRemoteSettings();
+              app.listen(3000);
+            }
+            main();
+        """,
+    })
+    result = instrument(root, write=False)
+    assert {(s.file, s.name) for s in result.synthesis.spans} == {("src/config/oauth.ts", "revokeTokens")}
+    reasons = {k.symbol: k.reason for k in result.synthesis.skips if k.file == "src/config/oauth.ts"}
+    assert reasons == {"loadRemoteSettings": "startup code (connect/init/setup/listen, factories, configuration)"}
+
+
 # --- names -------------------------------------------------------------------------
 
 

@@ -113,6 +113,7 @@ class _Roles:
         self._module_called = self._called_at_module_load()
         self._client_roles: dict[tuple[str, str], Role] = {}  # (file, category) -> its CLIENT or INTERNAL span
         self._startup_folders: dict[str, bool] = {}
+        self._from_handlers: frozenset[str] | None = None  # what route handlers reach (computed when first asked)
 
     # -- what a file reaches -----------------------------------------------------
     def libs_reached(self, path: str, depth: int = 3) -> frozenset[str]:
@@ -243,7 +244,7 @@ class _Roles:
         if sym_id(path, fn.qualname) in self.route_handlers or self._handler_params(fn):
             return HANDLER
         if STARTUP_NAME.match(fn.name.rsplit(".", 1)[-1]) or (fn.class_name and STARTUP_CLASS.search(fn.class_name)) or (
-            self._startup_folder(path)
+            self._startup_folder(path) and not self._request_time_io(path, fn)
         ):
             return STARTUP
         if "decorator-factories" not in self.include_code and self._decorator_factory(path, fn):
@@ -261,6 +262,26 @@ class _Roles:
         if found is None:
             found = self._client_roles[key] = self._client_or_internal(path, category)
         return found
+
+    def _request_time_io(self, path: str, fn: FunctionFact) -> bool:
+        """An asynchronous function that a route handler reaches through the call graph: it
+        runs per request, whatever folder it sits in (a config/ module's token revocation
+        or mail sending, called from a controller). A connection setup, a seeder or an env
+        parser in config/ is reached from the entry or a script, not from a handler."""
+        if not (fn.is_async or self._own_await(path, fn)):
+            return False
+        if self._from_handlers is None:
+            roots = set(self.route_handlers)
+            for p in sorted(self.facts):
+                roots.update(sym_id(p, f.qualname) for f in self.facts[p].functions if self._handler_params(f))
+            seen, stack = set(roots), sorted(roots)
+            while stack:
+                for nxt in sorted(self.callees.get(stack.pop(), ())):
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+            self._from_handlers = frozenset(seen - roots)
+        return sym_id(path, fn.qualname) in self._from_handlers
 
     def _startup_folder(self, path: str) -> bool:
         """The file sits in a startup folder (config/, bootstrap/, ...): once per file."""

@@ -103,6 +103,8 @@ def instrument(
 
     for skip in env_unseen(result.synthesis.skips):  # the SDK runs, but not as the user configured it
         click.echo(f"otelize: warning: {skip.file}:{skip.line}: {skip.reason}", err=True)
+    for skip in result.left_out:  # a warning whatever the verbosity: those calls get no spans
+        click.echo(f"otelize: warning: {skip.reason}", err=True)
     sys.exit(result.exit_code(check=check or fail_on_change))
 
 

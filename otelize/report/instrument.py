@@ -79,11 +79,16 @@ def render_markdown(result: InstrumentResult) -> str:
     ]
     from otelize.workers.config import NOT_LOADED
 
+    from otelize.workers.deps.choose import LEFT_OUT
+
     not_loaded = [s for s in data["skipped"] if s["worker"] == "config" and s["reason"].startswith(NOT_LOADED)]
-    if data["unparsable"] or data["reverted"] or not_loaded:
+    left_out = [s for s in data["skipped"] if s["worker"] == "dependency" and s["reason"].startswith(LEFT_OUT)]
+    if data["unparsable"] or data["reverted"] or not_loaded or left_out:
         lines += ["## Needs attention", ""]
         for item in not_loaded:
             lines.append(f"- **Tracing is not loaded when the app runs**: every span stays a no-op until you do it. {item['reason'][len(NOT_LOADED) + 2:]}")
+        for item in left_out:
+            lines.append(f"- **`{item['symbol']}` not added**: {item['reason'][len(LEFT_OUT) + 2:]}")
         for item in data["unparsable"]:
             lines.append(f"- `{item['file']}`: not parsed, left untouched ({item['reason']})")
         for item in data["reverted"]:

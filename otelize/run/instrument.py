@@ -38,6 +38,16 @@ class InstrumentResult:
 
         return not_loaded(self.synthesis.skips)
 
+    @property
+    def left_out(self) -> list[Any]:
+        """The dependency worker's word that a library the app uses gets no instrumentation
+        (its version is outside what the pinned package supports): a warning."""
+        if not self.synthesis.skips:
+            return []
+        from otelize.workers.dependency import left_out
+
+        return left_out(self.synthesis.skips)
+
     def exit_code(self, check: bool = False) -> int:
         """The CLI's exit code for this run: 1 when `check` and something would change (or tracing is not loaded),
         else 3 when some files were left alone (partial), else 0."""
@@ -76,7 +86,7 @@ def finish(analysis: Analysis, syn: Any, write: bool, out_dir: str | Path | None
     from otelize.run.edit import expected_bytes
 
     result = InstrumentResult(analysis, syn)
-    if key is not None and not result.changed and not result.partial and not result.not_loaded:
+    if key is not None and not result.changed and not result.partial and not result.not_loaded and not result.left_out:
         from otelize.run import statecache
 
         statecache.remember_clean(analysis.project.root, key)

@@ -25,7 +25,7 @@ from typing import Any
 from otelize.errors import BadInput
 from otelize.synthesize.edits import Skip, WorkerResult
 from otelize.workers.base import Task, WorkerContext, setting
-from otelize.workers.deps.choose import called_globals, choose_line, chosen_instrumentations, line_note
+from otelize.workers.deps.choose import LEFT_OUT, called_globals, choose_line, chosen_instrumentations, line_note
 from otelize.workers.deps.toolchain import declared, installed_version
 from otelize.workers.deps.lines import load_instrumentations, load_lines
 from otelize.workers.deps import packagejson
@@ -146,7 +146,7 @@ def strip_pins(ctx: WorkerContext) -> dict[str, str]:
 def _notes(ctx: WorkerContext, added: dict[str, str]) -> list[str]:
     line = choose_line(ctx.project, ctx.settings)
     notes = [line_note(ctx.project, line)]
-    chosen, left_out = chosen_instrumentations(ctx.project, ctx.settings, line, called_globals(ctx.facts))
+    chosen, _ = chosen_instrumentations(ctx.project, ctx.settings, line, called_globals(ctx.facts))
     for c in chosen:
         if c.package in added:
             why = "always (every Express app)" if c.reason == "always" else f"for {c.reason}"
@@ -155,7 +155,20 @@ def _notes(ctx: WorkerContext, added: dict[str, str]) -> list[str]:
     if held is not None and "@types/node" in added:
         notes.append(f"added @types/node@{held[0]}, the version {held[1]} has: so that npm keeps it (the SDK's "
                      "dependencies would hoist the newest @types/node, which this TypeScript cannot read)")
-    return notes + left_out
+    return notes
+
+
+def left_out_skips(ctx: WorkerContext) -> list[Skip]:
+    """A library whose version no pinned instrumentation supports (Prisma before 6.1): its
+    calls get no spans from it. A skip with the reason LEFT_OUT, which the CLI prints as a
+    warning (also on a second run, when nothing is added)."""
+    _, left_out = chosen_instrumentations(ctx.project, ctx.settings)
+    return [Skip(PACKAGE_JSON, 0, o.package, o.reason, WORKER) for o in left_out]
+
+
+def left_out(skips: list[Skip]) -> list[Skip]:
+    """The skips that say a library gets no instrumentation (warnings)."""
+    return [s for s in skips if s.worker == WORKER and s.reason.startswith(LEFT_OUT)]
 
 
 def run(ctx: WorkerContext, task: Task) -> WorkerResult:
@@ -164,6 +177,8 @@ def run(ctx: WorkerContext, task: Task) -> WorkerResult:
     root = package_root(data)
     present = _present(ctx)
     to_add: dict[str, str] = {}
+    if ctx.sdk_bootstrap is None:
+        result.skips += left_out_skips(ctx)
     for name, version in needed_packages(ctx).items():
         if name in present:
             if present[name] != version:

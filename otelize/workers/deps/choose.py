@@ -16,6 +16,7 @@ from otelize.workers.deps.toolchain import Toolchain, declared, node_may_be_in, 
 
 TOOL_NAMES = {"typescript": "TypeScript", "@types/node": "@types/node", "node": "Node"}
 TYPE_TOOLS = ("typescript", "@types/node")  # what a line's type declarations need (the rest is the runtime)
+BLOCKER_ORDER = ("typescript", "@types/node", "node")  # how a refusal names the tools that block
 
 
 def _conflicts(line: Line, tsconfig: dict[str, Any]) -> list[str]:
@@ -54,8 +55,14 @@ def _engines_admit_newer_node(project: Any, line: Line, tools: Toolchain, types:
     others = [t for t, rng in line.requires if t != "node" and (types or t not in TYPE_TOOLS)
               and (hit := tools.get(t)) is not None
               and not npmrange.satisfies(hit[0], rng)]
+    return not others and _node_floor_only(project, line, tools)
+
+
+def _node_floor_only(project: Any, line: Line, tools: Toolchain) -> bool:
+    """The Node engine is an `engines.node` range that also admits a Node release `line`
+    supports: its lowest version is no blocker (whatever the other tools say)."""
     node = tools.get("node")
-    if others or node is None or not node[1].startswith("engines.node"):
+    if node is None or not node[1].startswith("engines.node"):
         return False
     engines = project.package_json.get("engines") if isinstance(project.package_json, dict) else None
     rng = engines.get("node") if isinstance(engines, dict) else None
@@ -102,14 +109,25 @@ def choose_line(project: Any, settings: Any) -> Line:
             f"{'; '.join(_misfits(newest, tools, tsconfig))}; nothing was written (--force-toolchain adds the "
             f"{oldest.id} packages anyway)"
         )
-    for tool, rng in oldest.requires:
+    # the blockers, the compiler first (what the OpenTelemetry type declarations need most);
+    # an engines.node floor that also admits a supported Node is none
+    floor_only = _node_floor_only(project, oldest, tools)
+    older = []
+    for tool in BLOCKER_ORDER:
+        rng = oldest.require(tool)
         hit = tools.get(tool)
-        if hit is not None and not npmrange.satisfies(hit[0], rng):
-            raise BadInput(
-                f"{TOOL_NAMES[tool]} {_show(hit[0])} ({hit[1]}) is older than the minimum {_minimum(rng)} of any "
-                f"OpenTelemetry JS line otelize supports; nothing was written (--force-toolchain adds the "
-                f"{oldest.id} packages anyway)"
-            )
+        if rng is None or hit is None or npmrange.satisfies(hit[0], rng) or (tool == "node" and floor_only):
+            continue
+        low = npmrange.min_version(rng)
+        if low is not None and hit[0] < low:
+            older.append((f"{TOOL_NAMES[tool]} {_show(hit[0])} ({hit[1]})", _minimum(rng)))
+    if older:
+        (first, low), rest = older[0], older[1:]
+        raise BadInput(
+            f"{first} is older than the minimum {low} of any OpenTelemetry JS line otelize supports"
+            + "".join(f", and {what} than {low}" for what, low in rest)
+            + f"; nothing was written (--force-toolchain adds the {oldest.id} packages anyway)"
+        )
     raise BadInput("no OpenTelemetry JS line fits this toolchain: " + "; ".join(_misfits(oldest, tools)))
 
 
@@ -175,22 +193,48 @@ def called_globals(facts: Any) -> frozenset[str]:
     return frozenset({"fetch"}) if any(f.global_fetch for f in facts.values()) else frozenset()
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """An instrumentation the app's library needs but does not get: the library's version is
+    outside what the pinned package supports, so its calls get no spans from it (a warning)."""
+
+    package: str
+    version: str  # the pinned instrumentation's version
+    library: str
+    library_version: npmrange.Version
+    where: str  # where the library's version was read (node_modules/..., a lockfile, package.json)
+    supports: str  # the range the pinned package supports
+
+    @property
+    def reason(self) -> str:
+        low = npmrange.min_version(self.supports)
+        if low is not None and self.library_version < low:
+            advice = f"upgrade {self.library} to >= {npmrange.fmt(low)}"
+        else:
+            advice = "otelize pins no instrumentation for this version (an otel-instrumentations.yaml in your rules can add one)"
+        return (f"{LEFT_OUT}: {self.package}@{self.version} supports {self.library} {self.supports!r}, the app has "
+                f"{npmrange.fmt(self.library_version)} ({self.where}), so {self.library} calls get no spans of their own; {advice}")
+
+
+LEFT_OUT = "instrumentation not added"  # the reason prefix of the dependency worker's skip that says so (a warning)
+
+
 def _matches(library: str, dependency: str) -> bool:
     return dependency.startswith(library[:-1]) if library.endswith("/*") else dependency == library
 
 
 def chosen_instrumentations(
     project: Any, settings: Any = None, line: Line | None = None, calls: frozenset[str] = frozenset()
-) -> tuple[list[Chosen], list[str]]:
-    """The instrumentation packages for this app on `line`, in table order, and a note
-    for each used library left out because its version is outside what the package
-    supports. One package per library (the first entry that fits). `calls`: the globals
-    the app calls (:func:`called_globals`); a package that traces one of them is added
-    when the Node the app declares can have it (the global fetch: Node 18 or later)."""
+) -> tuple[list[Chosen], list[LeftOut]]:
+    """The instrumentation packages for this app on `line`, in table order, and each used
+    library left out because its version is outside what the package supports (when no
+    other entry takes it). One package per library (the first entry that fits). `calls`:
+    the globals the app calls (:func:`called_globals`); a package that traces one of them
+    is added when the Node the app declares can have it (the global fetch: Node 18 or later)."""
     line = line or line_of(project, settings)
     deps = declared(project.package_json)
     chosen: list[Chosen] = []
-    notes: list[str] = []
+    left_out: list[LeftOut] = []
     claimed: set[str] = set()
     for inst in load_instrumentations(settings):
         spec = inst.on(line.id)
@@ -198,14 +242,14 @@ def chosen_instrumentations(
             continue
         version, supports = spec
         used: list[str] = []
-        outside: list[str] = []
+        outside: list[LeftOut] = []
         for library, rng in supports:
             for dep in sorted(d for d in deps if _matches(library, d) and d not in claimed):
                 hit = resolved_version(project.root, dep, deps[dep])
                 if hit is None or npmrange.satisfies(hit[0], rng):
                     used.append(dep)
                 else:
-                    outside.append(f"{dep} {npmrange.fmt(hit[0])} ({hit[1]}) is outside {rng!r}")
+                    outside.append(LeftOut(inst.package, version, dep, hit[0], hit[1], rng))
         traced = tuple(g for g, node in inst.globals
                        if g in calls and node_may_be_in(project.root, project.package_json, node))
         if inst.always or used or traced:
@@ -213,9 +257,17 @@ def chosen_instrumentations(
             libraries = tuple(sorted(set(used) | ({lib for lib, _ in supports if not lib.endswith("/*")} if inst.always else set())))
             reason = "always" if inst.always else ", ".join(sorted(used) + [f"the global {g}" for g in traced])
             chosen.append(Chosen(inst.package, version, inst.cls, libraries, reason, traced))
-        elif outside:
-            notes.append(f"{inst.package}@{version} not added: {'; '.join(outside)}")
-    return chosen, notes
+        else:
+            left_out += outside
+    # a library a later entry instruments (redis 4 by instrumentation-redis-4 on 1.x) is not
+    # left out; one that no entry takes is named once, by the first entry that would
+    named: set[str] = set()
+    out = []
+    for o in left_out:
+        if o.library not in claimed and o.library not in named:
+            named.add(o.library)
+            out.append(o)
+    return chosen, out
 
 
 HTTP_FETCH_POLYFILLS = frozenset({"cross-fetch", "isomorphic-fetch", "node-fetch"})  # fetch over node's http

@@ -170,17 +170,23 @@ def installed_version(root: Path, name: str) -> tuple[str, str] | None:
 def resolved_version(root: Path, name: str, wanted: str | None) -> tuple[npmrange.Version, str] | None:
     """The version of `name` the app at `root` is on, and where it was read: its
     node_modules (or the workspace's), the lockfile, else the lowest version of the
-    declared range `wanted`."""
-    found = _from_node_modules(root, name)
-    if found is not None and npmrange.parse_version(found):
-        return npmrange.parse_version(found), f"node_modules/{name}"  # type: ignore[return-value]
+    declared range `wanted`. An installed or locked version older than that lowest one
+    is stale (package.json was raised since; the `npm install` otelize asks for brings
+    the declared one) and is passed over."""
+    low = npmrange.min_version(wanted) if wanted is not None else None
+
+    def current(text: str | None) -> npmrange.Version | None:
+        version = npmrange.parse_version(text) if text is not None else None
+        return version if version is not None and (low is None or version >= low) else None
+
+    found = current(_from_node_modules(root, name))
+    if found is not None:
+        return found, f"node_modules/{name}"
     locked = _from_lockfile(root, name, wanted)
-    if locked is not None and npmrange.parse_version(locked[0]):
-        return npmrange.parse_version(locked[0]), locked[1]  # type: ignore[return-value]
-    if wanted is not None:
-        low = npmrange.min_version(wanted)
-        if low is not None:
-            return low, f"package.json {wanted!r}"
+    if locked is not None and (version := current(locked[0])) is not None:
+        return version, locked[1]
+    if low is not None:
+        return low, f"package.json {wanted!r}"
     return None
 
 
