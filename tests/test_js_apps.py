@@ -182,7 +182,7 @@ def test_generated_javascript_has_no_types_and_checks_with_node(template, module
             {"package": "@opentelemetry/instrumentation-express", "cls": "ExpressInstrumentation", "local": "ExpressInstrumentation"},
         ]
         ctx.update(service_name="s", service_version="1", protocol="http/protobuf", module=module, health_paths=["/health"],
-                   line=load_lines()[0][0], instrumentations=instrumentations, express_layers=False)
+                   line=load_lines()[0][0], instrumentations=instrumentations, express_layers=False, dotenv=None)
         ts = render(template, **ctx)
     else:
         from otelize.workers.config import render_helper
