@@ -99,10 +99,11 @@ def instrument(
     out.info(report.summary(result, mode=mode))
     for skip in result.not_loaded:  # a warning whatever the verbosity: every span would stay a no-op
         click.echo(f"otelize: warning: {skip.reason}", err=True)
-    from otelize.workers.config import env_unseen
+    if result.synthesis.skips:  # (a cached clean --check has none: it imports no worker)
+        from otelize.workers.config import env_unseen
 
-    for skip in env_unseen(result.synthesis.skips):  # the SDK runs, but not as the user configured it
-        click.echo(f"otelize: warning: {skip.file}:{skip.line}: {skip.reason}", err=True)
+        for skip in env_unseen(result.synthesis.skips):  # the SDK runs, but not as the user configured it
+            click.echo(f"otelize: warning: {skip.file}:{skip.line}: {skip.reason}", err=True)
     for skip in result.left_out:  # a warning whatever the verbosity: those calls get no spans
         click.echo(f"otelize: warning: {skip.reason}", err=True)
     sys.exit(result.exit_code(check=check or fail_on_change))
