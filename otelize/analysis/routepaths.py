@@ -307,16 +307,11 @@ def loop_paths(call: Node, arg: Node) -> list[str] | None:
         pick = ("key", name)
     else:
         return None
-    root = call
-    while root.parent is not None:
-        root = root.parent
-    array = _array_literal(root, array_name, maps=for_of)
-    if array is None:
+    elements = _literal_elements(call, array_name, maps=for_of)
+    if elements is None:
         return None
     out = []
-    for element in array.named_children:
-        if element.type == "comment":
-            continue
+    for element in elements:
         if pick[0] == "self":
             value = element
         elif pick[0] == "index":
@@ -333,6 +328,16 @@ def loop_paths(call: Node, arg: Node) -> list[str] | None:
             return None
         out.append(decode_escapes(literal) if value.type == "string" else literal)
     return out or None
+
+
+def _literal_elements(call: Node, array_name: str, maps: bool = False) -> list[Node] | None:
+    """The elements (comments left out) of the module-level literal `array_name` of the
+    file holding `call` (otelize.analysis.routepaths._array_literal), or None."""
+    root = call
+    while root.parent is not None:
+        root = root.parent
+    array = _array_literal(root, array_name, maps=maps)
+    return None if array is None else [e for e in array.named_children if e.type != "comment"]
 
 
 def _array_literal(root: Node, name: str, maps: bool = False) -> Node | None:
@@ -372,16 +377,11 @@ def loop_mounts(call: Node, arg_nodes: list[Node]) -> list[tuple[str, str, int]]
         if obj is None or obj.type != "identifier" or text(obj) != item or prop is None:
             return None
         keys.append(text(prop))
-    root = call
-    while root.parent is not None:
-        root = root.parent
-    array = _array_literal(root, array_name)
-    if array is None:
+    elements = _literal_elements(call, array_name)
+    if elements is None:
         return None
     out = []
-    for element in array.named_children:
-        if element.type == "comment":
-            continue
+    for element in elements:
         if element.type != "object":
             return None
         values: dict[str, Node] = {}
