@@ -193,6 +193,7 @@ def test_next_steps_use_the_package_manager_of_the_lockfile(app: Path, tmp_path:
     code, _, err = invoke("instrument", str(app), "--out", str(tmp_path / "out"), "--report", str(tmp_path / "r.md"))
     assert code == 0, err
     assert f"otelize: next: `{install}`, then `{build}` and `{test}`\n" in err
+    assert err.count("otelize: next:") == 1, err  # not a second, build-less line besides it
     md = (tmp_path / "r.md").read_text()
     assert f"1. `{install}` to fetch the OpenTelemetry packages." in md
     assert f"2. `{build}` and `{test}`" in md
@@ -200,6 +201,18 @@ def test_next_steps_use_the_package_manager_of_the_lockfile(app: Path, tmp_path:
     assert not any(f"`{o}`" in md for o in others)
     invoke("instrument", str(app), "--diff", "--report", str(tmp_path / "r.json"))
     assert json.loads((tmp_path / "r.json").read_text())["app"]["package_manager"] == pm
+
+
+def test_an_app_without_a_build_script_gets_one_next_line_without_a_build(app: Path, tmp_path: Path) -> None:
+    pkg = json.loads((app / "package.json").read_text())
+    del pkg["scripts"]["build"]
+    (app / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+    (app / "yarn.lock").write_text("")  # two lockfiles: the note comes as well, not instead
+    code, _, err = invoke("instrument", str(app), "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("otelize: next:")] == [
+        "otelize: next: `npm install`, then `npm test`"]
+    assert "otelize: note: lockfiles of several package managers" in err
 
 
 def test_check_mode_prints_no_next_steps(app: Path) -> None:

@@ -162,14 +162,14 @@ def summary(result: InstrumentResult, *, mode: str) -> str:
         scripts = result.analysis.project.package_json.get("scripts")
         if isinstance(scripts, dict) and "build" in scripts:
             parts.append(f"otelize: next: `{install}`, then `{build}` and `{test}`")
+        else:  # a JavaScript app without a build step
+            parts.append(f"otelize: next: `{install}`, then `{test}`")
         from otelize.workers.deps.toolchain import package_manager_note
 
         project = result.analysis.project
         note = package_manager_note(project.root, project.package_json)
         if note:
             parts.append(f"otelize: note: {note}")
-        else:  # a JavaScript app without a build step
-            parts.append(f"otelize: next: `{install}`, then `{test}`")
     for f, r in result.analysis.unparsable:
         parts.append(f"otelize: warning: {f}: left untouched: {r}")
     for f, r in syn.reverted:
