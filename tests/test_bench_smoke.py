@@ -155,3 +155,23 @@ def test_transform_bench_alternates_which_checkout_goes_first(tmp_path: Path, mo
         ("plan:auto", "B"), ("plan:auto", "A"), ("instrument:auto", "A"), ("instrument:auto", "B"),
         ("plan_cache:auto", "B"), ("plan_cache:auto", "B"), ("plan_cache:auto", "A"), ("plan_cache:auto", "A"),
     ]
+
+
+def test_floor_bench_measures_every_step_and_the_cross_file_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench_floor on a tiny generated app: every step was timed over every file, the
+    timers around the cross-file steps were entered (a timer that missed its function
+    would report 0 s), and they are taken off again afterwards."""
+    from otelize.analysis import graph as graph_mod
+    from otelize.classify import engine
+    from tests.bench import bench_floor
+
+    before = graph_mod.build_graph, engine.classify
+    out = tmp_path / "floor.json"
+    monkeypatch.setattr(sys, "argv", ["bench_floor", "--files", "24", "--rounds", "1", "--json", str(out)])
+    bench_floor.main()
+    m = json.loads(out.read_text())["synthetic"]
+    assert set(m["cpu_s"]) == {"parse", "query", "touch", "record", "extract", "rules", "pickle"}
+    assert m["files"] >= 20 and m["captures"] > 10 * m["files"]
+    assert m["cpu_s"]["parse"] > 0 and m["cpu_s"]["extract"] > 0
+    assert m["cross_file"]["cpu_s"]["graph"] > 0 and m["cross_file"]["cpu_s"]["classify + roles"] > 0
+    assert (graph_mod.build_graph, engine.classify) == before
