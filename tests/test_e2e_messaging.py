@@ -2,7 +2,8 @@
 installed and built, run against a real Redis (Debian's redis-server: `apt-get install
 redis-server`) with the real OTel SDK exporting to otelize's OTLP receiver. Each job the
 bullmq Worker processes is one CONSUMER span with the messaging attributes; a job whose
-processor throws is an ERROR span with the exception, and still fails in bullmq."""
+processor throws is an ERROR span with the exception, and still fails in bullmq. Each job
+added is one PRODUCER span, inside the request that added it."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def consumer_spans(redis_port: int, tmp_path_factory: pytest.TempPathFactory):
     shutil.copytree(QUEUE_APP, app, ignore=shutil.ignore_patterns("node_modules", "dist"))
     result = instrument(app, settings={})
     assert "src/workers/emailWorker.ts" in result.synthesis.changes
+    assert "src/queues/emailQueue.ts" in result.synthesis.changes
     npm_install_cached(app)
     build = subprocess.run(["npm", "run", "build"], cwd=app, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stdout + build.stderr  # tsc as clean as before
@@ -107,3 +109,23 @@ def test_a_throwing_processor_is_an_error_span(consumer_spans) -> None:
     assert failed.attributes["error.type"] == "RangeError"
     assert [name for name, _ in failed.events] == ["exception"]
     assert "error.type" not in by_status["UNSET"].attributes
+
+
+def test_one_producer_span_per_job_added_inside_its_request(consumer_spans) -> None:
+    _, spans = consumer_spans
+    producers = [s for s in spans if s.name == "send emails"]
+    assert len(producers) == 2 and all(s.kind == "PRODUCER" for s in producers)
+    by_id = {s.span_id: s for s in spans}
+    for s in producers:
+        assert s.attributes["messaging.system"] == "bullmq"
+        assert s.attributes["messaging.destination.name"] == "emails"
+        assert s.attributes["messaging.operation.type"] == "send"
+        assert s.attributes["code.function.name"] == "enqueueEmail"
+        assert s.status_code == "UNSET"
+        # below the express request span of the POST that added the job (bullmq's own Redis calls, below it)
+        chain = []
+        parent = by_id.get(s.parent_span_id)
+        while parent is not None:
+            chain.append(parent)
+            parent = by_id.get(parent.parent_span_id)
+        assert any(p.kind == "SERVER" and "POST" in p.name for p in chain), [(p.name, p.kind) for p in chain]

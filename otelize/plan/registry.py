@@ -95,7 +95,11 @@ REGISTRY: tuple[Worker, ...] = (
     Worker("external-api", "otelize.workers.external_api", FILES, (Category("external-api", "#d9d2e9"),), helpers=(WITH_CLIENT_SPAN,)),
     Worker(
         "messaging", "otelize.workers.messaging", FILES, (Category("messaging", "#d0e0e3"),),
-        helpers=(Helper("withConsumerSpan", "CONSUMER", doc="Runs `fn` inside a CONSUMER span (a queue or stream consumer's handler)."), WITH_SPAN),
+        helpers=(
+            Helper("withConsumerSpan", "CONSUMER", doc="Runs `fn` inside a CONSUMER span (a queue or stream consumer's handler)."),
+            Helper("withProducerSpan", "PRODUCER", doc="Runs `fn` inside a PRODUCER span (a function that adds a job to a queue)."),
+            WITH_SPAN,
+        ),
     ),
 )
 

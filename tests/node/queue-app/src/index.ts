@@ -1,15 +1,13 @@
 import express from 'express';
-import { Queue } from 'bullmq';
-import { connection } from './connection';
-import { EMAILS, done } from './workers/emailWorker';
+import { enqueueEmail } from './queues/emailQueue';
+import { done } from './workers/emailWorker';
 
-const emails = new Queue(EMAILS, { connection });
 const app = express();
 app.use(express.json());
 
 app.post('/emails', async (req, res) => {
-  const job = await emails.add('send', { to: String(req.body.to) }, { attempts: 1 });
-  res.status(202).json({ id: job.id });
+  const id = await enqueueEmail(String(req.body.to));
+  res.status(202).json({ id });
 });
 
 app.get('/done', (_req, res) => {
