@@ -81,6 +81,33 @@ def test_scores_a_real_run_and_writes_nothing(checkout: Path) -> None:
     assert res.tracing == "yes (src/index.ts)"
 
 
+def test_messaging_spans_count_like_any_other(checkout: Path) -> None:
+    """PRODUCER and CONSUMER spans are otelize's as much as INTERNAL ones: wanted, they are
+    hits (their kind checked); unlisted, they count against precision."""
+    pkg = json.loads((checkout / "package.json").read_text())
+    pkg["dependencies"]["bullmq"] = "5.12.0"
+    (checkout / "package.json").write_text(json.dumps(pkg))
+    _write(checkout, {
+        "src/queues/mail.ts": """
+            import { Queue, Worker } from 'bullmq';
+            const mail = new Queue('mail');
+            export async function enqueueMail(to: string): Promise<void> {
+              await mail.add('send', { to });
+            }
+            export const worker = new Worker('mail', async (job) => { console.log(job.id); });
+        """,
+    })
+    spec = AppSpec("shop", f"o/shop@{COMMIT}", want=[
+        Want("src/services/orderService.ts", "OrderService.getOrder", "INTERNAL"),
+        Want("src/queues/mail.ts", "enqueueMail", "PRODUCER"),
+    ])
+    res = evaluate(checkout, spec)
+    assert (res.hit, res.wanted) == (2, 2)
+    assert res.kind_mismatches == []
+    assert res.unexpected == ["src/queues/mail.ts::mail.processor [CONSUMER]"]
+    assert (res.correct, res.counted) == (2, 3)
+
+
 def _obs(*spans: Span, calls: dict[str, set[str]] | None = None, io: set[str] = frozenset()) -> Observed:
     nodes = {s.node: s.file for s in spans}
     return Observed(list(spans), calls or {}, nodes, set(io), set(), "yes")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-KINDS = ("INTERNAL", "CLIENT")
+KINDS = ("INTERNAL", "CLIENT", "PRODUCER", "CONSUMER")  # SERVER spans are the instrumentation's, not otelize's
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ALL")
 TOP_KEYS = {"repo", "root", "want", "ok", "must_not", "routes", "notes"}
 REPO = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")

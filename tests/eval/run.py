@@ -20,7 +20,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tests.eval.expect import AppSpec, ExpectationError, load
+from tests.eval.expect import KINDS, AppSpec, ExpectationError, load
 
 APPS = Path(__file__).resolve().parent / "apps"
 
@@ -138,7 +138,7 @@ def observe(root: Path) -> Observed:
         syn = synthesize_plan(analysis)
     obs = Observed()
     for s in syn.spans:
-        if s.kind in ("INTERNAL", "CLIENT"):
+        if s.kind in KINDS:
             obs.spans.append(Span(s.name, s.file, _symbol(s), s.kind, sym_id(s.file, _qualname(analysis, s))))
     g = analysis.graph.graph
     for u, v, kind in g.edges(data="kind"):
