@@ -148,20 +148,29 @@ class Imports(Matcher):
     def __init__(self, value: Any, where: Where) -> None:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise where.error("must be a list of module names")
-        self.modules = tuple(value)
+        self.modules = frozenset(value)
         self.fetch = "fetch" in value
 
     def __call__(self, ctx: MatchContext) -> bool:
-        """A value import of one of the modules: type-only imports, and imports used
-        only as types, carry no weight (otelize.analysis.typeuse)."""
+        """A value import of one of the modules, or of a path inside one (`lodash/fp`):
+        type-only imports, and imports used only as types, carry no weight
+        (otelize.analysis.typeuse)."""
         from otelize.analysis.typeuse import is_value_import
 
         if self.fetch and ctx.facts.has_fetch:
             return True
+        names = self.modules
         for imp in ctx.facts.imports:
-            if any(imp.module == mod or imp.module.startswith(mod + "/") for mod in self.modules):
-                if is_value_import(imp, ctx.parsed):
-                    return True
+            module = imp.module
+            # `module` is a listed name, or starts with one followed by "/": a set lookup per
+            # "/" in it, instead of a comparison per listed name
+            hit = module in names
+            cut = module.find("/")
+            while not hit and cut != -1:
+                hit = module[:cut] in names
+                cut = module.find("/", cut + 1)
+            if hit and is_value_import(imp, ctx.parsed):
+                return True
         return False
 
 
