@@ -1,7 +1,9 @@
 """routepaths: the route paths that are more than a string literal.
 
 The constants paths are built from (string leaves of module objects, function-local
-constants, `process.env.X || 'api'` defaults, the members of a returned object),
+constants, `process.env.X || 'api'` defaults, the members of a returned object,
+CommonJS `exports.X = '/x'`), the strings computed at runtime (`process.env.X`) that
+tell a mount prefix held in a variable from middleware (`app.use(prefix, router)`),
 template-literal paths over module and class constants (`${this.path}/:id`),
 member paths (`config.api.prefix`, an imported `$config.api.prefix` left to the
 graph), escapes as the running app sees them, and routers mounted in a loop over a
