@@ -124,6 +124,29 @@ EXPECTED: dict[str, list[tuple[str, str, str, int]]] = {
         ("ALL", "/api/v2/parcels/legacy/*", "src/controllers/parcels.ts", 49),
         ("GET", "/api/v2/status", "src/controllers/status.ts", 5),
     ],
+    # `app.use(prefix, router)` with the prefix in a variable: an imported constant taken at
+    # its `process.env.X || '/api/v1'` default, a member of a default-exported object, a
+    # function-local constant; a string computed at runtime (`process.env.DOCS_PREFIX`, a
+    # `base: string` parameter) as `${...}`; routers held by an object (`routes.reports`);
+    # `app.use(audit, health)` is middleware, not a prefix
+    "variable-mounts": [
+        ("GET", "/${base}/live", "src/index.ts", 10),
+        ("GET", "/${config.docsPrefix}/users/:id", "src/routes/users.ts", 4),
+        ("GET", "/admin/reports", "src/routes/reports.ts", 4),
+        ("GET", "/api/v1/users/:id", "src/routes/users.ts", 4),
+        ("GET", "/internal/live", "src/index.ts", 10),
+        ("GET", "/live", "src/index.ts", 10),
+    ],
+    # CommonJS constants: `exports.API_PREFIX = '/api'`, `module.exports.USERS_PATH = ...`,
+    # `module.exports = { ORDERS: '/orders', admin: { root: '/admin' } }`, read through
+    # `const { API_PREFIX } = require(...)` and `paths.ORDERS + '/:id'`; `new Router()`, a
+    # router a required module exports (`routes.api`), and an `(app) => ...` module passed a router
+    "commonjs-constants": [
+        ("GET", "/admin/stats", "routes/admin.js", 6),
+        ("POST", "/api/orders", "routes/orders.js", 8),
+        ("GET", "/api/orders/:id", "routes/orders.js", 7),
+        ("GET", "/api/users/:id", "routes/users.js", 10),
+    ],
     # a router never mounted is not a route at /
     "unmounted": [
         ("GET", "/orders", "src/index.ts", 4),
@@ -336,3 +359,40 @@ def test_two_inversify_servers_each_serve_every_controller(tmp_path: Path) -> No
         "new InversifyExpressServer(c, null, { rootPath: '/admin' }).build().listen(3001);\n"
     )
     assert [r.path for r in analyze(tmp_path).graph.routes] == ["/admin/things", "/public/things"]
+
+
+def test_a_mount_prefix_is_told_from_middleware() -> None:
+    """Only a first argument known to be a string is a mount prefix: `cors()`, `audit` (a
+    function) and `API_PREFIX` before middleware stay what they are."""
+    a = analyze(FIXTURES / "variable-mounts")
+    assert a.graph.middleware == [("src/index.ts", 12, "cors"), ("src/index.ts", 16, "audit")]
+    a = analyze(FIXTURES / "commonjs-constants")
+    assert a.graph.middleware == [("app.js", 11, "express.json"), ("app.js", 12, "audit")]
+
+
+@pytest.mark.parametrize(("head", "mount"), [
+    ("const limiter = rateLimit();\n", "app.use(limiter, api);"),  # a call's value: middleware
+    ("function mount(prefix) { app.use(prefix, api); }\nmount('/x');\n", ""),  # an untyped parameter
+    ("const { prefix } = settings;\n", "app.use(prefix, api);"),  # read from something unknown
+    ("const n = 3;\n", "app.use(n, api);"),
+])
+def test_a_first_argument_not_known_to_be_a_string_is_no_prefix(tmp_path: Path, head: str, mount: str) -> None:
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"express": "4.21.0"}}')
+    (tmp_path / "index.js").write_text(
+        "const express = require('express');\nconst rateLimit = require('express-rate-limit');\n"
+        "const settings = require('./settings.json');\nconst app = express();\nconst api = express.Router();\n"
+        "api.get('/ping', (req, res) => res.end());\n" + head + mount + "\napp.listen(3000);\n"
+    )
+    assert [r.path for r in analyze(tmp_path).graph.routes] == ["/ping"]
+
+
+def test_a_required_module_s_constants_and_its_own_locals_do_not_mix(tmp_path: Path) -> None:
+    """`exports.BASE = '/v2'` beside a module variable `BASE`: a requirer reads the export."""
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"express": "4.21.0"}}')
+    (tmp_path / "c.js").write_text("const BASE = '/local';\nexports.BASE = '/v2';\nexports.ROOT = BASE;\n")
+    (tmp_path / "index.js").write_text(
+        "const express = require('express');\nconst c = require('./c');\nconst { ROOT } = require('./c');\n"
+        "const app = express();\napp.get(c.BASE + '/a', (req, res) => res.end());\n"
+        "app.get(`${c.ROOT}/b`, (req, res) => res.end());\napp.listen(3000);\n"
+    )
+    assert [r.path for r in analyze(tmp_path).graph.routes] == ["/local/b", "/v2/a"]

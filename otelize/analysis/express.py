@@ -79,7 +79,15 @@ def express_locals(facts: FileFacts) -> dict[str, set[str]]:
 
 
 def is_express_call(node: Node | None, names: dict[str, set[str]]) -> str | None:
-    """'app' for express(), 'router' for Router()/express.Router()."""
+    """'app' for express(), 'router' for Router()/express.Router() (also `new Router()`)."""
+    if node is not None and node.type == "new_expression":  # Router works with `new` too
+        ctor = node.child_by_field_name("constructor")
+        if ctor is not None and ctor.type == "identifier" and text(ctor) in names["Router"]:
+            return "router"
+        if ctor is not None and ctor.type == "member_expression" and text(ctor.child_by_field_name("property")) == "Router":
+            obj = ctor.child_by_field_name("object")
+            return "router" if text(obj) in names["express"] else None
+        return None
     if node is None or node.type != "call_expression":
         return None
     fn = node.child_by_field_name("function")
@@ -284,6 +292,12 @@ def registration(
                             facts.routes.append(RouteReg(owner, "USE", path, (HandlerRef("identifier", router, line),), line))
                         return
                 paths = path_values(arg_nodes[0], facts) if arg_nodes and path_prefix is None else None
+                if paths is None and method == "use" and path_prefix is None and len(arg_nodes) > 1:
+                    from otelize.analysis.routepaths import mount_prefix
+
+                    # `app.use(prefix, router)`: a prefix held in a variable that is a string
+                    prefix = mount_prefix(arg_nodes[0], facts, functions, starts)
+                    paths = [prefix] if prefix is not None else None
                 if paths is None and method != "use" and arg_nodes and path_prefix is None:
                     # an HTTP method's first argument is its path, whatever computes it: the
                     # elements of a literal array a loop walks, or the source text as `${...}`

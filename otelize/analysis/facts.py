@@ -27,6 +27,7 @@ from otelize.analysis.importfacts import commonjs_export, export, import_stateme
 from otelize.analysis import capindex
 from otelize.analysis.parse import ParsedFile, captures, line_of, query, text, source_order
 from otelize.analysis.records import CallFact, FileFacts, FunctionFact, ImportFact
+from otelize.analysis.routepaths import commonjs_constants, constant_value, is_string_expression
 from otelize.analysis.syntax import innermost, member_chain, is_module_level, string_value
 
 
@@ -103,6 +104,7 @@ def extract(parsed: ParsedFile, prefetch: str | None = None) -> FileFacts:
         export(node, facts)
     for node in sorted(caps.get("assign", []), key=source_order):
         commonjs_export(node, facts)
+        commonjs_constants(facts, node)
     constructor_arguments(facts, caps.get("var", []))
     if any(fn.kind == "method" and fn.class_name and not any(c.name == fn.class_name for c in facts.classes) for fn in functions):
         constructors = {
@@ -215,9 +217,11 @@ def _variable(
     if top_level and node.parent is not None and node.parent.type == "lexical_declaration" and any(
         c.type == "const" for c in node.parent.children
     ):
-        literal = string_value(value)
+        literal = constant_value(value, facts)  # also `process.env.X || '/api'`, at its default
         if literal is not None:
             facts.constants[name] = literal
+        elif is_string_expression(value):
+            facts.computed_constants[name] = text(value)
     if value.type == "new_expression" and top_level:
         facts.instances[name] = text(value.child_by_field_name("constructor"))
     elif value.type == "object" and top_level:
@@ -227,6 +231,11 @@ def _variable(
                 methods.append(text(prop.child_by_field_name("name")))
             elif prop.type == "pair":
                 methods.append(text(prop.child_by_field_name("key")))
+                held = prop.child_by_field_name("value")
+                if held is not None and held.type == "identifier":
+                    facts.object_members[f"{name}.{text(prop.child_by_field_name('key'))}"] = text(held)
+            elif prop.type == "shorthand_property_identifier":
+                facts.object_members[f"{name}.{text(prop)}"] = text(prop)
         facts.objects[name] = methods
 
 

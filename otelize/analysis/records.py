@@ -111,7 +111,11 @@ class FileFacts:
     # `const c: X = ...`, `(c: X) => ...` inside that function
     local_types: dict[str, dict[str, str]] = field(default_factory=dict)
     objects: dict[str, list[str]] = field(default_factory=dict)  # module-level object literal var -> method names
+    object_members: dict[str, str] = field(default_factory=dict)  # "obj.key" -> the identifier it holds (`{ users }`)
     constants: dict[str, str] = field(default_factory=dict)  # module-level `const NAME = 'literal'`
+    # strings computed at runtime (`process.env.X`, templates), by what `constants` would key
+    # them ("NAME", "obj.key", "exports.NAME") or "<function>:<name>" for a local: their source text
+    computed_constants: dict[str, str] = field(default_factory=dict)
     apps: list[str] = field(default_factory=list)  # variables holding express()
     routers: list[str] = field(default_factory=list)  # variables holding Router()
     aliases: dict[str, str] = field(default_factory=dict)  # `const apiRouter = router` -> {"apiRouter": "router"}

@@ -165,6 +165,7 @@ def _parameter_owner(facts, qualname: str, index: int, param: Node) -> None:  # 
             scope[name] = owner
         elif type_text in APP_TYPES or (not type_text and name in UNTYPED_APP_NAMES):
             facts.route_owners[owner] = "param-app"
+            facts.param_routers.setdefault(qualname, []).append((index, owner))  # (often passed a router)
             scope[name] = owner
     elif pattern.type == "object_pattern":  # `({ app }: { app: express.Application })`
         ann = param.child_by_field_name("type")

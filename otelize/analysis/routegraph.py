@@ -39,6 +39,10 @@ def add_routes(project, facts, app_graph: AppGraph, symbols: Symbols) -> None:  
     def symbol_of(file: str, chain: tuple[str, ...]) -> tuple[str, str] | None:
         """The (file, qualname) of the function a call chain names."""
         sid = resolve_chain(file, None, chain)
+        if sid is None and len(chain) == 1 and (loc := lookup(file, chain[0])) is not None and loc[1] == "*":
+            value = facts[loc[0]].exports.get("=") if loc[0] in facts else None  # `module.exports = (app) => ...`
+            fn = symbols.function(loc[0], value) if value else None
+            sid = sym_id(loc[0], fn.qualname) if fn is not None else None
         if sid is None or sid not in g:
             return None
         return g.nodes[sid]["file"], g.nodes[sid]["qualname"]
@@ -81,6 +85,11 @@ def add_routes(project, facts, app_graph: AppGraph, symbols: Symbols) -> None:  
                 hit = owner_of(file, f"{cls}.{prop}") if cls else None
                 return [hit] if hit is not None else []
             loc = lookup(file, head)
+            if loc is not None and loc[0] in facts:  # `routes.users`: a router an object or module holds
+                held = facts[loc[0]].exports.get(prop) if loc[1] == "*" else facts[loc[0]].object_members.get(f"{loc[1]}.{prop}")
+                hits = children_of(loc[0], HandlerRef("identifier", held, ref.line), parent) if held else []
+                if hits:
+                    return hits
             if loc is not None and loc[1] != "*" and loc[0] in facts:
                 cfacts = facts[loc[0]]
                 cls = loc[1] if any(c.name == loc[1] for c in cfacts.classes) else cfacts.instances.get(loc[1])
@@ -94,17 +103,25 @@ def add_routes(project, facts, app_graph: AppGraph, symbols: Symbols) -> None:  
             return class_routers(prop)
         return []
 
+    def constant_key(file: str, expr: str) -> tuple[str, str] | None:
+        """(file, key of its `constants`) an imported `NAME` / `obj.key` stands for: also a
+        member of a required CommonJS module (`c.PREFIX`, `const c = require('./c')`)."""
+        head, _, rest = expr.partition(".")
+        loc = lookup(file, head)
+        if loc is None or loc[0] not in facts:
+            return None
+        if loc[1] == "*":
+            if not rest:
+                return None
+            first, dot, more = rest.partition(".")
+            return loc[0], facts[loc[0]].exports.get(first, first) + dot + more
+        return loc[0], f"{loc[1]}.{rest}" if rest else loc[1]
+
     def resolve_path(file: str, raw: str) -> str | None:
         """`$NAME` / `$obj.key` (an imported constant) and `${expr}` pieces of a path."""
         def value(expr: str) -> str | None:
-            head, _, rest = expr.partition(".")
-            loc = lookup(file, head)
-            if loc is None or loc[0] not in facts:
-                return None
-            consts = facts[loc[0]].constants
-            if loc[1] == "*":
-                return consts.get(rest) if rest else None
-            return consts.get(f"{loc[1]}.{rest}" if rest else loc[1])
+            key = constant_key(file, expr)
+            return facts[key[0]].constants.get(key[1]) if key is not None else None
 
         if raw.startswith("$") and not raw.startswith("${"):
             return value(raw[1:])
@@ -121,7 +138,10 @@ def add_routes(project, facts, app_graph: AppGraph, symbols: Symbols) -> None:  
             return resolved or reg.path, reg.handlers
         name = reg.path[1:]
         if resolved is None and reg.method == "USE":
-            return "", reg.handlers
+            key = constant_key(file, name)
+            if key is None or key[1] not in facts[key[0]].computed_constants:
+                return "", reg.handlers  # not known to be a string: middleware
+            resolved = "${" + name + "}"  # a prefix computed at runtime (`process.env.API_PREFIX`)
         if resolved is None:  # an HTTP method's first argument is its path: computed at runtime
             resolved = "${" + name + "}"
         return resolved, tuple(h for i, h in enumerate(reg.handlers) if not (i == 0 and h.kind in ("identifier", "member") and h.name == name))
@@ -162,7 +182,11 @@ def add_routes(project, facts, app_graph: AppGraph, symbols: Symbols) -> None:  
 
     apps = [(p, a) for p in sorted(facts) for a in facts[p].apps]
     app_graph.apps = apps
-    roots = apps + [(p, o) for p in sorted(facts) for o, kind in sorted(facts[p].route_owners.items()) if kind in ("app", "param-app")]
+    # an app parameter is a root unless the project passes it something: then what it is
+    # passed says where it is mounted (`(app: Express) => ...` called as `users(router)`)
+    passed = {child for children in mounts.values() for _, child in children}
+    roots = apps + [(p, o) for p in sorted(facts) for o, kind in sorted(facts[p].route_owners.items())
+                    if kind == "app" or (kind == "param-app" and (p, o) not in passed)]
     prefixes: dict[tuple[str, str], list[str]] = {}
 
     def visit(owner: tuple[str, str], prefix: str, depth: int) -> None:

@@ -1,7 +1,9 @@
 """routepaths: the route paths that are more than a string literal.
 
 The constants paths are built from (string leaves of module objects, function-local
-constants, `process.env.X || 'api'` defaults, the members of a returned object),
+constants, `process.env.X || 'api'` defaults, the members of a returned object,
+CommonJS `exports.X = '/x'`), the strings computed at runtime (`process.env.X`) that
+tell a mount prefix held in a variable from middleware (`app.use(prefix, router)`),
 template-literal paths over module and class constants (`${this.path}/:id`),
 member paths (`config.api.prefix`, an imported `$config.api.prefix` left to the
 graph), escapes as the running app sees them, and routers mounted in a loop over a
@@ -39,6 +41,39 @@ def value_or_env_default(value: Node | None) -> str | None:
     return None
 
 
+def is_string_expression(value: Node | None) -> bool:
+    """A value that is a string at runtime, though not one otelize reads: `process.env.X`
+    (with or without a default), a template literal, a concatenation with a string. What
+    tells a mount prefix held in a variable (`app.use(prefix, router)`) from middleware."""
+    while value is not None and value.type in ("as_expression", "satisfies_expression", "non_null_expression", "parenthesized_expression"):
+        value = value.named_children[0] if value.named_children else None
+    if value is None:
+        return False
+    if value.type in ("string", "template_string"):
+        return True
+    if value.type == "member_expression":
+        return text(value).startswith("process.env.")
+    if value.type == "binary_expression":
+        op = value.child_by_field_name("operator")
+        left, right = value.child_by_field_name("left"), value.child_by_field_name("right")
+        if op is None or left is None or right is None:
+            return False
+        if text(op) in ("||", "??"):
+            return is_string_expression(left) and is_string_expression(right)
+        return text(op) == "+" and (is_string_expression(left) or is_string_expression(right))
+    return False
+
+
+def constant_value(value: Node | None, facts) -> str | None:  # noqa: ANN001
+    """The path a constant's value gives: a string literal, the default of
+    `process.env.X || '/api'`, a template literal whose substitutions all resolve."""
+    literal = value_or_env_default(value)
+    if literal is not None or value is None or value.type != "template_string":
+        return literal
+    path = template_path(value, facts)
+    return path if path is not None and "${" not in path else None
+
+
 _CONSTANT_VALUES = frozenset({"string", "template_string", "binary_expression", "member_expression"})
 
 
@@ -58,11 +93,13 @@ def local_constant(node: Node, facts, functions, starts) -> None:  # noqa: ANN00
     fn = innermost(functions, starts, node.start_byte)
     if fn is None:
         return
-    literal = value_or_env_default(value)
+    literal = constant_value(value, facts)
     if literal is None and value.type == "member_expression" and _CALL_MEMBER.match(text(value)):
         literal = "${" + text(value) + "}"
     if literal is not None:
         facts.local_constants.setdefault(final_qualname(facts, fn), {})[text(name)] = literal
+    elif is_string_expression(value):  # a string computed at runtime: a mount prefix, shown as `${name}`
+        facts.computed_constants[f"{final_qualname(facts, fn)}:{text(name)}"] = text(value)
 
 
 def module_objects(facts, stmt: Node) -> None:  # noqa: ANN001
@@ -100,9 +137,57 @@ def _object_leaves(facts, prefix: str, obj: Node, depth: int) -> None:  # noqa: 
         if value.type == "object":
             _object_leaves(facts, f"{prefix}.{k}", value, depth + 1)
         else:
-            literal = string_value(value)
+            literal = value_or_env_default(value)
             if literal is not None:
                 facts.constants[f"{prefix}.{k}"] = literal
+            elif is_string_expression(value):
+                facts.computed_constants[f"{prefix}.{k}"] = text(value)
+
+
+def commonjs_constants(facts, node: Node) -> None:  # noqa: ANN001
+    """`exports.PREFIX = '/x'`, `module.exports.PREFIX = ...`, `module.exports = { PREFIX:
+    '/x', api: { prefix: '/y' } }` (a module-level assignment): string constants a required
+    module exports, kept under the local names `exports.PREFIX`, `exports.api.prefix` (no
+    module variable of the file can be named so) and exported as `PREFIX`, `api`."""
+    left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+    if left is None or right is None:
+        return
+    target = text(left)
+    if target == "module.exports":
+        if right.type != "object":
+            return
+        for pair in right.named_children:
+            key = pair.child_by_field_name("key") if pair.type == "pair" else None
+            value = pair.child_by_field_name("value") if key is not None else None
+            if key is None or value is None or key.type not in ("property_identifier", "string"):
+                continue
+            name = string_value(key) if key.type == "string" else text(key)
+            if name:
+                _exported_constant(facts, name, value)
+        return
+    for prefix in ("module.exports.", "exports."):
+        name = target[len(prefix):] if target.startswith(prefix) else ""
+        if name.isidentifier():
+            _exported_constant(facts, name, right)
+            return
+
+
+def _exported_constant(facts, name: str, value: Node) -> None:  # noqa: ANN001
+    local = f"exports.{name}"
+    if value.type == "object":
+        before = len(facts.constants) + len(facts.computed_constants)
+        _object_leaves(facts, local, value, 0)
+        if len(facts.constants) + len(facts.computed_constants) == before:
+            return  # (an object of functions or instances: what the module exports is read elsewhere)
+    else:
+        literal = constant_value(value, facts)
+        if literal is not None:
+            facts.constants[local] = literal
+        elif is_string_expression(value):
+            facts.computed_constants[local] = text(value)
+        else:
+            return
+    facts.exports.setdefault(name, local)
 
 
 def returned_object(facts, qualname: str, obj: Node) -> None:  # noqa: ANN001
@@ -213,6 +298,56 @@ def computed_path(node: Node, facts) -> str:  # noqa: ANN001
         if value is not None:
             return value
     return computed(node)
+
+
+def mount_prefix(node: Node, facts, functions, starts) -> str | None:  # noqa: ANN001
+    """The first argument of `app.use(prefix, router)` held in a variable that is a string:
+    a function-local constant (its value), or a string computed at runtime, shown as
+    `${prefix}`: a local or module constant computed from `process.env` or a template, an
+    object member of one, a parameter typed `string` or with a string default. None when
+    nothing says it is a string: it is middleware (`app.use(auth, router)`), as before."""
+    if is_string_expression(node):  # `app.use(process.env.API_PREFIX, router)`
+        return computed(node)
+    if node.type == "member_expression":
+        chain = member_chain(node)
+        return computed(node) if chain is not None and ".".join(chain) in facts.computed_constants else None
+    if node.type != "identifier":
+        return None
+    name = text(node)
+    by_span = {(fn.start, fn.end): fn for fn in enclosing_functions(node, functions, starts)}
+    cur = node.parent
+    while cur is not None:  # the innermost scope that binds the name decides
+        fn = by_span.get((cur.start_byte, cur.end_byte))
+        if fn is not None:
+            qualname = final_qualname(facts, fn)
+            value = facts.local_constants.get(qualname, {}).get(name)
+            if value is not None:
+                return value
+            if f"{qualname}:{name}" in facts.computed_constants:
+                return computed(node)
+            param = _parameter(cur, name)
+            if param is not None:
+                return computed(node) if param else None
+        cur = cur.parent
+    return computed(node) if name in facts.computed_constants else None
+
+
+def _parameter(fn: Node, name: str) -> bool | None:
+    """Whether the parameter `name` of the function `fn` is a string (typed `string`, or
+    a string default); None when `fn` has no such parameter."""
+    params = fn.child_by_field_name("parameters")
+    single = fn.child_by_field_name("parameter")  # `prefix => ...`
+    for p in params.named_children if params is not None else ([single] if single is not None else []):
+        pattern, default, typed = p, None, ""
+        if p.type in ("required_parameter", "optional_parameter"):
+            pattern, default = p.child_by_field_name("pattern"), p.child_by_field_name("value")
+            ann = p.child_by_field_name("type")
+            typed = text(ann.named_children[0]) if ann is not None and ann.named_children else ""
+        if pattern is not None and pattern.type == "assignment_pattern":  # JavaScript `prefix = '/api'`
+            pattern, default = pattern.child_by_field_name("left"), pattern.child_by_field_name("right")
+        if pattern is not None and pattern.type == "identifier" and text(pattern) == name:
+            return typed == "string" or (default is not None and default.type in ("string", "template_string"))
+    return None
 
 
 def member_path(node: Node, facts) -> str | None:  # noqa: ANN001
