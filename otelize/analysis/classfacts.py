@@ -42,8 +42,12 @@ def class_fact(node: Node) -> ClassFact:
             fname = text(member.child_by_field_name("name"))
             type_name = _type_name(member.child_by_field_name("type"))
             value = member.child_by_field_name("value")
+            while value is not None and value.type in ("as_expression", "satisfies_expression") and value.named_children:
+                value = value.named_children[0]  # `[] as string[]`
             if value is not None and value.type == "new_expression":
                 type_name = text(value.child_by_field_name("constructor")) or type_name
+            elif value is not None and value.type == "array" and type_name is None:
+                type_name = "Array"
             if fname and type_name:
                 fact.field_types[fname] = type_name
         elif member.type == "method_definition" and text(member.child_by_field_name("name")) == "constructor":
@@ -86,10 +90,14 @@ def _type_name(type_ann: Node | None) -> str | None:
     if type_ann is None:
         return None
     node = type_ann.named_children[0] if type_ann.type == "type_annotation" and type_ann.named_children else type_ann
+    if node.type == "readonly_type" and node.named_children:
+        node = node.named_children[0]  # `readonly string[]`
     if node.type == "generic_type":
         node = node.named_children[0]
     if node.type in ("type_identifier", "nested_type_identifier"):
         return text(node)
+    if node.type in ("array_type", "tuple_type"):  # `string[]`, `[number, string]`
+        return "Array"
     return None
 
 

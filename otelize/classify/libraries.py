@@ -49,6 +49,12 @@ PURE_ROOTS = frozenset({
     "Set", "RegExp", "Error", "Buffer", "parseInt", "parseFloat", "isNaN", "structuredClone", "encodeURIComponent",
     "decodeURIComponent", "Promise",
 })
+# What a class field holds when its declared type or its `new` is one of these: an in-memory
+# value of the language, so a call on it (`this.states.get(key)`) is no I/O.
+BUILTIN_VALUE_TYPES = frozenset({
+    "Map", "Set", "WeakMap", "WeakSet", "Array", "ReadonlyArray", "ReadonlyMap", "ReadonlySet", "Date", "RegExp",
+    "URLSearchParams",
+})
 LOGGERS = frozenset({"logger", "Logger", "log", "console", "debug", "Log", "winston"})
 DI_LOOKUPS = frozenset({"get", "resolve", "getInstance"})
 STARTUP_NAME = re.compile(r"^(connect|disconnect|init|initialize|bootstrap|setup|listen|mount|configure|start|stop|shutdown)([A-Z_0-9]|$)")

@@ -22,6 +22,7 @@ from otelize.analysis.graph import AppGraph, sym_id
 from otelize.analysis.parse import ParsedFile
 from otelize.analysis.records import FileFacts, FunctionFact
 from otelize.classify.libraries import (
+    BUILTIN_VALUE_TYPES,
     CATEGORY_LIBRARIES,
     DB_SYSTEMS,
     DI_LOOKUPS,
@@ -166,6 +167,8 @@ class _Roles:
                 own = {f.name for f in self.facts[path].functions if f.class_name == fn.class_name}
                 return root == "super" or chain[1] not in own
             field_type = cls.field_types.get(chain[1]) if cls is not None else None
+            if field_type in BUILTIN_VALUE_TYPES:  # `private states = new Map()`: this.states.get() is no I/O
+                return False
             return field_type is None or field_type.lstrip("@") not in self.project_classes
         if root in self.io_bindings.get(path, {}):
             return True
