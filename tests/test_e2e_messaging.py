@@ -52,9 +52,13 @@ def _post(base: str, path: str, body: object) -> None:
         assert resp.status == 202
 
 
-def _done(base: str) -> list[str]:
-    with urllib.request.urlopen(base + "/done", timeout=15) as resp:
+def _get(base: str, path: str) -> list[str]:
+    with urllib.request.urlopen(base + path, timeout=15) as resp:
         return json.loads(resp.read())
+
+
+def _done(base: str) -> list[str]:
+    return _get(base, "/done")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +70,7 @@ def consumer_spans(redis_port: int, tmp_path_factory: pytest.TempPathFactory):
     result = instrument(app, settings={})
     assert "src/workers/emailWorker.ts" in result.synthesis.changes
     assert "src/queues/emailQueue.ts" in result.synthesis.changes
+    assert "src/queues/videoQueue.ts" in result.synthesis.changes
     npm_install_cached(app)
     build = subprocess.run(["npm", "run", "build"], cwd=app, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stdout + build.stderr  # tsc as clean as before
@@ -75,10 +80,13 @@ def consumer_spans(redis_port: int, tmp_path_factory: pytest.TempPathFactory):
         with run_node_app(app, env=env) as base:
             _post(base, "/emails", {"to": "ada@example.org"})
             _post(base, "/emails", {"to": "bob@invalid"})
+            _post(base, "/videos", {"id": "v1"})
+            _post(base, "/videos", {"id": "broken"})
             deadline = time.monotonic() + 30
-            while len(done := _done(base)) < 2:
+            while len(done := _done(base)) < 2 or len(_get(base, "/transcoded")) < 1:
                 assert time.monotonic() < deadline, f"jobs not processed: {done}"
                 time.sleep(0.1)
+            time.sleep(0.5)  # the failing bull job ends after the one that succeeds is recorded
         spans = [s for s in rx.spans() if s.resource.get("service.name") == "queue-app"]
     return done, spans
 
@@ -129,3 +137,25 @@ def test_one_producer_span_per_job_added_inside_its_request(consumer_spans) -> N
             chain.append(parent)
             parent = by_id.get(parent.parent_span_id)
         assert any(p.kind == "SERVER" and "POST" in p.name for p in chain), [(p.name, p.kind) for p in chain]
+
+
+def test_bull_jobs_get_a_producer_and_a_consumer_span(consumer_spans) -> None:
+    """bull, another library: `videos.add(...)` in requestTranscode is the PRODUCER span,
+    `videos.process(...)`'s inline processor the CONSUMER span of each job; the job whose
+    processor throws is an ERROR span."""
+    _, spans = consumer_spans
+    producers = [s for s in spans if s.name == "send videos"]
+    assert len(producers) == 2 and all(s.kind == "PRODUCER" for s in producers)
+    assert all(s.attributes["messaging.system"] == "bull" and s.attributes["code.function.name"] == "requestTranscode"
+               for s in producers)
+    consumers = [s for s in spans if s.name == "process videos"]
+    assert len(consumers) == 2 and all(s.kind == "CONSUMER" for s in consumers)
+    for s in consumers:
+        assert s.attributes["messaging.system"] == "bull"
+        assert s.attributes["messaging.destination.name"] == "videos"
+        assert s.attributes["messaging.operation.type"] == "process"
+        assert s.attributes["code.function.name"] == "videoQueue.processor"
+    by_status = {s.status_code: s for s in consumers}
+    assert set(by_status) == {"UNSET", "ERROR"}
+    assert by_status["ERROR"].status_message == "cannot transcode broken"
+    assert by_status["ERROR"].attributes["error.type"] == "TypeError"

@@ -36,6 +36,10 @@ EXPECTED = {
     "send welcome": ("PRODUCER", {"messaging.system": "kue", "messaging.destination.name": "welcome", "messaging.operation.type": "send"}),
     "Jobs.dispatch": ("PRODUCER", {"messaging.system": "kue", "messaging.operation.type": "send"}),  # a job type in a parameter
     "publishOrder": ("INTERNAL", {}),  # inside @opentelemetry/instrumentation-kafkajs's PRODUCER span
+    # bull and kue processors: queue.process(...) on a queue the file makes
+    "process videos": ("CONSUMER", {"messaging.system": "bull", "messaging.destination.name": "videos", "messaging.operation.type": "process"}),
+    "process thumbnails": ("CONSUMER", {"messaging.system": "bull", "messaging.destination.name": "thumbnails", "messaging.operation.type": "process"}),
+    "process welcome": ("CONSUMER", {"messaging.system": "kue", "messaging.destination.name": "welcome", "messaging.operation.type": "process"}),
 }
 
 

@@ -6,9 +6,13 @@ Found in a file that imports the library, where the handler is registered:
 - agenda:  `agenda.define('send email', async (job) => {...})` (options in between too)
 - kafkajs: `consumer.run({ eachMessage: async ({ message }) => {...} })` (and `eachBatch`)
 - amqplib: `channel.consume('tasks', async (msg) => {...})`
+- bull, bee-queue: `queue.process(async (job) => {...})` (a job name and a concurrency before it too),
+  on a queue the file makes (`const queue = new Queue('videos')`)
+- kue: `queue.process('email', 5, (job, done) => {...})` on `queue = kue.createQueue()` (the job
+  type is the destination)
 
 The handler is the inline function or a function of the same file named there.
-bullmq and agenda have no OpenTelemetry instrumentation, so their handler gets
+bullmq, agenda, bull, bee-queue and kue have no OpenTelemetry instrumentation, so their handler gets
 the CONSUMER span: `process <destination>`, with `messaging.system`,
 `messaging.destination.name` where the code names it (a literal or a module
 constant) and `messaging.operation.type: process`. kafkajs and amqplib have
@@ -167,7 +171,10 @@ def registrations(root: Node, facts: FileFacts) -> list[Registration]:
         return []
     workers = _bullmq_worker_names(facts)
     out = []
-    for call in sorted(captures(query(_CALLS), root).get("c", []), key=source_order):
+    calls = sorted(captures(query(_CALLS), root).get("c", []), key=source_order)
+    # bull, bee-queue and kue queues this file makes: `queue.process(...)` registers their processor
+    queues = {k: v for k, v in _bound(calls, facts).items() if v[0].library in ("bull", "bee-queue", "kue")}
+    for call in calls:
         args = call.child_by_field_name("arguments")
         parts = [a for a in args.named_children if a.type != "comment"] if args is not None else []
         line = call.start_point[0] + 1
@@ -180,6 +187,14 @@ def registrations(root: Node, facts: FileFacts) -> list[Registration]:
         if fn is None or fn.type != "member_expression":
             continue
         method = text(fn.child_by_field_name("property"))
+        queue = queues.get(text(fn.child_by_field_name("object"))) if method == "process" else None
+        if queue is not None and parts and parts[-1].type in ("arrow_function", "function_expression", "function", "identifier"):
+            producing, queue_name = queue
+            # bull: process([name,] [concurrency,] fn), the queue is the destination; kue:
+            # process(type, [n,] fn), the job type is
+            destination = queue_name if producing.destination == "queue" else (_name(parts[0], facts) if len(parts) >= 2 else None)
+            out.append(Registration(LIBRARIES[producing.library], "processor", parts[-1], destination, line))
+            continue
         agenda = used.get("agenda") or used.get("@hokify/agenda")
         if method == "define" and agenda is not None and len(parts) >= 2:
             out.append(Registration(agenda, "handler", parts[-1], _name(parts[0], facts), line))
@@ -264,20 +279,8 @@ def _producer_functions(root: Node, facts: FileFacts, taken: set[int]) -> dict[i
     """The wrap candidates of the file that add a message to a producer the file makes,
     with their adding calls, by the function's first byte: each call counts for the
     innermost candidate around it, and only for one of a single library."""
-    makers = _makers(facts)
-    if not makers:
-        return {}
     calls = sorted(captures(query(_CALLS), root).get("c", []), key=source_order)
-    bound: dict[str, tuple[Producing, str | None]] = {}  # binding text -> (its producer, its queue's name)
-    for call in calls:
-        made = _made(call, makers)
-        if made is None:
-            continue
-        key = _binding(call)
-        if key is not None:
-            args = call.child_by_field_name("arguments")
-            parts = [a for a in args.named_children if a.type != "comment"] if args is not None else []
-            bound.setdefault(key, (made, _name(parts[0], facts) if parts and made.destination == "queue" else None))
+    bound = _bound(calls, facts)
     if not bound:
         return {}
     fns = [fn for fn in candidates(facts) if fn.body_start is not None and not fn.is_signature]
@@ -307,6 +310,29 @@ def _producer_functions(root: Node, facts: FileFacts, taken: set[int]) -> dict[i
             continue  # two libraries in one function: the first one's span
         entry[1].append(send)
     return out
+
+
+def _bound(calls: list[Node], facts: FileFacts) -> dict[str, tuple[Producing, str | None]]:
+    """The producers the file makes, by the text of their binding (`emails`, `this.queue`),
+    with the queue's name where the maker's first argument names it."""
+    makers = _makers(facts)
+    bound: dict[str, tuple[Producing, str | None]] = {}
+    if not makers:
+        return bound
+    for call in calls:
+        made = _made(call, makers)
+        if made is None:
+            continue
+        key = _binding(call)
+        if key is not None:
+            parts = _args(call)
+            bound.setdefault(key, (made, _name(parts[0], facts) if parts and made.destination == "queue" else None))
+    return bound
+
+
+def _args(call: Node) -> list[Node]:
+    args = call.child_by_field_name("arguments")
+    return [a for a in args.named_children if a.type != "comment"] if args is not None else []
 
 
 def _makers(facts: FileFacts) -> dict[str, Producing]:
