@@ -111,6 +111,7 @@ class FileFacts:
     # `const c: X = ...`, `(c: X) => ...` inside that function
     local_types: dict[str, dict[str, str]] = field(default_factory=dict)
     objects: dict[str, list[str]] = field(default_factory=dict)  # module-level object literal var -> method names
+    factories: dict[str, str] = field(default_factory=dict)  # what a `const makeX = (deps) => ...` makes (`X`, or the returned function's own name) -> `makeX`
     constants: dict[str, str] = field(default_factory=dict)  # module-level `const NAME = 'literal'`
     apps: list[str] = field(default_factory=list)  # variables holding express()
     routers: list[str] = field(default_factory=list)  # variables holding Router()
