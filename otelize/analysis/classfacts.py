@@ -128,11 +128,59 @@ def _object_owner(obj: Node | None) -> str | None:
         node = node.parent
     if node is not None and node.type == "variable_declarator":
         return text(node.child_by_field_name("name")) or None
+    if node is not None and node.type == "arrow_function" and (factory := _factory(_unwrapped_child(obj, node))) is not None:
+        return factory[len("make"):]  # `makeXRepository = (deps) => ({ ... })`: the members of `XRepository`
     if node is not None and node.type == "export_statement" and any(c.type == "default" for c in node.children):
         return "default"  # `export default { async find() {} }`
     if node is not None and node.type == "assignment_expression" and is_module_exports(node.child_by_field_name("left")):
         return "default"  # `module.exports = { async find() {} }`: named like `export default {}`
     return None
+
+
+_FACTORY = re.compile(r"^make[A-Z][\w$]*$")
+
+
+def _factory(node: Node | None) -> str | None:
+    """`makeX` when `node` is what a module-level factory arrow returns: the body of
+    `const makeX = (deps) => <node>` (the awilix style: `makeX = ({ repo }) => async (p) => {...}`,
+    `makeXRepository = ({ db }) => ({ async find() {...} })`), also when the factory is the last
+    argument of a higher-order helper (`makeX = withEvents((deps) => <node>)`)."""
+    arrow = node.parent if node is not None else None
+    if arrow is None or arrow.type != "arrow_function" or arrow.child_by_field_name("body") != node:
+        return None
+    decl = arrow.parent
+    if decl is not None and decl.type == "arguments" and decl.named_children[-1] == arrow:
+        # `makeX = helper((deps, enqueue) => async (p) => {...})`: the factory, handed to a higher-order helper
+        made = decl.parent
+        decl = made.parent if made is not None and made.type == "call_expression" else None
+    else:
+        made = arrow
+    if decl is None or decl.type != "variable_declarator" or decl.child_by_field_name("value") != made:
+        return None
+    name = text(decl.child_by_field_name("name"))
+    scope = decl.parent.parent if decl.parent is not None else None
+    if scope is not None and scope.type == "export_statement":
+        scope = scope.parent
+    return name if _FACTORY.match(name) and scope is not None and scope.type == "program" else None
+
+
+def _record_factory(obj: Node | None, owner: str, facts: FileFacts) -> None:
+    """Remember that `owner`'s members are made by a factory (`makeXRepository`)."""
+    node = obj.parent if obj is not None else None
+    while node is not None and node.type in ("as_expression", "satisfies_expression", "parenthesized_expression"):
+        node = node.parent
+    if node is not None and node.type == "arrow_function":
+        factory = _factory(_unwrapped_child(obj, node))
+        if factory is not None:
+            facts.factories[owner] = factory
+
+
+def _unwrapped_child(obj: Node | None, ancestor: Node) -> Node | None:
+    """The child of `ancestor` on the way up from `obj` (through parentheses and `as`)."""
+    node = obj
+    while node is not None and node.parent != ancestor:
+        node = node.parent
+    return node
 
 
 def _enclosing_class(node: Node) -> Node | None:
@@ -191,6 +239,7 @@ def function_fact(node: Node, facts: FileFacts) -> FunctionFact | None:
             owner = _object_owner(parent)
             if owner:
                 name = f"{owner}.{name}"
+                _record_factory(parent, owner, facts)
         is_private = name.startswith("#") or any(
             c.type == "accessibility_modifier" and text(c) in ("private", "protected") for c in node.children
         )
@@ -212,11 +261,15 @@ def function_fact(node: Node, facts: FileFacts) -> FunctionFact | None:
             owner = _object_owner(parent.parent)
             if owner:
                 name = f"{owner}.{name}"
+                _record_factory(parent.parent, owner, facts)
         elif parent is not None and parent.type == "export_statement":
             name = name or "default"
             exported = True
         elif parent is not None and parent.type == "assignment_expression" and (assigned := commonjs_assigned(parent, name)):
             name, proto_class, kind, exported = assigned
+        elif (factory := _factory(node)) is not None:
+            name = name or factory[len("make"):]  # what `makeX = (deps) => async (p) => {...}` returns
+            facts.factories[name] = factory
         elif not name:
             name = f"<anonymous>@{line_of(node)}"
     else:

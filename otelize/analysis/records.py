@@ -112,6 +112,7 @@ class FileFacts:
     local_types: dict[str, dict[str, str]] = field(default_factory=dict)
     objects: dict[str, list[str]] = field(default_factory=dict)  # module-level object literal var -> method names
     object_members: dict[str, str] = field(default_factory=dict)  # "obj.key" -> the identifier it holds (`{ users }`)
+    factories: dict[str, str] = field(default_factory=dict)  # what a `const makeX = (deps) => ...` makes (`X`, or the returned function's own name) -> `makeX`
     constants: dict[str, str] = field(default_factory=dict)  # module-level `const NAME = 'literal'`
     # strings computed at runtime (`process.env.X`, templates), by what `constants` would key
     # them ("NAME", "obj.key", "exports.NAME") or "<function>:<name>" for a local: their source text

@@ -57,6 +57,14 @@ BUILTIN_VALUE_TYPES = frozenset({
 })
 LOGGERS = frozenset({"logger", "Logger", "log", "console", "debug", "Log", "winston"})
 DI_LOOKUPS = frozenset({"get", "resolve", "getInstance"})
+# A parameter that hands the function a dependency (`findById(id, postRepository)`, `{ userService }`,
+# `repo: OrderRepository`): a call on it goes to another layer's I/O, as a call on `this.repository` does.
+# (Not `*Model`: `userModel.toJSON()` on a document handed in is no I/O.)
+DEPENDENCY_PARAM = re.compile(
+    r"(?:^|[a-z0-9_])(?:Repository|Repo|Service|Client|Gateway|Dao|DAO|Db|DB)$"
+    r"|^(?:repository|repo|service|client|gateway|dao|db)$"
+)
+DEPENDENCY_TYPE = re.compile(r"^[A-Z][\w$]*(?:Repository|Repo|Service|Client|Gateway|Dao|DAO)$")
 STARTUP_NAME = re.compile(r"^(connect|disconnect|init|initialize|bootstrap|setup|listen|mount|configure|start|stop|shutdown)([A-Z_0-9]|$)")
 STARTUP_CLASS = re.compile(r"(Factory|Config|Configurer|Loader|Bootstrap|Module|App|Application|Server|Kernel)$")
 STARTUP_FOLDERS = frozenset({"loaders", "loader", "bootstrap", "startup", "boot", "config", "configs"})

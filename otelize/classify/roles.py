@@ -25,6 +25,8 @@ from otelize.classify.libraries import (
     BUILTIN_VALUE_TYPES,
     CATEGORY_LIBRARIES,
     DB_SYSTEMS,
+    DEPENDENCY_PARAM,
+    DEPENDENCY_TYPE,
     DI_LOOKUPS,
     IO_LIBRARIES,
     LOGGERS,
@@ -67,6 +69,23 @@ STUB = Role("skip", reason="a stub (its body only throws)")
 PURE_HELPER = Role("skip", reason="pure helper (synchronous and reaches no I/O)")
 SERVICE_SPAN = Role("span", "INTERNAL")
 CLIENT_SPAN = Role("span", "CLIENT")
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
+_TYPE_ANNOTATION = re.compile(r":\s*([A-Za-z_$][\w$]*)\s*$")
+
+
+def _dependency_params(fn: FunctionFact) -> set[str]:
+    """The parameters (also names bound in a destructuring pattern) named or typed as a dependency."""
+    out: set[str] = set()
+    for p in fn.params:
+        typed = _TYPE_ANNOTATION.search(p.text)
+        if p.name.startswith(("{", "[")):
+            pattern = p.name.split("}:", 1)[0]
+            out.update(n for n in _IDENTIFIER.findall(pattern) if DEPENDENCY_PARAM.search(n))
+        elif DEPENDENCY_PARAM.search(p.name) or (typed is not None and DEPENDENCY_TYPE.match(typed.group(1))):
+            out.add(p.name)
+    return out
 
 
 class _Roles:
@@ -140,8 +159,9 @@ class _Roles:
         return self._tree(path, fn).own_await
 
     def _dependency_locals(self, path: str, fn: FunctionFact) -> set[str]:
-        """Locals that hold a dependency: `const repo = this.models.User`, `= Container.get(...)`."""
-        out: set[str] = set()
+        """Locals that hold a dependency: `const repo = this.models.User`, `= Container.get(...)`, and the
+        parameters that hand one in (`findById(id, postRepository)`, `{ userService }`, `r: OrderRepository`)."""
+        out = _dependency_params(fn)
         for name, kind, value, prop in self._tree(path, fn).declarators:
             if kind == "member_expression" and value.startswith("this."):
                 out.add(name)

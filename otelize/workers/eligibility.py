@@ -19,14 +19,18 @@ _CALLS = frozenset(("call_expression", "new_expression", "await_expression"))
 
 
 def candidates(facts: FileFacts) -> list[FunctionFact]:
-    """Top-level functions, exported arrow consts, class members, and the members of an
-    exported object literal (`export const userService = { async find() {} }`), in source order."""
+    """Top-level functions, exported arrow consts, class members, the members of an
+    exported object literal (`export const userService = { async find() {} }`), and what an
+    exported factory makes (`makeX = (deps) => async () => {}`, `=> ({ async find() {} })`), in source order."""
     exported_objects = {local for local in facts.exports.values()} | set(facts.exports)
+    # what an exported factory makes (`export { makeX }` over `const makeX = (deps) => async () => {}`)
+    made = {name for name, factory in facts.factories.items() if factory in exported_objects}
+    exported_objects |= made
     out = []
     for fn in facts.functions:
         if fn.kind in ("method", "property-arrow", "signature"):
             out.append(fn)
-        elif fn.kind in ("function", "arrow", "function-expression") and fn.exported:
+        elif fn.kind in ("function", "arrow", "function-expression") and (fn.exported or fn.name in made):
             out.append(fn)
         elif fn.kind == "function" and not fn.exported and fn.class_name is None:
             out.append(fn)
