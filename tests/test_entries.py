@@ -100,6 +100,29 @@ def test_nx_entry_is_the_main_of_the_target_behind_the_start_script() -> None:
     assert b"'./tracing'" not in changes.get("apps/api/src/app/app.ts", (b"", b""))[1]
 
 
+def test_nx_standalone_workspace_is_compiled_as_its_build_target_says() -> None:
+    # `nx build` with no project in a standalone workspace is the root project.json's target;
+    # its tsconfig.app.json says `module: commonjs` over the solution root's `esnext`, so the
+    # app gets the CommonJS bootstrap (the ES-module one, with import.meta and module.register,
+    # does not compile there: realworld-nx went from 2 to 4 tsc errors), inside src/ where the
+    # target compiles
+    from otelize.project.build import analyse
+    from otelize.project.discover import load_project
+
+    root = FIXTURES / "nx-standalone"
+    project = load_project(root)
+    build = analyse(project.root, project.package_json)
+    assert (build.tool, build.tsconfig.path if build.tsconfig else None, build.main) == ("nx", "tsconfig.app.json", "src/main.ts")
+    assert project.module == "commonjs"
+    result = instrument(root, write=False)
+    changes = result.synthesis.changes
+    assert result.not_loaded == []
+    assert changes["src/main.ts"][1].startswith(b"import './tracing';\n")
+    assert sorted(result.synthesis.created) == ["src/otel.ts", "src/tracing.ts"]
+    tracing = changes["src/tracing.ts"][1]
+    assert b"import.meta" not in tracing and b"register(" not in tracing
+
+
 def test_turbo_root_names_the_express_app_to_run_on() -> None:
     import subprocess
     import sys

@@ -189,13 +189,16 @@ def nx_target(root: Path, tokens: list[str]) -> Build | None:
     args = [t for t in tokens[1:] if not t.startswith("-")]
     if not args:
         return None
+    projects = _nx_projects(root)
     if args[0] == "run" and len(args) >= 2 and ":" in args[1]:
         project, target = args[1].split(":", 1)[0], args[1].split(":")[1]
     elif len(args) >= 2:
         target, project = args[0], args[1]
+    elif args[0] != "run" and (root / "project.json").is_file():
+        # a standalone workspace (project.json at the root): `nx build` is the root project's target
+        target, project = args[0], _root_project(root)
     else:
         return None
-    projects = _nx_projects(root)
     for _ in range(4):
         data = projects.get(project)
         spec = (data or {}).get("targets", {}).get(target) if isinstance((data or {}).get("targets"), dict) else None
@@ -213,6 +216,15 @@ def nx_target(root: Path, tokens: list[str]) -> Build | None:
         # (even @nx/js:tsc writes to the target's outputPath, laid out its own way: no preload)
         return Build("nx", f"nx {target} {project} ({executor})", config, main=posixpath.normpath(main) if main else None)
     return None
+
+
+def _root_project(root: Path) -> str:
+    """The name of the project whose project.json is at the root (its folder's name without one)."""
+    try:
+        data = loads_jsonc((root / "project.json").read_bytes(), "project.json")
+    except Exception:  # noqa: BLE001 - as _nx_projects: not ours to judge
+        data = None
+    return str(data.get("name") or root.name) if isinstance(data, dict) else root.name
 
 
 def _nx_projects(root: Path) -> dict[str, dict[str, Any]]:

@@ -60,7 +60,7 @@ def load_project(root: str | os.PathLike[str], include: Any = (), exclude: Any =
     base_url = _rel_option(root_path, options.get("baseUrl"))
     paths = options.get("paths") if isinstance(options.get("paths"), dict) else {}
 
-    module = _module_system(pkg, options)
+    module = _module_system(pkg, _build_options(root_path, pkg, options))
     temps: list[str] = []
     files, skipped = walk_sources(root_path, out_dir, spec(include), spec(exclude), temps)
     files, language = _javascript_scope(files, skipped, options)
@@ -198,6 +198,20 @@ def _rel_option(root: Path, value: Any) -> str | None:
     except ValueError:
         return None
     return "" if rel == "." else rel
+
+
+def _build_options(root: Path, pkg: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The compilerOptions of the tsconfig the build compiles with (`tsc -p tsconfig.build.json`,
+    an Nx target's `tsConfig`), when that is another file than tsconfig.json: its `module`
+    is the one the app's code is compiled to (an Nx workspace's root tsconfig says `esnext`
+    and its tsconfig.app.json `commonjs`)."""
+    from otelize.project.build import analyse
+
+    config = analyse(root, pkg).tsconfig
+    if config is None or config.path == "tsconfig.json":
+        return options
+    loaded = _load_tsconfig(root, root / config.path)
+    return loaded.get("compilerOptions", {}) if isinstance(loaded.get("compilerOptions"), dict) else options
 
 
 def _module_system(pkg: dict[str, Any], options: dict[str, Any]) -> str:
