@@ -334,3 +334,15 @@ def test_browser_code_that_express_static_serves_is_left_alone(tmp_path):
     assert "static/cart/service.js" in reasons
     (root / ".otelize.yaml").write_text("include_code: [browser]\n")
     assert "public/js/orderService.js" in instrument(root, write=False).synthesis.changes
+
+
+def test_an_es_module_app_without_a_build_is_told_where_its_preload_comes_from(tmp_path):
+    """No build step: the note names none (it said "the build, `None`, emits it" on proshop-v2)."""
+    app = _app(tmp_path, {
+        "server.js": "import express from 'express';\nconst app = express();\napp.listen(3000);\n",
+    }, {"type": "module", "scripts": {"start": "node server.js"}})
+    result = instrument(app, write=False)
+    notes = [n for n in result.synthesis.notes if n.startswith("ES-module project:")]
+    assert notes == ["ES-module project: scripts.start now preloads the SDK with `--import ./tracing.js` (otelize writes "
+                     "it; no build step); static imports are loaded before the entry file's own code, so only a preload "
+                     "starts tracing before express loads."]

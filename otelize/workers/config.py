@@ -278,9 +278,11 @@ def _esm_start_script(ctx: WorkerContext, result: WorkerResult, js: str | None =
     result.edits.append(jsonedit.replace_string(PACKAGE_JSON, start, f"{command[:at]}node {flag} {command[at + 5:]}", WORKER))
     if js is not None:
         return  # (the caller says why the build emits it)
+    command = builds.analyse(ctx.project.root, ctx.project.package_json).command
+    # a JavaScript app without a build step runs the tracing.js otelize writes as it is
+    source = f"the build, `{command}`, emits it" if command else "otelize writes it; no build step"
     result.notes.append(
-        f"ES-module project: scripts.start now preloads the SDK with `{flag}` (the build, "
-        f"`{builds.analyse(ctx.project.root, ctx.project.package_json).command}`, emits it); static imports are "
+        f"ES-module project: scripts.start now preloads the SDK with `{flag}` ({source}); static imports are "
         "loaded before the entry file's own code, so only a preload starts tracing before express loads."
     )
 
