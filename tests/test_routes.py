@@ -148,12 +148,19 @@ EXPECTED: dict[str, list[tuple[str, str, str, int]]] = {
         ("GET", "/api/users/:id", "routes/users.js", 10),
     ],
     # `export default Router().use('/v1', v1)`: a chained router as the module's default
-    # export, mounted without a path (`server.use(api)`)
+    # export, mounted without a path (`server.use(api)`); a router built from a parameter
+    # typed `typeof express`, mounted as `server.use('/ops', healthRoutes(express, t))`
     "default-chain": [
-        ("GET", "/ping", "src/server.ts", 7),
+        ("GET", "/ops/health", "src/routes/health.ts", 6),
+        ("GET", "/ping", "src/server.ts", 9),
         ("GET", "/v1/books", "src/routes/books.ts", 4),
         ("GET", "/v1/books/:isbn", "src/routes/books.ts", 5),
         ("POST", "/v1/loans", "src/routes/loans.ts", 4),
+    ],
+    # `module.exports = express.Router().use('/music', albums)`, mounted as `app.use(routes)`
+    "exported-chain-cjs": [
+        ("GET", "/music/albums", "routes/albums.js", 4),
+        ("PUT", "/music/albums/:id", "routes/albums.js", 5),
     ],
     # routers built by functions that are passed express (`function r(express, store) {
     # const router = express.Router(); ...; return router }`), mounted by a routes function
