@@ -147,6 +147,31 @@ EXPECTED: dict[str, list[tuple[str, str, str, int]]] = {
         ("GET", "/api/orders/:id", "routes/orders.js", 7),
         ("GET", "/api/users/:id", "routes/users.js", 10),
     ],
+    # `export default Router().use('/v1', v1)`: a chained router as the module's default
+    # export, mounted without a path (`server.use(api)`); a router built from a parameter
+    # typed `typeof express`, mounted as `server.use('/ops', healthRoutes(express, t))`
+    "default-chain": [
+        ("GET", "/ops/health", "src/routes/health.ts", 6),
+        ("GET", "/ping", "src/server.ts", 9),
+        ("GET", "/v1/books", "src/routes/books.ts", 4),
+        ("GET", "/v1/books/:isbn", "src/routes/books.ts", 5),
+        ("POST", "/v1/loans", "src/routes/loans.ts", 4),
+    ],
+    # `module.exports = express.Router().use('/music', albums)`, mounted as `app.use(routes)`
+    "exported-chain-cjs": [
+        ("GET", "/music/albums", "routes/albums.js", 4),
+        ("PUT", "/music/albums/:id", "routes/albums.js", 5),
+    ],
+    # routers built by functions that are passed express (`function r(express, store) {
+    # const router = express.Router(); ...; return router }`), mounted by a routes function
+    # passed the app (`app.use('/desk/tickets', ticketRoutes(express, store))`)
+    "injected-express": [
+        ("POST", "/desk/session", "lib/routes/session.js", 6),
+        ("GET", "/desk/tickets", "lib/routes/tickets.js", 7),
+        ("POST", "/desk/tickets", "lib/routes/tickets.js", 7),
+        ("GET", "/desk/tickets/:ticketId", "lib/routes/tickets.js", 10),
+        ("DELETE", "/desk/tickets/:ticketId", "lib/routes/tickets.js", 11),
+    ],
     # a router never mounted is not a route at /
     "unmounted": [
         ("GET", "/orders", "src/index.ts", 4),

@@ -51,8 +51,14 @@ BOOTSTRAPS = {
 HTTP_MODULES = ("http", "https", "node:http", "node:https", "http2", "node:http2")
 
 
+# an untyped parameter of this name is the express module passed in by its caller
+# (`export default function userRouter(express, db) { const router = express.Router(); ... }`)
+EXPRESS_PARAMETERS = ("express",)
+
+
 def express_locals(facts: FileFacts) -> dict[str, set[str]]:
-    """Local names bound to express: {"express": {...}, "Router": {...}}."""
+    """Local names bound to express: {"express": {...}, "Router": {...}}; "express" also
+    holds the parameters the express module is passed in (`_express_parameters`)."""
     # "builders": local class -> build method (APP_BUILDERS); "built": the variables holding
     # a `new` of one (filled as the file's declarations are read, in source order)
     out: dict[str, set[str]] = {"express": set(), "Router": set(), "builders": set(), "built": set()}
@@ -75,6 +81,29 @@ def express_locals(facts: FileFacts) -> dict[str, set[str]]:
                 out["Router"].add(local)
             if imported == "default":
                 out["express"].add(local)
+    out["express"].update(_express_parameters(facts, out["express"]))
+    return out
+
+
+def _express_parameters(facts: FileFacts, bound: set[str]) -> set[str]:
+    """The function parameters that hold the express module: an untyped one named as in
+    `EXPRESS_PARAMETERS`, or one typed `typeof express` (a name bound to express) or
+    `typeof import('express')`."""
+    out: set[str] = set()
+    for fn in facts.functions:
+        for p in fn.params:
+            if not p.name.isidentifier():
+                continue
+            _, colon, annotation = p.text.partition(":")
+            if not colon:
+                if p.text == p.name and p.name in EXPRESS_PARAMETERS:
+                    out.add(p.name)
+                continue
+            annotation = annotation.split("=", 1)[0].strip()
+            if annotation.startswith("typeof "):
+                target = annotation[len("typeof "):].strip()
+                if target in bound or target in ("import('express')", 'import("express")'):
+                    out.add(p.name)
     return out
 
 
@@ -413,6 +442,6 @@ def _handler(node: Node) -> HandlerRef | None:
         inner = args.named_children[0] if args is not None and args.named_children else None
         wrapped = _handler(inner) if inner is not None else None
         if wrapped is not None:
-            return wrapped
+            return HandlerRef(wrapped.kind, wrapped.name, wrapped.line, wrapped.params, text(node.child_by_field_name("function")))
         return HandlerRef("call", text(node.child_by_field_name("function")), line_of(node))
     return None

@@ -86,6 +86,9 @@ class HandlerRef:
     name: str  # "getUser", "ordersController.getOrder", "<anonymous>"
     line: int
     params: int = 0  # arity, for inline handlers
+    # the function of the call the handler was read out of (`wrap(fn)`, `userRouter(express,
+    # db)`): in a `use()`, the router that function returns when it returns one
+    via: str | None = None
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,8 @@ def chain_owner(obj: Node, facts, functions, starts, names: dict[str, set[str]])
             return None, None
         if _express_kind(node, names) is not None:  # `Router().use(a).use(b)`
             name = _declared_name(obj)
+            if name == "module.exports":
+                facts.exports.setdefault("=", name)
             if name is not None and _express_kind(node, names) == "router" and name not in facts.routers:
                 facts.routers.append(name)
             elif name is not None and _express_kind(node, names) == "app" and name not in facts.apps:
@@ -249,7 +251,8 @@ def chain_owner(obj: Node, facts, functions, starts, names: dict[str, set[str]])
 
 
 def _declared_name(node: Node) -> str | None:
-    """`const api = Router().use(a)`: the variable the outermost chain is assigned to."""
+    """`const api = Router().use(a)`: the variable the outermost chain is assigned to;
+    `default` for the value of `export default`, `module.exports` for the value assigned to it."""
     cur = node
     while cur.parent is not None and (
         (cur.parent.type == "member_expression" and cur.parent.child_by_field_name("object") == cur)
@@ -260,6 +263,11 @@ def _declared_name(node: Node) -> str | None:
     if decl is not None and decl.type == "variable_declarator":
         name = decl.child_by_field_name("name")
         return text(name) if name is not None and name.type == "identifier" else None
+    if decl is not None and decl.type == "export_statement" and decl.child_by_field_name("value") == cur:
+        return "default"  # `export default Router().use('/api', api)`: the name `export` gives it
+    if (decl is not None and decl.type == "assignment_expression" and decl.child_by_field_name("right") == cur
+            and text(decl.child_by_field_name("left")) == "module.exports"):
+        return "module.exports"  # `module.exports = Router().use(...)`: what `require()` of the file gets
     return None
 
 

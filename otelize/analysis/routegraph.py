@@ -57,6 +57,12 @@ def add_routes(project, facts, app_graph: AppGraph, symbols: Symbols) -> None:  
 
     def children_of(file: str, ref: HandlerRef, parent: str) -> list[tuple[str, str]]:
         """The routers a `use()` argument stands for."""
+        if ref.via is not None and ref.kind != "call":
+            # `app.use('/users', userRouter(express, db))`: the router the called function
+            # returns; else the call wraps its argument (`wrap(router)`)
+            hits = children_of(file, HandlerRef("call", ref.via, ref.line), parent)
+            if hits:
+                return hits
         if ref.kind == "identifier":
             loc = lookup(file, ref.name)
             if loc is None:
