@@ -1,12 +1,13 @@
 """How a span wraps a function body, and how to take it off again.
 
     async createOrder(input: CreateOrderInput): Promise<Order> {
-      return withSpan('OrderService.createOrder', { ... }, async () => {
+      return withSpan<Promise<Order>>('OrderService.createOrder', { ... }, async () => {
         ...the original statements, one indent deeper...
       });
     }
 
-The original lines reappear unchanged except for one added indent unit;
+The helper's type argument is the declared return type (`return_type_argument`),
+where there is one. The original lines reappear unchanged except for one added indent unit;
 lines that start inside a multi-line template literal or string are never
 touched. `wrap_interior` is a pure function of the original body and the
 header, and `otelize.synthesize.unwrap.unwrap_interior` inverts it exactly:
