@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from transform import untyped
 from click.testing import CliRunner
 
 from fsutil import read_only
@@ -350,7 +352,7 @@ def test_syntax_error_file_is_untouched_others_instrumented_exit_3_via_subproces
     assert warnings["src/services/userService.ts"].startswith("left untouched: the TypeScript grammar (tree-sitter-typescript 0.23.2) could not parse it at line 3")
     # the rest proceeded: the service file got its spans, the entry its tracing import
     service = (root / SERVICE).read_bytes()
-    assert b"withSpan('OrderService.getOrder'" in service and parse_source(SERVICE, service).ok
+    assert b"withSpan('OrderService.getOrder'" in untyped(service) and parse_source(SERVICE, service).ok
     assert (root / "src/index.ts").read_bytes().startswith(b"import './tracing';\n")
     assert (root / "src/tracing.ts").is_file()
 
@@ -373,7 +375,7 @@ def test_binary_or_non_utf8_file_is_untouched_and_reported(tmp_path: Path, conte
     assert "Traceback" not in err
     assert target.read_bytes() == content
     assert summary_warnings(err) == {"src/services/userService.ts": f"left untouched: {reason}"}
-    assert b"withSpan(" in (root / SERVICE).read_bytes()
+    assert b"withSpan(" in untyped((root / SERVICE).read_bytes())
 
 
 def test_unparsable_entry_file_is_never_edited(tmp_path: Path) -> None:
@@ -458,7 +460,7 @@ def test_symlink_to_a_file_inside_the_root_stays_a_symlink(tmp_path: Path) -> No
     assert os.readlink(root / "src/svc") == "services"
     files = analyze(root).project.files
     assert SERVICE in files and not any(f.startswith(("src/alias", "src/svc", "src/a-first")) for f in files), files
-    assert (root / SERVICE).read_bytes().count(b"withSpan('OrderService.getOrder'") == 1
+    assert untyped((root / SERVICE).read_bytes()).count(b"withSpan('OrderService.getOrder'") == 1
 
 
 # --- read-only targets: exit 2, nothing written anywhere -----------------------------------------

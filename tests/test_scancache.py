@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from transform import untyped
 from click.testing import CliRunner
 
 import otelize.run.pipeline as pipeline
@@ -184,7 +186,7 @@ def test_only_the_changed_file_is_edited_again(app: Path, edits: list[str]) -> N
     warm = instrument(app, write=False, cache=True)
     assert edits == ["src/services/userService.ts"]
     assert outcome(warm) == outcome(instrument(app, write=False))
-    assert "withSpan('audit', " in warm.synthesis.changes["src/services/userService.ts"][1].decode()
+    assert "withSpan('audit', " in untyped(warm.synthesis.changes["src/services/userService.ts"][1].decode())
 
 
 @pytest.mark.parametrize("change", ["settings", "package.json", "prisma schema"])
@@ -203,7 +205,7 @@ def test_a_changed_context_edits_everything_again(app: Path, edits: list[str], c
     assert len(edits) == 10  # every file's edit phase ran again
     assert outcome(warm) == outcome(instrument(app, write=False))
     if change == "settings":
-        assert "withSpan('createOrder', " in warm.synthesis.changes["src/services/orderService.ts"][1].decode()
+        assert "withSpan('createOrder', " in untyped(warm.synthesis.changes["src/services/orderService.ts"][1].decode())
 
 
 # --- a cache file planted in the repository is never unpickled -----------------------

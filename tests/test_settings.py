@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from transform import untyped
 from click.testing import CliRunner
 
 from otelize.api import analyze, instrument
@@ -239,7 +241,7 @@ def test_span_naming(app: Path, style: str, expected: str, fn_name: str) -> None
         x.line for x in result.synthesis.spans if x.file == "src/services/orderService.ts" and "createOrder" in x.name))
     assert span.name == expected
     assert dict(span.attributes)["code.function.name"] == fn_name  # the attribute keeps the qualified name
-    assert f"withSpan('{expected}', " in new_text(result, "src/services/orderService.ts")
+    assert f"withSpan('{expected}', " in untyped(new_text(result, "src/services/orderService.ts"))
 
 
 def test_rules_from_the_config_extend_the_builtin_ones(app: Path) -> None:
@@ -302,13 +304,13 @@ def test_changing_span_naming_renames_otelize_s_spans_and_only_those(app: Path) 
     order = app / "src/services/orderService.ts"
     # one span renamed by hand: that is the user's, whatever the setting
     code = order.read_text()
-    assert "withSpan('OrderService.getOrder', " in code
-    order.write_text(code.replace("withSpan('OrderService.getOrder', ", "withSpan('orders.get', "))
+    assert "withSpan('OrderService.getOrder', " in untyped(code)
+    order.write_text(code.replace("('OrderService.getOrder', ", "('orders.get', "))
 
     write_config(app, {"span_naming": "method"})
     renamed = instrument(app)
     assert "src/services/orderService.ts" in renamed.synthesis.changes
-    code = order.read_text()
+    code = untyped(order.read_text())
     assert "withSpan('createOrder', " in code and "withSpan('OrderService.createOrder', " not in code
     assert "withSpan('orders.get', " in code  # the hand-renamed one stays
     names = {s.name for s in renamed.synthesis.spans if s.file == "src/services/orderService.ts"}
@@ -320,7 +322,7 @@ def test_changing_span_naming_renames_otelize_s_spans_and_only_those(app: Path) 
     # back to the default naming, then strip: everything but the hand-renamed wrapper goes
     (app / ".otelize.yaml").unlink()
     instrument(app)
-    assert "withSpan('OrderService.createOrder', " in order.read_text()
+    assert "withSpan('OrderService.createOrder', " in untyped(order.read_text())
     result = strip(app)
     assert [(k.file, k.symbol) for k in result.kept if "edited" in k.reason] == [("src/services/orderService.ts", "OrderService.getOrder")]
     after = {p.relative_to(app).as_posix(): p.read_bytes() for p in sorted(app.rglob("*")) if p.is_file()}

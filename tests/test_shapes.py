@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from transform import untyped
+
 from otelize.api import InstrumentResult, analyze, instrument
 from otelize.analysis.facts import extract
 from otelize.analysis.records import FunctionFact
@@ -264,7 +266,7 @@ def test_bom_is_kept_first(source_text: Run) -> None:
     run = source_text
     new = run.after["src/services/bom.ts"]
     assert new[:3] == b"\xef\xbb\xbf" and new.count(b"\xef\xbb\xbf") == 1
-    assert b"withSpan('bomGreeting'" in new
+    assert b"withSpan('bomGreeting'" in untyped(new)
 
 
 def test_crlf_is_kept(source_text: Run) -> None:
@@ -277,7 +279,7 @@ def test_crlf_is_kept(source_text: Run) -> None:
 def test_tabs_are_used_in_a_tab_file(source_text: Run) -> None:
     run = source_text
     new = run.after["src/services/tabs.ts"]
-    assert b"\t\treturn withSpan('TabService.load'" in new and b"\treturn withSpan('tabbed'" in new
+    assert b"\t\treturn withSpan('TabService.load'" in untyped(new) and b"\treturn withSpan('tabbed'" in untyped(new)
     for line in new.split(b"\n"):
         indent = line[: len(line) - len(line.lstrip(b" \t"))]
         assert b" " not in indent, line
@@ -286,7 +288,7 @@ def test_tabs_are_used_in_a_tab_file(source_text: Run) -> None:
 def test_non_ascii_identifiers_and_strings(source_text: Run) -> None:
     run = source_text
     new = run.after["src/services/unicode.ts"].decode("utf-8")
-    assert "withSpan('grüße'" in new and "withSpan('Café.commande'" in new
+    assert "withSpan('grüße'" in untyped(new) and "withSpan('Café.commande'" in untyped(new)
     assert "const émoji = '🎉 ünïcödé — ✓';" in new
 
 
@@ -294,7 +296,7 @@ def test_very_long_file(source_text: Run) -> None:
     run = source_text
     spans = [s for s in run.result.synthesis.spans if s.file == LONG_FILE]
     assert len(spans) == LONG_FUNCTIONS + LONG_FUNCTIONS // 10
-    assert run.after[LONG_FILE].count(b"return withSpan(") == len(spans)
+    assert untyped(run.after[LONG_FILE]).count(b"return withSpan(") == len(spans)
 
 
 # --- file kinds and modules ------------------------------------------------------------
@@ -338,7 +340,7 @@ def test_path_aliases_resolve_in_plan(alias: Run) -> None:
     categories = {f["path"]: f["category"] for f in plan["files"]}
     assert categories["src/routes/orders.ts"] == "http"
     assert categories["src/services/orderService.ts"] == "service"
-    assert b"withSpan('OrderService.getOrder'" in run.after["src/services/orderService.ts"]
+    assert b"withSpan('OrderService.getOrder'" in untyped(run.after["src/services/orderService.ts"])
 
 
 def test_express5(express5: Run) -> None:
@@ -347,7 +349,7 @@ def test_express5(express5: Run) -> None:
     assert analysis.project.express_major == 5
     assert {(r.method, r.path) for r in analysis.graph.routes} >= {("GET", "/items/:id"), ("GET", "/{*splat}")}
     assert run.after["src/index.ts"].startswith(b"import './tracing';\n")
-    assert b"withSpan('ItemService.get'" in run.after["src/services/itemService.ts"]
+    assert b"withSpan('ItemService.get'" in untyped(run.after["src/services/itemService.ts"])
 
 
 def test_app_created_in_a_helper_function(apps: Run) -> None:
@@ -355,7 +357,7 @@ def test_app_created_in_a_helper_function(apps: Run) -> None:
     routes = {(r.method, r.path, r.file) for r in run.result.analysis.graph.routes}
     assert ("POST", "/api/audit", "src/routes/api.ts") in routes  # mounted on the app that createApp() returns
     assert ("GET", "/audit", "src/admin/main.ts") in routes
-    assert b"withSpan('AuditService.record'" in run.after["src/services/auditService.ts"]
+    assert b"withSpan('AuditService.record'" in untyped(run.after["src/services/auditService.ts"])
 
 
 def test_every_entry_point_loads_tracing(apps: Run) -> None:
@@ -380,7 +382,7 @@ def test_manual_spans_are_skipped_with_a_reason(existing: Run) -> None:
     reasons = {s.symbol: s.reason for s in run.result.synthesis.skips}
     assert reasons["ManualService.charge"] == reasons["ManualService.refund"] == "already instrumented manually (startActiveSpan)"
     new = run.after["src/services/manual.ts"]
-    assert new.count(b"return withSpan(") == 1 and b"withSpan('ManualService.quote'" in new
+    assert untyped(new).count(b"return withSpan(") == 1 and b"withSpan('ManualService.quote'" in untyped(new)
 
 
 def test_existing_otel_dependency_is_not_changed(existing: Run) -> None:

@@ -74,6 +74,7 @@ def _instrumented(tmp_path: Path, case: str = "functions") -> tuple[Path, dict[s
 
 FUNCTIONS = "src/services/functions.ts"
 EDITED = "instrumentation was edited or re-formatted since; left in place"
+_WRAPPER = re.compile(rb"return withSpan(?:<[^(]*>)?\(")  # with the function's return type as type argument, or none
 RESHAPED = "otelize wrapper edited by hand (no longer its body's only statement)"
 
 
@@ -104,8 +105,8 @@ def test_hand_edited_wrappers_are_kept_and_reported(tmp_path: Path) -> None:
 
     after = (root / FUNCTIONS).read_bytes()
     assert b"  let sum = 0;\n" in after and b"console.log('after');" in after
-    assert after.count(b"return withSpan(") == 2  # only the two edited wrappers are left
-    assert b"return withSpan('priceWithTax'" not in after and b"return withSpan('loadOrder'" not in after
+    assert len(_WRAPPER.findall(after)) == 2  # only the two edited wrappers are left
+    assert b"return withSpan<number>('priceWithTax'" not in after and b"return withSpan<Promise<Order>>('loadOrder'" not in after
     original = before[FUNCTIONS]
     tail = original[original.index(b"// expect: wrap\nexport function describe") :]
     assert after.endswith(tail)  # the functions after the edited ones are back byte for byte
@@ -150,9 +151,39 @@ def test_edits_inside_the_body_survive_the_strip(tmp_path: Path) -> None:
 
 def test_renamed_span_is_kept_and_reported(tmp_path: Path) -> None:
     root, _ = _instrumented(tmp_path)
-    _edit(root, (b"return withSpan('loadOrder', ", b"return withSpan('orders.load', "))
+    _edit(root, (b"return withSpan<Promise<Order>>('loadOrder', ", b"return withSpan<Promise<Order>>('orders.load', "))
     result = strip(root)
     assert (FUNCTIONS, "loadOrder") in {(k.file, k.symbol) for k in result.kept}
+
+
+def test_wrappers_without_a_type_argument_from_an_earlier_otelize_are_current(tmp_path: Path) -> None:
+    """An otelize before type arguments wrote `return withSpan('loadOrder', ...` where it now
+    writes `return withSpan<Promise<Order>>('loadOrder', ...`: a second run makes no edit and
+    reports no hand edit, and strip takes those wrappers off byte for byte."""
+    root, before = _instrumented(tmp_path)
+    path = root / FUNCTIONS
+    typed = path.read_bytes()
+    assert b"return withSpan<Promise<Order>>('loadOrder', " in typed
+    earlier = re.sub(rb"return withSpan<[^(]*>\(", b"return withSpan(", typed)
+    assert len(_WRAPPER.findall(earlier)) == len(_WRAPPER.findall(typed)) and earlier != typed
+    path.write_bytes(earlier)
+    again = instrument(root, write=False)
+    assert again.synthesis.changes == {}
+    assert not [s for s in again.synthesis.skips if "edited" in s.reason]
+    result = strip(root)
+    assert result.kept == []
+    assert tree(root) == before
+
+
+def test_a_type_argument_of_a_return_type_changed_since_is_brought_up_to_date(tmp_path: Path) -> None:
+    root, _ = _instrumented(tmp_path)
+    typed = (root / FUNCTIONS).read_bytes()
+    _edit(root, (b"loadOrder(id: string): Promise<Order> {", b"loadOrder(id: string): Promise<Order | undefined> {"))
+    changes = instrument(root).synthesis.changes
+    assert sorted(changes) == [FUNCTIONS]
+    after = (root / FUNCTIONS).read_bytes()
+    assert after == typed.replace(b"Promise<Order>", b"Promise<Order | undefined>", 2)
+    assert instrument(root, write=False).synthesis.changes == {}
 
 
 def test_manual_start_active_span_is_untouched(tmp_path: Path) -> None:
@@ -322,7 +353,7 @@ def test_generated_shapes_round_trip(generated: tuple[bytes, int]) -> None:
         new = (root / "src/services/x.ts").read_bytes()
         assert parse_source("src/services/x.ts", new).ok, new.decode()
         assert len(first.synthesis.spans) == functions, (first.synthesis.skips, service.decode())
-        assert new.count(b"return withSpan(") == functions
+        assert len(_WRAPPER.findall(new)) == functions
 
         second = instrument(root, write=False)
         assert second.synthesis.changes == {}
@@ -382,7 +413,7 @@ def test_a_tracing_ts_without_a_package_record_keeps_the_pinned_ones_as_otelize_
 # --- hypothesis: the same shapes, re-flowed by a formatter between instrument and strip -----------
 
 _HEADER_LINE = re.compile(
-    rb"^(?P<ind>[ \t]*)return (?P<helper>" + "|".join(HELPERS).encode() + rb")\((?P<name>'[^']*'), "
+    rb"^(?P<ind>[ \t]*)return (?P<helper>(?:" + "|".join(HELPERS).encode() + rb")(?:<[^(]*>)?)\((?P<name>'[^']*'), "
     rb"(?P<attrs>\{.*\}), (?P<arrow>(?:async )?\(\) => \{)$"
 )
 
@@ -430,7 +461,7 @@ def test_generated_shapes_survive_a_formatter_between_instrument_and_strip(gener
         instrument(root)
         target = root / path
         reflowed = reflow(path, target.read_bytes(), unit)
-        assert reflowed.count(b"return withSpan(\n") + reflowed.count(b"return withSpan(\r\n") == functions
+        assert len(re.findall(rb"return withSpan(?:<[^(]*>)?\(\r?\n", reflowed)) == functions
         assert parse_source(path, reflowed).ok, reflowed.decode()
         target.write_bytes(reflowed)
 

@@ -82,7 +82,7 @@ def test_instrument_reverts_a_broken_file_and_still_writes_the_others(tmp_path: 
     assert [r["file"] for r in report["reverted"]] == ["src/services/aService.ts"]
     assert result.partial
     assert (root / "src/services/aService.ts").read_bytes() == A_SRC
-    assert b"withSpan('b'" in (root / "src/services/bService.ts").read_bytes()
+    assert b"withSpan<number>('b'" in (root / "src/services/bService.ts").read_bytes()
     assert [s["name"] for s in report["spans"] if s["file"].startswith("src/services/")] == ["b"]
 
 

@@ -48,6 +48,44 @@ export async function greet(name: string): Promise<string> {
 }
 """
 
+# Generic results inferred from the declared return type (`return Outcome.success();` in a
+# method declared `Promise<Outcome<void>>`), a method's own type parameter and `this` in the
+# return type, and a type predicate: TypeScript before 4.1 cannot infer the first through the
+# span's callback, so the wrapper passes the return type as the helper's type argument.
+LEDGER = """\
+export class Outcome<T> {
+  private constructor(readonly ok: boolean, readonly value: T | undefined) {}
+
+  static success<U>(value?: U): Outcome<U> {
+    return new Outcome<U>(true, value);
+  }
+}
+
+export class Ledger {
+  private readonly entries: string[] = [];
+
+  async record(entry: string): Promise<Outcome<void>> {
+    await new Promise<void>((resolve) => setTimeout(resolve, 1));
+    this.entries.push(entry);
+    return Outcome.success();
+  }
+
+  async first<T>(items: T[]): Promise<T | undefined> {
+    await new Promise<void>((resolve) => setTimeout(resolve, 1));
+    return items[0];
+  }
+
+  add(entry: string): this {
+    this.entries.push(entry);
+    return this;
+  }
+
+  isEntry(value: unknown): value is string {
+    return typeof value === 'string' && this.entries.includes(value);
+  }
+}
+"""
+
 INDEX = """\
 import express from 'express';
 import { greet } from './services/greetService{ext}';
@@ -128,6 +166,7 @@ def write_app(
     extra = f"import {{ countOrders, findUser }} from './db{ext}';\nvoid countOrders;\nvoid findUser;" if db else ""
     (root / "src" / "index.ts").write_text(INDEX.replace("{ext}", ext).replace("{extra_import}", extra))
     (root / "src" / "services" / "greetService.ts").write_text(SERVICE)
+    (root / "src" / "services" / "ledgerService.ts").write_text(LEDGER)
     if db:
         (root / "src" / "db.ts").write_text(DB)
     return root
@@ -241,6 +280,15 @@ def test_fixture_builds_and_traces_with_as_many_tsc_errors(tmp_path: Path, case:
 
     npm_install(app)
     assert tsc_errors(app) == errors_before
+    ledger = app / "src" / "services" / "ledgerService.ts"
+    wrapped = ledger.read_bytes()
+    assert b"return withSpan<Promise<Outcome<void>>>('Ledger.record', " in wrapped
+    if case == "ts3.5-type-free":
+        # the failure the type argument avoids: the same wrappers without it (what an otelize
+        # before type arguments wrote) do not type-check with this TypeScript
+        ledger.write_bytes(re.sub(rb"return withSpan<[^(]*>\(", b"return withSpan(", wrapped))
+        assert [e for e in tsc_errors(app) if "src/services/ledgerService.ts(" in e and "TS2322" in e]
+        ledger.write_bytes(wrapped)
     build(app)
     check_traces(run_and_trace(app, f"svc-{case}"))
 
@@ -333,6 +381,7 @@ def test_tracing_compiles_at_each_lines_minimum_typescript(
     app = write_app(tmp_path / "app", typescript=typescript, types_node=types_node,
                     deps=_line_pins(line), compiler={**flags, "target": "ES2019"})
     (app / "src" / "services" / "greetService.ts").unlink()
+    (app / "src" / "services" / "ledgerService.ts").unlink()
     (app / "src" / "index.ts").write_text("import './tracing';\nexport {};\n")
     from otelize.project.discover import load_project
     from otelize.workers import config

@@ -62,7 +62,7 @@ def test_consumer_handlers_get_their_spans(app: Path) -> None:
     text = result.synthesis.changes["src/workers/reportWorker.ts"][1].decode()
     assert "import { withConsumerSpan } from '../otel';" in text
     assert "export function withConsumerSpan<T>" in result.synthesis.changes["src/otel.ts"][1].decode()
-    assert "return withConsumerSpan('process reports', {" in text  # the named handler, not the call site
+    assert "return withConsumerSpan<Promise<string>>('process reports', {" in text  # the named handler, not the call site
 
 
 def test_second_run_changes_nothing_and_strip_restores(app: Path) -> None:

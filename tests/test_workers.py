@@ -98,7 +98,7 @@ SERVICE_AFTER = """
       constructor(private readonly prefix: string) {}
 
       async createOrder(id: string): Promise<string> {
-        return withSpan('OrderService.createOrder', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.createOrder' }, async () => {
+        return withSpan<Promise<string>>('OrderService.createOrder', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.createOrder' }, async () => {
           const key = `${this.prefix}:${id}`;
           this.items.set(key, 1);
           return key;
@@ -106,7 +106,7 @@ SERVICE_AFTER = """
       }
 
       count(): number {
-        return withSpan('OrderService.count', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.count' }, () => {
+        return withSpan<number>('OrderService.count', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.count' }, () => {
           let n = 0;
           for (const v of this.items.values()) {
             n += v;
@@ -126,7 +126,7 @@ SERVICE_AFTER = """
       find(id: number): string;
       find(id: string): string;
       find(id: string | number): string {
-        return withSpan('OrderService.find', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.find' }, () => {
+        return withSpan<string>('OrderService.find', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'OrderService.find' }, () => {
           const key = String(id);
           return `${this.prefix}:${key}`;
         });
@@ -144,7 +144,7 @@ SERVICE_AFTER = """
     }
 
     export function totalOf(values: number[]): number {
-      return withSpan('totalOf', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'totalOf' }, () => {
+      return withSpan<number>('totalOf', { 'code.file.path': 'src/services/orderService.ts', 'code.function.name': 'totalOf' }, () => {
         let sum = 0;
         for (const v of values) {
           sum += v;
@@ -204,8 +204,8 @@ def test_service_worker_keeps_async_arrow_for_async_functions_only(tmp_path: Pat
         },
     )
     text = changed["src/services/mathService.ts"].decode()
-    assert "return withSpan('slow', { 'code.file.path': 'src/services/mathService.ts', 'code.function.name': 'slow' }, async () => {" in text
-    assert "return withSpan('fast', { 'code.file.path': 'src/services/mathService.ts', 'code.function.name': 'fast' }, () => {" in text
+    assert "return withSpan<Promise<number>>('slow', { 'code.file.path': 'src/services/mathService.ts', 'code.function.name': 'slow' }, async () => {" in text
+    assert "return withSpan<number>('fast', { 'code.file.path': 'src/services/mathService.ts', 'code.function.name': 'fast' }, () => {" in text
 
 
 # --- database ----------------------------------------------------------------------
@@ -240,14 +240,14 @@ def test_database_worker_literal_sql_over_a_driver_without_auto_instrumentation(
 
         export class OrderRepository {
           async findOrder(id: string): Promise<unknown> {
-            return withClientSpan('OrderRepository.findOrder', { 'code.file.path': 'src/db/orderRepository.ts', 'code.function.name': 'OrderRepository.findOrder', 'db.collection.name': 'orders', 'db.operation.name': 'SELECT', 'db.query.text': 'SELECT * FROM orders WHERE id = $1', 'db.system.name': 'postgresql' }, async () => {
+            return withClientSpan<Promise<unknown>>('OrderRepository.findOrder', { 'code.file.path': 'src/db/orderRepository.ts', 'code.function.name': 'OrderRepository.findOrder', 'db.collection.name': 'orders', 'db.operation.name': 'SELECT', 'db.query.text': 'SELECT * FROM orders WHERE id = $1', 'db.system.name': 'postgresql' }, async () => {
               const result = await pool.query('SELECT * FROM orders WHERE id = $1', [id]);
               return result.rows[0];
             });
           }
 
           async insertOrder(total: number): Promise<void> {
-            return withClientSpan('OrderRepository.insertOrder', { 'code.file.path': 'src/db/orderRepository.ts', 'code.function.name': 'OrderRepository.insertOrder', 'db.collection.name': 'order_lines', 'db.operation.name': 'INSERT', 'db.query.text': 'INSERT INTO order_lines (total) VALUES ($1)', 'db.system.name': 'postgresql' }, async () => {
+            return withClientSpan<Promise<void>>('OrderRepository.insertOrder', { 'code.file.path': 'src/db/orderRepository.ts', 'code.function.name': 'OrderRepository.insertOrder', 'db.collection.name': 'order_lines', 'db.operation.name': 'INSERT', 'db.query.text': 'INSERT INTO order_lines (total) VALUES ($1)', 'db.system.name': 'postgresql' }, async () => {
               await pool.query(`INSERT INTO
               order_lines (total) VALUES ($1)`, [total]);
             });
@@ -284,7 +284,7 @@ def test_database_worker_over_pg_gives_internal_spans(tmp_path: Path) -> None:
 
         export class OrderRepository {
           async findOrder(id: string): Promise<unknown> {
-            return withSpan('OrderRepository.findOrder', { 'code.file.path': 'src/db/orderRepository.ts', 'code.function.name': 'OrderRepository.findOrder' }, async () => {
+            return withSpan<Promise<unknown>>('OrderRepository.findOrder', { 'code.file.path': 'src/db/orderRepository.ts', 'code.function.name': 'OrderRepository.findOrder' }, async () => {
               const result = await pool.query('SELECT * FROM orders WHERE id = $1', [id]);
               return result.rows[0];
             });
@@ -346,14 +346,14 @@ def test_database_worker_in_house_wrapper_uses_table_parameter(tmp_path: Path) -
           private readonly rows = new Map<string, unknown>();
 
           async findById(table: string, id: string): Promise<unknown> {
-            return withClientSpan('Database.findById', { 'code.file.path': 'src/utils/database.ts', 'code.function.name': 'Database.findById', 'db.collection.name': table, 'db.operation.name': 'SELECT', 'db.system.name': 'other_sql' }, async () => {
+            return withClientSpan<Promise<unknown>>('Database.findById', { 'code.file.path': 'src/utils/database.ts', 'code.function.name': 'Database.findById', 'db.collection.name': table, 'db.operation.name': 'SELECT', 'db.system.name': 'other_sql' }, async () => {
               const row = this.rows.get(`${table}:${id}`);
               return row;
             });
           }
 
           async remove(table: string, id: string): Promise<boolean> {
-            return withClientSpan('Database.remove', { 'code.file.path': 'src/utils/database.ts', 'code.function.name': 'Database.remove', 'db.collection.name': table, 'db.operation.name': 'DELETE', 'db.system.name': 'other_sql' }, async () => {
+            return withClientSpan<Promise<boolean>>('Database.remove', { 'code.file.path': 'src/utils/database.ts', 'code.function.name': 'Database.remove', 'db.collection.name': table, 'db.operation.name': 'DELETE', 'db.system.name': 'other_sql' }, async () => {
               const deleted = this.rows.delete(`${table}:${id}`);
               return deleted;
             });
@@ -401,20 +401,20 @@ def test_cache_worker_ioredis(tmp_path: Path) -> None:
 
         export class RedisCache {
           async get(key: string): Promise<string | null> {
-            return withSpan('RedisCache.get', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.get' }, async () => {
+            return withSpan<Promise<string | null>>('RedisCache.get', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.get' }, async () => {
               const value = await redis.get(key);
               return value;
             });
           }
 
           async set(key: string, value: string): Promise<void> {
-            return withSpan('RedisCache.set', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.set' }, async () => {
+            return withSpan<Promise<void>>('RedisCache.set', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.set' }, async () => {
               await redis.set(key, value);
             });
           }
 
           async del(key: string): Promise<number> {
-            return withSpan('RedisCache.del', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.del' }, async () => {
+            return withSpan<Promise<number>>('RedisCache.del', { 'code.file.path': 'src/cache/redisCache.ts', 'code.function.name': 'RedisCache.del' }, async () => {
               const n = await redis.del(key);
               return n;
             });
@@ -456,7 +456,7 @@ def test_external_api_client_over_fetch_gets_internal_spans(tmp_path: Path) -> N
           private readonly baseUrl = 'https://api.payments.example.com:8443/v1';
 
           async charge(amount: number): Promise<unknown> {
-            return withSpan('PaymentClient.charge', { 'code.file.path': 'src/clients/paymentClient.ts', 'code.function.name': 'PaymentClient.charge' }, async () => {
+            return withSpan<Promise<unknown>>('PaymentClient.charge', { 'code.file.path': 'src/clients/paymentClient.ts', 'code.function.name': 'PaymentClient.charge' }, async () => {
               const res = await fetch(`${this.baseUrl}/charges`, {
                 method: 'POST',
                 body: JSON.stringify({ amount }),
@@ -466,7 +466,7 @@ def test_external_api_client_over_fetch_gets_internal_spans(tmp_path: Path) -> N
           }
 
           async status(id: string): Promise<unknown> {
-            return withSpan('PaymentClient.status', { 'code.file.path': 'src/clients/paymentClient.ts', 'code.function.name': 'PaymentClient.status' }, async () => {
+            return withSpan<Promise<unknown>>('PaymentClient.status', { 'code.file.path': 'src/clients/paymentClient.ts', 'code.function.name': 'PaymentClient.status' }, async () => {
               const res = await fetch(`${this.baseUrl}/charges/${id}`);
               return res.json();
             });
@@ -761,13 +761,13 @@ def test_service_worker_wraps_the_members_of_an_exported_object_literal(tmp_path
 
         export const userService = {
           async find(id: string): Promise<string> {
-            return withSpan('userService.find', { 'code.file.path': 'src/services/userService.ts', 'code.function.name': 'userService.find' }, async () => {
+            return withSpan<Promise<string>>('userService.find', { 'code.file.path': 'src/services/userService.ts', 'code.function.name': 'userService.find' }, async () => {
               const name = await internal.load(id);
               return name ?? 'nobody';
             });
           },
           create: async (name: string): Promise<string> => {
-            return withSpan('userService.create', { 'code.file.path': 'src/services/userService.ts', 'code.function.name': 'userService.create' }, async () => {
+            return withSpan<Promise<string>>('userService.create', { 'code.file.path': 'src/services/userService.ts', 'code.function.name': 'userService.create' }, async () => {
               const id = String(users.size + 1);
               users.set(id, name);
               return id;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def assert_lines_only_reindented(before: bytes, after: bytes, unit: bytes, newli
             assert tag == "insert", (tag, old[i1:i2], new[j1:j2])
             for added in new[j1:j2]:
                 s = added.strip()
-                assert s.startswith((b"import ", b"return withSpan(")) or s == b"});", added
+                assert s.startswith(b"import ") or re.match(rb"return withSpan(<[^(]+>)?\(", s) or s == b"});", added
 
 
 # --- header ------------------------------------------------------------------------
@@ -74,6 +75,94 @@ def test_header_async_and_sync() -> None:
     assert header("withSpan", "A.b", [("k", "'v'")], True, "'") == b"return withSpan('A.b', { 'k': 'v' }, async () => {"
     assert header("withSpan", "A.b", [], False, '"') == b'return withSpan("A.b", {}, () => {'
     assert header("withSpan", "it's", [], False, "'") == b"return withSpan('it\\'s', {}, () => {"
+
+
+def test_header_with_a_type_argument() -> None:
+    assert header("withSpan", "A.b", [], True, "'", "Promise<Result<void>>") == (
+        b"return withSpan<Promise<Result<void>>>('A.b', {}, async () => {"
+    )
+
+
+def _type_arguments(tmp_path: Path, text: str, path: str = PATH) -> dict[str, str]:
+    """Span name -> the type argument its wrapper passes ("" for none), from a real instrument run."""
+    after = run_transform(tmp_path, {path: source(text)})[path]
+    return {m[2].decode(): (m[1] or b"").decode() for m in re.finditer(rb"return withSpan(?:<(.*?)>)?\('([^']+)'", after)}
+
+
+def test_the_declared_return_type_is_the_helpers_type_argument(tmp_path: Path) -> None:
+    """What the callback returns is what the function declares: the type itself (an async
+    function's `Promise<...>`), with the method's type parameters and `this`, which the body
+    has in scope; none where there is no type to pass (no annotation, a type predicate) or it
+    would not fit the one-line header (a line break, a comment)."""
+    found = _type_arguments(tmp_path, """
+        export class Ledger {
+          async record(entry: string): Promise<Outcome<void>> {
+            await save(entry);
+            return Outcome.success();
+          }
+
+          async first<T>(items: T[]): Promise<T | undefined> {
+            await save('first');
+            return items[0];
+          }
+
+          add(entry: string): this {
+            this.entries.push(entry);
+            return this;
+          }
+
+          isEntry(value: unknown): value is string {
+            return typeof value === 'string' && this.entries.includes(value);
+          }
+
+          assertEntry(value: unknown): asserts value is string {
+            if (typeof value !== 'string') throw new Error('no');
+          }
+
+          untyped(n: number) {
+            const m = n + 1;
+            return m;
+          }
+
+          spread(n: number): Promise<
+            Map<string, number>
+          > {
+            return load(n);
+          }
+
+          commented(n: number): /* the count */ number {
+            const m = n + 1;
+            return m;
+          }
+        }
+    """)
+    assert found == {
+        "Ledger.record": "Promise<Outcome<void>>",
+        "Ledger.first": "Promise<T | undefined>",
+        "Ledger.add": "this",
+        "Ledger.isEntry": "",
+        "Ledger.assertEntry": "",
+        "Ledger.untyped": "",
+        "Ledger.spread": "",
+        "Ledger.commented": "",
+    }
+
+
+def test_javascript_gets_no_type_argument() -> None:
+    """A JavaScript file has no type arguments (a Flow-annotated one parses with a return type)."""
+    from otelize.synthesize.wrap import return_type_argument
+
+    code = b"export async function load(id): Promise<Row> {\n  return fetchRow(id);\n}\n"
+    for path, expected in (("src/services/demo.ts", "Promise<Row>"), ("src/services/demo.js", "")):
+        pf = parse_source(path, code)
+        body = next(n for n in _nodes(pf.root) if n.type == "statement_block")
+        assert return_type_argument(pf, body) == expected
+
+
+def _nodes(node):  # type: ignore[no-untyped-def]
+    yield node
+    for child in node.children:
+        yield from _nodes(child)
 
 
 def test_async_stays_async_and_sync_stays_sync(tmp_path: Path) -> None:
@@ -181,7 +270,7 @@ def test_non_ascii_identifiers_and_strings(tmp_path: Path) -> None:
         """,
     )
     text = after.decode("utf-8")
-    assert "return withSpan('GrüßeService.grüßen', { 'code.file.path': 'src/services/demoService.ts', 'code.function.name': 'GrüßeService.grüßen' }, async () => {" in text
+    assert "return withSpan<Promise<string>>('GrüßeService.grüßen', { 'code.file.path': 'src/services/demoService.ts', 'code.function.name': 'GrüßeService.grüßen' }, async () => {" in text
     assert "      const grüße = `Grüße, ${名前} — 🎉`;\n      return grüße + '✓';\n    });\n  }\n" in text
     assert "      const ergebnis = n * 2; // ½ × 4\n      return ergebnis;\n    });\n  }\n}\n" in text
     assert_lines_only_reindented(before, after, b"  ")
@@ -213,7 +302,7 @@ def test_tab_indented_file_gets_tabs(tmp_path: Path) -> None:
     before, after = wrapped_file(tmp_path, text)
     assert after.endswith(
         b"\tasync run(n: number): Promise<number> {\n"
-        b"\t\treturn withSpan('DemoService.run', { 'code.file.path': 'src/services/demoService.ts', 'code.function.name': 'DemoService.run' }, async () => {\n"
+        b"\t\treturn withSpan<Promise<number>>('DemoService.run', { 'code.file.path': 'src/services/demoService.ts', 'code.function.name': 'DemoService.run' }, async () => {\n"
         b"\t\t\tconst m = n + 1;\n"
         b"\t\t\treturn m;\n"
         b"\t\t});\n"
@@ -238,7 +327,7 @@ def test_four_space_file_gets_four_spaces(tmp_path: Path) -> None:
     )
     assert after.endswith(
         b"export function run(n: number): number {\n"
-        b"    return withSpan('run', { 'code.file.path': 'src/services/demoService.ts', 'code.function.name': 'run' }, () => {\n"
+        b"    return withSpan<number>('run', { 'code.file.path': 'src/services/demoService.ts', 'code.function.name': 'run' }, () => {\n"
         b"        if (n > 0) {\n"
         b"            return n;\n"
         b"        }\n"
@@ -263,7 +352,7 @@ def test_double_quoted_file_gets_double_quotes(tmp_path: Path) -> None:
         """,
     )
     assert b'import { withSpan } from "../otel";\n' in after
-    assert b'return withSpan("load", { "code.file.path": "src/services/demoService.ts", "code.function.name": "load" }, () => {' in after
+    assert b'return withSpan<string>("load", { "code.file.path": "src/services/demoService.ts", "code.function.name": "load" }, () => {' in after
     assert b"'" not in after
     assert assert_round_trip(before, after) == 1
 
@@ -296,7 +385,7 @@ def test_comment_after_opening_brace_is_kept_and_wrapped(tmp_path: Path) -> None
         }
         """,
     )
-    assert b"export function run(n: number): number { // eslint-disable-line complexity\n  return withSpan('run'" in after
+    assert b"export function run(n: number): number { // eslint-disable-line complexity\n  return withSpan<number>('run'" in after
     assert assert_round_trip(before, after) == 1
 
 
@@ -337,7 +426,7 @@ def test_single_line_body_is_wrapped_on_one_line(tmp_path: Path) -> None:
         """,
     )
     assert after.endswith(
-        b"export function run(n: number): number { return withSpan('run', { 'code.file.path': 'src/services/demoService.ts', "
+        b"export function run(n: number): number { return withSpan<number>('run', { 'code.file.path': 'src/services/demoService.ts', "
         b"'code.function.name': 'run' }, () => { const m = n + 1; return m; }); }\n"
     )
     assert assert_round_trip(before, after) == 1
@@ -432,8 +521,8 @@ def test_manual_start_active_span_is_skipped(tmp_path: Path) -> None:
     changed, result = run_transform_result(tmp_path, {PATH: text})
     skipped = {s["symbol"]: s["reason"] for s in to_json(result)["skipped"] if s["file"] == PATH}
     assert skipped == {"run": "already instrumented manually (startActiveSpan)"}
-    assert b"return withSpan('other'" in changed[PATH]
-    assert b"return withSpan('run'" not in changed[PATH]
+    assert b"return withSpan<number>('other'" in changed[PATH]
+    assert re.search(rb"withSpan(<[^(]*>)?\('run'", changed[PATH]) is None
 
 
 def test_a_file_without_semicolons_gets_a_footer_without_one(tmp_path) -> None:

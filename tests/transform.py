@@ -14,6 +14,7 @@ break (as Ruff's and OpenRewrite's test helpers do):
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any, Mapping
@@ -143,3 +144,12 @@ def assert_transform(
         if path not in expected_after:
             assert path not in changed, f"{path} changed unexpectedly:\n{changed[path].decode()}"
     return result
+
+
+def untyped(code: str | bytes) -> Any:
+    """`code` with the helpers' type arguments taken out of otelize's span headers
+    (`return withSpan<Promise<Order>>('X', ` -> `return withSpan('X', `), for tests about
+    other things than the type argument (tests/test_wrap.py checks it)."""
+    if isinstance(code, str):
+        return untyped(code.encode("utf-8")).decode("utf-8")
+    return re.sub(rb"\b(\w*[Ss]pan\d*)<[^(]*>\((['\"])", rb"\1(\2", code)

@@ -1,12 +1,13 @@
 """How a span wraps a function body, and how to take it off again.
 
     async createOrder(input: CreateOrderInput): Promise<Order> {
-      return withSpan('OrderService.createOrder', { ... }, async () => {
+      return withSpan<Promise<Order>>('OrderService.createOrder', { ... }, async () => {
         ...the original statements, one indent deeper...
       });
     }
 
-The original lines reappear unchanged except for one added indent unit;
+The helper's type argument is the declared return type (`return_type_argument`),
+where there is one. The original lines reappear unchanged except for one added indent unit;
 lines that start inside a multi-line template literal or string are never
 touched. `wrap_interior` is a pure function of the original body and the
 header, and `otelize.synthesize.unwrap.unwrap_interior` inverts it exactly:
@@ -225,15 +226,50 @@ def ts_string(value: str, quote: str) -> str:
     return f"{quote}{escaped}{quote}"
 
 
-def header(helper: str, name: str, attributes: list[tuple[str, str]], is_async: bool, quote: str) -> bytes:
-    """`return withSpan('Name', { 'k': v, ... }, async () => {`.
+def header(
+    helper: str, name: str, attributes: list[tuple[str, str]], is_async: bool, quote: str, type_argument: str = ""
+) -> bytes:
+    """`return withSpan('Name', { 'k': v, ... }, async () => {`, or with `type_argument`
+    (`return_type_argument`) `return withSpan<Promise<Order>>('Name', ...`.
 
     `attributes` values are TypeScript expressions (already quoted when literal).
     """
     attrs = ", ".join(f"{ts_string(k, quote)}: {v}" for k, v in attributes)
     obj = f"{{ {attrs} }}" if attrs else "{}"
     arrow = "async () => {" if is_async else "() => {"
-    return f"return {helper}({ts_string(name, quote)}, {obj}, {arrow}".encode("utf-8")
+    targs = f"<{type_argument}>" if type_argument else ""
+    return f"return {helper}{targs}({ts_string(name, quote)}, {obj}, {arrow}".encode("utf-8")
+
+
+_FUNCTIONS = frozenset({"function_declaration", "function_expression", "function", "arrow_function", "method_definition"})
+
+
+def return_type_argument(pf: ParsedFile, body: Node) -> str:
+    """The helper's type argument for the function whose body is `body`: its declared return
+    type (`Promise<Order>` of `async find(): Promise<Order>`), which is what the helper's
+    callback returns (an async arrow for an async function), so tsc need not infer it
+    through the callback (TypeScript before 4.1 cannot infer `Result.ok()` in
+    `return Result.ok();` from the method's return type there). The type is written in
+    the body, where the method's type parameters and `this` type are in scope, as in its
+    signature, and the body's own declarations move into the callback. "" (no type
+    argument, the helper infers it) for JavaScript, no annotation, a type predicate or
+    assertion (`x is Order`, `asserts x`: no type), and a type spanning lines or holding
+    a comment (the header is one line)."""
+    from otelize.analysis.parse import is_javascript
+
+    fn = body.parent
+    if is_javascript(pf.path) or fn is None or fn.type not in _FUNCTIONS:
+        return ""
+    annotation = fn.child_by_field_name("return_type")
+    if annotation is None or annotation.type != "type_annotation":
+        return ""
+    kids = annotation.named_children
+    if len(kids) != 1 or descendants_of_type(kids[0], ("comment",)):
+        return ""
+    raw = kids[0].text
+    if b"\n" in raw or b"\r" in raw:
+        return ""
+    return raw.decode("utf-8")
 
 
 def literal_spans(pf: ParsedFile, start: int, end: int) -> list[tuple[int, int]]:

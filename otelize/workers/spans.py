@@ -21,7 +21,7 @@ from otelize.analysis.parse import text
 from otelize.synthesize.unwrap import find_wrapper, same_header
 from otelize.synthesize.wrap import (
     FOOTER, FOOTER_NO_SEMICOLON, CannotWrap, Style, detect_style, header, import_name, literal_spans, local_names,
-    wrap_interior,
+    return_type_argument, wrap_interior,
 )
 from otelize.plan.registry import WITH_SPAN, Helper
 from otelize.workers.base import Task, WorkerContext
@@ -184,7 +184,8 @@ def wrap_file(
         planned = PlannedSpan(spec.name, spec.kind, task.worker, path, fn.line, spec.report_attributes)
         body = pf.root.descendant_for_byte_range(fn.body_start, fn.body_end)
         existing = find_wrapper(pf, body)
-        hdr = header(local, spec.name, list(spec.attributes), fn.is_async, style.quote)
+        targ = return_type_argument(pf, body)
+        hdr = header(local, spec.name, list(spec.attributes), fn.is_async, style.quote, targ)
         if existing is not None:
             helpers.add(exported_as)
             arrow = existing.child_by_field_name("arguments").named_children[-1]
@@ -192,12 +193,16 @@ def wrap_file(
             start, end = existing.parent.start_byte, inner.start_byte + 1
             current = pf.source[start:end]
             planned = replace(planned, added=False)
-            if current == hdr or same_header(current, hdr):  # as otelize would write it now (maybe re-flowed by a formatter)
+            have = _type_argument(existing)
+            written = hdr if have == targ else header(local, spec.name, list(spec.attributes), fn.is_async, style.quote, have)
+            state = _header_state(current, hdr, written, have, targ)
+            if state == "current":  # as otelize would write it now (maybe re-flowed by a formatter)
                 result.spans.append(planned)
-            elif _outdated_own_header(existing, current, spec, local, fn, path, style):
-                # otelize's own header under another span_naming setting, or from an otelize that set
-                # fewer attributes: bring it up to date
-                result.edits.append(Edit.replace(path, start, end, hdr, task.worker))
+            elif state == "outdated" or _outdated_own_header(existing, current, spec, local, fn, path, style, have):
+                # otelize's own header under another span_naming setting, from an otelize that set fewer
+                # attributes, or for a return type since changed: bring it up to date (keeping a type
+                # argument where otelize now writes none)
+                result.edits.append(Edit.replace(path, start, end, hdr if targ or not have else written, task.worker))
                 result.spans.append(planned)
             else:  # report the span name the code really uses, and leave the user's header alone
                 name = text(next(a for a in existing.child_by_field_name("arguments").named_children if a.type != "comment"))
@@ -227,8 +232,37 @@ def _unit_of(style: Style) -> Callable[[], bytes]:
     return lambda: style.indent_unit
 
 
+def _type_argument(call: Node) -> str:
+    """The text between the `<` and `>` of the wrapper call's type arguments ("" when it has none)."""
+    targs = call.child_by_field_name("type_arguments")
+    return text(targs)[1:-1] if targs is not None else ""
+
+
+def _header_state(current: bytes, hdr: bytes, written: bytes, have: str, targ: str) -> str:
+    """Whether the wrapper's header `current` is as otelize writes it now ("current"), its own
+    but for the type argument of a return type changed since ("outdated"), or neither (""; it
+    may still be otelize's, `_outdated_own_header`). `hdr`: the header otelize writes now, with
+    type argument `targ` (maybe ""); `written`: the same with the wrapper's own type argument
+    `have`. A header without one (from an otelize before type arguments), or with one where
+    otelize writes none now (the return type annotation since removed, or the user's own), is
+    current: a second run makes no edit to it, and strip takes it off. A stale type argument
+    is "outdated" only in the one-line header otelize wrote; one a formatter re-flowed is "".
+    """
+    if _same(current, hdr):
+        return "current"
+    if have == targ or not _same(current, written):
+        return ""
+    if have and targ:
+        return "outdated" if current == written else ""
+    return "current"
+
+
+def _same(current: bytes, hdr: bytes) -> bool:
+    return current == hdr or same_header(current, hdr)
+
+
 def _outdated_own_header(
-    call: Node, current: bytes, spec: SpanSpec, local: str, fn: FunctionFact, path: str, style: Style
+    call: Node, current: bytes, spec: SpanSpec, local: str, fn: FunctionFact, path: str, style: Style, have: str = ""
 ) -> bool:
     """`current` is exactly a header otelize writes for this function, under any span_naming
     style, with a subset of the attributes it would set now (every one with the same value)
@@ -252,7 +286,7 @@ def _outdated_own_header(
         return False
     if not {"code.function.name", "code.file.path"} <= set(keys) or any(wanted.get(k) != v for k, v in attrs):
         return False
-    return current == header(helper, name, attrs, fn.is_async, style.quote)
+    return current == header(helper, name, attrs, fn.is_async, style.quote, have)
 
 
 def code_attributes(ctx: WorkerContext, path: str, fn: FunctionFact, quote: str) -> list[tuple[str, str, object]]:
