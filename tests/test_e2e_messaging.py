@@ -96,16 +96,24 @@ def test_jobs_behave_as_before(consumer_spans) -> None:
     assert sorted(done) == ["failed bob@invalid", "sent ada@example.org"]
 
 
+def _messaging_spans(spans, name: str, kind: str, count: int, attributes: dict[str, str]) -> list:  # noqa: ANN001
+    """The spans named `name`: `count` of them, each of `kind`, carrying `attributes` and a duration."""
+    found = [s for s in spans if s.name == name]
+    assert len(found) == count and all(s.kind == kind for s in found), [(s.name, s.kind) for s in spans]
+    for s in found:
+        assert {k: s.attributes.get(k) for k in attributes} == attributes, name
+        assert s.duration_ns > 0
+    return found
+
+
 def test_one_consumer_span_per_job(consumer_spans) -> None:
     _, spans = consumer_spans
-    consumers = [s for s in spans if s.name == "process emails"]
-    assert len(consumers) == 2 and all(s.kind == "CONSUMER" for s in consumers)
-    for s in consumers:
-        assert s.attributes["messaging.system"] == "bullmq"
-        assert s.attributes["messaging.destination.name"] == "emails"
-        assert s.attributes["messaging.operation.type"] == "process"
-        assert s.attributes["code.function.name"] == "emailWorker.processor"
-        assert s.duration_ns > 0
+    _messaging_spans(spans, "process emails", "CONSUMER", 2, {
+        "messaging.system": "bullmq",
+        "messaging.destination.name": "emails",
+        "messaging.operation.type": "process",
+        "code.function.name": "emailWorker.processor",
+    })
 
 
 def test_a_throwing_processor_is_an_error_span(consumer_spans) -> None:
@@ -121,14 +129,14 @@ def test_a_throwing_processor_is_an_error_span(consumer_spans) -> None:
 
 def test_one_producer_span_per_job_added_inside_its_request(consumer_spans) -> None:
     _, spans = consumer_spans
-    producers = [s for s in spans if s.name == "send emails"]
-    assert len(producers) == 2 and all(s.kind == "PRODUCER" for s in producers)
+    producers = _messaging_spans(spans, "send emails", "PRODUCER", 2, {
+        "messaging.system": "bullmq",
+        "messaging.destination.name": "emails",
+        "messaging.operation.type": "send",
+        "code.function.name": "enqueueEmail",
+    })
     by_id = {s.span_id: s for s in spans}
     for s in producers:
-        assert s.attributes["messaging.system"] == "bullmq"
-        assert s.attributes["messaging.destination.name"] == "emails"
-        assert s.attributes["messaging.operation.type"] == "send"
-        assert s.attributes["code.function.name"] == "enqueueEmail"
         assert s.status_code == "UNSET"
         # below the express request span of the POST that added the job (bullmq's own Redis calls, below it)
         chain = []
@@ -144,17 +152,18 @@ def test_bull_jobs_get_a_producer_and_a_consumer_span(consumer_spans) -> None:
     `videos.process(...)`'s inline processor the CONSUMER span of each job; the job whose
     processor throws is an ERROR span."""
     _, spans = consumer_spans
-    producers = [s for s in spans if s.name == "send videos"]
-    assert len(producers) == 2 and all(s.kind == "PRODUCER" for s in producers)
-    assert all(s.attributes["messaging.system"] == "bull" and s.attributes["code.function.name"] == "requestTranscode"
-               for s in producers)
-    consumers = [s for s in spans if s.name == "process videos"]
-    assert len(consumers) == 2 and all(s.kind == "CONSUMER" for s in consumers)
-    for s in consumers:
-        assert s.attributes["messaging.system"] == "bull"
-        assert s.attributes["messaging.destination.name"] == "videos"
-        assert s.attributes["messaging.operation.type"] == "process"
-        assert s.attributes["code.function.name"] == "videoQueue.processor"
+    _messaging_spans(spans, "send videos", "PRODUCER", 2, {
+        "messaging.system": "bull",
+        "messaging.destination.name": "videos",
+        "messaging.operation.type": "send",
+        "code.function.name": "requestTranscode",
+    })
+    consumers = _messaging_spans(spans, "process videos", "CONSUMER", 2, {
+        "messaging.system": "bull",
+        "messaging.destination.name": "videos",
+        "messaging.operation.type": "process",
+        "code.function.name": "videoQueue.processor",
+    })
     by_status = {s.status_code: s for s in consumers}
     assert set(by_status) == {"UNSET", "ERROR"}
     assert by_status["ERROR"].status_message == "cannot transcode broken"

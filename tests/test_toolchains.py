@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from nodeutil import _accepts_connections, _stop, free_port
+from transform import LEDGER
 from otelize.api import instrument
 from otelize.verification.receiver import OtlpReceiver
 from otelize.verification.verify import telemetry_env
@@ -45,44 +46,6 @@ SERVICE = """\
 export async function greet(name: string): Promise<string> {
   await new Promise<void>((resolve) => setTimeout(resolve, 1));
   return `hello ${name}`;
-}
-"""
-
-# Generic results inferred from the declared return type (`return Outcome.success();` in a
-# method declared `Promise<Outcome<void>>`), a method's own type parameter and `this` in the
-# return type, and a type predicate: TypeScript before 4.1 cannot infer the first through the
-# span's callback, so the wrapper passes the return type as the helper's type argument.
-LEDGER = """\
-export class Outcome<T> {
-  private constructor(readonly ok: boolean, readonly value: T | undefined) {}
-
-  static success<U>(value?: U): Outcome<U> {
-    return new Outcome<U>(true, value);
-  }
-}
-
-export class Ledger {
-  private readonly entries: string[] = [];
-
-  async record(entry: string): Promise<Outcome<void>> {
-    await new Promise<void>((resolve) => setTimeout(resolve, 1));
-    this.entries.push(entry);
-    return Outcome.success();
-  }
-
-  async first<T>(items: T[]): Promise<T | undefined> {
-    await new Promise<void>((resolve) => setTimeout(resolve, 1));
-    return items[0];
-  }
-
-  add(entry: string): this {
-    this.entries.push(entry);
-    return this;
-  }
-
-  isEntry(value: unknown): value is string {
-    return typeof value === 'string' && this.entries.includes(value);
-  }
 }
 """
 

@@ -26,6 +26,47 @@ EXPRESS_VERSION = "4.22.3"
 ENTRY = "src/index.ts"
 ENTRY_SOURCE = "import express from 'express';\n\nconst app = express();\napp.listen(3000);\n"
 
+# Generic results inferred from the declared return type (`return Outcome.success();` in a
+# method declared `Promise<Outcome<void>>`), a method's own type parameter and `this` in the
+# return type, and a type predicate: TypeScript before 4.1 cannot infer the first through the
+# span's callback, so the wrapper passes the return type as the helper's type argument. Compiled
+# by every toolchain case of tests/test_toolchains.py (TypeScript 3.5 to 5: no `asserts`), and
+# its type arguments read in tests/test_wrap.py.
+LEDGER = """\
+export class Outcome<T> {
+  private constructor(readonly ok: boolean, readonly value: T | undefined) {}
+
+  static success<U>(value?: U): Outcome<U> {
+    return new Outcome<U>(true, value);
+  }
+}
+
+export class Ledger {
+  private readonly entries: string[] = [];
+
+  async record(entry: string): Promise<Outcome<void>> {
+    await new Promise<void>((resolve) => setTimeout(resolve, 1));
+    this.entries.push(entry);
+    return Outcome.success();
+  }
+
+  async first<T>(items: T[]): Promise<T | undefined> {
+    await new Promise<void>((resolve) => setTimeout(resolve, 1));
+    return items[0];
+  }
+
+  add(entry: string): this {
+    this.entries.push(entry);
+    return this;
+  }
+
+  isEntry(value: unknown): value is string {
+    return typeof value === 'string' && this.entries.includes(value);
+  }
+}
+"""
+
+
 TSCONFIG = {
     "compilerOptions": {
         "target": "ES2022",
